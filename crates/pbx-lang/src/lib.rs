@@ -10,10 +10,18 @@
 //! layout of environments: the call runtime plugs those in through
 //! [`vm::Host`] and [`compile::ModuleLoader`].
 
+pub mod builtins;
+pub mod bytecode;
+pub mod compile;
 pub mod diagnostic;
+pub mod resolve;
 pub mod source;
 pub mod syntax;
 pub mod value;
+pub mod vm;
 
 pub use diagnostic::{Diagnostic, ErrorKind};
 pub use source::{SourceFile, Span};
+pub use compile::{compile, ModuleLoader};
+pub use value::Value;
+pub use vm::{Host, HostOutcome, Limits, Step, TaskOptions, Vm};

@@ -98,6 +98,7 @@ impl Array {
     }
 
     /// The element at `index`, or null past the end (CGPL.md §0.15).
+    #[inline]
     pub fn get(&self, index: i64) -> Value {
         usize::try_from(index)
             .ok()
@@ -136,19 +137,25 @@ impl Array {
     }
 
     /// `a[index] = value`; an index equal to the length appends.
+    #[inline]
     pub fn set(&self, index: i64, value: Value) -> Result<(), ContainerError> {
         let Ok(position) = usize::try_from(index) else {
             return Err(ContainerError::Negative(index));
         };
-        self.check(&value)?;
-        let length = self.len();
+        if value.is_container() {
+            self.check(&value)?;
+        }
+        let mut inner = self.0.borrow_mut();
+        let length = inner.items.len();
         if position < length {
-            // The old element is dropped after the borrow ends: dropping it
-            // may run arbitrary drops of nested containers.
-            let old = mem::replace(&mut self.0.borrow_mut().items[position], value);
-            drop(old);
+            let old = mem::replace(&mut inner.items[position], value);
+            // The old element is dropped after the borrow ends: dropping
+            // it may drop nested containers.
+            drop(inner);
+            old.discard();
             Ok(())
         } else if position == length {
+            drop(inner);
             self.grow(|items| items.push(value));
             Ok(())
         } else {

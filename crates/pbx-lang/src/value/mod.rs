@@ -42,7 +42,7 @@ pub const REMOTE_PAST: Seconds = i64::MIN;
 pub const REMOTE_FUTURE: Seconds = i64::MAX;
 
 /// A script value.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub enum Value {
     /// The "no object" value; false in conditions.
     #[default]
@@ -60,6 +60,52 @@ pub enum Value {
     Array(Array),
     Dict(Dict),
     Task(TaskId),
+}
+
+impl Clone for Value {
+    /// Numbers and null, the common case in loops, copy without a jump
+    /// through the whole enum.
+    #[inline(always)]
+    fn clone(&self) -> Value {
+        match self {
+            Value::Num(number) => Value::Num(*number),
+            Value::Null => Value::Null,
+            other => other.clone_shared(),
+        }
+    }
+}
+
+impl Value {
+    #[inline(never)]
+    fn clone_shared(&self) -> Value {
+        match self {
+            Value::Null => Value::Null,
+            Value::Num(number) => Value::Num(*number),
+            Value::Str(bytes) => Value::Str(bytes.clone()),
+            Value::Date(seconds) => Value::Date(*seconds),
+            Value::Data(bytes) => Value::Data(bytes.clone()),
+            Value::Ip(endpoint) => Value::Ip(endpoint.clone()),
+            Value::Array(array) => Value::Array(array.clone()),
+            Value::Dict(dict) => Value::Dict(dict.clone()),
+            Value::Task(task) => Value::Task(*task),
+        }
+    }
+
+    /// Whether the value owns no shared data (dropping it does nothing).
+    #[inline(always)]
+    pub fn is_scalar(&self) -> bool {
+        matches!(self, Value::Null | Value::Num(_) | Value::Date(_) | Value::Task(_))
+    }
+
+    /// Drops a value, skipping the drop code for scalars.
+    #[inline(always)]
+    pub fn discard(self) {
+        if self.is_scalar() {
+            std::mem::forget(self);
+        } else {
+            drop(self);
+        }
+    }
 }
 
 static YES: LazyLock<Bytes> = LazyLock::new(|| Bytes::from("YES"));

@@ -1,0 +1,274 @@
+//! The compiled form of a program: functions of register-machine
+//! instructions, shared (behind an `Arc`) by every task that runs them.
+//!
+//! Each function has a fixed number of registers: its parameters first, then
+//! its variables, then temporaries. A call places the arguments in
+//! consecutive registers of the caller; they become the callee's first
+//! registers, so arguments are never copied. Jump targets are instruction
+//! indices within the function (a function holds at most 65,535
+//! instructions), which keeps an instruction at 8 bytes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::source::{SourceFile, Span};
+use crate::syntax::ast::SectionKind;
+use crate::value::{Bytes, Value};
+
+/// A register number, relative to the frame.
+pub type Reg = u16;
+/// An instruction index within a function.
+pub type Target = u16;
+
+/// One instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Instr {
+    LoadNull { dst: Reg },
+    LoadTrue { dst: Reg },
+    LoadInt { dst: Reg, value: i32 },
+    LoadConst { dst: Reg, index: u16 },
+    Move { dst: Reg, src: Reg },
+    LoadGlobal { dst: Reg, index: u16 },
+    StoreGlobal { index: u16, src: Reg },
+
+    Add { dst: Reg, a: Reg, b: Reg },
+    AddInt { dst: Reg, a: Reg, value: i16 },
+    Sub { dst: Reg, a: Reg, b: Reg },
+    Mul { dst: Reg, a: Reg, b: Reg },
+    Div { dst: Reg, a: Reg, b: Reg },
+    Mod { dst: Reg, a: Reg, b: Reg },
+    Neg { dst: Reg, src: Reg },
+    Plus { dst: Reg, src: Reg },
+    Not { dst: Reg, src: Reg },
+    /// `dst = a xor b` over truth values.
+    Xor { dst: Reg, a: Reg, b: Reg },
+    /// `dst = src is true ? "YES" : null`.
+    Truth { dst: Reg, src: Reg },
+
+    Eq { dst: Reg, a: Reg, b: Reg },
+    Ne { dst: Reg, a: Reg, b: Reg },
+    Lt { dst: Reg, a: Reg, b: Reg },
+    Le { dst: Reg, a: Reg, b: Reg },
+
+    Jump { target: Target },
+    JumpIfFalse { cond: Reg, target: Target },
+    JumpIfTrue { cond: Reg, target: Target },
+    /// Jump when `!(a < b)`.
+    JumpIfNotLt { a: Reg, b: Reg, target: Target },
+    /// Jump when `!(a <= b)`.
+    JumpIfNotLe { a: Reg, b: Reg, target: Target },
+    /// Jump when `!(a == b)`.
+    JumpIfNotEq { a: Reg, b: Reg, target: Target },
+    /// Jump when `a == b`.
+    JumpIfEq { a: Reg, b: Reg, target: Target },
+    /// Jump when `!(a < value)`.
+    JumpIfNotLtInt { a: Reg, value: i16, target: Target },
+    /// Jump when `!(a > value)`.
+    JumpIfNotGtInt { a: Reg, value: i16, target: Target },
+
+    GetIndex { dst: Reg, object: Reg, index: Reg },
+    SetIndex { object: Reg, index: Reg, src: Reg },
+    /// `dst = object.key` with the key a string constant.
+    GetKey { dst: Reg, object: Reg, key: u16 },
+    SetKey { object: Reg, key: u16, src: Reg },
+    /// `dst = object.(key)`.
+    GetKeyDyn { dst: Reg, object: Reg, key: Reg },
+    SetKeyDyn { object: Reg, key: Reg, src: Reg },
+
+    /// Calls user function `function`; arguments in `base..`, result to `base`.
+    Call { function: u16, base: Reg },
+    /// Calls built-in `builtin` with `argc` arguments at `base..`; result to `base`.
+    CallBuiltin { builtin: u16, base: Reg, argc: u16 },
+    /// Starts entry `entry` as a new task with `argc` arguments at `base..`;
+    /// the handle goes to `base`.
+    Spawn { entry: u16, base: Reg, argc: u16 },
+    Return { src: Reg },
+    ReturnNull,
+    Stop,
+}
+
+/// A constant of a function.
+#[derive(Clone, Debug)]
+pub enum Constant {
+    Str(Bytes),
+    Num(i64),
+}
+
+impl Constant {
+    /// The constant as a value.
+    #[inline]
+    pub fn to_value(&self) -> Value {
+        match self {
+            Constant::Str(bytes) => Value::Str(bytes.clone()),
+            Constant::Num(number) => Value::Num(*number),
+        }
+    }
+}
+
+/// A compiled entry, procedure or function.
+#[derive(Debug)]
+pub struct Function {
+    /// `entry Main`, `procedure Helper`, `function m::F`, for stacks.
+    pub title: String,
+    /// The name, folded, with its module: `m::f` or `f`.
+    pub key: String,
+    pub kind: SectionKind,
+    /// Index into [`Program::files`].
+    pub file: u16,
+    pub params: u16,
+    /// Registers needed: parameters, variables and temporaries.
+    pub registers: u16,
+    pub code: Vec<Instr>,
+    /// The source span of each instruction, for error messages.
+    pub spans: Vec<Span>,
+    pub constants: Vec<Constant>,
+}
+
+/// A compiled program: its main file, the modules it uses, and their code.
+#[derive(Debug)]
+pub struct Program {
+    /// The main file first, then modules.
+    pub files: Vec<Arc<SourceFile>>,
+    pub functions: Vec<Function>,
+    /// Entries of the main file by folded name.
+    pub entries: HashMap<String, u16>,
+    /// Every procedure and function by folded key (`f` for the main file,
+    /// `m::f` for module `m`), for `ProcCall` and `FuncCall`.
+    pub callable: HashMap<String, u16>,
+    /// Number of file-wide (`var` outside sections) variables, all files.
+    pub globals: u16,
+}
+
+impl Program {
+    /// The index of entry `name` (case-insensitive).
+    pub fn entry(&self, name: &str) -> Option<u16> {
+        self.entries.get(&name.to_ascii_lowercase()).copied()
+    }
+
+    /// The main file.
+    pub fn main_file(&self) -> &Arc<SourceFile> {
+        &self.files[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instructions_are_eight_bytes() {
+        assert_eq!(std::mem::size_of::<Instr>(), 8);
+    }
+}
+
+impl Program {
+    /// A readable listing of every function, for developers.
+    pub fn disassemble(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        for (index, function) in self.functions.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "#{index} {} (params {}, registers {})",
+                function.title, function.params, function.registers
+            );
+            for (pc, instr) in function.code.iter().enumerate() {
+                let _ = writeln!(out, "  {pc:4}  {instr:?}");
+            }
+            for (number, constant) in function.constants.iter().enumerate() {
+                let _ = writeln!(out, "  k{number} = {constant:?}");
+            }
+        }
+        out
+    }
+}
+
+/// Checks what the interpreter relies on without checking it again at run
+/// time: every register an instruction names is within its function's
+/// registers, every jump lands inside the function, every constant,
+/// function and built-in exists, arguments fit in the caller's registers,
+/// and no function can run past its last instruction.
+pub fn verify(program: &Program) -> Result<(), String> {
+    let builtin_count = crate::builtins::all().count();
+    for (index, function) in program.functions.iter().enumerate() {
+        let fail = |pc: usize, what: &str| Err(format!("function #{index} ({}), instruction {pc}: {what}", function.title));
+        let registers = usize::from(function.registers);
+        let length = function.code.len();
+        if function.spans.len() != length {
+            return fail(0, "spans do not match the code");
+        }
+        if usize::from(function.params) > registers {
+            return fail(0, "more parameters than registers");
+        }
+        match function.code.last() {
+            Some(Instr::Return { .. } | Instr::ReturnNull | Instr::Stop | Instr::Jump { .. }) => {}
+            _ => return fail(length, "the code can run past its end"),
+        }
+        for (pc, instr) in function.code.iter().enumerate() {
+            let reg_ok = |r: &Reg| usize::from(*r) < registers;
+            let target_ok = |t: &Target| usize::from(*t) < length;
+            let constant_ok = |k: &u16| usize::from(*k) < function.constants.len();
+            let span_ok = |base: &Reg, count: usize| usize::from(*base) + count.max(1) <= registers;
+            let ok = match instr {
+                Instr::LoadNull { dst } | Instr::LoadTrue { dst } | Instr::LoadInt { dst, .. } => reg_ok(dst),
+                Instr::LoadConst { dst, index } => reg_ok(dst) && constant_ok(index),
+                Instr::Move { dst, src }
+                | Instr::Neg { dst, src }
+                | Instr::Plus { dst, src }
+                | Instr::Not { dst, src }
+                | Instr::Truth { dst, src } => reg_ok(dst) && reg_ok(src),
+                Instr::LoadGlobal { dst, index } => reg_ok(dst) && *index < program.globals,
+                Instr::StoreGlobal { index, src } => reg_ok(src) && *index < program.globals,
+                Instr::Add { dst, a, b }
+                | Instr::Sub { dst, a, b }
+                | Instr::Mul { dst, a, b }
+                | Instr::Div { dst, a, b }
+                | Instr::Mod { dst, a, b }
+                | Instr::Xor { dst, a, b }
+                | Instr::Eq { dst, a, b }
+                | Instr::Ne { dst, a, b }
+                | Instr::Lt { dst, a, b }
+                | Instr::Le { dst, a, b } => reg_ok(dst) && reg_ok(a) && reg_ok(b),
+                Instr::AddInt { dst, a, .. } => reg_ok(dst) && reg_ok(a),
+                Instr::Jump { target } => target_ok(target),
+                Instr::JumpIfFalse { cond, target } | Instr::JumpIfTrue { cond, target } => {
+                    reg_ok(cond) && target_ok(target)
+                }
+                Instr::JumpIfNotLt { a, b, target }
+                | Instr::JumpIfNotLe { a, b, target }
+                | Instr::JumpIfNotEq { a, b, target }
+                | Instr::JumpIfEq { a, b, target } => reg_ok(a) && reg_ok(b) && target_ok(target),
+                Instr::JumpIfNotLtInt { a, target, .. } | Instr::JumpIfNotGtInt { a, target, .. } => {
+                    reg_ok(a) && target_ok(target)
+                }
+                Instr::GetIndex { dst, object, index } => reg_ok(dst) && reg_ok(object) && reg_ok(index),
+                Instr::SetIndex { object, index, src } => reg_ok(object) && reg_ok(index) && reg_ok(src),
+                Instr::GetKey { dst, object, key } => reg_ok(dst) && reg_ok(object) && constant_ok(key),
+                Instr::SetKey { object, key, src } => reg_ok(object) && reg_ok(src) && constant_ok(key),
+                Instr::GetKeyDyn { dst, object, key } => reg_ok(dst) && reg_ok(object) && reg_ok(key),
+                Instr::SetKeyDyn { object, key, src } => reg_ok(object) && reg_ok(key) && reg_ok(src),
+                Instr::Call { function: callee, base } => program
+                    .functions
+                    .get(usize::from(*callee))
+                    .is_some_and(|callee| span_ok(base, usize::from(callee.params))),
+                Instr::CallBuiltin { builtin, base, argc } => {
+                    usize::from(*builtin) < builtin_count && span_ok(base, usize::from(*argc))
+                }
+                Instr::Spawn { entry, base, argc } => {
+                    usize::from(*entry) < program.functions.len() && span_ok(base, usize::from(*argc))
+                }
+                Instr::Return { src } => reg_ok(src),
+                Instr::ReturnNull | Instr::Stop => true,
+            };
+            if !ok {
+                return fail(pc, &format!("{instr:?} is out of bounds"));
+            }
+        }
+    }
+    for &entry in program.entries.values() {
+        if usize::from(entry) >= program.functions.len() {
+            return Err(format!("entry #{entry} does not exist"));
+        }
+    }
+    Ok(())
+}

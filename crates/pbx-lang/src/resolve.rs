@@ -1,0 +1,451 @@
+//! Stage two: names. Decides what every name in a section refers to (a
+//! register, a file-wide variable, a section, a built-in) and reports the
+//! errors a person can make with names: unknown functions, wrong argument
+//! counts, functions used as statements, procedures used as values,
+//! `exitif` outside a loop...
+//!
+//! The result is a side table keyed by the byte offset where each name
+//! occurs; the code generator reads it and never looks a name up itself.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::builtins::{self, Kind};
+use crate::diagnostic::{Diagnostic, ErrorKind};
+use crate::source::{SourceFile, Span};
+use crate::syntax::ast::*;
+
+/// Where a variable lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VarRef {
+    /// A register of the running section.
+    Local(u16),
+    /// A file-wide variable of the task.
+    Global(u16),
+}
+
+/// What a call calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallRef {
+    /// A section of the program, by function index.
+    User(u16),
+    /// A built-in, by registry index.
+    Builtin(u16),
+}
+
+/// A section that can be called, as the resolver sees it.
+#[derive(Clone, Debug)]
+pub struct Callee {
+    pub function: u16,
+    pub kind: SectionKind,
+    pub params: usize,
+    /// `procedure Foo` for messages.
+    pub title: String,
+}
+
+/// What the names of one section resolved to.
+#[derive(Debug, Default)]
+pub struct SectionNames {
+    /// Registers used by parameters and variables.
+    pub locals: u16,
+    /// Variable occurrences (by the offset of the name) to their places.
+    pub vars: HashMap<u32, VarRef>,
+    /// Call names (by the offset of the name) to what they call.
+    pub calls: HashMap<u32, CallRef>,
+    /// `spawn Name` (by the offset of the name) to the entry's function index.
+    pub spawns: HashMap<u32, u16>,
+}
+
+/// The names one file can see.
+pub struct Namespace<'a> {
+    pub file: &'a Arc<SourceFile>,
+    /// Sections this file defines or declares, by folded name.
+    pub sections: &'a HashMap<String, Callee>,
+    /// Sections of modules, by folded `module::name`.
+    pub qualified: &'a HashMap<String, Callee>,
+    /// Entries of the main file, for `spawn`.
+    pub entries: &'a HashMap<String, u16>,
+    /// File-wide variables of this file, by folded name.
+    pub globals: &'a HashMap<String, u16>,
+}
+
+/// Resolves the names of one section body (or, with `kind` = `None`, of a
+/// file-wide variable's initial value).
+pub fn resolve_section(
+    namespace: &Namespace<'_>,
+    kind: Option<SectionKind>,
+    params: &[Ident],
+    body: &Block,
+    errors: &mut Vec<Diagnostic>,
+) -> SectionNames {
+    let mut resolver = Resolver {
+        namespace,
+        kind,
+        names: SectionNames::default(),
+        scopes: vec![HashMap::new()],
+        implicit: HashMap::new(),
+        loop_depth: 0,
+        errors,
+    };
+    for param in params {
+        if resolver.scopes[0].contains_key(&*param.folded) {
+            let message = format!("parameter `{}` is listed twice", param.text);
+            resolver.error(ErrorKind::Name, param.span, message);
+            continue;
+        }
+        let slot = resolver.new_slot();
+        resolver.scopes[0].insert(param.folded.to_string(), slot);
+        resolver.names.vars.insert(param.span.start, VarRef::Local(slot));
+    }
+    resolver.block(body);
+    resolver.names
+}
+
+/// Resolves a file-wide variable's initial value.
+pub fn resolve_initializer(
+    namespace: &Namespace<'_>,
+    value: &Expr,
+    errors: &mut Vec<Diagnostic>,
+) -> SectionNames {
+    let mut resolver = Resolver {
+        namespace,
+        kind: None,
+        names: SectionNames::default(),
+        scopes: vec![HashMap::new()],
+        implicit: HashMap::new(),
+        loop_depth: 0,
+        errors,
+    };
+    resolver.expr(value);
+    resolver.names
+}
+
+struct Resolver<'n, 'a, 'e> {
+    namespace: &'n Namespace<'a>,
+    /// The section being resolved; `None` for a file-wide initial value.
+    kind: Option<SectionKind>,
+    names: SectionNames,
+    /// Block scopes of `var` declarations, outermost (parameters) first.
+    scopes: Vec<HashMap<String, u16>>,
+    /// Variables used without `var`: one register each for the section.
+    implicit: HashMap<String, u16>,
+    loop_depth: u32,
+    errors: &'e mut Vec<Diagnostic>,
+}
+
+impl Resolver<'_, '_, '_> {
+    fn error(&mut self, kind: ErrorKind, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+        self.errors
+            .push(Diagnostic::new(kind, self.namespace.file, span, message));
+        let last = self.errors.len() - 1;
+        &mut self.errors[last]
+    }
+
+    fn new_slot(&mut self) -> u16 {
+        let slot = self.names.locals;
+        self.names.locals = self.names.locals.saturating_add(1);
+        slot
+    }
+
+    fn block(&mut self, block: &Block) {
+        self.scopes.push(HashMap::new());
+        for statement in &block.statements {
+            self.statement(statement);
+        }
+        self.scopes.pop();
+    }
+
+    /// A name read or assigned: a `var` in scope, else a file-wide variable,
+    /// else the section's own variable of that name.
+    fn variable(&mut self, name: &Ident) {
+        let found = self
+            .scopes
+            .iter()
+            .rev()
+            .find_map(|scope| scope.get(&*name.folded).copied());
+        let place = match found {
+            Some(slot) => VarRef::Local(slot),
+            None => match self.namespace.globals.get(&*name.folded) {
+                Some(&index) => VarRef::Global(index),
+                None if self.kind.is_none() => {
+                    let message = format!("unknown variable `{}` in a file-wide variable's value", name.text);
+                    self.error(ErrorKind::Name, name.span, message).help =
+                        Some("only file-wide variables declared with `var` can be used here".into());
+                    return;
+                }
+                None => match self.implicit.get(&*name.folded) {
+                    Some(&slot) => VarRef::Local(slot),
+                    None => {
+                        let slot = self.new_slot();
+                        self.implicit.insert(name.folded.to_string(), slot);
+                        VarRef::Local(slot)
+                    }
+                },
+            },
+        };
+        self.names.vars.insert(name.span.start, place);
+    }
+
+    fn declare(&mut self, name: &Ident) {
+        let slot = self.new_slot();
+        if let Some(scope) = self.scopes.last_mut() {
+            scope.insert(name.folded.to_string(), slot);
+        }
+        self.names.vars.insert(name.span.start, VarRef::Local(slot));
+    }
+
+    fn statement(&mut self, statement: &Stmt) {
+        match &statement.kind {
+            StmtKind::Empty => {}
+            StmtKind::Var(decl) => self.var_decl(decl),
+            StmtKind::Assign { place, value, .. } => {
+                // The value is evaluated before the place is assigned, and a
+                // `var` in scope is what both see.
+                self.expr(value);
+                self.place(place);
+            }
+            StmtKind::Call(call) => self.call_statement(call),
+            StmtKind::If {
+                branches,
+                otherwise,
+            } => {
+                for (condition, block) in branches {
+                    self.expr(condition);
+                    self.block(block);
+                }
+                if let Some(block) = otherwise {
+                    self.block(block);
+                }
+            }
+            StmtKind::Loop(looping) => self.loop_statement(looping),
+            StmtKind::ExitIf(condition) => {
+                if self.loop_depth == 0 {
+                    self.error(ErrorKind::Usage, statement.span, "`exitif` outside a loop")
+                        .help = Some("`exitif` leaves the innermost `loop`, `while` or `for`; use `return` or `stop` to leave a section".into());
+                }
+                self.expr(condition);
+            }
+            StmtKind::Return(value) => {
+                match (value, self.kind) {
+                    (Some(value), Some(SectionKind::Function)) => self.expr(value),
+                    (Some(value), Some(kind)) => {
+                        self.expr(value);
+                        let message = format!("a {} cannot return a value", kind.keyword());
+                        self.error(ErrorKind::Usage, value.span, message).help =
+                            Some("declare it as a `function`, or write `return;`".into());
+                    }
+                    _ => {}
+                }
+            }
+            StmtKind::Stop => {}
+            StmtKind::Block(block) => self.block(block),
+        }
+    }
+
+    fn var_decl(&mut self, decl: &VarDecl) {
+        for (name, value) in &decl.items {
+            if let Some(value) = value {
+                self.expr(value);
+            }
+            self.declare(name);
+        }
+    }
+
+    fn loop_statement(&mut self, looping: &Loop) {
+        self.scopes.push(HashMap::new());
+        if let Some((name, local, start)) = &looping.init {
+            self.expr(start);
+            if *local {
+                self.declare(name);
+            } else {
+                self.variable(name);
+            }
+        }
+        if let Some(condition) = &looping.condition {
+            self.expr(condition);
+        }
+        self.loop_depth += 1;
+        self.block(&looping.body);
+        self.loop_depth -= 1;
+        if let Some((place, _, value, _)) = &looping.step {
+            self.expr(value);
+            self.place(place);
+        }
+        self.scopes.pop();
+    }
+
+    fn place(&mut self, place: &Place) {
+        match place {
+            Place::Var(name) => self.variable(name),
+            Place::Index { object, index } => {
+                self.expr(object);
+                self.expr(index);
+            }
+            Place::Key { object, .. } => self.expr(object),
+            Place::ComputedKey { object, key } => {
+                self.expr(object);
+                self.expr(key);
+            }
+        }
+    }
+
+    fn call_statement(&mut self, call: &Expr) {
+        match &call.kind {
+            ExprKind::Call { name, args, method } => {
+                self.call(call.span, name, args, *method, true);
+            }
+            ExprKind::Spawn { entry, args } => self.spawn(entry, args),
+            _ => self.expr(call),
+        }
+    }
+
+    fn expr(&mut self, expr: &Expr) {
+        match &expr.kind {
+            ExprKind::Null
+            | ExprKind::True
+            | ExprKind::False
+            | ExprKind::Number(_)
+            | ExprKind::String(_) => {}
+            ExprKind::Var(name) => self.variable(name),
+            ExprKind::Unary(_, operand) => self.expr(operand),
+            ExprKind::Binary(_, left, right) => {
+                self.expr(left);
+                self.expr(right);
+            }
+            ExprKind::Ternary(condition, then, otherwise) => {
+                self.expr(condition);
+                self.expr(then);
+                self.expr(otherwise);
+            }
+            ExprKind::Call { name, args, method } => {
+                self.call(expr.span, name, args, *method, false);
+            }
+            ExprKind::Index(object, index) | ExprKind::ComputedKey(object, index) => {
+                self.expr(object);
+                self.expr(index);
+            }
+            ExprKind::Key(object, _) => self.expr(object),
+            ExprKind::Spawn { entry, args } => self.spawn(entry, args),
+        }
+    }
+
+    fn spawn(&mut self, entry: &Ident, args: &[Expr]) {
+        for arg in args {
+            self.expr(arg);
+        }
+        match self.namespace.entries.get(&*entry.folded) {
+            Some(&function) => {
+                self.names.spawns.insert(entry.span.start, function);
+            }
+            None => {
+                let message = format!("no entry `{}` in this program to spawn", entry.text);
+                self.error(ErrorKind::Name, entry.span, message).help =
+                    Some("`spawn` starts an `entry` of the same program as a new task".into());
+            }
+        }
+    }
+
+    fn call(&mut self, span: Span, name: &QualifiedName, args: &[Expr], method: bool, statement: bool) {
+        for arg in args {
+            self.expr(arg);
+        }
+        let key = match &name.module {
+            Some(module) => format!("{}::{}", module.folded, name.name.folded),
+            None => name.name.folded.to_string(),
+        };
+        let user = match &name.module {
+            Some(_) => self.namespace.qualified.get(&key),
+            None => self.namespace.sections.get(&key),
+        };
+        let shown = name.display();
+        // With method style the receiver is the first argument; counts in
+        // messages are of what the person wrote.
+        let written = if method { args.len() - 1 } else { args.len() };
+        let offset = usize::from(method);
+        if let Some(callee) = user {
+            let callee = callee.clone();
+            if callee.kind == SectionKind::Entry {
+                let message = format!("`{shown}` is an entry, which cannot be called");
+                self.error(ErrorKind::Usage, name.span, message).help =
+                    Some(format!("start it as a task with `spawn {shown}(…)`"));
+                return;
+            }
+            if args.len() != callee.params {
+                let message = format!(
+                    "{} takes {} argument{}, but {} {} given",
+                    callee.title,
+                    callee.params.saturating_sub(offset),
+                    plural(callee.params.saturating_sub(offset)),
+                    written,
+                    if written == 1 { "was" } else { "were" }
+                );
+                self.error(ErrorKind::Arity, span, message);
+            }
+            self.check_usage(name, &shown, callee.kind == SectionKind::Function, statement);
+            self.names.calls.insert(name.name.span.start, CallRef::User(callee.function));
+            return;
+        }
+        if name.module.is_some() {
+            let message = format!("unknown procedure or function `{shown}`");
+            let module = name.module.as_ref().map_or("", |module| &*module.text);
+            self.error(ErrorKind::Name, name.span, message).help = Some(format!(
+                "module `{module}` has no procedure or function `{}`",
+                name.name.text
+            ));
+            return;
+        }
+        let Some((id, builtin)) = builtins::lookup(&name.name.folded) else {
+            let help = builtins::suggest(&name.name.folded).map(|close| format!("did you mean `{close}`?"));
+            let message = if builtins::is_unsupported(&name.name.folded) {
+                format!("unknown function `{shown}`: not supported by pbxd")
+            } else {
+                format!("unknown procedure or function `{shown}`")
+            };
+            let diagnostic = self.error(ErrorKind::Name, name.span, message);
+            diagnostic.help = help;
+            return;
+        };
+        let (min, max) = (usize::from(builtin.min_args), builtin.max_args());
+        if args.len() < min || args.len() > max {
+            let expected = match (builtin.min_args, builtin.max_args) {
+                (min, max) if min == max => format!("{min}"),
+                (min, builtins::VARIADIC) => format!("at least {min}"),
+                (min, max) => format!("{min} to {max}"),
+            };
+            let message = format!(
+                "`{}` takes {expected} argument{}, but {} {} given",
+                builtin.name,
+                plural(builtin.max_args()),
+                args.len(),
+                if args.len() == 1 { "was" } else { "were" }
+            );
+            let mut help = format!("{}({})", builtin.name, builtin.signature);
+            if method {
+                help = format!("{help}; with method style `x.{}(…)`, `x` is the first argument", builtin.name);
+            }
+            self.error(ErrorKind::Arity, span, message).help = Some(help);
+        }
+        self.check_usage(name, builtin.name, builtin.kind == Kind::Function, statement);
+        self.names.calls.insert(name.name.span.start, CallRef::Builtin(id));
+    }
+
+    fn check_usage(&mut self, name: &QualifiedName, shown: &str, is_function: bool, statement: bool) {
+        if is_function && statement {
+            let message = format!("function `{shown}` used as a statement; its value would be lost");
+            self.error(ErrorKind::Usage, name.span, message).help =
+                Some(format!("to call it for its effect only, write `Void({shown}(…));`"));
+        } else if !is_function && !statement {
+            let message = format!("procedure `{shown}` used as a value; procedures return nothing");
+            self.error(ErrorKind::Usage, name.span, message).help =
+                Some(format!("call it as a statement: `{shown}(…);`"));
+        }
+    }
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
