@@ -22,6 +22,9 @@ pub enum ErrorKind {
     Type,
     /// Overflow or division by zero.
     Arithmetic,
+    /// A value that does not fit the operation: an index past the end, a
+    /// container put inside itself.
+    Value,
     /// A per-task limit was reached (time, depth, memory, instructions).
     Limit,
     /// A built-in refused its arguments or failed.
@@ -40,6 +43,7 @@ impl ErrorKind {
             ErrorKind::Usage => "usage",
             ErrorKind::Type => "type",
             ErrorKind::Arithmetic => "arithmetic",
+            ErrorKind::Value => "value",
             ErrorKind::Limit => "limit",
             ErrorKind::Call => "call",
             ErrorKind::Internal => "internal",
@@ -72,6 +76,9 @@ pub struct Diagnostic {
     pub place: Option<(Arc<SourceFile>, Span)>,
     /// The short text under the caret.
     pub label: String,
+    /// Other places in the same file worth showing, with their labels
+    /// ("first defined here").
+    pub notes: Vec<(Span, String)>,
     /// Advice, shown as `help:`.
     pub help: Option<String>,
     /// For run-time errors: the sections that were running, innermost first.
@@ -91,6 +98,7 @@ impl Diagnostic {
             message: message.into(),
             place: Some((file.clone(), span)),
             label: String::from("here"),
+            notes: Vec::new(),
             help: None,
             stack: Vec::new(),
         }
@@ -103,6 +111,7 @@ impl Diagnostic {
             message: message.into(),
             place: None,
             label: String::new(),
+            notes: Vec::new(),
             help: None,
             stack: Vec::new(),
         }
@@ -111,6 +120,12 @@ impl Diagnostic {
     /// Sets the text under the caret.
     pub fn with_label(mut self, label: impl Into<String>) -> Diagnostic {
         self.label = label.into();
+        self
+    }
+
+    /// Adds a labelled place in the same file.
+    pub fn with_note(mut self, span: Span, label: impl Into<String>) -> Diagnostic {
+        self.notes.push((span, label.into()));
         self
     }
 
@@ -160,13 +175,9 @@ impl<'a> Report<'a> {
             .as_ref()
             .map(|(file, _)| miette::NamedSource::new(file.name(), file.shared_text()));
         let mut help = diagnostic.help.clone();
-        if !diagnostic.stack.is_empty() {
-            let stack = diagnostic
-                .stack
-                .iter()
-                .map(|entry| format!("in {} at {}", entry.section, entry.location))
-                .collect::<Vec<_>>()
-                .join("\n");
+        // One frame adds nothing to the position in the header.
+        if diagnostic.stack.len() > 1 {
+            let stack = format!("stack: {}", describe_stack(&diagnostic.stack));
             help = Some(match help {
                 Some(help) => format!("{help}\n{stack}"),
                 None => stack,
@@ -215,10 +226,45 @@ impl miette::Diagnostic for Report<'_> {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         let (_, span) = self.diagnostic.place.as_ref()?;
-        let label = miette::LabeledSpan::new_primary_with_span(
-            Some(self.diagnostic.label.clone()),
-            *span,
-        );
-        Some(Box::new(std::iter::once(label)))
+        let label = miette::LabeledSpan::new_primary_with_span(Some(self.diagnostic.label.clone()), *span);
+        let notes = self
+            .diagnostic
+            .notes
+            .iter()
+            .map(|(span, text)| miette::LabeledSpan::new_with_span(Some(text.clone()), *span));
+        Some(Box::new(std::iter::once(label).chain(notes)))
+    }
+}
+
+/// The stack, innermost first, with runs of the same section folded:
+/// `procedure Down (f.sppr:3:5), called from … (repeated 49 times)`.
+pub fn describe_stack(stack: &[StackEntry]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut index = 0;
+    while index < stack.len() {
+        let entry = &stack[index];
+        let mut run = 1;
+        while index + run < stack.len() && stack[index + run].section == entry.section {
+            run += 1;
+        }
+        if run > 2 {
+            parts.push(format!("{} ({})", entry.section, entry.location));
+            parts.push(format!("{} again, {} more times", entry.section, run - 1));
+        } else {
+            for repeated in &stack[index..index + run] {
+                parts.push(format!("{} ({})", repeated.section, repeated.location));
+            }
+        }
+        index += run;
+    }
+    parts.join(", called from ")
+}
+
+/// "a" or "an" before a word.
+pub fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }

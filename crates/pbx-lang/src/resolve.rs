@@ -41,6 +41,11 @@ pub struct Callee {
     pub params: usize,
     /// `procedure Foo` for messages.
     pub title: String,
+    /// The name as defined, for suggestions.
+    pub name: String,
+    /// Where it is defined or declared: the file's number and the span.
+    pub file: u16,
+    pub span: Span,
 }
 
 /// What the names of one section resolved to.
@@ -59,6 +64,8 @@ pub struct SectionNames {
 /// The names one file can see.
 pub struct Namespace<'a> {
     pub file: &'a Arc<SourceFile>,
+    /// The file's number in the program.
+    pub file_id: u16,
     /// Sections this file defines or declares, by folded name.
     pub sections: &'a HashMap<String, Callee>,
     /// Sections of modules, by folded `module::name`.
@@ -67,6 +74,8 @@ pub struct Namespace<'a> {
     pub entries: &'a HashMap<String, u16>,
     /// File-wide variables of this file, by folded name.
     pub globals: &'a HashMap<String, u16>,
+    /// Spellings of all sections of the program, by folded name.
+    pub spellings: &'a HashMap<String, String>,
 }
 
 /// Resolves the names of one section body (or, with `kind` = `None`, of a
@@ -84,6 +93,7 @@ pub fn resolve_section(
         names: SectionNames::default(),
         scopes: vec![HashMap::new()],
         implicit: HashMap::new(),
+        shadowing: HashMap::new(),
         loop_depth: 0,
         errors,
     };
@@ -98,6 +108,7 @@ pub fn resolve_section(
         resolver.names.vars.insert(param.span.start, VarRef::Local(slot));
     }
     resolver.block(body);
+    resolver.report_function_names_used_as_variables();
     resolver.names
 }
 
@@ -113,6 +124,7 @@ pub fn resolve_initializer(
         names: SectionNames::default(),
         scopes: vec![HashMap::new()],
         implicit: HashMap::new(),
+        shadowing: HashMap::new(),
         loop_depth: 0,
         errors,
     };
@@ -129,6 +141,9 @@ struct Resolver<'n, 'a, 'e> {
     scopes: Vec<HashMap<String, u16>>,
     /// Variables used without `var`: one register each for the section.
     implicit: HashMap<String, u16>,
+    /// Implicit variables that share a name with a procedure or built-in,
+    /// with where they were first read and whether they are ever assigned.
+    shadowing: HashMap<String, (Ident, bool)>,
     loop_depth: u32,
     errors: &'e mut Vec<Diagnostic>,
 }
@@ -155,9 +170,41 @@ impl Resolver<'_, '_, '_> {
         self.scopes.pop();
     }
 
+    /// A variable named like a procedure or built-in is allowed (`number =
+    /// "5551234";`), but one that is only ever read is almost surely a
+    /// function called without its parentheses: `x = Length;`.
+    fn report_function_names_used_as_variables(&mut self) {
+        let mut unassigned: Vec<Ident> = self
+            .shadowing
+            .values()
+            .filter(|(_, assigned)| !assigned)
+            .map(|(first_read, _)| first_read.clone())
+            .collect();
+        unassigned.sort_by_key(|name| name.span.start);
+        for name in unassigned {
+            let what = match builtins::lookup(&name.folded) {
+                Some((_, builtin)) if builtin.kind == Kind::Function => format!("built-in function `{}`", builtin.name),
+                Some((_, builtin)) => format!("built-in procedure `{}`", builtin.name),
+                None => format!("`{}`", name.text),
+            };
+            let message = format!("`{}` is used as a variable, but it names the {what} and is never assigned", name.text);
+            self.error(ErrorKind::Name, name.span, message).help =
+                Some(format!("to call it, write `{}(…)`", name.text));
+        }
+    }
+
+    /// Reads (`write` false) or assigns a variable.
+    fn variable(&mut self, name: &Ident) {
+        self.variable_use(name, false);
+    }
+
+    fn assigned(&mut self, name: &Ident) {
+        self.variable_use(name, true);
+    }
+
     /// A name read or assigned: a `var` in scope, else a file-wide variable,
     /// else the section's own variable of that name.
-    fn variable(&mut self, name: &Ident) {
+    fn variable_use(&mut self, name: &Ident, write: bool) {
         let found = self
             .scopes
             .iter()
@@ -173,20 +220,36 @@ impl Resolver<'_, '_, '_> {
                         Some("only file-wide variables declared with `var` can be used here".into());
                     return;
                 }
-                None => match self.implicit.get(&*name.folded) {
-                    Some(&slot) => VarRef::Local(slot),
-                    None => {
-                        let slot = self.new_slot();
-                        self.implicit.insert(name.folded.to_string(), slot);
-                        VarRef::Local(slot)
+                None => {
+                    let names_a_section = builtins::lookup(&name.folded).is_some()
+                        || self.namespace.sections.contains_key(&*name.folded);
+                    if names_a_section {
+                        let entry = self
+                            .shadowing
+                            .entry(name.folded.to_string())
+                            .or_insert_with(|| (name.clone(), false));
+                        entry.1 |= write;
                     }
-                },
+                    match self.implicit.get(&*name.folded) {
+                        Some(&slot) => VarRef::Local(slot),
+                        None => {
+                            let slot = self.new_slot();
+                            self.implicit.insert(name.folded.to_string(), slot);
+                            VarRef::Local(slot)
+                        }
+                    }
+                }
             },
         };
         self.names.vars.insert(name.span.start, place);
     }
 
     fn declare(&mut self, name: &Ident) {
+        if self.scopes.len() > 1 && self.scopes.last().is_some_and(|scope| scope.contains_key(&*name.folded)) {
+            let message = format!("`{}` is already declared in this block", name.text);
+            self.error(ErrorKind::Name, name.span, message).help =
+                Some("assign to it instead, or declare it in an inner block to shadow it".into());
+        }
         let slot = self.new_slot();
         if let Some(scope) = self.scopes.last_mut() {
             scope.insert(name.folded.to_string(), slot);
@@ -230,7 +293,7 @@ impl Resolver<'_, '_, '_> {
                     (Some(value), Some(SectionKind::Function)) => self.expr(value),
                     (Some(value), Some(kind)) => {
                         self.expr(value);
-                        let message = format!("a {} cannot return a value", kind.keyword());
+                        let message = format!("{} {} cannot return a value", crate::diagnostic::article(kind.keyword()), kind.keyword());
                         self.error(ErrorKind::Usage, value.span, message).help =
                             Some("declare it as a `function`, or write `return;`".into());
                     }
@@ -258,7 +321,7 @@ impl Resolver<'_, '_, '_> {
             if *local {
                 self.declare(name);
             } else {
-                self.variable(name);
+                self.assigned(name);
             }
         }
         if let Some(condition) = &looping.condition {
@@ -276,7 +339,7 @@ impl Resolver<'_, '_, '_> {
 
     fn place(&mut self, place: &Place) {
         match place {
-            Place::Var(name) => self.variable(name),
+            Place::Var(name) => self.assigned(name),
             Place::Index { object, index } => {
                 self.expr(object);
                 self.expr(index);
@@ -338,9 +401,19 @@ impl Resolver<'_, '_, '_> {
                 self.names.spawns.insert(entry.span.start, function);
             }
             None => {
+                if let Some(section) = self.namespace.sections.get(&*entry.folded) {
+                    let message = format!("`{}` is a {}; only entries can be spawned", entry.text, section.kind.keyword());
+                    self.error(ErrorKind::Usage, entry.span, message).help =
+                        Some("`spawn` starts an `entry` of the same program as a new task".into());
+                    return;
+                }
                 let message = format!("no entry `{}` in this program to spawn", entry.text);
-                self.error(ErrorKind::Name, entry.span, message).help =
-                    Some("`spawn` starts an `entry` of the same program as a new task".into());
+                let candidates = self.namespace.entries.keys().filter_map(|key| self.namespace.spellings.get(key));
+                let help = match builtins::closest(&entry.folded, candidates.map(String::as_str)) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => "`spawn` starts an `entry` of the same program as a new task".into(),
+                };
+                self.error(ErrorKind::Name, entry.span, message).help = Some(help);
             }
         }
     }
@@ -358,10 +431,6 @@ impl Resolver<'_, '_, '_> {
             None => self.namespace.sections.get(&key),
         };
         let shown = name.display();
-        // With method style the receiver is the first argument; counts in
-        // messages are of what the person wrote.
-        let written = if method { args.len() - 1 } else { args.len() };
-        let offset = usize::from(method);
         if let Some(callee) = user {
             let callee = callee.clone();
             if callee.kind == SectionKind::Entry {
@@ -371,15 +440,32 @@ impl Resolver<'_, '_, '_> {
                 return;
             }
             if args.len() != callee.params {
-                let message = format!(
-                    "{} takes {} argument{}, but {} {} given",
-                    callee.title,
-                    callee.params.saturating_sub(offset),
-                    plural(callee.params.saturating_sub(offset)),
-                    written,
-                    if written == 1 { "was" } else { "were" }
-                );
-                self.error(ErrorKind::Arity, span, message);
+                let message = if method {
+                    format!(
+                        "{} takes {} argument{}, but {} {} given (with `x.{}(…)`, `x` is the first)",
+                        callee.title,
+                        callee.params,
+                        plural(callee.params),
+                        args.len(),
+                        if args.len() == 1 { "was" } else { "were" },
+                        callee.name
+                    )
+                } else {
+                    format!(
+                        "{} takes {} argument{}, but {} {} given",
+                        callee.title,
+                        callee.params,
+                        plural(callee.params),
+                        args.len(),
+                        if args.len() == 1 { "was" } else { "were" }
+                    )
+                };
+                let same_file = callee.file == self.namespace.file_id;
+                let span_of_definition = callee.span;
+                let diagnostic = self.error(ErrorKind::Arity, span, message);
+                if same_file {
+                    diagnostic.notes.push((span_of_definition, "defined here".into()));
+                }
             }
             self.check_usage(name, &shown, callee.kind == SectionKind::Function, statement);
             self.names.calls.insert(name.name.span.start, CallRef::User(callee.function));
@@ -395,7 +481,16 @@ impl Resolver<'_, '_, '_> {
             return;
         }
         let Some((id, builtin)) = builtins::lookup(&name.name.folded) else {
-            let help = builtins::suggest(&name.name.folded).map(|close| format!("did you mean `{close}`?"));
+            let own = self
+                .namespace
+                .sections
+                .values()
+                .filter(|callee| callee.kind != SectionKind::Entry)
+                .map(|callee| callee.name.as_str());
+            let candidates = builtins::all().map(|builtin| builtin.name).chain(own);
+            let help = builtins::advice_for(&name.name.folded)
+                .map(str::to_string)
+                .or_else(|| builtins::closest(&name.name.folded, candidates).map(|close| format!("did you mean `{close}`?")));
             let message = if builtins::is_unsupported(&name.name.folded) {
                 format!("unknown function `{shown}`: not supported by pbxd")
             } else {

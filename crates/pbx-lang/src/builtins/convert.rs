@@ -91,6 +91,8 @@ fn convert(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
         ("utfcode", Value::Num(code)) => u32::try_from(*code)
             .ok()
             .and_then(char::from_u32)
+            // Strings hold no NUL (CGPL.md §4).
+            .filter(|c| *c != '\0')
             .map_or(Value::Null, |c| Value::from(c.to_string())),
         ("words", Value::Str(bytes)) => {
             let words = bytes
@@ -126,7 +128,7 @@ fn hex_encode(bytes: &[u8], uppercase: bool) -> String {
 
 fn hex_decode(text: &[u8]) -> Value {
     let digits: Vec<u8> = text.iter().copied().filter(|byte| !byte.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if digits.len() % 2 != 0 || !digits.iter().all(u8::is_ascii_hexdigit) {
         return Value::Null;
     }
     let mut out = Vec::with_capacity(digits.len() / 2);

@@ -67,12 +67,12 @@ fn length(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
 
 fn min(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
     let (a, b) = (arg(args, 0), arg(args, 1));
-    Ok(if compare(b, a)? == Ordering::Less { b } else { a }.clone())
+    Ok(if compare(a, b)? == Ordering::Greater { b } else { a }.clone())
 }
 
 fn max(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
     let (a, b) = (arg(args, 0), arg(args, 1));
-    Ok(if compare(b, a)? == Ordering::Greater { b } else { a }.clone())
+    Ok(if compare(a, b)? == Ordering::Less { b } else { a }.clone())
 }
 
 fn void(_: &mut Ctx<'_>, _: &[Value]) -> Result<Value, OpError> {

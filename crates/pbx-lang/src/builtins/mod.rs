@@ -218,28 +218,59 @@ pub fn is_unsupported(folded: &str) -> bool {
 
 /// The built-in whose name is closest to `folded`, if one is close.
 pub fn suggest(folded: &str) -> Option<&'static str> {
-    let registry = &*REGISTRY;
-    registry
-        .builtins
-        .iter()
-        .map(|builtin| (edit_distance(folded, &builtin.name.to_ascii_lowercase()), builtin.name))
-        .filter(|(distance, name)| *distance <= (name.len() / 4).max(1))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, name)| name)
+    closest(folded, all().map(|builtin| builtin.name))
 }
 
+/// The candidate closest to `folded` (ignoring case), if one is close
+/// enough to be a typo of it: a few letters wrong, missing, extra or swapped.
+pub fn closest<'a>(folded: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|candidate| (edit_distance(folded, &candidate.to_ascii_lowercase()), candidate))
+        .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Advice for names people expect that CG/PL does not have (CGPL.md §11a).
+pub fn advice_for(folded: &str) -> Option<&'static str> {
+    Some(match folded {
+        "arraylength" => "there is no ArrayLength: `Length(array)` counts elements",
+        "pendinginput" => "there is no PendingInput: `ReadInput(0)` polls, `DTMF()` peeks at the digits",
+        "stopplay" | "stoprecording" => "playing and recording stop by themselves on DTMF, an event or a hang-up",
+        "playsound" => "play a prompt with `PlayFile(name)` or a datablock with `Play(data)`",
+        "getrecordedsound" => "`Record(seconds)` returns the recording",
+        "getcallinfo" => "use `SignalOption(\"callInfo\")`, `PendingRequestData(field)` or `RemoteURI()`",
+        "iscallprovisioned" => "use `IsCallProvisionEvent(event)` on events after StartCall",
+        "iscallcompleted" => "use `IsCallCompletedEvent(event)` on events after StartCall, or `IsConnected()`",
+        "spawntask" => "start a task with the `spawn` keyword: `spawn Entry(arguments)`",
+        "break" | "continue" => "leave a loop with `exitif condition;`",
+        _ => return None,
+    })
+}
+
+/// Optimal-string-alignment distance: insertions, deletions, substitutions
+/// and swaps of neighbours each cost one.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
+    let mut table = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in table.iter_mut().enumerate() {
+        row[0] = i;
     }
-    previous[b.len()]
+    for j in 0..=b.len() {
+        table[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (table[i - 1][j] + 1).min(table[i][j - 1] + 1).min(table[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(table[i - 2][j - 2] + 1);
+            }
+            table[i][j] = best;
+        }
+    }
+    table[a.len()][b.len()]
 }
 
 // ---------------------------------------------------------------- helpers
@@ -305,5 +336,6 @@ mod tests {
         assert_eq!(suggest("sendemial"), Some("SendEMail"));
         assert_eq!(suggest("substrng"), Some("Substring"));
         assert_eq!(suggest("qqqqqqqq"), None);
+        assert_eq!(suggest("lenght"), Some("Length"));
     }
 }

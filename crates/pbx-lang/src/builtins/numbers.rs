@@ -58,9 +58,12 @@ fn random_number(_: &mut Ctx<'_>, _: &[Value]) -> Result<Value, OpError> {
 fn random_data(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
     match arg(args, 0) {
         Value::Num(count @ 1..=4096) => Ok(Value::data(random_bytes(*count as usize)?)),
+        Value::Num(count) => Err(OpError::call(format!(
+            "RandomData: the size must be from 1 to 4096, not {count}"
+        ))),
         other => Err(OpError::call(format!(
             "RandomData: the size must be a number from 1 to 4096, not {}",
-            crate::value::text::to_text(other)
+            other.type_name()
         ))),
     }
 }

@@ -87,16 +87,26 @@ fn range(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
             Ok(Value::data(bytes.as_slice()[start..end].to_vec()))
         }
         Value::Str(bytes) => {
-            let text = bytes.to_str_lossy();
-            let boundaries: Vec<usize> = text
-                .char_indices()
-                .map(|(index, _)| index)
-                .chain(std::iter::once(text.len()))
-                .collect();
+            // Characters are UTF-8 sequences; a byte that is not part of
+            // one counts as a character of its own and is kept as it is.
+            let bytes = bytes.as_slice();
+            let mut boundaries = Vec::with_capacity(bytes.len() + 1);
+            let mut offset = 0;
+            for chunk in bytes.utf8_chunks() {
+                for (index, _) in chunk.valid().char_indices() {
+                    boundaries.push(offset + index);
+                }
+                offset += chunk.valid().len();
+                for _ in chunk.invalid() {
+                    boundaries.push(offset);
+                    offset += 1;
+                }
+            }
+            boundaries.push(bytes.len());
             let Some((start, end)) = slice_bounds(boundaries.len() - 1, *from, *len) else {
                 return Ok(Value::Null);
             };
-            Ok(Value::from(text[boundaries[start]..boundaries[end]].to_string()))
+            Ok(Value::string_from_bytes(bytes[boundaries[start]..boundaries[end]].to_vec()))
         }
         _ => Ok(Value::Null),
     }
@@ -225,7 +235,8 @@ fn compare_bytes(a: &Value, b: &Value) -> Ordering {
     a.as_str_bytes().cmp(&b.as_str_bytes())
 }
 
-/// `sip:user@host;params` (or `<sip:…>`, or `"Name" <sip:…>`) → `user@host`.
+/// `sip:user@host;params` (or `<sip:…>`, or `"Name" <sip:…>`) → `user@host`:
+/// the password of `user:password@host` and the port are dropped.
 fn sip_uri_to_email(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
     let Some(uri) = arg(args, 0).as_str_bytes().map(String::from_utf8_lossy) else {
         return Ok(Value::Null);
@@ -243,18 +254,29 @@ fn sip_uri_to_email(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
         return Ok(Value::Null);
     };
     let address = rest.split([';', '?']).next().unwrap_or("");
-    // Drop a port after the host: `user@host:5060` → `user@host`.
-    let address = match address.rfind('@') {
-        Some(at) => match address[at..].find(':') {
-            Some(colon) => &address[..at + colon],
-            None => address,
-        },
-        None => address.split(':').next().unwrap_or(""),
+    let (user, host) = match address.rfind('@') {
+        Some(at) => {
+            let user = &address[..at];
+            (Some(user.split(':').next().unwrap_or(user)), &address[at + 1..])
+        }
+        None => (None, address),
     };
-    if address.is_empty() {
+    let host = if host.starts_with('[') {
+        // An IPv6 reference keeps its colons; a port follows the `]`.
+        match host.find(']') {
+            Some(close) => &host[..=close],
+            None => return Ok(Value::Null),
+        }
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() || user.is_some_and(str::is_empty) {
         return Ok(Value::Null);
     }
-    Ok(Value::from(address.to_string()))
+    Ok(Value::from(match user {
+        Some(user) => format!("{user}@{host}"),
+        None => host.to_string(),
+    }))
 }
 
 fn email_to_sip_uri(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
@@ -262,6 +284,8 @@ fn email_to_sip_uri(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
         let text = String::from_utf8_lossy(address);
         if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c == '<' || c == '>') {
             Value::Null
+        } else if text.to_ascii_lowercase().starts_with("sip:") || text.to_ascii_lowercase().starts_with("sips:") {
+            Value::from(text.into_owned())
         } else {
             Value::from(format!("sip:{text}"))
         }

@@ -229,7 +229,7 @@ impl<'a> Emitter<'a> {
                 }
                 self.patch_here(&ends);
             }
-            StmtKind::Loop(looping) => self.loop_statement(looping),
+            StmtKind::Loop(looping) => self.loop_statement(looping, statement.span),
             StmtKind::ExitIf(condition) => {
                 let mut exits = Vec::new();
                 self.jump_if(condition, true, &mut exits);
@@ -255,7 +255,7 @@ impl<'a> Emitter<'a> {
         self.release_to(mark);
     }
 
-    fn loop_statement(&mut self, looping: &Loop) {
+    fn loop_statement(&mut self, looping: &Loop, span: Span) {
         if let Some((name, _, start)) = &looping.init {
             let place = Place::Var(name.clone());
             self.assign(&place, AssignOp::Set, start);
@@ -276,6 +276,8 @@ impl<'a> Emitter<'a> {
             self.assign(place, *op, value);
             self.release_to(mark);
         }
+        // Limits are noticed at this jump; errors then point at the loop.
+        self.span = span;
         self.emit(Instr::Jump { target: top });
         if let Some(exits) = self.loops.pop() {
             self.patch_here(&exits.jumps);
@@ -287,6 +289,8 @@ impl<'a> Emitter<'a> {
     }
 
     fn assign(&mut self, place: &Place, op: AssignOp, value: &Expr) {
+        // Errors in storing point at the whole assignment, not at its value.
+        let statement_span = self.span;
         match place {
             Place::Var(name) => match (self.var_ref(name), op.binary()) {
                 (Some(VarRef::Local(slot)), None) => {
@@ -315,6 +319,7 @@ impl<'a> Emitter<'a> {
                 let source = self.updated_value(op, value, |emitter, dst| {
                     emitter.emit(Instr::GetIndex { dst, object, index });
                 });
+                self.span = statement_span;
                 self.emit(Instr::SetIndex { object, index, src: source });
             }
             Place::Key { object, key } => {
@@ -323,6 +328,7 @@ impl<'a> Emitter<'a> {
                 let source = self.updated_value(op, value, |emitter, dst| {
                     emitter.emit(Instr::GetKey { dst, object, key });
                 });
+                self.span = statement_span;
                 self.emit(Instr::SetKey { object, key, src: source });
             }
             Place::ComputedKey { object, key } => {
@@ -331,6 +337,7 @@ impl<'a> Emitter<'a> {
                 let source = self.updated_value(op, value, |emitter, dst| {
                     emitter.emit(Instr::GetKeyDyn { dst, object, key });
                 });
+                self.span = statement_span;
                 self.emit(Instr::SetKeyDyn { object, key, src: source });
             }
         }

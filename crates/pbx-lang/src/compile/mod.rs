@@ -161,6 +161,10 @@ struct Linker {
     entries: HashMap<String, u16>,
     callable: HashMap<String, u16>,
     globals: u16,
+    /// Folded names of modules that could not be loaded or parsed.
+    failed_modules: Vec<String>,
+    /// Spellings of every section's name, by folded name.
+    spellings: HashMap<String, String>,
 }
 
 impl Linker {
@@ -181,7 +185,9 @@ impl Linker {
             }
             for (name, span) in wanted {
                 let folded = name.to_ascii_lowercase();
-                if self.units.iter().any(|unit| unit.module.as_deref() == Some(&folded)) {
+                if self.units.iter().any(|unit| unit.module.as_deref() == Some(&folded))
+                    || self.failed_modules.contains(&folded)
+                {
                     continue;
                 }
                 if self.units.len() >= MAX_MODULES {
@@ -194,9 +200,13 @@ impl Linker {
                             let file_id = self.units.len() as u16;
                             self.units.push(Unit::new(file, file_id, ast, Some(folded)));
                         }
-                        Err(errors) => self.errors.extend(errors),
+                        Err(errors) => {
+                            self.failed_modules.push(folded);
+                            self.errors.extend(errors);
+                        }
                     },
                     Err(reason) => {
+                        self.failed_modules.push(folded);
                         self.error(next, ErrorKind::Name, span, format!("cannot load module `{name}`"))
                             .help = Some(format!("{reason}; a module is the file `{name}.sppi` in the same environment"));
                     }
@@ -228,9 +238,12 @@ impl Linker {
                     continue;
                 }
                 let folded = section.name.name.folded.to_string();
-                if self.units[unit_index].sections.contains_key(&folded) {
+                if let Some(first) = self.units[unit_index].sections.get(&folded) {
+                    let first = first.span;
                     let message = format!("`{}` is defined twice", section.name.name.text);
-                    self.error(unit_index, ErrorKind::Name, section.name.span, message);
+                    let diagnostic = self.error(unit_index, ErrorKind::Name, section.name.span, message);
+                    diagnostic.label = "defined again here".into();
+                    diagnostic.notes.push((first, "first defined here".into()));
                     continue;
                 }
                 let function = self.planned.len() as u16;
@@ -247,6 +260,9 @@ impl Linker {
                     kind: section.kind,
                     params: section.params.len(),
                     title: title.clone(),
+                    name: section.name.name.text.to_string(),
+                    file: self.units[unit_index].file_id,
+                    span: section.name.span,
                 };
                 self.planned.push(Planned {
                     unit: unit_index,
@@ -264,6 +280,7 @@ impl Linker {
                         self.qualified.insert(key, callee.clone());
                     }
                 }
+                self.spellings.insert(folded.clone(), section.name.name.text.to_string());
                 self.units[unit_index].sections.insert(folded, callee);
             }
         }
@@ -310,16 +327,37 @@ impl Linker {
             (SectionBody::Code(_), _) => return,
         };
         let Some(target) = target else {
-            let message = match declaration.body {
-                SectionBody::Forward => format!("`{}` is declared `forward` but never defined", name.display()),
-                _ => format!("`{}` is declared `external` but its module does not define it", name.display()),
+            let module = match (&declaration.body, &name.module) {
+                (SectionBody::External, Some(module)) => Some(module.folded.to_string()),
+                (SectionBody::External, None) => Some(name.name.folded.to_string()),
+                _ => None,
             };
-            self.error(unit, ErrorKind::Name, name.span, message);
+            // A module that failed to load was reported already.
+            if !module.is_some_and(|module| self.failed_modules.contains(&module)) {
+                let message = match declaration.body {
+                    SectionBody::Forward => format!("`{}` is declared `forward` but never defined", name.display()),
+                    _ => format!("`{}` is declared `external` but its module does not define it", name.display()),
+                };
+                self.error(unit, ErrorKind::Name, name.span, message);
+            }
+            // Calls to it are not reported again as unknown.
+            if name.module.is_none() {
+                let placeholder = Callee {
+                    function: u16::MAX,
+                    kind: declaration.kind,
+                    params: declaration.params.len(),
+                    title: format!("{} {}", declaration.kind.keyword(), name.name.text),
+                    name: name.name.text.to_string(),
+                    file: self.units[unit].file_id,
+                    span: name.span,
+                };
+                self.units[unit].sections.entry(name.name.folded.to_string()).or_insert(placeholder);
+            }
             return;
         };
         if target.kind != declaration.kind || target.params != declaration.params.len() {
             let message = format!(
-                "this declaration says {} `{}` takes {} argument{}, but it is defined as {} with {}",
+                "this declaration says {} `{}` takes {} argument{}, but {} takes {}",
                 declaration.kind.keyword(),
                 name.display(),
                 declaration.params.len(),
@@ -327,7 +365,11 @@ impl Linker {
                 target.title,
                 target.params
             );
-            self.error(unit, ErrorKind::Name, name.span, message);
+            let same_file = target.file == self.units[unit].file_id;
+            let diagnostic = self.error(unit, ErrorKind::Name, name.span, message);
+            if same_file {
+                diagnostic.notes.push((target.span, "defined here".into()));
+            }
             return;
         }
         if let Some(local_name) = local_name {
@@ -369,10 +411,12 @@ impl Linker {
             let SectionBody::Code(body) = &section.body else { continue };
             let namespace = Namespace {
                 file: &unit.file,
+                file_id: unit.file_id,
                 sections: &unit.sections,
                 qualified: &self.qualified,
                 entries: &self.entries,
                 globals: &unit.globals,
+                spellings: &self.spellings,
             };
             let names = resolve::resolve_section(&namespace, Some(section.kind), &section.params, body, &mut errors);
             let mut emitter = Emitter::new(Context {
@@ -409,10 +453,12 @@ impl Linker {
             }
             let namespace = Namespace {
                 file: &unit.file,
+                file_id: unit.file_id,
                 sections: &unit.sections,
                 qualified: &self.qualified,
                 entries: &self.entries,
                 globals: &unit.globals,
+                spellings: &self.spellings,
             };
             let mut all_names = resolve::SectionNames::default();
             for (_, value) in &initializers {

@@ -100,7 +100,8 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
 /// not export their type), for the ones no named rule covers.
 fn describe_token(token: String) -> Option<String> {
     let token = token.to_ascii_lowercase();
-    if token == "builtin_rule" || (token.len() == 4 && token.get(1..3) == Some("..")) {
+    // `_` is only looked at to tell where a name ends.
+    if token == "builtin_rule" || token == "_" || (token.len() == 4 && token.get(1..3) == Some("..")) {
         return None;
     }
     match token.as_str() {
@@ -147,6 +148,14 @@ pub(super) fn syntax_error(
     let words = summarise(words);
     let text = file.text();
     let found = describe_found(text, position);
+    if let Some((message, help)) = special_case(text, position, &words) {
+        let span = Span::new(position, found_end(text, position));
+        let diagnostic = Diagnostic::new(ErrorKind::Syntax, file, span, message);
+        return match help {
+            Some(help) => diagnostic.with_help(help),
+            None => diagnostic,
+        };
+    }
     let message = if words.is_empty() {
         format!("unexpected {found}")
     } else {
@@ -277,6 +286,79 @@ fn found_end(text: &str, position: usize) -> usize {
         }
         Some(first) => position + first.len_utf8(),
     }
+}
+
+/// The word (letters, digits, `_`) that ends just before `position`,
+/// skipping white space.
+fn word_before(text: &str, position: usize) -> String {
+    let before = text.get(..position).unwrap_or("").trim_end();
+    let start = before
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |index| index + 1);
+    before[start..].to_ascii_lowercase()
+}
+
+const KEYWORDS: &[&str] = &[
+    "and", "by", "elif", "else", "end", "entry", "exitif", "external", "false", "for", "forward",
+    "function", "if", "is", "loop", "not", "null", "or", "procedure", "return", "spawn", "stop",
+    "then", "true", "var", "while", "xor",
+];
+
+/// Mistakes that deserve their own message rather than "expected …".
+fn special_case(text: &str, position: usize, words: &[String]) -> Option<(String, Option<String>)> {
+    let rest = text.get(position..).unwrap_or("");
+    let next = rest.chars().next()?;
+    let valid_punctuation = "\"()[]{};,.:?+-*/%<>=!&|^";
+    if !(next.is_ascii_alphanumeric() || next == '_' || next.is_whitespace() || valid_punctuation.contains(next)) {
+        let help = match next {
+            '$' => "variables are plain names: write `x`, not `$x`",
+            '\'' => "strings are written in double quotes",
+            '#' => "`#` starts no comment here: comments are `// …` and `/* … */`",
+            _ => "this character has no meaning outside strings and comments",
+        };
+        return Some((format!("invalid character `{next}`"), Some(help.into())));
+    }
+    let previous = word_before(text, position);
+    let has = |word: &str| words.iter().any(|w| w == word);
+    if next == '=' && !rest.starts_with("==") && KEYWORDS.contains(&previous.as_str()) {
+        return Some((
+            format!("`{previous}` is a keyword and cannot name a variable"),
+            Some("choose another name".into()),
+        ));
+    }
+    if next == '=' && !rest.starts_with("==") && (has("`then`") || has("`{`") || has("`)`") || has("`loop`")) {
+        return Some((
+            "`=` assigns; a condition compares".into(),
+            Some("to compare, write `==`".into()),
+        ));
+    }
+    if rest.starts_with('+') && text.get(..position).is_some_and(|before| before.ends_with('+')) {
+        return Some(("there is no `++` operator".into(), Some("write `x += 1;`".into())));
+    }
+    if rest.starts_with('-') && text.get(..position).is_some_and(|before| before.ends_with('-')) && has("an expression") {
+        return Some(("there is no `--` operator".into(), Some("write `x -= 1;`".into())));
+    }
+    if (next == '&' || next == '|') && text.get(..position).is_some_and(|before| before.ends_with(next)) {
+        let word = if next == '&' { "and" } else { "or" };
+        return Some((
+            format!("there is no `{next}{next}` operator"),
+            Some(format!("write `{word}` (or a single `{next}`)")),
+        ));
+    }
+    if previous == "goto" {
+        return Some((
+            "there is no `goto`".into(),
+            Some("use `loop … end loop;` with `exitif`, or a procedure".into()),
+        ));
+    }
+    let operator = "+-*/%<>!&|^".contains(next);
+    if operator && has("`;`") && has("`=`") {
+        return Some((
+            "an expression alone is not a statement".into(),
+            Some("a statement is an assignment (`x = …;`) or a procedure call (`P(…);`)".into()),
+        ));
+    }
+    None
 }
 
 /// Advice for the common mistakes.

@@ -259,7 +259,12 @@ impl<'f> Builder<'f> {
                 }
                 Rule::forward_decl => body = SectionBody::Forward,
                 Rule::external_decl => body = SectionBody::External,
-                Rule::is_body | Rule::block => body = SectionBody::Code(self.body(part)),
+                Rule::is_body | Rule::block => {
+                    if let Some(closer) = part.clone().into_inner().find(|piece| piece.as_rule() == Rule::section_closer) {
+                        self.check_closer(kind, &closer);
+                    }
+                    body = SectionBody::Code(self.body(part))
+                }
                 _ => {}
             }
         }
@@ -274,6 +279,16 @@ impl<'f> Builder<'f> {
             params,
             body,
             span,
+        }
+    }
+
+    /// `end entry;` may only close an entry, and so on (CGPL.md §0.1).
+    fn check_closer(&mut self, kind: SectionKind, closer: &Pair<'_, Rule>) {
+        let written = closer.as_str().to_ascii_lowercase();
+        if written != kind.keyword() {
+            let keyword = kind.keyword();
+            let message = format!("`end {written}` cannot close {} {keyword}", crate::diagnostic::article(keyword));
+            self.error(span_of(closer), message).help = Some(format!("write `end {keyword};` or `end;`"));
         }
     }
 
@@ -542,10 +557,14 @@ impl<'f> Builder<'f> {
                 ExprKind::Call { .. } | ExprKind::Spawn { .. } => StmtKind::Call(target),
                 ExprKind::Var(ref name) => {
                     let message = format!("`{}` alone is not a statement", name.text);
-                    self.error(target.span, message).help = Some(format!(
-                        "assign to it (`{} = …;`) or call a procedure (`{}(…);`)",
-                        name.text, name.text
-                    ));
+                    let help = match crate::builtins::advice_for(&name.folded) {
+                        Some(advice) => format!("there is no `{}` in this language: {advice}", name.text),
+                        None => format!(
+                            "assign to it (`{} = …;`) or call a procedure (`{}(…);`)",
+                            name.text, name.text
+                        ),
+                    };
+                    self.error(target.span, message).help = Some(help);
                     return None;
                 }
                 _ => {
@@ -580,21 +599,33 @@ impl<'f> Builder<'f> {
 
     fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {
         let span = span_of(&pair);
-        if !self.enter(span) {
-            self.leave();
-            return Expr {
-                kind: ExprKind::Null,
-                span,
-            };
+        match pair.as_rule() {
+            // One level of nesting per expression (a bracket, an argument),
+            // not per grammar rule on the way down.
+            Rule::expr => {
+                if !self.enter(span) {
+                    self.leave();
+                    return Expr {
+                        kind: ExprKind::Null,
+                        span,
+                    };
+                }
+                let expr = match pair.into_inner().next() {
+                    Some(inner) => self.expr(inner),
+                    None => Expr {
+                        kind: ExprKind::Null,
+                        span,
+                    },
+                };
+                self.leave();
+                expr
+            }
+            _ => self.expr_inner(pair, span),
         }
-        let expr = match pair.as_rule() {
-            Rule::expr => match pair.into_inner().next() {
-                Some(inner) => self.expr(inner),
-                None => Expr {
-                    kind: ExprKind::Null,
-                    span,
-                },
-            },
+    }
+
+    fn expr_inner(&mut self, pair: Pair<'_, Rule>, span: Span) -> Expr {
+        match pair.as_rule() {
             Rule::ternary => {
                 let mut parts = pair.into_inner().filter(|part| {
                     matches!(part.as_rule(), Rule::binary | Rule::expr)
@@ -624,9 +655,7 @@ impl<'f> Builder<'f> {
                 kind: ExprKind::Null,
                 span,
             },
-        };
-        self.leave();
-        expr
+        }
     }
 
     fn binary(&mut self, pairs: Pairs<'_, Rule>) -> Expr {
@@ -653,6 +682,14 @@ impl<'f> Builder<'f> {
             .map_primary(|primary| builder.borrow_mut().postfix_expr(primary))
             .map_prefix(|op, operand| {
                 let op_span = span_of(&op);
+                if op.as_rule() == Rule::op_neg {
+                    if let Some(smallest) = builder.borrow_mut().smallest_number(&operand) {
+                        return Expr {
+                            span: op_span.to(operand.span),
+                            kind: ExprKind::Number(smallest),
+                        };
+                    }
+                }
                 let op = match op.as_rule() {
                     Rule::op_neg => UnaryOp::Neg,
                     Rule::op_pos => UnaryOp::Plus,
@@ -698,6 +735,20 @@ impl<'f> Builder<'f> {
             })
             .parse(pairs);
         expr
+    }
+
+    /// `-9223372036854775808`: the literal alone is too large, but negated it
+    /// is the smallest number. Withdraws the "too large" error if so.
+    fn smallest_number(&mut self, operand: &Expr) -> Option<i64> {
+        let text = self.file.text().get(operand.span.start as usize..operand.span.end as usize)?;
+        if text != "9223372036854775808" {
+            return None;
+        }
+        let position = self.errors.iter().rposition(|error| {
+            error.place.as_ref().is_some_and(|(_, span)| *span == operand.span)
+        })?;
+        self.errors.remove(position);
+        Some(i64::MIN)
     }
 
     fn postfix_expr(&mut self, pair: Pair<'_, Rule>) -> Expr {

@@ -52,7 +52,9 @@ impl std::fmt::Display for ContainerError {
                 f,
                 "index {index} is past the end of the array (its length is {length}; assigning at {length} appends)"
             ),
-            ContainerError::Negative(index) => write!(f, "negative index {index}"),
+            ContainerError::Negative(index) => {
+                write!(f, "index {index} is negative; arrays count from 0")
+            }
         }
     }
 }

@@ -276,7 +276,8 @@ impl JsonParser<'_> {
                             } else {
                                 first
                             };
-                            char::from_u32(code_point)?
+                            // Strings hold no NUL byte (CGPL.md §4).
+                            char::from_u32(code_point).filter(|c| *c != '\0')?
                         }
                         _ => return None,
                     };

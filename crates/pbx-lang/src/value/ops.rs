@@ -66,7 +66,7 @@ impl From<ContainerError> for OpError {
             _ => None,
         };
         OpError {
-            kind: ErrorKind::Type,
+            kind: ErrorKind::Value,
             message: error.to_string(),
             help,
         }
@@ -127,9 +127,11 @@ pub fn arithmetic(op: char, left: &Value, right: &Value) -> Result<Value, OpErro
     };
     let result = match op {
         '*' => a.checked_mul(*b),
-        '/' | '%' if *b == 0 => return Err(OpError::arithmetic("division by zero")),
+        '/' if *b == 0 => return Err(OpError::arithmetic("division by zero")),
+        '%' if *b == 0 => return Err(OpError::arithmetic("remainder of a division by zero")),
         '/' => a.checked_div(*b),
-        _ => a.checked_rem(*b),
+        // The remainder always fits, even of the smallest number by -1.
+        _ => Some(a.wrapping_rem(*b)),
     };
     result.map(Value::Num).ok_or_else(|| overflow(&op.to_string()))
 }
@@ -165,9 +167,9 @@ fn mismatch(op: &str, left: &Value, right: &Value) -> OpError {
     match (op, left, right) {
         ("+", Value::Str(_), Value::Num(_)) | ("+", Value::Num(_), Value::Str(_)) => error
             .with_help("there is no implicit conversion: write `String(n)` or `Number(s)`"),
-        (_, Value::Null, _) | (_, _, Value::Null) => {
-            error.with_help("a variable that was never assigned is null")
-        }
+        (_, Value::Null, _) | (_, _, Value::Null) => error.with_help(
+            "null is what a variable holds before it is assigned, and what a missing key or element reads as",
+        ),
         _ => error,
     }
 }

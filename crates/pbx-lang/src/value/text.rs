@@ -311,7 +311,8 @@ impl TextParser<'_> {
                         b'0'..=b'9' => {
                             let digits = self.text.get(self.position - 1..self.position + 2)?;
                             let value: u16 = std::str::from_utf8(digits).ok()?.parse().ok()?;
-                            out.push(u8::try_from(value).ok()?);
+                            // Strings hold no NUL byte (CGPL.md §4).
+                            out.push(u8::try_from(value).ok().filter(|byte| *byte != 0)?);
                             self.position += 2;
                         }
                         _ => return None,

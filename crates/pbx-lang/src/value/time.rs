@@ -10,6 +10,8 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+pub use jiff::tz::TimeZone;
+
 use super::{Seconds, REMOTE_FUTURE, REMOTE_PAST};
 
 const SECONDS_PER_DAY: i64 = 86_400;

@@ -33,11 +33,8 @@ fn limit_error(message: String) -> OpError {
 
 #[inline(never)]
 fn over_memory(max_bytes: usize) -> OpError {
-    limit_error(format!(
-        "the task's values hold more than {} MB",
-        max_bytes >> 20
-    ))
-    .with_help("a string or array that keeps growing?")
+    limit_error(format!("the task's values hold more than {}", super::format_bytes(max_bytes)))
+        .with_help("a string or array that keeps growing?")
 }
 
 /// Stores `value` in `slot`, skipping the drop of what was there when that
@@ -140,6 +137,7 @@ impl Vm {
                         // SAFETY: both point into the same code.
                         budget -= unsafe { ip.offset_from(target) } as i64;
                         if budget <= 0 {
+                            self.yielded_at = pc!() as u32;
                             self.save_pc(usize::from($target));
                             break 'run Exit::Yield;
                         }
@@ -213,7 +211,8 @@ impl Vm {
                         if let Value::Num(x) = r!(a) {
                             match x.checked_add(i64::from(value)) {
                                 Some(sum) => store(w!(dst), Value::Num(sum)),
-                                None => fail!(check_overflow("+")),
+                                None => fail!(OpError::arithmetic("number overflow")
+                                    .with_help("numbers are 64-bit signed integers")),
                             }
                         } else {
                             let sum = check!(ops::add(r!(a).clone(), &Value::Num(i64::from(value))));
@@ -249,7 +248,7 @@ impl Vm {
                     }
                     Instr::Mod { dst, a, b } => {
                         let result = match (r!(a), r!(b)) {
-                            (Value::Num(x), Value::Num(y)) if *y != 0 && *y != -1 => Value::Num(x % y),
+                            (Value::Num(x), Value::Num(y)) if *y != 0 => Value::Num(x.wrapping_rem(*y)),
                             (x, y) => check!(ops::arithmetic('%', x, y)),
                         };
                         store(w!(dst), result);
@@ -550,9 +549,16 @@ impl Vm {
         let name = String::from_utf8_lossy(name).into_owned();
         let key = name.to_ascii_lowercase();
         let Some(&index) = self.program.callable.get(&key) else {
-            return Err(OpError::call(format!("{builtin}: this program has no `{name}`")).with_help(
-                "a module's procedure is named `module::name`, and its module must be used by the program (declare it `external`)",
-            ));
+            let help = match key.split_once("::") {
+                Some((module, _)) if self.program.callable.keys().any(|known| known.starts_with(&format!("{module}::"))) => {
+                    format!("module `{module}` has no such procedure or function")
+                }
+                Some((module, _)) => format!(
+                    "module `{module}` is not part of this program: name it in the program (`procedure {module}::name() external;` or a call `{module}::name(…)`)"
+                ),
+                None => "name a procedure or function of this program, or `module::name` for a module's".to_string(),
+            };
+            return Err(OpError::call(format!("{builtin}: this program has no `{name}`")).with_help(help));
         };
         let function = &functions[usize::from(index)];
         let wanted = match call {

@@ -144,6 +144,9 @@ pub struct Vm {
     instructions: u64,
     /// Bytes held by the task's values, as measured by the meter.
     bytes: i64,
+    /// Where the last slice ran out of budget: one past the loop's jump.
+    /// A limit noticed then is reported there rather than at the loop's top.
+    yielded_at: u32,
 }
 
 impl std::fmt::Debug for Vm {
@@ -191,6 +194,7 @@ impl Vm {
             compute: Duration::ZERO,
             instructions: 0,
             bytes: 0,
+            yielded_at: 0,
             program,
         }
     }
@@ -239,6 +243,7 @@ impl Vm {
             State::Ready => {}
         }
         let started = Instant::now();
+        self.yielded_at = 0;
         let live_at_start = meter::live();
         let allowance = self.limits.max_bytes as i64 - self.bytes;
         let previous_allowance = meter::set_allowance(live_at_start.saturating_add(allowance));
@@ -254,7 +259,16 @@ impl Vm {
             Exit::Wait(op) => Step::Wait(op),
             Exit::Error(error) => Step::Failed(Box::new(self.fail(error))),
             Exit::Yield => {
-                if self.compute > self.limits.max_compute {
+                let over_time = self.compute > self.limits.max_compute;
+                let over_count = self.limits.max_instructions.is_some_and(|max| self.instructions > max);
+                if over_time || over_count {
+                    if let Some(frame) = self.frames.last_mut() {
+                        if self.yielded_at > 0 {
+                            frame.pc = self.yielded_at;
+                        }
+                    }
+                }
+                if over_time {
                     let error = OpError {
                         kind: ErrorKind::Limit,
                         message: format!(
@@ -265,8 +279,8 @@ impl Vm {
                     };
                     return Step::Failed(Box::new(self.fail(error)));
                 }
-                if let Some(max) = self.limits.max_instructions {
-                    if self.instructions > max {
+                if let (true, Some(max)) = (over_count, self.limits.max_instructions) {
+                    {
                         let error = OpError {
                             kind: ErrorKind::Limit,
                             message: format!("the task ran more than {max} instructions"),
@@ -344,6 +358,15 @@ impl Vm {
                 }
             })
             .collect()
+    }
+}
+
+/// `64 MB`, `1000000 bytes`.
+pub(crate) fn format_bytes(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+        format!("{} MB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 
