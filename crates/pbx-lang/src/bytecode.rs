@@ -23,66 +23,210 @@ pub type Target = u16;
 /// One instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Instr {
-    LoadNull { dst: Reg },
-    LoadTrue { dst: Reg },
-    LoadInt { dst: Reg, value: i32 },
-    LoadConst { dst: Reg, index: u16 },
-    Move { dst: Reg, src: Reg },
-    LoadGlobal { dst: Reg, index: u16 },
-    StoreGlobal { index: u16, src: Reg },
+    LoadNull {
+        dst: Reg,
+    },
+    LoadTrue {
+        dst: Reg,
+    },
+    LoadInt {
+        dst: Reg,
+        value: i32,
+    },
+    LoadConst {
+        dst: Reg,
+        index: u16,
+    },
+    Move {
+        dst: Reg,
+        src: Reg,
+    },
+    LoadGlobal {
+        dst: Reg,
+        index: u16,
+    },
+    StoreGlobal {
+        index: u16,
+        src: Reg,
+    },
 
-    Add { dst: Reg, a: Reg, b: Reg },
-    AddInt { dst: Reg, a: Reg, value: i16 },
-    Sub { dst: Reg, a: Reg, b: Reg },
-    Mul { dst: Reg, a: Reg, b: Reg },
-    Div { dst: Reg, a: Reg, b: Reg },
-    Mod { dst: Reg, a: Reg, b: Reg },
-    Neg { dst: Reg, src: Reg },
-    Plus { dst: Reg, src: Reg },
-    Not { dst: Reg, src: Reg },
+    Add {
+        dst: Reg,
+        a: Reg,
+        b: Reg,
+    },
+    AddInt {
+        dst: Reg,
+        a: Reg,
+        value: i16,
+    },
+    Sub {
+        dst: Reg,
+        a: Reg,
+        b: Reg,
+    },
+    Mul {
+        dst: Reg,
+        a: Reg,
+        b: Reg,
+    },
+    Div {
+        dst: Reg,
+        a: Reg,
+        b: Reg,
+    },
+    Mod {
+        dst: Reg,
+        a: Reg,
+        b: Reg,
+    },
+    Neg {
+        dst: Reg,
+        src: Reg,
+    },
+    Plus {
+        dst: Reg,
+        src: Reg,
+    },
+    Not {
+        dst: Reg,
+        src: Reg,
+    },
     /// `dst = a xor b` over truth values.
-    Xor { dst: Reg, a: Reg, b: Reg },
+    Xor {
+        dst: Reg,
+        a: Reg,
+        b: Reg,
+    },
     /// `dst = src is true ? "YES" : null`.
-    Truth { dst: Reg, src: Reg },
+    Truth {
+        dst: Reg,
+        src: Reg,
+    },
 
-    Eq { dst: Reg, a: Reg, b: Reg },
-    Ne { dst: Reg, a: Reg, b: Reg },
-    Lt { dst: Reg, a: Reg, b: Reg },
-    Le { dst: Reg, a: Reg, b: Reg },
+    Eq {
+        dst: Reg,
+        a: Reg,
+        b: Reg,
+    },
+    Ne {
+        dst: Reg,
+        a: Reg,
+        b: Reg,
+    },
+    Lt {
+        dst: Reg,
+        a: Reg,
+        b: Reg,
+    },
+    Le {
+        dst: Reg,
+        a: Reg,
+        b: Reg,
+    },
 
-    Jump { target: Target },
-    JumpIfFalse { cond: Reg, target: Target },
-    JumpIfTrue { cond: Reg, target: Target },
+    Jump {
+        target: Target,
+    },
+    JumpIfFalse {
+        cond: Reg,
+        target: Target,
+    },
+    JumpIfTrue {
+        cond: Reg,
+        target: Target,
+    },
     /// Jump when `!(a < b)`.
-    JumpIfNotLt { a: Reg, b: Reg, target: Target },
+    JumpIfNotLt {
+        a: Reg,
+        b: Reg,
+        target: Target,
+    },
     /// Jump when `!(a <= b)`.
-    JumpIfNotLe { a: Reg, b: Reg, target: Target },
+    JumpIfNotLe {
+        a: Reg,
+        b: Reg,
+        target: Target,
+    },
     /// Jump when `!(a == b)`.
-    JumpIfNotEq { a: Reg, b: Reg, target: Target },
+    JumpIfNotEq {
+        a: Reg,
+        b: Reg,
+        target: Target,
+    },
     /// Jump when `a == b`.
-    JumpIfEq { a: Reg, b: Reg, target: Target },
+    JumpIfEq {
+        a: Reg,
+        b: Reg,
+        target: Target,
+    },
     /// Jump when `!(a < value)`.
-    JumpIfNotLtInt { a: Reg, value: i16, target: Target },
+    JumpIfNotLtInt {
+        a: Reg,
+        value: i16,
+        target: Target,
+    },
     /// Jump when `!(a > value)`.
-    JumpIfNotGtInt { a: Reg, value: i16, target: Target },
+    JumpIfNotGtInt {
+        a: Reg,
+        value: i16,
+        target: Target,
+    },
 
-    GetIndex { dst: Reg, object: Reg, index: Reg },
-    SetIndex { object: Reg, index: Reg, src: Reg },
+    GetIndex {
+        dst: Reg,
+        object: Reg,
+        index: Reg,
+    },
+    SetIndex {
+        object: Reg,
+        index: Reg,
+        src: Reg,
+    },
     /// `dst = object.key` with the key a string constant.
-    GetKey { dst: Reg, object: Reg, key: u16 },
-    SetKey { object: Reg, key: u16, src: Reg },
+    GetKey {
+        dst: Reg,
+        object: Reg,
+        key: u16,
+    },
+    SetKey {
+        object: Reg,
+        key: u16,
+        src: Reg,
+    },
     /// `dst = object.(key)`.
-    GetKeyDyn { dst: Reg, object: Reg, key: Reg },
-    SetKeyDyn { object: Reg, key: Reg, src: Reg },
+    GetKeyDyn {
+        dst: Reg,
+        object: Reg,
+        key: Reg,
+    },
+    SetKeyDyn {
+        object: Reg,
+        key: Reg,
+        src: Reg,
+    },
 
     /// Calls user function `function`; arguments in `base..`, result to `base`.
-    Call { function: u16, base: Reg },
+    Call {
+        function: u16,
+        base: Reg,
+    },
     /// Calls built-in `builtin` with `argc` arguments at `base..`; result to `base`.
-    CallBuiltin { builtin: u16, base: Reg, argc: u16 },
+    CallBuiltin {
+        builtin: u16,
+        base: Reg,
+        argc: u16,
+    },
     /// Starts entry `entry` as a new task with `argc` arguments at `base..`;
     /// the handle goes to `base`.
-    Spawn { entry: u16, base: Reg, argc: u16 },
-    Return { src: Reg },
+    Spawn {
+        entry: u16,
+        base: Reg,
+        argc: u16,
+    },
+    Return {
+        src: Reg,
+    },
     ReturnNull,
     Stop,
 }
@@ -151,16 +295,6 @@ impl Program {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn instructions_are_eight_bytes() {
-        assert_eq!(std::mem::size_of::<Instr>(), 8);
-    }
-}
-
 impl Program {
     /// A readable listing of every function, for developers.
     pub fn disassemble(&self) -> String {
@@ -191,7 +325,12 @@ impl Program {
 pub fn verify(program: &Program) -> Result<(), String> {
     let builtin_count = crate::builtins::all().count();
     for (index, function) in program.functions.iter().enumerate() {
-        let fail = |pc: usize, what: &str| Err(format!("function #{index} ({}), instruction {pc}: {what}", function.title));
+        let fail = |pc: usize, what: &str| {
+            Err(format!(
+                "function #{index} ({}), instruction {pc}: {what}",
+                function.title
+            ))
+        };
         let registers = usize::from(function.registers);
         let length = function.code.len();
         if function.spans.len() != length {
@@ -247,7 +386,10 @@ pub fn verify(program: &Program) -> Result<(), String> {
                 Instr::SetKey { object, key, src } => reg_ok(object) && reg_ok(src) && constant_ok(key),
                 Instr::GetKeyDyn { dst, object, key } => reg_ok(dst) && reg_ok(object) && reg_ok(key),
                 Instr::SetKeyDyn { object, key, src } => reg_ok(object) && reg_ok(key) && reg_ok(src),
-                Instr::Call { function: callee, base } => program
+                Instr::Call {
+                    function: callee,
+                    base,
+                } => program
                     .functions
                     .get(usize::from(*callee))
                     .is_some_and(|callee| span_ok(base, usize::from(callee.params))),
@@ -271,4 +413,14 @@ pub fn verify(program: &Program) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instructions_are_eight_bytes() {
+        assert_eq!(std::mem::size_of::<Instr>(), 8);
+    }
 }

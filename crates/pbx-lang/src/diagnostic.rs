@@ -137,9 +137,7 @@ impl Diagnostic {
 
     /// `file:line:col` of the error, if it has a place.
     pub fn location(&self) -> Option<String> {
-        self.place
-            .as_ref()
-            .map(|(file, span)| file.location(span.start))
+        self.place.as_ref().map(|(file, span)| file.location(span.start))
     }
 
     /// One line for logs: `file:line:col: error[kind]: message`.
@@ -236,8 +234,9 @@ impl miette::Diagnostic for Report<'_> {
     }
 }
 
-/// The stack, innermost first, with runs of the same section folded:
-/// `procedure Down (f.sppr:3:5), called from … (repeated 49 times)`.
+/// The stack, innermost first, one section a line, with runs of the same
+/// section folded: `procedure Down (f.sppr:3:5)` / `called from … again, 48
+/// more times`.
 pub fn describe_stack(stack: &[StackEntry]) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut index = 0;
@@ -257,7 +256,7 @@ pub fn describe_stack(stack: &[StackEntry]) -> String {
         }
         index += run;
     }
-    parts.join(", called from ")
+    parts.join("\ncalled from ")
 }
 
 /// "a" or "an" before a word.

@@ -20,8 +20,8 @@ pub mod syntax;
 pub mod value;
 pub mod vm;
 
+pub use compile::{compile, ModuleLoader};
 pub use diagnostic::{Diagnostic, ErrorKind};
 pub use source::{SourceFile, Span};
-pub use compile::{compile, ModuleLoader};
 pub use value::Value;
 pub use vm::{Host, HostOutcome, Limits, Step, TaskOptions, Vm};

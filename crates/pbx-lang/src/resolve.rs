@@ -183,11 +183,16 @@ impl Resolver<'_, '_, '_> {
         unassigned.sort_by_key(|name| name.span.start);
         for name in unassigned {
             let what = match builtins::lookup(&name.folded) {
-                Some((_, builtin)) if builtin.kind == Kind::Function => format!("built-in function `{}`", builtin.name),
+                Some((_, builtin)) if builtin.kind == Kind::Function => {
+                    format!("built-in function `{}`", builtin.name)
+                }
                 Some((_, builtin)) => format!("built-in procedure `{}`", builtin.name),
                 None => format!("`{}`", name.text),
             };
-            let message = format!("`{}` is used as a variable, but it names the {what} and is never assigned", name.text);
+            let message = format!(
+                "`{}` is used as a variable, but it names the {what} and is never assigned",
+                name.text
+            );
             self.error(ErrorKind::Name, name.span, message).help =
                 Some(format!("to call it, write `{}(…)`", name.text));
         }
@@ -245,7 +250,12 @@ impl Resolver<'_, '_, '_> {
     }
 
     fn declare(&mut self, name: &Ident) {
-        if self.scopes.len() > 1 && self.scopes.last().is_some_and(|scope| scope.contains_key(&*name.folded)) {
+        if self.scopes.len() > 1
+            && self
+                .scopes
+                .last()
+                .is_some_and(|scope| scope.contains_key(&*name.folded))
+        {
             let message = format!("`{}` is already declared in this block", name.text);
             self.error(ErrorKind::Name, name.span, message).help =
                 Some("assign to it instead, or declare it in an inner block to shadow it".into());
@@ -268,10 +278,7 @@ impl Resolver<'_, '_, '_> {
                 self.place(place);
             }
             StmtKind::Call(call) => self.call_statement(call),
-            StmtKind::If {
-                branches,
-                otherwise,
-            } => {
+            StmtKind::If { branches, otherwise } => {
                 for (condition, block) in branches {
                     self.expr(condition);
                     self.block(block);
@@ -288,18 +295,20 @@ impl Resolver<'_, '_, '_> {
                 }
                 self.expr(condition);
             }
-            StmtKind::Return(value) => {
-                match (value, self.kind) {
-                    (Some(value), Some(SectionKind::Function)) => self.expr(value),
-                    (Some(value), Some(kind)) => {
-                        self.expr(value);
-                        let message = format!("{} {} cannot return a value", crate::diagnostic::article(kind.keyword()), kind.keyword());
-                        self.error(ErrorKind::Usage, value.span, message).help =
-                            Some("declare it as a `function`, or write `return;`".into());
-                    }
-                    _ => {}
+            StmtKind::Return(value) => match (value, self.kind) {
+                (Some(value), Some(SectionKind::Function)) => self.expr(value),
+                (Some(value), Some(kind)) => {
+                    self.expr(value);
+                    let message = format!(
+                        "{} {} cannot return a value",
+                        crate::diagnostic::article(kind.keyword()),
+                        kind.keyword()
+                    );
+                    self.error(ErrorKind::Usage, value.span, message).help =
+                        Some("declare it as a `function`, or write `return;`".into());
                 }
-            }
+                _ => {}
+            },
             StmtKind::Stop => {}
             StmtKind::Block(block) => self.block(block),
         }
@@ -364,11 +373,8 @@ impl Resolver<'_, '_, '_> {
 
     fn expr(&mut self, expr: &Expr) {
         match &expr.kind {
-            ExprKind::Null
-            | ExprKind::True
-            | ExprKind::False
-            | ExprKind::Number(_)
-            | ExprKind::String(_) => {}
+            ExprKind::Null | ExprKind::True | ExprKind::False | ExprKind::Number(_) | ExprKind::String(_) => {
+            }
             ExprKind::Var(name) => self.variable(name),
             ExprKind::Unary(_, operand) => self.expr(operand),
             ExprKind::Binary(_, left, right) => {
@@ -402,13 +408,21 @@ impl Resolver<'_, '_, '_> {
             }
             None => {
                 if let Some(section) = self.namespace.sections.get(&*entry.folded) {
-                    let message = format!("`{}` is a {}; only entries can be spawned", entry.text, section.kind.keyword());
+                    let message = format!(
+                        "`{}` is a {}; only entries can be spawned",
+                        entry.text,
+                        section.kind.keyword()
+                    );
                     self.error(ErrorKind::Usage, entry.span, message).help =
                         Some("`spawn` starts an `entry` of the same program as a new task".into());
                     return;
                 }
                 let message = format!("no entry `{}` in this program to spawn", entry.text);
-                let candidates = self.namespace.entries.keys().filter_map(|key| self.namespace.spellings.get(key));
+                let candidates = self
+                    .namespace
+                    .entries
+                    .keys()
+                    .filter_map(|key| self.namespace.spellings.get(key));
                 let help = match builtins::closest(&entry.folded, candidates.map(String::as_str)) {
                     Some(close) => format!("did you mean `{close}`?"),
                     None => "`spawn` starts an `entry` of the same program as a new task".into(),
@@ -468,7 +482,9 @@ impl Resolver<'_, '_, '_> {
                 }
             }
             self.check_usage(name, &shown, callee.kind == SectionKind::Function, statement);
-            self.names.calls.insert(name.name.span.start, CallRef::User(callee.function));
+            self.names
+                .calls
+                .insert(name.name.span.start, CallRef::User(callee.function));
             return;
         }
         if name.module.is_some() {
@@ -490,7 +506,10 @@ impl Resolver<'_, '_, '_> {
             let candidates = builtins::all().map(|builtin| builtin.name).chain(own);
             let help = builtins::advice_for(&name.name.folded)
                 .map(str::to_string)
-                .or_else(|| builtins::closest(&name.name.folded, candidates).map(|close| format!("did you mean `{close}`?")));
+                .or_else(|| {
+                    builtins::closest(&name.name.folded, candidates)
+                        .map(|close| format!("did you mean `{close}`?"))
+                });
             let message = if builtins::is_unsupported(&name.name.folded) {
                 format!("unknown function `{shown}`: not supported by pbxd")
             } else {
@@ -516,19 +535,25 @@ impl Resolver<'_, '_, '_> {
             );
             let mut help = format!("{}({})", builtin.name, builtin.signature);
             if method {
-                help = format!("{help}; with method style `x.{}(…)`, `x` is the first argument", builtin.name);
+                help = format!(
+                    "{help}; with method style `x.{}(…)`, `x` is the first argument",
+                    builtin.name
+                );
             }
             self.error(ErrorKind::Arity, span, message).help = Some(help);
         }
         self.check_usage(name, builtin.name, builtin.kind == Kind::Function, statement);
-        self.names.calls.insert(name.name.span.start, CallRef::Builtin(id));
+        self.names
+            .calls
+            .insert(name.name.span.start, CallRef::Builtin(id));
     }
 
     fn check_usage(&mut self, name: &QualifiedName, shown: &str, is_function: bool, statement: bool) {
         if is_function && statement {
             let message = format!("function `{shown}` used as a statement; its value would be lost");
-            self.error(ErrorKind::Usage, name.span, message).help =
-                Some(format!("to call it for its effect only, write `Void({shown}(…));`"));
+            self.error(ErrorKind::Usage, name.span, message).help = Some(format!(
+                "to call it for its effect only, write `Void({shown}(…));`"
+            ));
         } else if !is_function && !statement {
             let message = format!("procedure `{shown}` used as a value; procedures return nothing");
             self.error(ErrorKind::Usage, name.span, message).help =

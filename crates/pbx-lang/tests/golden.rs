@@ -46,8 +46,8 @@ fn scripts(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 fn render(diagnostic: &Diagnostic) -> String {
-    let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
-        .with_width(100);
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor()).with_width(100);
     let mut out = String::new();
     handler
         .render_report(&mut out, &Report::new(diagnostic))
@@ -72,7 +72,9 @@ fn directives(text: &str) -> Directives {
     };
     for line in text.lines().take_while(|line| line.starts_with("//")) {
         let line = line.trim_start_matches('/').trim();
-        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         match key.trim() {
             "clock" => directives.clock = time::parse(value).expect("clock directive"),
@@ -115,7 +117,10 @@ impl Host for TestHost {
                 }
                 Err(error) => HostOutcome::Fail(error),
             },
-            other => HostOutcome::Fail(OpError::call(format!("`{}` needs a call or the server", other.name()))),
+            other => HostOutcome::Fail(OpError::call(format!(
+                "`{}` needs a call or the server",
+                other.name()
+            ))),
         }
     }
 
@@ -179,8 +184,15 @@ fn golden_scripts() {
     let filter = std::env::var("GOLDEN_FILTER").ok();
     let mut failures = Vec::new();
     for path in &found {
-        let relative = path.strip_prefix(&root).expect("under data").to_string_lossy().replace('\\', "/");
-        if filter.as_ref().is_some_and(|filter| !relative.contains(filter.as_str())) {
+        let relative = path
+            .strip_prefix(&root)
+            .expect("under data")
+            .to_string_lossy()
+            .replace('\\', "/");
+        if filter
+            .as_ref()
+            .is_some_and(|filter| !relative.contains(filter.as_str()))
+        {
             continue;
         }
         let actual = outcome(path, &relative);
@@ -190,7 +202,9 @@ fn golden_scripts() {
             if update {
                 std::fs::write(&expected_path, &actual).expect("write golden file");
             } else {
-                failures.push(format!("--- {relative}\nexpected:\n{expected}\nactual:\n{actual}"));
+                failures.push(format!(
+                    "--- {relative}\nexpected:\n{expected}\nactual:\n{actual}"
+                ));
             }
         }
     }
@@ -202,6 +216,10 @@ fn golden_scripts() {
         failures.join("\n")
     );
     if filter.is_none() {
-        assert!(found.len() >= 200, "expected at least 200 test scripts, found {}", found.len());
+        assert!(
+            found.len() >= 200,
+            "expected at least 200 test scripts, found {}",
+            found.len()
+        );
     }
 }

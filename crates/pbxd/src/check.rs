@@ -33,7 +33,11 @@ pub fn check(paths: &[PathBuf], bytecode: bool) -> ExitCode {
         );
         ExitCode::FAILURE
     } else {
-        eprintln!("{} file{} checked, no errors", files.len(), if files.len() == 1 { "" } else { "s" });
+        eprintln!(
+            "{} file{} checked, no errors",
+            files.len(),
+            if files.len() == 1 { "" } else { "s" }
+        );
         ExitCode::SUCCESS
     }
 }

@@ -80,8 +80,9 @@ impl<W: Write> Host for TerminalHost<W> {
                 HostOutcome::Done(Value::Null)
             }
             other => HostOutcome::Fail(
-                OpError::call(format!("`{}` needs a call or the server", other.name()))
-                    .with_help("`pbxd run` runs programs without a call; `pbxd serve` runs them for real calls"),
+                OpError::call(format!("`{}` needs a call or the server", other.name())).with_help(
+                    "`pbxd run` runs programs without a call; `pbxd serve` runs them for real calls",
+                ),
             ),
         }
     }

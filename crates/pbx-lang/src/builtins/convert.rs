@@ -10,7 +10,9 @@ pub(super) const TABLE: &[Builtin] = &[
         Ok(Value::from(text::object_to_string(arg(args, 0))?))
     }),
     function("ToObject", 1, 1, "text", to_object),
-    function("ObjectToJSON", 1, 1, "x", |_, args| Ok(Value::from(json::to_json(arg(args, 0))?))),
+    function("ObjectToJSON", 1, 1, "x", |_, args| {
+        Ok(Value::from(json::to_json(arg(args, 0))?))
+    }),
     function("JSONToObject", 1, 1, "text", json_to_object),
     function("Base64Encode", 1, 1, "data", base64_encode),
     function("Base64Decode", 1, 1, "text", base64_decode),
@@ -19,7 +21,9 @@ pub(super) const TABLE: &[Builtin] = &[
 
 fn to_object(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
     match arg(args, 0) {
-        Value::Str(bytes) | Value::Data(bytes) => Ok(text::parse_object(bytes.as_slice()).unwrap_or(Value::Null)),
+        Value::Str(bytes) | Value::Data(bytes) => {
+            Ok(text::parse_object(bytes.as_slice()).unwrap_or(Value::Null))
+        }
         Value::Null => Ok(Value::Null),
         other => Err(OpError::call(format!(
             "ToObject: argument 1 must be a string or a datablock, not {}",
@@ -30,7 +34,9 @@ fn to_object(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
 
 fn json_to_object(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
     match arg(args, 0) {
-        Value::Str(bytes) | Value::Data(bytes) => Ok(json::from_json(bytes.as_slice()).unwrap_or(Value::Null)),
+        Value::Str(bytes) | Value::Data(bytes) => {
+            Ok(json::from_json(bytes.as_slice()).unwrap_or(Value::Null))
+        }
         Value::Null => Ok(Value::Null),
         other => Err(OpError::call(format!(
             "JSONToObject: argument 1 must be a string or a datablock, not {}",
@@ -113,7 +119,11 @@ fn convert(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
 }
 
 fn base64_decode_bytes(bytes: &[u8]) -> Value {
-    let cleaned: Vec<u8> = bytes.iter().copied().filter(|byte| !byte.is_ascii_whitespace()).collect();
+    let cleaned: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .filter(|byte| !byte.is_ascii_whitespace())
+        .collect();
     base64::engine::general_purpose::STANDARD
         .decode(cleaned)
         .map_or(Value::Null, Value::data)
@@ -122,18 +132,31 @@ fn base64_decode_bytes(bytes: &[u8]) -> Value {
 fn hex_encode(bytes: &[u8], uppercase: bool) -> String {
     bytes
         .iter()
-        .map(|byte| if uppercase { format!("{byte:02X}") } else { format!("{byte:02x}") })
+        .map(|byte| {
+            if uppercase {
+                format!("{byte:02X}")
+            } else {
+                format!("{byte:02x}")
+            }
+        })
         .collect()
 }
 
 fn hex_decode(text: &[u8]) -> Value {
-    let digits: Vec<u8> = text.iter().copied().filter(|byte| !byte.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 || !digits.iter().all(u8::is_ascii_hexdigit) {
+    let digits: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|byte| !byte.is_ascii_whitespace())
+        .collect();
+    if !digits.len().is_multiple_of(2) || !digits.iter().all(u8::is_ascii_hexdigit) {
         return Value::Null;
     }
     let mut out = Vec::with_capacity(digits.len() / 2);
     for pair in digits.chunks(2) {
-        let Some(byte) = std::str::from_utf8(pair).ok().and_then(|pair| u8::from_str_radix(pair, 16).ok()) else {
+        let Some(byte) = std::str::from_utf8(pair)
+            .ok()
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        else {
             return Value::Null;
         };
         out.push(byte);
@@ -150,14 +173,26 @@ fn single_byte(subject: &Value, decoding: bool, ascii: bool) -> Value {
             bytes
                 .to_str_lossy()
                 .chars()
-                .map(|c| if u32::from(c) <= limit { u32::from(c) as u8 } else { b'?' })
+                .map(|c| {
+                    if u32::from(c) <= limit {
+                        u32::from(c) as u8
+                    } else {
+                        b'?'
+                    }
+                })
                 .collect(),
         ),
         Value::Data(bytes) => Value::from(
             bytes
                 .as_slice()
                 .iter()
-                .map(|&byte| if u32::from(byte) <= limit { char::from(byte) } else { '?' })
+                .map(|&byte| {
+                    if u32::from(byte) <= limit {
+                        char::from(byte)
+                    } else {
+                        '?'
+                    }
+                })
                 .collect::<String>(),
         ),
         _ => Value::Null,

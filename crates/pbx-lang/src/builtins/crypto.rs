@@ -20,7 +20,9 @@ fn cry_digest(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
         Value::Null => None,
         _ => Some(bytes_arg(args, 2, "CryDigest")?),
     };
-    let algorithm = String::from_utf8_lossy(algorithm).to_ascii_uppercase().replace('-', "");
+    let algorithm = String::from_utf8_lossy(algorithm)
+        .to_ascii_uppercase()
+        .replace('-', "");
     let digest = match algorithm.as_str() {
         "MD5" => compute::<Md5>(data, key),
         "SHA1" => compute::<Sha1>(data, key),
@@ -72,7 +74,13 @@ mod tests {
             hex(&compute::<Sha256>(data, Some(b"Jefe"))),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-        assert_eq!(hex(&compute::<Md5>(data, Some(b"Jefe"))), "750c783e6ab0b503eaa86e310a5db738");
-        assert_eq!(hex(&compute::<Sha1>(data, Some(b"Jefe"))), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+        assert_eq!(
+            hex(&compute::<Md5>(data, Some(b"Jefe"))),
+            "750c783e6ab0b503eaa86e310a5db738"
+        );
+        assert_eq!(
+            hex(&compute::<Sha1>(data, Some(b"Jefe"))),
+            "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
+        );
     }
 }

@@ -31,15 +31,33 @@ pub const INSTANT_MESSAGE: &str = "InstantMessage";
 pub const XMPP_IQ: &str = "XMPPIQ";
 
 pub(super) const TABLE: &[Builtin] = &[
-    function("IsDisconnectEvent", 1, 1, "event", |_, args| system(args, DISCONNECT)),
-    function("IsCallProvisionEvent", 1, 1, "event", |_, args| system(args, CALL_PROVISION)),
-    function("IsCallCompletedEvent", 1, 1, "event", |_, args| system(args, CALL_COMPLETED)),
-    function("IsStartBridgeEvent", 1, 1, "event", |_, args| from_task(args, START_BRIDGE)),
-    function("IsBreakBridgeEvent", 1, 1, "event", |_, args| is_named(args, BREAK_BRIDGE)),
-    function("IsStartTransferEvent", 1, 1, "event", |_, args| from_task(args, START_TRANSFER)),
-    function("IsCallTransferredEvent", 1, 1, "event", |_, args| system(args, CALL_TRANSFERRED)),
-    function("IsCallInfoEvent", 1, 1, "event", |_, args| system(args, CALL_INFO)),
-    function("IsInstantMessageEvent", 1, 1, "event", |_, args| system(args, INSTANT_MESSAGE)),
+    function("IsDisconnectEvent", 1, 1, "event", |_, args| {
+        system(args, DISCONNECT)
+    }),
+    function("IsCallProvisionEvent", 1, 1, "event", |_, args| {
+        system(args, CALL_PROVISION)
+    }),
+    function("IsCallCompletedEvent", 1, 1, "event", |_, args| {
+        system(args, CALL_COMPLETED)
+    }),
+    function("IsStartBridgeEvent", 1, 1, "event", |_, args| {
+        from_task(args, START_BRIDGE)
+    }),
+    function("IsBreakBridgeEvent", 1, 1, "event", |_, args| {
+        is_named(args, BREAK_BRIDGE)
+    }),
+    function("IsStartTransferEvent", 1, 1, "event", |_, args| {
+        from_task(args, START_TRANSFER)
+    }),
+    function("IsCallTransferredEvent", 1, 1, "event", |_, args| {
+        system(args, CALL_TRANSFERRED)
+    }),
+    function("IsCallInfoEvent", 1, 1, "event", |_, args| {
+        system(args, CALL_INFO)
+    }),
+    function("IsInstantMessageEvent", 1, 1, "event", |_, args| {
+        system(args, INSTANT_MESSAGE)
+    }),
     function("IsXMPPIQEvent", 1, 1, "event", |_, args| system(args, XMPP_IQ)),
 ];
 
@@ -56,14 +74,19 @@ fn named(what: &Value, name: &str) -> bool {
 }
 
 fn system(args: &[Value], name: &str) -> Result<Value, OpError> {
-    Ok(Value::from_bool(parts(args).is_some_and(|(what, sender)| !sender && named(&what, name))))
+    Ok(Value::from_bool(
+        parts(args).is_some_and(|(what, sender)| !sender && named(&what, name)),
+    ))
 }
 
 fn from_task(args: &[Value], name: &str) -> Result<Value, OpError> {
-    Ok(Value::from_bool(parts(args).is_some_and(|(what, sender)| sender && named(&what, name))))
+    Ok(Value::from_bool(
+        parts(args).is_some_and(|(what, sender)| sender && named(&what, name)),
+    ))
 }
 
 fn is_named(args: &[Value], name: &str) -> Result<Value, OpError> {
-    Ok(Value::from_bool(parts(args).is_some_and(|(what, _)| named(&what, name))))
+    Ok(Value::from_bool(
+        parts(args).is_some_and(|(what, _)| named(&what, name)),
+    ))
 }
-

@@ -14,14 +14,30 @@ pub(super) const TABLE: &[Builtin] = &[
     function("Max", 2, 2, "a, b", max),
     procedure("Void", 1, 1, "x", void),
     function("ObjectClass", 1, 1, "x", object_class),
-    function("IsString", 1, 1, "x", |_, args| is(args, |v| matches!(v, Value::Str(_)))),
-    function("IsNumber", 1, 1, "x", |_, args| is(args, |v| matches!(v, Value::Num(_)))),
-    function("IsDate", 1, 1, "x", |_, args| is(args, |v| matches!(v, Value::Date(_)))),
-    function("IsIPAddress", 1, 1, "x", |_, args| is(args, |v| matches!(v, Value::Ip(_)))),
-    function("IsData", 1, 1, "x", |_, args| is(args, |v| matches!(v, Value::Data(_)))),
-    function("IsArray", 1, 1, "x", |_, args| is(args, |v| matches!(v, Value::Array(_)))),
-    function("IsDictionary", 1, 1, "x", |_, args| is(args, |v| matches!(v, Value::Dict(_)))),
-    function("IsTask", 1, 1, "x", |_, args| is(args, |v| matches!(v, Value::Task(_)))),
+    function("IsString", 1, 1, "x", |_, args| {
+        is(args, |v| matches!(v, Value::Str(_)))
+    }),
+    function("IsNumber", 1, 1, "x", |_, args| {
+        is(args, |v| matches!(v, Value::Num(_)))
+    }),
+    function("IsDate", 1, 1, "x", |_, args| {
+        is(args, |v| matches!(v, Value::Date(_)))
+    }),
+    function("IsIPAddress", 1, 1, "x", |_, args| {
+        is(args, |v| matches!(v, Value::Ip(_)))
+    }),
+    function("IsData", 1, 1, "x", |_, args| {
+        is(args, |v| matches!(v, Value::Data(_)))
+    }),
+    function("IsArray", 1, 1, "x", |_, args| {
+        is(args, |v| matches!(v, Value::Array(_)))
+    }),
+    function("IsDictionary", 1, 1, "x", |_, args| {
+        is(args, |v| matches!(v, Value::Dict(_)))
+    }),
+    function("IsTask", 1, 1, "x", |_, args| {
+        is(args, |v| matches!(v, Value::Task(_)))
+    }),
     // pbxd has no XML objects, so nothing is one.
     function("IsXML", 1, 1, "x", |_, _| Ok(Value::Null)),
     function("Vars", 0, 0, "", vars),

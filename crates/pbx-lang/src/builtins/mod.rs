@@ -189,26 +189,93 @@ pub fn all() -> impl Iterator<Item = &'static Builtin> {
 /// (CGPL.md §6.6, §6.12 and the web-application functions): calling one is
 /// a compile error that says so.
 const UNSUPPORTED: &[&str] = &[
-    "newxml", "setnamespace", "getnamespace", "getprefix", "setattribute", "getattribute",
-    "xmlbody", "xmltype", "xmlprefix", "apptoxml", "xmltoapp", "objecttoxml", "listmailboxes",
-    "createmailbox", "renamemailbox", "deletemailbox", "getmailboxacls", "setmailboxacls",
-    "getmailboxaliases", "setmailboxaliases", "getmailboxsubscription",
-    "setmailboxsubscription", "openmailbox", "openmailboxview", "mailboxuids",
-    "subscribeevents", "ismailboxnotifyevent", "sync", "mailboxinternaltimebyuid",
-    "mailboxflagsbyuid", "mailboxoriguidbyuid", "mailboxuidbyoriguid", "mailboxsetflags",
-    "mailboxexpunge", "mailboxaudiobyuid", "mailboxredirectbyuid", "mailboxforwardbyuid",
-    "mailboxappend", "mailboxcopy", "getmessageattr", "updatemessageattr", "openmessage",
-    "messagepart", "messageheader", "messagebody", "opencalendar", "processcalendar",
-    "readstoragefile", "writestoragefile", "appendstoragefile", "deletestoragefile",
-    "renamestoragefile", "createstoragedirectory", "renamestoragedirectory",
-    "deletestoragedirectory", "liststoragefiles", "readstoragefileattr",
-    "writestoragefileattr", "lockstoragefile", "readroster", "setroster", "datasetlist",
-    "datasetcreate", "datasetremove", "datasetset", "datasetdelete", "directorysearch",
-    "gethttpparameter", "gethttpbinaryparameter", "gethttpfield", "gethttpquery",
-    "gethttpresource", "gethttpmethod", "gethttptype", "gethttpsubtype", "gethttpdata",
-    "sethttpresponsedata", "sethttpresponsetype", "sethttpresponsecode",
-    "proxiedipaddress", "sendhttpcontinue", "addhttpresponsefield", "processwssp",
-    "sessiondata", "cryencrypt", "crydecrypt", "bannerread",
+    "newxml",
+    "setnamespace",
+    "getnamespace",
+    "getprefix",
+    "setattribute",
+    "getattribute",
+    "xmlbody",
+    "xmltype",
+    "xmlprefix",
+    "apptoxml",
+    "xmltoapp",
+    "objecttoxml",
+    "listmailboxes",
+    "createmailbox",
+    "renamemailbox",
+    "deletemailbox",
+    "getmailboxacls",
+    "setmailboxacls",
+    "getmailboxaliases",
+    "setmailboxaliases",
+    "getmailboxsubscription",
+    "setmailboxsubscription",
+    "openmailbox",
+    "openmailboxview",
+    "mailboxuids",
+    "subscribeevents",
+    "ismailboxnotifyevent",
+    "sync",
+    "mailboxinternaltimebyuid",
+    "mailboxflagsbyuid",
+    "mailboxoriguidbyuid",
+    "mailboxuidbyoriguid",
+    "mailboxsetflags",
+    "mailboxexpunge",
+    "mailboxaudiobyuid",
+    "mailboxredirectbyuid",
+    "mailboxforwardbyuid",
+    "mailboxappend",
+    "mailboxcopy",
+    "getmessageattr",
+    "updatemessageattr",
+    "openmessage",
+    "messagepart",
+    "messageheader",
+    "messagebody",
+    "opencalendar",
+    "processcalendar",
+    "readstoragefile",
+    "writestoragefile",
+    "appendstoragefile",
+    "deletestoragefile",
+    "renamestoragefile",
+    "createstoragedirectory",
+    "renamestoragedirectory",
+    "deletestoragedirectory",
+    "liststoragefiles",
+    "readstoragefileattr",
+    "writestoragefileattr",
+    "lockstoragefile",
+    "readroster",
+    "setroster",
+    "datasetlist",
+    "datasetcreate",
+    "datasetremove",
+    "datasetset",
+    "datasetdelete",
+    "directorysearch",
+    "gethttpparameter",
+    "gethttpbinaryparameter",
+    "gethttpfield",
+    "gethttpquery",
+    "gethttpresource",
+    "gethttpmethod",
+    "gethttptype",
+    "gethttpsubtype",
+    "gethttpdata",
+    "sethttpresponsedata",
+    "sethttpresponsetype",
+    "sethttpresponsecode",
+    "proxiedipaddress",
+    "sendhttpcontinue",
+    "addhttpresponsefield",
+    "processwssp",
+    "sessiondata",
+    "cryencrypt",
+    "crydecrypt",
+    "bannerread",
 ];
 
 /// Whether `folded` names a built-in of the original that pbxd lacks.
@@ -236,12 +303,16 @@ pub fn advice_for(folded: &str) -> Option<&'static str> {
     Some(match folded {
         "arraylength" => "there is no ArrayLength: `Length(array)` counts elements",
         "pendinginput" => "there is no PendingInput: `ReadInput(0)` polls, `DTMF()` peeks at the digits",
-        "stopplay" | "stoprecording" => "playing and recording stop by themselves on DTMF, an event or a hang-up",
+        "stopplay" | "stoprecording" => {
+            "playing and recording stop by themselves on DTMF, an event or a hang-up"
+        }
         "playsound" => "play a prompt with `PlayFile(name)` or a datablock with `Play(data)`",
         "getrecordedsound" => "`Record(seconds)` returns the recording",
         "getcallinfo" => "use `SignalOption(\"callInfo\")`, `PendingRequestData(field)` or `RemoteURI()`",
         "iscallprovisioned" => "use `IsCallProvisionEvent(event)` on events after StartCall",
-        "iscallcompleted" => "use `IsCallCompletedEvent(event)` on events after StartCall, or `IsConnected()`",
+        "iscallcompleted" => {
+            "use `IsCallCompletedEvent(event)` on events after StartCall, or `IsConnected()`"
+        }
         "spawntask" => "start a task with the `spawn` keyword: `spawn Entry(arguments)`",
         "break" | "continue" => "leave a loop with `exitif condition;`",
         _ => return None,
@@ -257,13 +328,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in table.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        table[0][j] = j;
+    for (j, cell) in table[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (table[i - 1][j] + 1).min(table[i][j - 1] + 1).min(table[i - 1][j - 1] + cost);
+            let mut best = (table[i - 1][j] + 1)
+                .min(table[i][j - 1] + 1)
+                .min(table[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(table[i - 2][j - 2] + 1);
             }
@@ -325,9 +398,21 @@ mod tests {
     fn every_name_is_registered_once() {
         let mut seen = std::collections::HashSet::new();
         for builtin in all() {
-            assert!(seen.insert(builtin.name.to_ascii_lowercase()), "{} twice", builtin.name);
-            assert!(builtin.min_args as usize <= builtin.max_args(), "{}", builtin.name);
-            assert!(!is_unsupported(&builtin.name.to_ascii_lowercase()), "{}", builtin.name);
+            assert!(
+                seen.insert(builtin.name.to_ascii_lowercase()),
+                "{} twice",
+                builtin.name
+            );
+            assert!(
+                builtin.min_args as usize <= builtin.max_args(),
+                "{}",
+                builtin.name
+            );
+            assert!(
+                !is_unsupported(&builtin.name.to_ascii_lowercase()),
+                "{}",
+                builtin.name
+            );
         }
     }
 

@@ -21,10 +21,16 @@ pub(crate) fn to_number(value: &Value) -> i64 {
         Value::Num(number) => *number,
         Value::Str(bytes) => {
             let bytes = bytes.as_slice();
-            let start = bytes.iter().position(|byte| !byte.is_ascii_whitespace()).unwrap_or(bytes.len());
+            let start = bytes
+                .iter()
+                .position(|byte| !byte.is_ascii_whitespace())
+                .unwrap_or(bytes.len());
             let bytes = &bytes[start..];
             let sign_length = usize::from(matches!(bytes.first(), Some(b'-' | b'+')));
-            let digits = bytes[sign_length..].iter().take_while(|byte| byte.is_ascii_digit()).count();
+            let digits = bytes[sign_length..]
+                .iter()
+                .take_while(|byte| byte.is_ascii_digit())
+                .count();
             std::str::from_utf8(&bytes[..sign_length + digits])
                 .ok()
                 .and_then(|text| text.parse().ok())

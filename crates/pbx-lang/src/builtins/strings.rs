@@ -13,8 +13,12 @@ pub(super) const TABLE: &[Builtin] = &[
     function("FindSubstring", 2, 3, "str, sub [, offset]", find_substring),
     function("EOL", 0, 0, "", |_, _| Ok(Value::str("\n"))),
     function("CRLF", 0, 0, "", |_, _| Ok(Value::str("\r\n"))),
-    function("ToUpperCase", 1, 1, "str", |_, args| change_case(args, "ToUpperCase", true)),
-    function("ToLowerCase", 1, 1, "str", |_, args| change_case(args, "ToLowerCase", false)),
+    function("ToUpperCase", 1, 1, "str", |_, args| {
+        change_case(args, "ToUpperCase", true)
+    }),
+    function("ToLowerCase", 1, 1, "str", |_, args| {
+        change_case(args, "ToLowerCase", false)
+    }),
     function("IsDigit", 1, 1, "str", is_digit),
     function("IsWhiteSpaces", 1, 1, "str", is_white_spaces),
     function("FindRegEx", 2, 2, "str, regex", find_regex),
@@ -106,7 +110,9 @@ fn range(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
             let Some((start, end)) = slice_bounds(boundaries.len() - 1, *from, *len) else {
                 return Ok(Value::Null);
             };
-            Ok(Value::string_from_bytes(bytes[boundaries[start]..boundaries[end]].to_vec()))
+            Ok(Value::string_from_bytes(
+                bytes[boundaries[start]..boundaries[end]].to_vec(),
+            ))
         }
         _ => Ok(Value::Null),
     }
@@ -123,7 +129,9 @@ fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() {
         return Some(haystack.len());
     }
-    haystack.windows(needle.len()).rposition(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .rposition(|window| window == needle)
 }
 
 /// CGPL.md §0.16: a positive offset starts the search there; a negative
@@ -168,9 +176,13 @@ fn is_digit(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
 }
 
 fn is_white_spaces(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
-    Ok(Value::from_bool(arg(args, 0).as_str_bytes().is_some_and(|bytes| {
-        bytes.iter().all(|byte| matches!(byte, b' ' | b'\t' | b'\r' | b'\n'))
-    })))
+    Ok(Value::from_bool(arg(args, 0).as_str_bytes().is_some_and(
+        |bytes| {
+            bytes
+                .iter()
+                .all(|byte| matches!(byte, b' ' | b'\t' | b'\r' | b'\n'))
+        },
+    )))
 }
 
 /// Longest pattern `FindRegEx` compiles; bounds the work a script can cause.
@@ -186,7 +198,10 @@ fn find_regex(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
     if pattern.len() > MAX_PATTERN {
         return Ok(Value::Null);
     }
-    let Ok(regex) = regex::bytes::RegexBuilder::new(pattern).size_limit(1 << 20).build() else {
+    let Ok(regex) = regex::bytes::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+    else {
         return Ok(Value::Null);
     };
     let Some(captures) = regex.captures(text) else {
@@ -202,13 +217,21 @@ fn find_regex(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
 fn email_domain_part(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
     Ok(arg(args, 0)
         .as_str_bytes()
-        .and_then(|address| address.iter().position(|&byte| byte == b'@').map(|at| &address[at + 1..]))
+        .and_then(|address| {
+            address
+                .iter()
+                .position(|&byte| byte == b'@')
+                .map(|at| &address[at + 1..])
+        })
         .map_or(Value::Null, |domain| Value::string_from_bytes(domain.to_vec())))
 }
 
 fn email_user_part(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
     Ok(arg(args, 0).as_str_bytes().map_or(Value::Null, |address| {
-        let end = address.iter().position(|&byte| byte == b'@').unwrap_or(address.len());
+        let end = address
+            .iter()
+            .position(|&byte| byte == b'@')
+            .unwrap_or(address.len());
         Value::string_from_bytes(address[..end].to_vec())
     }))
 }
@@ -226,7 +249,13 @@ fn sort_strings(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
             bad.type_name()
         )));
     }
-    let folded = |value: &Value| -> String { value.as_str_bytes().map(String::from_utf8_lossy).unwrap_or_default().to_lowercase() };
+    let folded = |value: &Value| -> String {
+        value
+            .as_str_bytes()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default()
+            .to_lowercase()
+    };
     array.sort_by(|a, b| folded(a).cmp(&folded(b)).then_with(|| compare_bytes(a, b)));
     Ok(Value::Null)
 }
@@ -284,7 +313,9 @@ fn email_to_sip_uri(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
         let text = String::from_utf8_lossy(address);
         if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c == '<' || c == '>') {
             Value::Null
-        } else if text.to_ascii_lowercase().starts_with("sip:") || text.to_ascii_lowercase().starts_with("sips:") {
+        } else if text.to_ascii_lowercase().starts_with("sip:")
+            || text.to_ascii_lowercase().starts_with("sips:")
+        {
             Value::from(text.into_owned())
         } else {
             Value::from(format!("sip:{text}"))

@@ -12,27 +12,43 @@ pub(super) const TABLE: &[Builtin] = &[
         Ok(Value::Date(t::gmt_to_local(&ctx.zone.zone, ctx.clock.now())))
     }),
     function("GMTToLocal", 1, 1, "time", |ctx, args| {
-        Ok(date_arg(args).map_or(Value::Null, |time| Value::Date(t::gmt_to_local(&ctx.zone.zone, time))))
+        Ok(date_arg(args).map_or(Value::Null, |time| {
+            Value::Date(t::gmt_to_local(&ctx.zone.zone, time))
+        }))
     }),
     function("LocalToGMT", 1, 1, "time", |ctx, args| {
-        Ok(date_arg(args).map_or(Value::Null, |time| Value::Date(t::local_to_gmt(&ctx.zone.zone, time))))
+        Ok(date_arg(args).map_or(Value::Null, |time| {
+            Value::Date(t::local_to_gmt(&ctx.zone.zone, time))
+        }))
     }),
     function("Date", 1, 1, "x", date),
     function("Year", 1, 1, "time", year),
     function("Month", 1, 1, "time", month),
-    function("MonthNum", 1, 1, "time", |_, args| field(args, "MonthNum", |c, _| i64::from(c.month))),
-    function("MonthDay", 1, 1, "time", |_, args| field(args, "MonthDay", |c, _| i64::from(c.day))),
+    function("MonthNum", 1, 1, "time", |_, args| {
+        field(args, "MonthNum", |c, _| i64::from(c.month))
+    }),
+    function("MonthDay", 1, 1, "time", |_, args| {
+        field(args, "MonthDay", |c, _| i64::from(c.day))
+    }),
     function("WeekDay", 1, 1, "time", week_day),
     function("YearDay", 1, 1, "time", |_, args| {
-        field(args, "YearDay", |c, _| t::days_from_civil(c.year, c.month, c.day) - t::days_from_civil(c.year, 1, 1) + 1)
+        field(args, "YearDay", |c, _| {
+            t::days_from_civil(c.year, c.month, c.day) - t::days_from_civil(c.year, 1, 1) + 1
+        })
     }),
     function("TimeOfDay", 1, 1, "time", |_, args| {
-        field(args, "TimeOfDay", |c, _| i64::from(c.hour * 3600 + c.minute * 60 + c.second))
+        field(args, "TimeOfDay", |c, _| {
+            i64::from(c.hour * 3600 + c.minute * 60 + c.second)
+        })
     }),
-    function("DateNumber", 1, 1, "time", |_, args| field(args, "DateNumber", |_, time| time.div_euclid(86_400))),
+    function("DateNumber", 1, 1, "time", |_, args| {
+        field(args, "DateNumber", |_, time| time.div_euclid(86_400))
+    }),
     function("DateByMonthDay", 3, 3, "year, month, day", date_by_month_day),
     function("DateByYearDay", 2, 2, "year, yearDay", date_by_year_day),
-    function("GetTimeZoneName", 0, 0, "", |ctx, _| Ok(ctx.zone.name.as_deref().map_or(Value::Null, Value::str))),
+    function("GetTimeZoneName", 0, 0, "", |ctx, _| {
+        Ok(ctx.zone.name.as_deref().map_or(Value::Null, Value::str))
+    }),
     procedure("SetTimeZone", 1, 1, "name", set_time_zone),
 ];
 
@@ -137,7 +153,9 @@ fn date_by_year_day(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
 }
 
 fn set_time_zone(ctx: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
-    let name = arg(args, 0).as_str_bytes().and_then(|bytes| std::str::from_utf8(bytes).ok());
+    let name = arg(args, 0)
+        .as_str_bytes()
+        .and_then(|bytes| std::str::from_utf8(bytes).ok());
     match name.and_then(|name| jiff::tz::TimeZone::get(name).ok().map(|zone| (name, zone))) {
         Some((name, zone)) => {
             ctx.zone.name = Some(name.to_string());

@@ -73,10 +73,16 @@ impl<'a> Emitter<'a> {
         errors: &mut Vec<Diagnostic>,
     ) -> Function {
         self.emit(Instr::ReturnNull);
-        if self.too_big || self.code.len() > usize::from(u16::MAX) || self.max_registers > u32::from(u16::MAX) {
+        if self.too_big || self.code.len() > usize::from(u16::MAX) || self.max_registers > u32::from(u16::MAX)
+        {
             errors.push(
-                Diagnostic::new(ErrorKind::Limit, self.context.file, self.span, format!("{title} is too long to compile"))
-                    .with_help("split it into several procedures"),
+                Diagnostic::new(
+                    ErrorKind::Limit,
+                    self.context.file,
+                    self.span,
+                    format!("{title} is too long to compile"),
+                )
+                .with_help("split it into several procedures"),
             );
         }
         Function {
@@ -182,7 +188,10 @@ impl<'a> Emitter<'a> {
         let mark = self.next_register;
         let register = self.expr(value, None);
         self.span = value.span;
-        self.emit(Instr::StoreGlobal { index: global, src: register });
+        self.emit(Instr::StoreGlobal {
+            index: global,
+            src: register,
+        });
         self.release_to(mark);
     }
 
@@ -320,7 +329,11 @@ impl<'a> Emitter<'a> {
                     emitter.emit(Instr::GetIndex { dst, object, index });
                 });
                 self.span = statement_span;
-                self.emit(Instr::SetIndex { object, index, src: source });
+                self.emit(Instr::SetIndex {
+                    object,
+                    index,
+                    src: source,
+                });
             }
             Place::Key { object, key } => {
                 let object = self.expr(object, None);
@@ -329,7 +342,11 @@ impl<'a> Emitter<'a> {
                     emitter.emit(Instr::GetKey { dst, object, key });
                 });
                 self.span = statement_span;
-                self.emit(Instr::SetKey { object, key, src: source });
+                self.emit(Instr::SetKey {
+                    object,
+                    key,
+                    src: source,
+                });
             }
             Place::ComputedKey { object, key } => {
                 let object = self.expr(object, None);
@@ -338,7 +355,11 @@ impl<'a> Emitter<'a> {
                     emitter.emit(Instr::GetKeyDyn { dst, object, key });
                 });
                 self.span = statement_span;
-                self.emit(Instr::SetKeyDyn { object, key, src: source });
+                self.emit(Instr::SetKeyDyn {
+                    object,
+                    key,
+                    src: source,
+                });
             }
         }
     }
@@ -389,7 +410,8 @@ impl<'a> Emitter<'a> {
                 }
             }
             ExprKind::Binary(
-                op @ (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne),
+                op
+                @ (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne),
                 left,
                 right,
             ) => {
@@ -413,9 +435,15 @@ impl<'a> Emitter<'a> {
                 let register = self.expr(condition, None);
                 self.span = condition.span;
                 jumps.push(if when {
-                    self.emit(Instr::JumpIfTrue { cond: register, target: 0 })
+                    self.emit(Instr::JumpIfTrue {
+                        cond: register,
+                        target: 0,
+                    })
                 } else {
-                    self.emit(Instr::JumpIfFalse { cond: register, target: 0 })
+                    self.emit(Instr::JumpIfFalse {
+                        cond: register,
+                        target: 0,
+                    })
                 });
             }
         }
@@ -488,7 +516,10 @@ impl<'a> Emitter<'a> {
             ExprKind::Var(name) => match self.var_ref(name) {
                 Some(VarRef::Local(slot)) => match dst {
                     Some(register) if register != slot => {
-                        self.emit(Instr::Move { dst: register, src: slot });
+                        self.emit(Instr::Move {
+                            dst: register,
+                            src: slot,
+                        });
                         register
                     }
                     _ => slot,
@@ -512,9 +543,18 @@ impl<'a> Emitter<'a> {
                 let register = self.target(dst);
                 self.span = expr.span;
                 self.emit(match op {
-                    UnaryOp::Neg => Instr::Neg { dst: register, src: source },
-                    UnaryOp::Plus => Instr::Plus { dst: register, src: source },
-                    UnaryOp::Not => Instr::Not { dst: register, src: source },
+                    UnaryOp::Neg => Instr::Neg {
+                        dst: register,
+                        src: source,
+                    },
+                    UnaryOp::Plus => Instr::Plus {
+                        dst: register,
+                        src: source,
+                    },
+                    UnaryOp::Not => Instr::Not {
+                        dst: register,
+                        src: source,
+                    },
                 });
                 register
             }
@@ -581,7 +621,11 @@ impl<'a> Emitter<'a> {
                 self.release_to(mark);
                 let register = self.target(dst);
                 self.span = expr.span;
-                self.emit(Instr::GetIndex { dst: register, object, index });
+                self.emit(Instr::GetIndex {
+                    dst: register,
+                    object,
+                    index,
+                });
                 register
             }
             ExprKind::Key(object, key) => {
@@ -591,7 +635,11 @@ impl<'a> Emitter<'a> {
                 let register = self.target(dst);
                 let key = self.constant_string(key.as_bytes());
                 self.span = expr.span;
-                self.emit(Instr::GetKey { dst: register, object, key });
+                self.emit(Instr::GetKey {
+                    dst: register,
+                    object,
+                    key,
+                });
                 register
             }
             ExprKind::ComputedKey(object, key) => {
@@ -601,7 +649,11 @@ impl<'a> Emitter<'a> {
                 self.release_to(mark);
                 let register = self.target(dst);
                 self.span = expr.span;
-                self.emit(Instr::GetKeyDyn { dst: register, object, key });
+                self.emit(Instr::GetKeyDyn {
+                    dst: register,
+                    object,
+                    key,
+                });
                 register
             }
         }
@@ -637,7 +689,10 @@ impl<'a> Emitter<'a> {
     fn result(&mut self, base: Reg, dst: Option<Reg>) -> Reg {
         match dst {
             Some(register) if register != base => {
-                self.emit(Instr::Move { dst: register, src: base });
+                self.emit(Instr::Move {
+                    dst: register,
+                    src: base,
+                });
                 self.release_to(u32::from(base));
                 register
             }
@@ -666,14 +721,30 @@ impl<'a> Emitter<'a> {
     }
 
     /// Emits `a op right` where `a` is already in a register.
-    fn binary_from(&mut self, op: BinaryOp, a: Reg, right: &Expr, dst: Option<Reg>, mark: u32, span: Span) -> Reg {
+    fn binary_from(
+        &mut self,
+        op: BinaryOp,
+        a: Reg,
+        right: &Expr,
+        dst: Option<Reg>,
+        mark: u32,
+        span: Span,
+    ) -> Reg {
         if let (BinaryOp::Add | BinaryOp::Sub, Some(value)) = (op, small_number(right)) {
-            let value = if op == BinaryOp::Sub { value.checked_neg() } else { Some(value) };
+            let value = if op == BinaryOp::Sub {
+                value.checked_neg()
+            } else {
+                Some(value)
+            };
             if let Some(value) = value {
                 self.release_to(mark.max(u32::from(a) + 1).min(self.next_register));
                 let register = self.target(dst);
                 self.span = span;
-                self.emit(Instr::AddInt { dst: register, a, value });
+                self.emit(Instr::AddInt {
+                    dst: register,
+                    a,
+                    value,
+                });
                 return register;
             }
         }
@@ -691,12 +762,23 @@ impl<'a> Emitter<'a> {
             BinaryOp::Mod => Instr::Mod { dst: register, a, b },
             BinaryOp::Lt => Instr::Lt { dst: register, a, b },
             BinaryOp::Le => Instr::Le { dst: register, a, b },
-            BinaryOp::Gt => Instr::Lt { dst: register, a: b, b: a },
-            BinaryOp::Ge => Instr::Le { dst: register, a: b, b: a },
+            BinaryOp::Gt => Instr::Lt {
+                dst: register,
+                a: b,
+                b: a,
+            },
+            BinaryOp::Ge => Instr::Le {
+                dst: register,
+                a: b,
+                b: a,
+            },
             BinaryOp::Eq => Instr::Eq { dst: register, a, b },
             BinaryOp::Ne => Instr::Ne { dst: register, a, b },
             BinaryOp::Xor => Instr::Xor { dst: register, a, b },
-            BinaryOp::And | BinaryOp::Or => Instr::Truth { dst: register, src: b },
+            BinaryOp::And | BinaryOp::Or => Instr::Truth {
+                dst: register,
+                src: b,
+            },
         });
         register
     }
@@ -726,8 +808,16 @@ fn compare_unless(op: BinaryOp, a: Reg, b: Reg) -> Instr {
     match op {
         BinaryOp::Lt => Instr::JumpIfNotLt { a, b, target: 0 },
         BinaryOp::Le => Instr::JumpIfNotLe { a, b, target: 0 },
-        BinaryOp::Gt => Instr::JumpIfNotLt { a: b, b: a, target: 0 },
-        BinaryOp::Ge => Instr::JumpIfNotLe { a: b, b: a, target: 0 },
+        BinaryOp::Gt => Instr::JumpIfNotLt {
+            a: b,
+            b: a,
+            target: 0,
+        },
+        BinaryOp::Ge => Instr::JumpIfNotLe {
+            a: b,
+            b: a,
+            target: 0,
+        },
         BinaryOp::Eq => Instr::JumpIfNotEq { a, b, target: 0 },
         _ => Instr::JumpIfEq { a, b, target: 0 },
     }

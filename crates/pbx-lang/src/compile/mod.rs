@@ -95,9 +95,14 @@ pub fn compile_as(
     if kind == FileKind::Program && !linker.entries.contains_key("main") {
         let file = linker.units[0].file.clone();
         linker.errors.push(
-            Diagnostic::new(ErrorKind::Name, &file, Span::new(0, 0), "this program has no `entry Main`")
-                .with_label("a program starts here")
-                .with_help("add `entry Main is … end;`, where every call handled by the program starts"),
+            Diagnostic::new(
+                ErrorKind::Name,
+                &file,
+                Span::new(0, 0),
+                "this program has no `entry Main`",
+            )
+            .with_label("a program starts here")
+            .with_help("add `entry Main is … end;`, where every call handled by the program starts"),
         );
     }
     let program = linker.compile_sections();
@@ -168,7 +173,13 @@ struct Linker {
 }
 
 impl Linker {
-    fn error(&mut self, unit: usize, kind: ErrorKind, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+    fn error(
+        &mut self,
+        unit: usize,
+        kind: ErrorKind,
+        span: Span,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
         let file = self.units[unit].file.clone();
         self.errors.push(Diagnostic::new(kind, &file, span, message));
         let last = self.errors.len() - 1;
@@ -185,13 +196,21 @@ impl Linker {
             }
             for (name, span) in wanted {
                 let folded = name.to_ascii_lowercase();
-                if self.units.iter().any(|unit| unit.module.as_deref() == Some(&folded))
+                if self
+                    .units
+                    .iter()
+                    .any(|unit| unit.module.as_deref() == Some(&folded))
                     || self.failed_modules.contains(&folded)
                 {
                     continue;
                 }
                 if self.units.len() >= MAX_MODULES {
-                    self.error(next, ErrorKind::Limit, span, format!("more than {MAX_MODULES} modules"));
+                    self.error(
+                        next,
+                        ErrorKind::Limit,
+                        span,
+                        format!("more than {MAX_MODULES} modules"),
+                    );
                     return;
                 }
                 match loader.load(&name) {
@@ -207,8 +226,15 @@ impl Linker {
                     },
                     Err(reason) => {
                         self.failed_modules.push(folded);
-                        self.error(next, ErrorKind::Name, span, format!("cannot load module `{name}`"))
-                            .help = Some(format!("{reason}; a module is the file `{name}.sppi` in the same environment"));
+                        self.error(
+                            next,
+                            ErrorKind::Name,
+                            span,
+                            format!("cannot load module `{name}`"),
+                        )
+                        .help = Some(format!(
+                            "{reason}; a module is the file `{name}.sppi` in the same environment"
+                        ));
                     }
                 }
             }
@@ -231,7 +257,9 @@ impl Linker {
                 })
                 .collect();
             for (section_index, section) in &items {
-                let SectionBody::Code(_) = section.body else { continue };
+                let SectionBody::Code(_) = section.body else {
+                    continue;
+                };
                 if section.name.module.is_some() {
                     self.error(unit_index, ErrorKind::Name, section.name.span, "a section defined here cannot have a module name")
                         .help = Some("`module::name` is for `external` declarations and calls; define the section in the module's file".into());
@@ -248,7 +276,9 @@ impl Linker {
                 }
                 let function = self.planned.len() as u16;
                 let title = match &module {
-                    Some(module) => format!("{} {module}::{}", section.kind.keyword(), section.name.name.text),
+                    Some(module) => {
+                        format!("{} {module}::{}", section.kind.keyword(), section.name.name.text)
+                    }
                     None => format!("{} {}", section.kind.keyword(), section.name.name.text),
                 };
                 let key = match &module {
@@ -280,7 +310,8 @@ impl Linker {
                         self.qualified.insert(key, callee.clone());
                     }
                 }
-                self.spellings.insert(folded.clone(), section.name.name.text.to_string());
+                self.spellings
+                    .insert(folded.clone(), section.name.name.text.to_string());
                 self.units[unit_index].sections.insert(folded, callee);
             }
         }
@@ -292,7 +323,9 @@ impl Linker {
                 .items
                 .iter()
                 .filter_map(|item| match item {
-                    Item::Section(section) if !matches!(section.body, SectionBody::Code(_)) => Some(section.clone()),
+                    Item::Section(section) if !matches!(section.body, SectionBody::Code(_)) => {
+                        Some(section.clone())
+                    }
                     _ => None,
                 })
                 .collect();
@@ -311,8 +344,13 @@ impl Linker {
                 (found, None)
             }
             (SectionBody::Forward, Some(_)) => {
-                self.error(unit, ErrorKind::Name, name.span, "a `forward` declaration cannot have a module name")
-                    .help = Some("declare module sections `external`".into());
+                self.error(
+                    unit,
+                    ErrorKind::Name,
+                    name.span,
+                    "a `forward` declaration cannot have a module name",
+                )
+                .help = Some("declare module sections `external`".into());
                 return;
             }
             (SectionBody::External, Some(module)) => {
@@ -322,7 +360,10 @@ impl Linker {
             (SectionBody::External, None) => {
                 // `procedure helper(x) external;` is `helper::helper`.
                 let key = format!("{0}::{0}", name.name.folded);
-                (self.qualified.get(&key).cloned(), Some(name.name.folded.to_string()))
+                (
+                    self.qualified.get(&key).cloned(),
+                    Some(name.name.folded.to_string()),
+                )
             }
             (SectionBody::Code(_), _) => return,
         };
@@ -335,8 +376,13 @@ impl Linker {
             // A module that failed to load was reported already.
             if !module.is_some_and(|module| self.failed_modules.contains(&module)) {
                 let message = match declaration.body {
-                    SectionBody::Forward => format!("`{}` is declared `forward` but never defined", name.display()),
-                    _ => format!("`{}` is declared `external` but its module does not define it", name.display()),
+                    SectionBody::Forward => {
+                        format!("`{}` is declared `forward` but never defined", name.display())
+                    }
+                    _ => format!(
+                        "`{}` is declared `external` but its module does not define it",
+                        name.display()
+                    ),
                 };
                 self.error(unit, ErrorKind::Name, name.span, message);
             }
@@ -351,7 +397,10 @@ impl Linker {
                     file: self.units[unit].file_id,
                     span: name.span,
                 };
-                self.units[unit].sections.entry(name.name.folded.to_string()).or_insert(placeholder);
+                self.units[unit]
+                    .sections
+                    .entry(name.name.folded.to_string())
+                    .or_insert(placeholder);
             }
             return;
         };
@@ -383,7 +432,12 @@ impl Linker {
             .items
             .iter()
             .filter_map(|item| match item {
-                Item::Var(decl) => Some(decl.items.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>()),
+                Item::Var(decl) => Some(
+                    decl.items
+                        .iter()
+                        .map(|(name, _)| name.clone())
+                        .collect::<Vec<_>>(),
+                ),
                 Item::Section(_) => None,
             })
             .flatten()
@@ -408,7 +462,9 @@ impl Linker {
             let Item::Section(section) = &unit.ast.items[plan.section] else {
                 continue;
             };
-            let SectionBody::Code(body) = &section.body else { continue };
+            let SectionBody::Code(body) = &section.body else {
+                continue;
+            };
             let namespace = Namespace {
                 file: &unit.file,
                 file_id: unit.file_id,
@@ -418,7 +474,8 @@ impl Linker {
                 globals: &unit.globals,
                 spellings: &self.spellings,
             };
-            let names = resolve::resolve_section(&namespace, Some(section.kind), &section.params, body, &mut errors);
+            let names =
+                resolve::resolve_section(&namespace, Some(section.kind), &section.params, body, &mut errors);
             let mut emitter = Emitter::new(Context {
                 file: &unit.file,
                 file_id: unit.file_id,
@@ -511,22 +568,59 @@ fn prepend_calls(function: &mut Function, callees: &[u16]) {
     function.registers = function.registers.saturating_add(1);
     for instr in &mut function.code {
         *instr = match *instr {
-            Instr::Jump { target } => Instr::Jump { target: target + shift },
-            Instr::JumpIfFalse { cond, target } => Instr::JumpIfFalse { cond, target: target + shift },
-            Instr::JumpIfTrue { cond, target } => Instr::JumpIfTrue { cond, target: target + shift },
-            Instr::JumpIfNotLt { a, b, target } => Instr::JumpIfNotLt { a, b, target: target + shift },
-            Instr::JumpIfNotLe { a, b, target } => Instr::JumpIfNotLe { a, b, target: target + shift },
-            Instr::JumpIfNotEq { a, b, target } => Instr::JumpIfNotEq { a, b, target: target + shift },
-            Instr::JumpIfEq { a, b, target } => Instr::JumpIfEq { a, b, target: target + shift },
-            Instr::JumpIfNotLtInt { a, value, target } => Instr::JumpIfNotLtInt { a, value, target: target + shift },
-            Instr::JumpIfNotGtInt { a, value, target } => Instr::JumpIfNotGtInt { a, value, target: target + shift },
+            Instr::Jump { target } => Instr::Jump {
+                target: target + shift,
+            },
+            Instr::JumpIfFalse { cond, target } => Instr::JumpIfFalse {
+                cond,
+                target: target + shift,
+            },
+            Instr::JumpIfTrue { cond, target } => Instr::JumpIfTrue {
+                cond,
+                target: target + shift,
+            },
+            Instr::JumpIfNotLt { a, b, target } => Instr::JumpIfNotLt {
+                a,
+                b,
+                target: target + shift,
+            },
+            Instr::JumpIfNotLe { a, b, target } => Instr::JumpIfNotLe {
+                a,
+                b,
+                target: target + shift,
+            },
+            Instr::JumpIfNotEq { a, b, target } => Instr::JumpIfNotEq {
+                a,
+                b,
+                target: target + shift,
+            },
+            Instr::JumpIfEq { a, b, target } => Instr::JumpIfEq {
+                a,
+                b,
+                target: target + shift,
+            },
+            Instr::JumpIfNotLtInt { a, value, target } => Instr::JumpIfNotLtInt {
+                a,
+                value,
+                target: target + shift,
+            },
+            Instr::JumpIfNotGtInt { a, value, target } => Instr::JumpIfNotGtInt {
+                a,
+                value,
+                target: target + shift,
+            },
             other => other,
         };
     }
     let span = function.spans.first().copied().unwrap_or_default();
-    let calls = callees.iter().map(|&callee| Instr::Call { function: callee, base });
+    let calls = callees.iter().map(|&callee| Instr::Call {
+        function: callee,
+        base,
+    });
     function.code.splice(0..0, calls);
-    function.spans.splice(0..0, std::iter::repeat_n(span, callees.len()));
+    function
+        .spans
+        .splice(0..0, std::iter::repeat_n(span, callees.len()));
 }
 
 /// Module names an item mentions, with where.
@@ -571,7 +665,9 @@ fn walk_statement(statement: &Stmt, wanted: &mut Vec<(String, Span)>) {
             walk_place(place, wanted);
             walk_expr(value, wanted);
         }
-        StmtKind::Call(expr) | StmtKind::ExitIf(expr) | StmtKind::Return(Some(expr)) => walk_expr(expr, wanted),
+        StmtKind::Call(expr) | StmtKind::ExitIf(expr) | StmtKind::Return(Some(expr)) => {
+            walk_expr(expr, wanted)
+        }
         StmtKind::If { branches, otherwise } => {
             for (condition, block) in branches {
                 walk_expr(condition, wanted);
@@ -617,7 +713,14 @@ fn walk_expr(expr: &Expr, wanted: &mut Vec<(String, Span)>) {
                 wanted.push((module.text.to_string(), module.span));
             }
             let dynamic = matches!(&*name.name.folded, "proccall" | "funccall") && name.module.is_none();
-            if let (true, Some(Expr { kind: ExprKind::String(bytes), span })) = (dynamic, args.first()) {
+            if let (
+                true,
+                Some(Expr {
+                    kind: ExprKind::String(bytes),
+                    span,
+                }),
+            ) = (dynamic, args.first())
+            {
                 let text = String::from_utf8_lossy(bytes);
                 if let Some((module, _)) = text.split_once("::") {
                     wanted.push((module.to_string(), *span));
@@ -633,7 +736,9 @@ fn walk_expr(expr: &Expr, wanted: &mut Vec<(String, Span)>) {
             }
         }
         ExprKind::Unary(_, operand) | ExprKind::Key(operand, _) => walk_expr(operand, wanted),
-        ExprKind::Binary(_, left, right) | ExprKind::Index(left, right) | ExprKind::ComputedKey(left, right) => {
+        ExprKind::Binary(_, left, right)
+        | ExprKind::Index(left, right)
+        | ExprKind::ComputedKey(left, right) => {
             walk_expr(left, wanted);
             walk_expr(right, wanted);
         }

@@ -235,12 +235,7 @@ impl BinaryOp {
         match self {
             BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod => 4,
             BinaryOp::Add | BinaryOp::Sub => 3,
-            BinaryOp::Lt
-            | BinaryOp::Le
-            | BinaryOp::Gt
-            | BinaryOp::Ge
-            | BinaryOp::Eq
-            | BinaryOp::Ne => 2,
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne => 2,
             BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => 1,
         }
     }

@@ -107,8 +107,8 @@ fn describe_token(token: String) -> Option<String> {
     match token.as_str() {
         // Tokens that start an expression or belong to operators are
         // summarised by the rules above.
-        "+" | "-" | "*" | "/" | "%" | "<" | "<=" | ">" | ">=" | "==" | "!=" | "&" | "|" | "^"
-        | "!" | "and" | "or" | "xor" | "not" | "\"" | "." | "[" | "::" => None,
+        "+" | "-" | "*" | "/" | "%" | "<" | "<=" | ">" | ">=" | "==" | "!=" | "&" | "|" | "^" | "!"
+        | "and" | "or" | "xor" | "not" | "\"" | "." | "[" | "::" => None,
         "+=" | "-=" | "*=" | "/=" | "%=" => Some("`=`".into()),
         _ => Some(format!("`{token}`")),
     }
@@ -175,8 +175,7 @@ pub(super) fn syntax_error(
             format!("expected {}", join_or(&words)),
         ),
     };
-    let mut diagnostic =
-        Diagnostic::new(ErrorKind::Syntax, file, span, message).with_label(label);
+    let mut diagnostic = Diagnostic::new(ErrorKind::Syntax, file, span, message).with_label(label);
     if let Some(help) = hint(&words, text, position) {
         diagnostic = diagnostic.with_help(help);
     }
@@ -189,18 +188,23 @@ pub(super) fn syntax_error(
 fn summarise(mut words: Vec<String>) -> Vec<String> {
     const EXPRESSION_STARTS: &[&str] = &["`(`", "`false`", "`true`", "`null`", "`spawn`", "a name"];
     const STATEMENT_STARTS: &[&str] = &[
-        "`if`", "`loop`", "`for`", "`while`", "`var`", "`return`", "`stop`", "`exitif`", "`{`",
-        "`;`",
+        "`if`", "`loop`", "`for`", "`while`", "`var`", "`return`", "`stop`", "`exitif`", "`{`", "`;`",
     ];
-    const CONTINUATIONS: &[&str] = &["`(`", "`.`", "`[`", "`?`", "`and`", "`or`", "`xor`", "an operator"];
+    const CONTINUATIONS: &[&str] = &[
+        "`(`",
+        "`.`",
+        "`[`",
+        "`?`",
+        "`and`",
+        "`or`",
+        "`xor`",
+        "an operator",
+    ];
+    // White space and comments can go anywhere; naming them helps nobody.
     words.retain(|word| {
         let inner = word.trim_matches('`');
-        !(inner.trim().is_empty()
-            || inner == "/*"
-            || inner == "//"
-            || inner == "\u{feff}"
-            || inner == "\u{feff}"
-            || inner.chars().all(|c| c.is_whitespace() || c == '\u{feff}'))
+        let blank = inner.chars().all(|c| c.is_whitespace() || c == '\u{feff}');
+        !(blank || inner == "/*" || inner == "//")
     });
     let has = |words: &Vec<String>, word: &str| words.iter().any(|w| w == word);
     let statement_position = ["`exitif`", "`return`", "`stop`"]
@@ -242,7 +246,10 @@ fn join_or(words: &[String]) -> String {
 /// only notices on the next line; rustc-style, point at the end of the line
 /// where it is missing. Returns that offset.
 fn missing_after_previous_line(text: &str, position: usize, words: &[String]) -> Option<usize> {
-    if !words.iter().any(|word| word == "`;`" || word == "`)`" || word == "`then`") {
+    if !words
+        .iter()
+        .any(|word| word == "`;`" || word == "`)`" || word == "`then`")
+    {
         return None;
     }
     let before = text.get(..position)?;
@@ -299,9 +306,33 @@ fn word_before(text: &str, position: usize) -> String {
 }
 
 const KEYWORDS: &[&str] = &[
-    "and", "by", "elif", "else", "end", "entry", "exitif", "external", "false", "for", "forward",
-    "function", "if", "is", "loop", "not", "null", "or", "procedure", "return", "spawn", "stop",
-    "then", "true", "var", "while", "xor",
+    "and",
+    "by",
+    "elif",
+    "else",
+    "end",
+    "entry",
+    "exitif",
+    "external",
+    "false",
+    "for",
+    "forward",
+    "function",
+    "if",
+    "is",
+    "loop",
+    "not",
+    "null",
+    "or",
+    "procedure",
+    "return",
+    "spawn",
+    "stop",
+    "then",
+    "true",
+    "var",
+    "while",
+    "xor",
 ];
 
 /// Mistakes that deserve their own message rather than "expected …".
@@ -309,7 +340,11 @@ fn special_case(text: &str, position: usize, words: &[String]) -> Option<(String
     let rest = text.get(position..).unwrap_or("");
     let next = rest.chars().next()?;
     let valid_punctuation = "\"()[]{};,.:?+-*/%<>=!&|^";
-    if !(next.is_ascii_alphanumeric() || next == '_' || next.is_whitespace() || valid_punctuation.contains(next)) {
+    if !(next.is_ascii_alphanumeric()
+        || next == '_'
+        || next.is_whitespace()
+        || valid_punctuation.contains(next))
+    {
         let help = match next {
             '$' => "variables are plain names: write `x`, not `$x`",
             '\'' => "strings are written in double quotes",
@@ -326,7 +361,8 @@ fn special_case(text: &str, position: usize, words: &[String]) -> Option<(String
             Some("choose another name".into()),
         ));
     }
-    if next == '=' && !rest.starts_with("==") && (has("`then`") || has("`{`") || has("`)`") || has("`loop`")) {
+    if next == '=' && !rest.starts_with("==") && (has("`then`") || has("`{`") || has("`)`") || has("`loop`"))
+    {
         return Some((
             "`=` assigns; a condition compares".into(),
             Some("to compare, write `==`".into()),
@@ -335,7 +371,10 @@ fn special_case(text: &str, position: usize, words: &[String]) -> Option<(String
     if rest.starts_with('+') && text.get(..position).is_some_and(|before| before.ends_with('+')) {
         return Some(("there is no `++` operator".into(), Some("write `x += 1;`".into())));
     }
-    if rest.starts_with('-') && text.get(..position).is_some_and(|before| before.ends_with('-')) && has("an expression") {
+    if rest.starts_with('-')
+        && text.get(..position).is_some_and(|before| before.ends_with('-'))
+        && has("an expression")
+    {
         return Some(("there is no `--` operator".into(), Some("write `x -= 1;`".into())));
     }
     if (next == '&' || next == '|') && text.get(..position).is_some_and(|before| before.ends_with(next)) {

@@ -187,8 +187,11 @@ impl<'f> Builder<'f> {
     fn too_deep(&mut self, span: Span) {
         if !self.reported_depth {
             self.reported_depth = true;
-            self.error(span, format!("code nested too deeply (more than {MAX_DEPTH} levels)"))
-                .help = Some("move the inner part into a procedure or a variable".into());
+            self.error(
+                span,
+                format!("code nested too deeply (more than {MAX_DEPTH} levels)"),
+            )
+            .help = Some("move the inner part into a procedure or a variable".into());
         }
     }
 
@@ -260,7 +263,11 @@ impl<'f> Builder<'f> {
                 Rule::forward_decl => body = SectionBody::Forward,
                 Rule::external_decl => body = SectionBody::External,
                 Rule::is_body | Rule::block => {
-                    if let Some(closer) = part.clone().into_inner().find(|piece| piece.as_rule() == Rule::section_closer) {
+                    if let Some(closer) = part
+                        .clone()
+                        .into_inner()
+                        .find(|piece| piece.as_rule() == Rule::section_closer)
+                    {
                         self.check_closer(kind, &closer);
                     }
                     body = SectionBody::Code(self.body(part))
@@ -287,7 +294,10 @@ impl<'f> Builder<'f> {
         let written = closer.as_str().to_ascii_lowercase();
         if written != kind.keyword() {
             let keyword = kind.keyword();
-            let message = format!("`end {written}` cannot close {} {keyword}", crate::diagnostic::article(keyword));
+            let message = format!(
+                "`end {written}` cannot close {} {keyword}",
+                crate::diagnostic::article(keyword)
+            );
             self.error(span_of(closer), message).help = Some(format!("write `end {keyword};` or `end;`"));
         }
     }
@@ -295,9 +305,7 @@ impl<'f> Builder<'f> {
     /// `is … end;` or `{ … }`, or any rule holding one `statements`.
     fn body(&mut self, pair: Pair<'_, Rule>) -> Block {
         let span = span_of(&pair);
-        let statements = pair
-            .into_inner()
-            .find(|part| part.as_rule() == Rule::statements);
+        let statements = pair.into_inner().find(|part| part.as_rule() == Rule::statements);
         match statements {
             Some(statements) => self.statements(statements, span),
             None => Block {
@@ -452,10 +460,7 @@ impl<'f> Builder<'f> {
                 _ => {}
             }
         }
-        StmtKind::If {
-            branches,
-            otherwise,
-        }
+        StmtKind::If { branches, otherwise }
     }
 
     fn else_part(&mut self, pair: Pair<'_, Rule>) -> Option<Block> {
@@ -588,10 +593,8 @@ impl<'f> Builder<'f> {
             ExprKind::Key(object, key) => Some(Place::Key { object, key }),
             ExprKind::ComputedKey(object, key) => Some(Place::ComputedKey { object, key }),
             _ => {
-                self.error(target.span, "cannot assign to this expression")
-                    .help = Some(
-                    "assign to a variable, an element `x[i]`, or a key `x.name` / `x.(expr)`".into(),
-                );
+                self.error(target.span, "cannot assign to this expression").help =
+                    Some("assign to a variable, an element `x[i]`, or a key `x.name` / `x.(expr)`".into());
                 None
             }
         }
@@ -627,19 +630,15 @@ impl<'f> Builder<'f> {
     fn expr_inner(&mut self, pair: Pair<'_, Rule>, span: Span) -> Expr {
         match pair.as_rule() {
             Rule::ternary => {
-                let mut parts = pair.into_inner().filter(|part| {
-                    matches!(part.as_rule(), Rule::binary | Rule::expr)
-                });
+                let mut parts = pair
+                    .into_inner()
+                    .filter(|part| matches!(part.as_rule(), Rule::binary | Rule::expr));
                 let condition = parts.next().map(|part| self.expr(part));
                 let then = parts.next().map(|part| self.expr(part));
                 let otherwise = parts.next().map(|part| self.expr(part));
                 match (condition, then, otherwise) {
                     (Some(condition), Some(then), Some(otherwise)) => Expr {
-                        kind: ExprKind::Ternary(
-                            Box::new(condition),
-                            Box::new(then),
-                            Box::new(otherwise),
-                        ),
+                        kind: ExprKind::Ternary(Box::new(condition), Box::new(then), Box::new(otherwise)),
                         span,
                     },
                     (Some(condition), _, _) => condition,
@@ -740,12 +739,18 @@ impl<'f> Builder<'f> {
     /// `-9223372036854775808`: the literal alone is too large, but negated it
     /// is the smallest number. Withdraws the "too large" error if so.
     fn smallest_number(&mut self, operand: &Expr) -> Option<i64> {
-        let text = self.file.text().get(operand.span.start as usize..operand.span.end as usize)?;
+        let text = self
+            .file
+            .text()
+            .get(operand.span.start as usize..operand.span.end as usize)?;
         if text != "9223372036854775808" {
             return None;
         }
         let position = self.errors.iter().rposition(|error| {
-            error.place.as_ref().is_some_and(|(_, span)| *span == operand.span)
+            error
+                .place
+                .as_ref()
+                .is_some_and(|(_, span)| *span == operand.span)
         })?;
         self.errors.remove(position);
         Some(i64::MIN)
@@ -853,8 +858,11 @@ impl<'f> Builder<'f> {
         }
         if let (ExprKind::Var(_), Some(name)) = (&expr.kind, &pending_call) {
             if name.module.is_some() {
-                self.error(name.span, format!("`{}` names a module's procedure or function", name.display()))
-                    .help = Some(format!("call it: `{}(…)`", name.display()));
+                self.error(
+                    name.span,
+                    format!("`{}` names a module's procedure or function", name.display()),
+                )
+                .help = Some(format!("call it: `{}(…)`", name.display()));
             }
         }
         expr
@@ -873,8 +881,8 @@ impl<'f> Builder<'f> {
             Rule::number => match pair.as_str().parse::<i64>() {
                 Ok(number) => ExprKind::Number(number),
                 Err(_) => {
-                    self.error(span, "number too large")
-                        .help = Some(format!("numbers are 64-bit: the largest is {}", i64::MAX));
+                    self.error(span, "number too large").help =
+                        Some(format!("numbers are 64-bit: the largest is {}", i64::MAX));
                     ExprKind::Number(0)
                 }
             },
@@ -934,9 +942,9 @@ impl<'f> Builder<'f> {
                 b't' => out.push(b'\t'),
                 b'e' => out.push(b'\n'),
                 b'0'..=b'9' => {
-                    let digits = bytes.get(index - 1..index + 2).filter(|digits| {
-                        digits.iter().all(u8::is_ascii_digit)
-                    });
+                    let digits = bytes
+                        .get(index - 1..index + 2)
+                        .filter(|digits| digits.iter().all(u8::is_ascii_digit));
                     let value = digits
                         .and_then(|digits| std::str::from_utf8(digits).ok())
                         .and_then(|digits| digits.parse::<u16>().ok())
@@ -961,8 +969,11 @@ impl<'f> Builder<'f> {
                         .and_then(|rest| rest.chars().next())
                         .unwrap_or(other as char);
                     let end = escape_start + 1 + shown.len_utf8();
-                    self.error(Span::new(escape_start, end), format!("unknown escape `\\{shown}`"))
-                        .help = Some(
+                    self.error(
+                        Span::new(escape_start, end),
+                        format!("unknown escape `\\{shown}`"),
+                    )
+                    .help = Some(
                         "the escapes are \\\" \\\\ \\r \\n \\t \\e and \\nnn (a decimal byte code)".into(),
                     );
                 }

@@ -94,9 +94,7 @@ pub fn scan(text: &str) -> Scan {
                 if brackets.len() > MAX_NESTING {
                     result.errors.push(ScanError {
                         span: Span::new(index, index + 1),
-                        message: format!(
-                            "brackets are nested more than {MAX_NESTING} deep here"
-                        ),
+                        message: format!("brackets are nested more than {MAX_NESTING} deep here"),
                         label: "too deep".into(),
                         help: Some("split the expression using variables".into()),
                     });
@@ -114,8 +112,7 @@ pub fn scan(text: &str) -> Scan {
         at_line_start = false;
         // Skip a whole word so that `end` inside `endpoint` is never seen.
         if byte.is_ascii_alphanumeric() || byte == b'_' {
-            while index < bytes.len() && (bytes[index].is_ascii_alphanumeric() || bytes[index] == b'_')
-            {
+            while index < bytes.len() && (bytes[index].is_ascii_alphanumeric() || bytes[index] == b'_') {
                 index += 1;
             }
         } else {
@@ -166,7 +163,7 @@ mod tests {
     fn finds_section_starts_outside_strings_and_comments() {
         let text = "entry Main is\n  x = \"function\";\nend;\n/* procedure\n*/ procedure Q() is end;\nprocedure P() is end;\n";
         let scan = scan(text);
-let q = text.find("procedure Q").unwrap();
+        let q = text.find("procedure Q").unwrap();
         let p = text.find("procedure P").unwrap();
         assert_eq!(scan.section_starts, vec![0, q, p]);
     }

@@ -299,7 +299,10 @@ mod tests {
     fn round_trips_objects_in_order() {
         let text = r#"{"b":1,"a":[true,"x\n",-5],"c":{"d":"é"}}"#;
         let value = from_json(text.as_bytes()).unwrap();
-        assert_eq!(to_json(&value).unwrap(), r#"{"b":1,"a":["YES","x\n",-5],"c":{"d":"é"}}"#);
+        assert_eq!(
+            to_json(&value).unwrap(),
+            r#"{"b":1,"a":["YES","x\n",-5],"c":{"d":"é"}}"#
+        );
     }
 
     #[test]

@@ -94,7 +94,10 @@ impl Value {
     /// Whether the value owns no shared data (dropping it does nothing).
     #[inline(always)]
     pub fn is_scalar(&self) -> bool {
-        matches!(self, Value::Null | Value::Num(_) | Value::Date(_) | Value::Task(_))
+        matches!(
+            self,
+            Value::Null | Value::Num(_) | Value::Date(_) | Value::Task(_)
+        )
     }
 
     /// Drops a value, skipping the drop code for scalars.
@@ -208,9 +211,7 @@ impl Value {
     pub fn same(&self, other: &Value) -> bool {
         match (self, other) {
             (Value::Null, Value::Null) => true,
-            (Value::Str(a), Value::Str(b)) => {
-                a.same(b) || (a.as_slice() == b"YES" && b.as_slice() == b"YES")
-            }
+            (Value::Str(a), Value::Str(b)) => a.same(b) || (a.as_slice() == b"YES" && b.as_slice() == b"YES"),
             (Value::Data(a), Value::Data(b)) => a.same(b),
             (Value::Array(a), Value::Array(b)) => a.same(b),
             (Value::Dict(a), Value::Dict(b)) => a.same(b),
@@ -283,7 +284,10 @@ mod tests {
         outer.push(Value::Dict(inner.clone())).unwrap();
         let refused = inner.set(Bytes::from("loop"), Value::Array(outer.clone()));
         assert_eq!(refused, Err(ContainerError::Cycle));
-        assert_eq!(outer.set(0, Value::Array(outer.clone())), Err(ContainerError::Cycle));
+        assert_eq!(
+            outer.set(0, Value::Array(outer.clone())),
+            Err(ContainerError::Cycle)
+        );
     }
 
     #[test]

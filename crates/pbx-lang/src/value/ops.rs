@@ -84,8 +84,7 @@ fn shift(time: i64, seconds: i64) -> Result<Value, OpError> {
 }
 
 fn overflow(op: &str) -> OpError {
-    OpError::arithmetic(format!("number overflow in `{op}`"))
-        .with_help("numbers are 64-bit signed integers")
+    OpError::arithmetic(format!("number overflow in `{op}`")).with_help("numbers are 64-bit signed integers")
 }
 
 /// `left + right`, consuming `left` so that a string held only by the
@@ -165,8 +164,9 @@ fn mismatch(op: &str, left: &Value, right: &Value) -> OpError {
         right.type_name()
     ));
     match (op, left, right) {
-        ("+", Value::Str(_), Value::Num(_)) | ("+", Value::Num(_), Value::Str(_)) => error
-            .with_help("there is no implicit conversion: write `String(n)` or `Number(s)`"),
+        ("+", Value::Str(_), Value::Num(_)) | ("+", Value::Num(_), Value::Str(_)) => {
+            error.with_help("there is no implicit conversion: write `String(n)` or `Number(s)`")
+        }
         (_, Value::Null, _) | (_, _, Value::Null) => error.with_help(
             "null is what a variable holds before it is assigned, and what a missing key or element reads as",
         ),
@@ -203,9 +203,7 @@ fn equals_at(left: &Value, right: &Value, depth: usize) -> Result<bool, OpError>
     Ok(match (left, right) {
         (Value::Null, Value::Null) => true,
         (Value::Num(a), Value::Num(b)) => a == b,
-        (Value::Str(a), Value::Str(b)) | (Value::Data(a), Value::Data(b)) => {
-            a.as_slice() == b.as_slice()
-        }
+        (Value::Str(a), Value::Str(b)) | (Value::Data(a), Value::Data(b)) => a.as_slice() == b.as_slice(),
         (Value::Date(a), Value::Date(b)) => a == b,
         (Value::Ip(a), Value::Ip(b)) => a == b,
         (Value::Task(a), Value::Task(b)) => a == b,

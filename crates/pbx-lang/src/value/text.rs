@@ -160,10 +160,7 @@ pub fn parse_ip(text: &str) -> Option<IpEndpoint> {
         return Some(IpEndpoint { address, port });
     }
     if let Ok(address) = text.parse::<IpAddr>() {
-        return Some(IpEndpoint {
-            address,
-            port: None,
-        });
+        return Some(IpEndpoint { address, port: None });
     }
     let (address, port) = text.rsplit_once(':')?;
     Some(IpEndpoint {

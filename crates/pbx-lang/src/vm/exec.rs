@@ -33,8 +33,11 @@ fn limit_error(message: String) -> OpError {
 
 #[inline(never)]
 fn over_memory(max_bytes: usize) -> OpError {
-    limit_error(format!("the task's values hold more than {}", super::format_bytes(max_bytes)))
-        .with_help("a string or array that keeps growing?")
+    limit_error(format!(
+        "the task's values hold more than {}",
+        super::format_bytes(max_bytes)
+    ))
+    .with_help("a string or array that keeps growing?")
 }
 
 /// Stores `value` in `slot`, skipping the drop of what was there when that
@@ -92,7 +95,7 @@ impl Vm {
             };
         }
 
-        let exit = 'run: loop {
+        let exit = 'run: {
             macro_rules! load_frame {
                 () => {{
                     let Some(frame) = self.frames.last() else {
@@ -172,7 +175,8 @@ impl Vm {
                     Instr::LoadInt { dst, value } => store(w!(dst), Value::Num(i64::from(value))),
                     Instr::LoadConst { dst, index } => {
                         // SAFETY: verified: the constant exists.
-                        let value = unsafe { function.constants.get_unchecked(usize::from(index)) }.to_value();
+                        let value =
+                            unsafe { function.constants.get_unchecked(usize::from(index)) }.to_value();
                         store(w!(dst), value);
                     }
                     Instr::Move { dst, src } => {
@@ -380,7 +384,10 @@ impl Vm {
                         check_memory!();
                     }
 
-                    Instr::Call { function: callee, base: args } => {
+                    Instr::Call {
+                        function: callee,
+                        base: args,
+                    } => {
                         // SAFETY: verified: the callee exists.
                         let callee_function = unsafe { functions.get_unchecked(usize::from(callee)) };
                         if self.frames.len() >= self.limits.max_depth {
@@ -399,7 +406,11 @@ impl Vm {
                         base = new_base;
                         rederive!();
                     }
-                    Instr::CallBuiltin { builtin, base: args, argc } => {
+                    Instr::CallBuiltin {
+                        builtin,
+                        base: args,
+                        argc,
+                    } => {
                         let first = base + usize::from(args);
                         match self.call_builtin(host, functions, builtin, first, usize::from(argc), pc!()) {
                             Ok(None) => {
@@ -413,7 +424,11 @@ impl Vm {
                             Err(error) => fail!(error),
                         }
                     }
-                    Instr::Spawn { entry, base: args, argc } => {
+                    Instr::Spawn {
+                        entry,
+                        base: args,
+                        argc,
+                    } => {
                         let first = base + usize::from(args);
                         check!(self.spawn(host, &program, entry, first, usize::from(argc)));
                         rederive!();
@@ -627,11 +642,10 @@ fn less(a: &Value, b: &Value, or_equal: bool) -> Result<bool, OpError> {
 fn index_number(index: &Value) -> Result<i64, OpError> {
     match index {
         Value::Num(number) => Ok(*number),
-        other => Err(OpError::type_error(format!(
-            "an index must be a number, not {}",
-            other.type_name()
-        ))
-        .with_help("for a dictionary key write `d.name` or `d.(expression)`")),
+        other => Err(
+            OpError::type_error(format!("an index must be a number, not {}", other.type_name()))
+                .with_help("for a dictionary key write `d.name` or `d.(expression)`"),
+        ),
     }
 }
 
@@ -641,11 +655,12 @@ fn get_index(object: &Value, index: &Value) -> Result<Value, OpError> {
         Value::Array(array) => Ok(array.get(index_number(index)?)),
         Value::Dict(dict) => Ok(dict.key_at(index_number(index)?)),
         Value::Null => Ok(Value::Null),
-        other => Err(OpError::type_error(format!("cannot index {}", other.type_name()))
-            .with_help(match other {
+        other => Err(
+            OpError::type_error(format!("cannot index {}", other.type_name())).with_help(match other {
                 Value::Str(_) => "for part of a string use Substring(s, from, length)",
                 _ => "only arrays (and dictionaries, for their keys) can be indexed",
-            })),
+            }),
+        ),
     }
 }
 
@@ -653,13 +668,15 @@ fn get_index(object: &Value, index: &Value) -> Result<Value, OpError> {
 fn set_index(object: &Value, index: &Value, value: Value) -> Result<(), OpError> {
     match object {
         Value::Array(array) => Ok(array.set(index_number(index)?, value)?),
-        Value::Dict(_) => Err(OpError::type_error("cannot assign through a dictionary ordinal")
-            .with_help("`d[i]` reads the i-th key of a dictionary; assign by key: `d.name = x;` or `d.(key) = x;`")),
-        other => Err(OpError::type_error(format!(
-            "cannot assign an element of {}",
-            other.type_name()
-        ))
-        .with_help("create the array first: `a = NewArray();`")),
+        Value::Dict(_) => Err(
+            OpError::type_error("cannot assign through a dictionary ordinal").with_help(
+                "`d[i]` reads the i-th key of a dictionary; assign by key: `d.name = x;` or `d.(key) = x;`",
+            ),
+        ),
+        other => Err(
+            OpError::type_error(format!("cannot assign an element of {}", other.type_name()))
+                .with_help("create the array first: `a = NewArray();`"),
+        ),
     }
 }
 
@@ -691,10 +708,12 @@ fn set_key(object: &Value, key: &Value, value: Value) -> Result<(), OpError> {
         Value::Dict(dict) => {
             let key = match key {
                 Value::Str(bytes) => bytes.clone(),
-                other => return Err(OpError::type_error(format!(
-                    "a dictionary key must be a string, not {}",
-                    other.type_name()
-                ))),
+                other => {
+                    return Err(OpError::type_error(format!(
+                        "a dictionary key must be a string, not {}",
+                        other.type_name()
+                    )))
+                }
             };
             Ok(dict.set(key, value)?)
         }

@@ -200,7 +200,12 @@ impl Vm {
     }
 
     /// A task running entry `name` (e.g. `Main`) with start parameters.
-    pub fn start(program: Arc<Program>, name: &str, start_parameters: Vec<Value>, options: TaskOptions) -> Option<Vm> {
+    pub fn start(
+        program: Arc<Program>,
+        name: &str,
+        start_parameters: Vec<Value>,
+        options: TaskOptions,
+    ) -> Option<Vm> {
         let entry = program.entry(name)?;
         let parameter = if start_parameters.is_empty() {
             Value::Null
@@ -260,7 +265,10 @@ impl Vm {
             Exit::Error(error) => Step::Failed(Box::new(self.fail(error))),
             Exit::Yield => {
                 let over_time = self.compute > self.limits.max_compute;
-                let over_count = self.limits.max_instructions.is_some_and(|max| self.instructions > max);
+                let over_count = self
+                    .limits
+                    .max_instructions
+                    .is_some_and(|max| self.instructions > max);
                 if over_time || over_count {
                     if let Some(frame) = self.frames.last_mut() {
                         if self.yielded_at > 0 {
@@ -340,8 +348,13 @@ impl Vm {
     /// File and span of the instruction a frame is executing.
     fn position(&self, frame: &Frame) -> (u16, crate::source::Span) {
         let function = &self.program.functions[usize::from(frame.function)];
-        let index = (frame.pc as usize).saturating_sub(1).min(function.spans.len().saturating_sub(1));
-        (function.file, function.spans.get(index).copied().unwrap_or_default())
+        let index = (frame.pc as usize)
+            .saturating_sub(1)
+            .min(function.spans.len().saturating_sub(1));
+        (
+            function.file,
+            function.spans.get(index).copied().unwrap_or_default(),
+        )
     }
 
     /// The running sections, innermost first.
@@ -363,7 +376,7 @@ impl Vm {
 
 /// `64 MB`, `1000000 bytes`.
 pub(crate) fn format_bytes(bytes: usize) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MB", bytes >> 20)
     } else {
         format!("{bytes} bytes")
