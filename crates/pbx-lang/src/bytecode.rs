@@ -172,6 +172,14 @@ pub enum Instr {
         value: i16,
         target: Target,
     },
+    /// Jump when `a < b` (loops test their condition at the bottom with these).
+    JumpIfLt { a: Reg, b: Reg, target: Target },
+    /// Jump when `a <= b`.
+    JumpIfLe { a: Reg, b: Reg, target: Target },
+    /// Jump when `a < value`.
+    JumpIfLtInt { a: Reg, value: i16, target: Target },
+    /// Jump when `a > value`.
+    JumpIfGtInt { a: Reg, value: i16, target: Target },
 
     GetIndex {
         dst: Reg,
@@ -229,6 +237,50 @@ pub enum Instr {
     },
     ReturnNull,
     Stop,
+}
+
+impl Instr {
+    /// The jump target, if this is a jump.
+    pub fn target(&self) -> Option<Target> {
+        match *self {
+            Instr::Jump { target }
+            | Instr::JumpIfFalse { target, .. }
+            | Instr::JumpIfTrue { target, .. }
+            | Instr::JumpIfNotLt { target, .. }
+            | Instr::JumpIfNotLe { target, .. }
+            | Instr::JumpIfNotEq { target, .. }
+            | Instr::JumpIfEq { target, .. }
+            | Instr::JumpIfNotLtInt { target, .. }
+            | Instr::JumpIfNotGtInt { target, .. }
+            | Instr::JumpIfLt { target, .. }
+            | Instr::JumpIfLe { target, .. }
+            | Instr::JumpIfLtInt { target, .. }
+            | Instr::JumpIfGtInt { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
+    /// The same instruction jumping to `to(target)`; others unchanged.
+    pub fn retarget(self, to: impl FnOnce(Target) -> Target) -> Instr {
+        let Some(old) = self.target() else { return self };
+        let target = to(old);
+        match self {
+            Instr::Jump { .. } => Instr::Jump { target },
+            Instr::JumpIfFalse { cond, .. } => Instr::JumpIfFalse { cond, target },
+            Instr::JumpIfTrue { cond, .. } => Instr::JumpIfTrue { cond, target },
+            Instr::JumpIfNotLt { a, b, .. } => Instr::JumpIfNotLt { a, b, target },
+            Instr::JumpIfNotLe { a, b, .. } => Instr::JumpIfNotLe { a, b, target },
+            Instr::JumpIfNotEq { a, b, .. } => Instr::JumpIfNotEq { a, b, target },
+            Instr::JumpIfEq { a, b, .. } => Instr::JumpIfEq { a, b, target },
+            Instr::JumpIfNotLtInt { a, value, .. } => Instr::JumpIfNotLtInt { a, value, target },
+            Instr::JumpIfNotGtInt { a, value, .. } => Instr::JumpIfNotGtInt { a, value, target },
+            Instr::JumpIfLt { a, b, .. } => Instr::JumpIfLt { a, b, target },
+            Instr::JumpIfLe { a, b, .. } => Instr::JumpIfLe { a, b, target },
+            Instr::JumpIfLtInt { a, value, .. } => Instr::JumpIfLtInt { a, value, target },
+            Instr::JumpIfGtInt { a, value, .. } => Instr::JumpIfGtInt { a, value, target },
+            other => other,
+        }
+    }
 }
 
 /// A constant of a function.
@@ -377,9 +429,13 @@ pub fn verify(program: &Program) -> Result<(), String> {
                 | Instr::JumpIfNotLe { a, b, target }
                 | Instr::JumpIfNotEq { a, b, target }
                 | Instr::JumpIfEq { a, b, target } => reg_ok(a) && reg_ok(b) && target_ok(target),
-                Instr::JumpIfNotLtInt { a, target, .. } | Instr::JumpIfNotGtInt { a, target, .. } => {
-                    reg_ok(a) && target_ok(target)
+                Instr::JumpIfLt { a, b, target } | Instr::JumpIfLe { a, b, target } => {
+                    reg_ok(a) && reg_ok(b) && target_ok(target)
                 }
+                Instr::JumpIfNotLtInt { a, target, .. }
+                | Instr::JumpIfNotGtInt { a, target, .. }
+                | Instr::JumpIfLtInt { a, target, .. }
+                | Instr::JumpIfGtInt { a, target, .. } => reg_ok(a) && target_ok(target),
                 Instr::GetIndex { dst, object, index } => reg_ok(dst) && reg_ok(object) && reg_ok(index),
                 Instr::SetIndex { object, index, src } => reg_ok(object) && reg_ok(index) && reg_ok(src),
                 Instr::GetKey { dst, object, key } => reg_ok(dst) && reg_ok(object) && constant_ok(key),

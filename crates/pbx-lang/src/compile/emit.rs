@@ -152,19 +152,7 @@ impl<'a> Emitter<'a> {
 
     /// Points the jump at `at` to `target`.
     fn patch(&mut self, at: usize, target: Target) {
-        let patched = match self.code[at] {
-            Instr::Jump { .. } => Instr::Jump { target },
-            Instr::JumpIfFalse { cond, .. } => Instr::JumpIfFalse { cond, target },
-            Instr::JumpIfTrue { cond, .. } => Instr::JumpIfTrue { cond, target },
-            Instr::JumpIfNotLt { a, b, .. } => Instr::JumpIfNotLt { a, b, target },
-            Instr::JumpIfNotLe { a, b, .. } => Instr::JumpIfNotLe { a, b, target },
-            Instr::JumpIfNotEq { a, b, .. } => Instr::JumpIfNotEq { a, b, target },
-            Instr::JumpIfEq { a, b, .. } => Instr::JumpIfEq { a, b, target },
-            Instr::JumpIfNotLtInt { a, value, .. } => Instr::JumpIfNotLtInt { a, value, target },
-            Instr::JumpIfNotGtInt { a, value, .. } => Instr::JumpIfNotGtInt { a, value, target },
-            other => other,
-        };
-        self.code[at] = patched;
+        self.code[at] = self.code[at].retarget(|_| target);
     }
 
     fn patch_here(&mut self, jumps: &[usize]) {
@@ -264,12 +252,14 @@ impl<'a> Emitter<'a> {
         self.release_to(mark);
     }
 
+    /// `init; while cond { body; step }`, with the condition tested before
+    /// the first pass and then at the bottom, so that each further pass
+    /// costs one jump rather than two.
     fn loop_statement(&mut self, looping: &Loop, span: Span) {
         if let Some((name, _, start)) = &looping.init {
             let place = Place::Var(name.clone());
             self.assign(&place, AssignOp::Set, start);
         }
-        let top = self.here();
         self.loops.push(LoopExits { jumps: Vec::new() });
         if let Some(condition) = &looping.condition {
             let mut exits = Vec::new();
@@ -278,16 +268,28 @@ impl<'a> Emitter<'a> {
                 innermost.jumps.extend(exits);
             }
         }
+        let top = self.here();
         self.block(&looping.body);
-        if let Some((place, op, value, span)) = &looping.step {
-            self.span = *span;
+        if let Some((place, op, value, step_span)) = &looping.step {
+            self.span = *step_span;
             let mark = self.next_register;
             self.assign(place, *op, value);
             self.release_to(mark);
         }
-        // Limits are noticed at this jump; errors then point at the loop.
+        // Limits are noticed at the jump back; errors then point at the loop.
         self.span = span;
-        self.emit(Instr::Jump { target: top });
+        match &looping.condition {
+            Some(condition) => {
+                let mut again = Vec::new();
+                self.jump_if(condition, true, &mut again);
+                for jump in again {
+                    self.patch(jump, top);
+                }
+            }
+            None => {
+                self.emit(Instr::Jump { target: top });
+            }
+        }
         if let Some(exits) = self.loops.pop() {
             self.patch_here(&exits.jumps);
         }
@@ -410,22 +412,10 @@ impl<'a> Emitter<'a> {
                 }
             }
             ExprKind::Binary(
-                op
-                @ (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne),
+                op @ (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne),
                 left,
                 right,
-            ) => {
-                if when {
-                    // There are only "jump unless" comparisons: skip over an
-                    // unconditional jump.
-                    let mut skip = Vec::new();
-                    self.compare_jump_unless(*op, left, right, &mut skip);
-                    jumps.push(self.emit(Instr::Jump { target: 0 }));
-                    self.patch_here(&skip);
-                } else {
-                    self.compare_jump_unless(*op, left, right, jumps);
-                }
-            }
+            ) => self.compare_jump(*op, left, right, when, jumps),
             ExprKind::Null | ExprKind::False => {
                 if !when {
                     jumps.push(self.emit(Instr::Jump { target: 0 }));
@@ -450,33 +440,40 @@ impl<'a> Emitter<'a> {
         self.release_to(mark);
     }
 
-    /// Emits a jump taken unless `left op right` holds.
-    fn compare_jump_unless(&mut self, op: BinaryOp, left: &Expr, right: &Expr, jumps: &mut Vec<usize>) {
+    /// Emits a jump taken when `left op right` holds (`when`) or does not.
+    fn compare_jump(&mut self, op: BinaryOp, left: &Expr, right: &Expr, when: bool, jumps: &mut Vec<usize>) {
         let span = self.span;
         if let Some(value) = small_number(right) {
             let a = self.expr(left, None);
             self.span = span;
             let shifted = |delta: i64| i16::try_from(i64::from(value) + delta).ok();
-            let instr = match op {
-                BinaryOp::Lt => Some(Instr::JumpIfNotLtInt { a, value, target: 0 }),
-                BinaryOp::Gt => Some(Instr::JumpIfNotGtInt { a, value, target: 0 }),
-                BinaryOp::Le => shifted(1).map(|value| Instr::JumpIfNotLtInt { a, value, target: 0 }),
-                BinaryOp::Ge => shifted(-1).map(|value| Instr::JumpIfNotGtInt { a, value, target: 0 }),
-                _ => None,
+            // `a <= k` is `a < k + 1` and `a >= k` is `a > k - 1`.
+            let (less, limit) = match op {
+                BinaryOp::Lt => (Some(true), Some(value)),
+                BinaryOp::Gt => (Some(false), Some(value)),
+                BinaryOp::Le => (Some(true), shifted(1)),
+                BinaryOp::Ge => (Some(false), shifted(-1)),
+                _ => (None, None),
             };
-            if let Some(instr) = instr {
+            if let (Some(less), Some(value)) = (less, limit) {
+                let instr = match (less, when) {
+                    (true, true) => Instr::JumpIfLtInt { a, value, target: 0 },
+                    (true, false) => Instr::JumpIfNotLtInt { a, value, target: 0 },
+                    (false, true) => Instr::JumpIfGtInt { a, value, target: 0 },
+                    (false, false) => Instr::JumpIfNotGtInt { a, value, target: 0 },
+                };
                 jumps.push(self.emit(instr));
                 return;
             }
             let b = self.expr(right, None);
             self.span = span;
-            jumps.push(self.emit(compare_unless(op, a, b)));
+            jumps.push(self.emit(compare_jump_instr(op, a, b, when)));
             return;
         }
         let a = self.expr(left, None);
         let b = self.expr(right, None);
         self.span = span;
-        jumps.push(self.emit(compare_unless(op, a, b)));
+        jumps.push(self.emit(compare_jump_instr(op, a, b, when)));
     }
 
     // ------------------------------------------------------------ expressions
@@ -804,21 +801,19 @@ fn small_number(expr: &Expr) -> Option<i16> {
     }
 }
 
-fn compare_unless(op: BinaryOp, a: Reg, b: Reg) -> Instr {
-    match op {
-        BinaryOp::Lt => Instr::JumpIfNotLt { a, b, target: 0 },
-        BinaryOp::Le => Instr::JumpIfNotLe { a, b, target: 0 },
-        BinaryOp::Gt => Instr::JumpIfNotLt {
-            a: b,
-            b: a,
-            target: 0,
-        },
-        BinaryOp::Ge => Instr::JumpIfNotLe {
-            a: b,
-            b: a,
-            target: 0,
-        },
-        BinaryOp::Eq => Instr::JumpIfNotEq { a, b, target: 0 },
-        _ => Instr::JumpIfEq { a, b, target: 0 },
+/// The jump taken when `a op b` holds (`when`) or does not.
+fn compare_jump_instr(op: BinaryOp, a: Reg, b: Reg, when: bool) -> Instr {
+    let target = 0;
+    match (op, when) {
+        (BinaryOp::Lt, true) => Instr::JumpIfLt { a, b, target },
+        (BinaryOp::Le, true) => Instr::JumpIfLe { a, b, target },
+        (BinaryOp::Gt, true) => Instr::JumpIfLt { a: b, b: a, target },
+        (BinaryOp::Ge, true) => Instr::JumpIfLe { a: b, b: a, target },
+        (BinaryOp::Eq, true) | (BinaryOp::Ne, false) => Instr::JumpIfEq { a, b, target },
+        (BinaryOp::Lt, false) => Instr::JumpIfNotLt { a, b, target },
+        (BinaryOp::Le, false) => Instr::JumpIfNotLe { a, b, target },
+        (BinaryOp::Gt, false) => Instr::JumpIfNotLt { a: b, b: a, target },
+        (BinaryOp::Ge, false) => Instr::JumpIfNotLe { a: b, b: a, target },
+        _ => Instr::JumpIfNotEq { a, b, target },
     }
 }

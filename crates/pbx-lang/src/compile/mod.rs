@@ -567,50 +567,7 @@ fn prepend_calls(function: &mut Function, callees: &[u16]) {
     let base = function.registers;
     function.registers = function.registers.saturating_add(1);
     for instr in &mut function.code {
-        *instr = match *instr {
-            Instr::Jump { target } => Instr::Jump {
-                target: target + shift,
-            },
-            Instr::JumpIfFalse { cond, target } => Instr::JumpIfFalse {
-                cond,
-                target: target + shift,
-            },
-            Instr::JumpIfTrue { cond, target } => Instr::JumpIfTrue {
-                cond,
-                target: target + shift,
-            },
-            Instr::JumpIfNotLt { a, b, target } => Instr::JumpIfNotLt {
-                a,
-                b,
-                target: target + shift,
-            },
-            Instr::JumpIfNotLe { a, b, target } => Instr::JumpIfNotLe {
-                a,
-                b,
-                target: target + shift,
-            },
-            Instr::JumpIfNotEq { a, b, target } => Instr::JumpIfNotEq {
-                a,
-                b,
-                target: target + shift,
-            },
-            Instr::JumpIfEq { a, b, target } => Instr::JumpIfEq {
-                a,
-                b,
-                target: target + shift,
-            },
-            Instr::JumpIfNotLtInt { a, value, target } => Instr::JumpIfNotLtInt {
-                a,
-                value,
-                target: target + shift,
-            },
-            Instr::JumpIfNotGtInt { a, value, target } => Instr::JumpIfNotGtInt {
-                a,
-                value,
-                target: target + shift,
-            },
-            other => other,
-        };
+        *instr = instr.retarget(|target| target + shift);
     }
     let span = function.spans.first().copied().unwrap_or_default();
     let calls = callees.iter().map(|&callee| Instr::Call {

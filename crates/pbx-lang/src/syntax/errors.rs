@@ -299,10 +299,12 @@ fn found_end(text: &str, position: usize) -> usize {
 /// skipping white space.
 fn word_before(text: &str, position: usize) -> String {
     let before = text.get(..position).unwrap_or("").trim_end();
-    let start = before
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map_or(0, |index| index + 1);
-    before[start..].to_ascii_lowercase()
+    let word: String = before
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    word.chars().rev().collect::<String>().to_ascii_lowercase()
 }
 
 const KEYWORDS: &[&str] = &[
@@ -428,4 +430,18 @@ fn hint(words: &[String], text: &str, position: usize) -> Option<String> {
         return Some("a section's body is `is … end;` or `{ … }`".into());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::word_before;
+
+    #[test]
+    fn word_before_handles_text_that_is_not_ascii() {
+        // Found by fuzzing: a comment in Russian ending right before an error.
+        let text = "// привет мир\n  x = 1;";
+        assert_eq!(word_before(text, text.find('x').unwrap()), "");
+        let text = "// é\nabc def";
+        assert_eq!(word_before(text, text.find("def").unwrap()), "abc");
+    }
 }

@@ -102,10 +102,16 @@ impl Array {
     /// The element at `index`, or null past the end (CGPL.md §0.15).
     #[inline]
     pub fn get(&self, index: i64) -> Value {
-        usize::try_from(index)
-            .ok()
-            .and_then(|index| self.0.borrow().items.get(index).cloned())
-            .unwrap_or(Value::Null)
+        let Ok(index) = usize::try_from(index) else {
+            return Value::Null;
+        };
+        // SAFETY: the reference lives only for this clone, during which
+        // nothing can borrow the array mutably (no script code runs); an
+        // active mutable borrow is reported as an error by the call.
+        match unsafe { self.0.try_borrow_unguarded() } {
+            Ok(items) => items.items.get(index).cloned().unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        }
     }
 
     /// Borrows the elements.

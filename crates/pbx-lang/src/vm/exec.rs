@@ -345,6 +345,35 @@ impl Vm {
                         }
                     }
 
+                    Instr::JumpIfLt { a, b, target } => {
+                        if check!(less(r!(a), r!(b), false)) {
+                            jump!(target);
+                        }
+                    }
+                    Instr::JumpIfLe { a, b, target } => {
+                        if check!(less(r!(a), r!(b), true)) {
+                            jump!(target);
+                        }
+                    }
+                    Instr::JumpIfLtInt { a, value, target } => {
+                        let less = match r!(a) {
+                            Value::Num(x) => *x < i64::from(value),
+                            other => check!(less(other, &Value::Num(i64::from(value)), false)),
+                        };
+                        if less {
+                            jump!(target);
+                        }
+                    }
+                    Instr::JumpIfGtInt { a, value, target } => {
+                        let greater = match r!(a) {
+                            Value::Num(x) => *x > i64::from(value),
+                            other => check!(less(&Value::Num(i64::from(value)), other, false)),
+                        };
+                        if greater {
+                            jump!(target);
+                        }
+                    }
+
                     Instr::GetIndex { dst, object, index } => {
                         let value = match (r!(object), r!(index)) {
                             (Value::Array(array), Value::Num(index)) => array.get(*index),
