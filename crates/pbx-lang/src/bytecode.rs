@@ -173,13 +173,29 @@ pub enum Instr {
         target: Target,
     },
     /// Jump when `a < b` (loops test their condition at the bottom with these).
-    JumpIfLt { a: Reg, b: Reg, target: Target },
+    JumpIfLt {
+        a: Reg,
+        b: Reg,
+        target: Target,
+    },
     /// Jump when `a <= b`.
-    JumpIfLe { a: Reg, b: Reg, target: Target },
+    JumpIfLe {
+        a: Reg,
+        b: Reg,
+        target: Target,
+    },
     /// Jump when `a < value`.
-    JumpIfLtInt { a: Reg, value: i16, target: Target },
+    JumpIfLtInt {
+        a: Reg,
+        value: i16,
+        target: Target,
+    },
     /// Jump when `a > value`.
-    JumpIfGtInt { a: Reg, value: i16, target: Target },
+    JumpIfGtInt {
+        a: Reg,
+        value: i16,
+        target: Target,
+    },
 
     GetIndex {
         dst: Reg,

@@ -87,16 +87,7 @@ pub fn resolve_section(
     body: &Block,
     errors: &mut Vec<Diagnostic>,
 ) -> SectionNames {
-    let mut resolver = Resolver {
-        namespace,
-        kind,
-        names: SectionNames::default(),
-        scopes: vec![HashMap::new()],
-        implicit: HashMap::new(),
-        shadowing: HashMap::new(),
-        loop_depth: 0,
-        errors,
-    };
+    let mut resolver = Resolver::new(namespace, kind, errors);
     for param in params {
         if resolver.scopes[0].contains_key(&*param.folded) {
             let message = format!("parameter `{}` is listed twice", param.text);
@@ -118,16 +109,7 @@ pub fn resolve_initializer(
     value: &Expr,
     errors: &mut Vec<Diagnostic>,
 ) -> SectionNames {
-    let mut resolver = Resolver {
-        namespace,
-        kind: None,
-        names: SectionNames::default(),
-        scopes: vec![HashMap::new()],
-        implicit: HashMap::new(),
-        shadowing: HashMap::new(),
-        loop_depth: 0,
-        errors,
-    };
+    let mut resolver = Resolver::new(namespace, None, errors);
     resolver.expr(value);
     resolver.names
 }
@@ -148,7 +130,24 @@ struct Resolver<'n, 'a, 'e> {
     errors: &'e mut Vec<Diagnostic>,
 }
 
-impl Resolver<'_, '_, '_> {
+impl<'n, 'a, 'e> Resolver<'n, 'a, 'e> {
+    fn new(
+        namespace: &'n Namespace<'a>,
+        kind: Option<SectionKind>,
+        errors: &'e mut Vec<Diagnostic>,
+    ) -> Resolver<'n, 'a, 'e> {
+        Resolver {
+            namespace,
+            kind,
+            names: SectionNames::default(),
+            scopes: vec![HashMap::new()],
+            implicit: HashMap::new(),
+            shadowing: HashMap::new(),
+            loop_depth: 0,
+            errors,
+        }
+    }
+
     fn error(&mut self, kind: ErrorKind, span: Span, message: impl Into<String>) -> &mut Diagnostic {
         self.errors
             .push(Diagnostic::new(kind, self.namespace.file, span, message));

@@ -19,30 +19,25 @@ pub(super) const TABLE: &[Builtin] = &[
     function("Convert", 2, 2, "data, format", convert),
 ];
 
-fn to_object(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
+/// Parses a string or datablock argument with `parse`; text that does not
+/// parse gives null, other types are an error.
+fn parse_text(args: &[Value], name: &str, parse: fn(&[u8]) -> Option<Value>) -> Result<Value, OpError> {
     match arg(args, 0) {
-        Value::Str(bytes) | Value::Data(bytes) => {
-            Ok(text::parse_object(bytes.as_slice()).unwrap_or(Value::Null))
-        }
+        Value::Str(bytes) | Value::Data(bytes) => Ok(parse(bytes.as_slice()).unwrap_or(Value::Null)),
         Value::Null => Ok(Value::Null),
         other => Err(OpError::call(format!(
-            "ToObject: argument 1 must be a string or a datablock, not {}",
+            "{name}: argument 1 must be a string or a datablock, not {}",
             other.type_name()
         ))),
     }
 }
 
+fn to_object(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
+    parse_text(args, "ToObject", text::parse_object)
+}
+
 fn json_to_object(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
-    match arg(args, 0) {
-        Value::Str(bytes) | Value::Data(bytes) => {
-            Ok(json::from_json(bytes.as_slice()).unwrap_or(Value::Null))
-        }
-        Value::Null => Ok(Value::Null),
-        other => Err(OpError::call(format!(
-            "JSONToObject: argument 1 must be a string or a datablock, not {}",
-            other.type_name()
-        ))),
-    }
+    parse_text(args, "JSONToObject", json::from_json)
 }
 
 fn base64_encode(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {

@@ -412,7 +412,8 @@ impl<'a> Emitter<'a> {
                 }
             }
             ExprKind::Binary(
-                op @ (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne),
+                op
+                @ (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq | BinaryOp::Ne),
                 left,
                 right,
             ) => self.compare_jump(*op, left, right, when, jumps),

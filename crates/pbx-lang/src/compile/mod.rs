@@ -454,6 +454,19 @@ impl Linker {
         }
     }
 
+    /// The names `unit` can see.
+    fn namespace<'a>(&'a self, unit: &'a Unit) -> Namespace<'a> {
+        Namespace {
+            file: &unit.file,
+            file_id: unit.file_id,
+            sections: &unit.sections,
+            qualified: &self.qualified,
+            entries: &self.entries,
+            globals: &unit.globals,
+            spellings: &self.spellings,
+        }
+    }
+
     fn compile_sections(&mut self) -> Program {
         let mut functions: Vec<Function> = Vec::with_capacity(self.planned.len());
         let mut errors = Vec::new();
@@ -465,15 +478,7 @@ impl Linker {
             let SectionBody::Code(body) = &section.body else {
                 continue;
             };
-            let namespace = Namespace {
-                file: &unit.file,
-                file_id: unit.file_id,
-                sections: &unit.sections,
-                qualified: &self.qualified,
-                entries: &self.entries,
-                globals: &unit.globals,
-                spellings: &self.spellings,
-            };
+            let namespace = self.namespace(unit);
             let names =
                 resolve::resolve_section(&namespace, Some(section.kind), &section.params, body, &mut errors);
             let mut emitter = Emitter::new(Context {
@@ -508,15 +513,7 @@ impl Linker {
             if initializers.is_empty() {
                 continue;
             }
-            let namespace = Namespace {
-                file: &unit.file,
-                file_id: unit.file_id,
-                sections: &unit.sections,
-                qualified: &self.qualified,
-                entries: &self.entries,
-                globals: &unit.globals,
-                spellings: &self.spellings,
-            };
+            let namespace = self.namespace(unit);
             let mut all_names = resolve::SectionNames::default();
             for (_, value) in &initializers {
                 let names = resolve::resolve_initializer(&namespace, value, &mut errors);

@@ -32,31 +32,19 @@ const VALUE_SIZE: usize = mem::size_of::<Value>();
 const DICT_SLOT_SIZE: usize = 8 + mem::size_of::<DictKey>() + VALUE_SIZE + 8;
 
 /// Why a container refused a change.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ContainerError {
     /// The value would end up inside itself.
+    #[error("an array or dictionary cannot be put inside itself")]
     Cycle,
     /// `a[i] = x` with `i` beyond the end (only `i == Length(a)` appends).
+    #[error(
+        "index {index} is past the end of the array (its length is {length}; assigning at {length} appends)"
+    )]
     PastEnd { index: i64, length: usize },
     /// A negative index.
+    #[error("index {0} is negative; arrays count from 0")]
     Negative(i64),
-}
-
-impl std::fmt::Display for ContainerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ContainerError::Cycle => {
-                f.write_str("an array or dictionary cannot be put inside itself")
-            }
-            ContainerError::PastEnd { index, length } => write!(
-                f,
-                "index {index} is past the end of the array (its length is {length}; assigning at {length} appends)"
-            ),
-            ContainerError::Negative(index) => {
-                write!(f, "index {index} is negative; arrays count from 0")
-            }
-        }
-    }
 }
 
 // ------------------------------------------------------------------ arrays

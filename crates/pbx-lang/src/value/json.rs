@@ -70,21 +70,14 @@ fn write(out: &mut String, value: &Value, depth: usize) -> Result<(), OpError> {
         }
         Value::Dict(dict) => {
             out.push('{');
-            let mut result = Ok(());
-            let mut first = true;
-            dict.for_each(|key, item| {
-                if result.is_err() {
-                    return;
-                }
-                if !first {
+            for (index, (key, item)) in dict.entries().iter().enumerate() {
+                if index > 0 {
                     out.push(',');
                 }
-                first = false;
                 write_string(out, key.as_slice());
                 out.push(':');
-                result = write(out, item, depth + 1);
-            });
-            result?;
+                write(out, item, depth + 1)?;
+            }
             out.push('}');
         }
     }

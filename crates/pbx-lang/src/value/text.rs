@@ -113,22 +113,15 @@ fn write_value(out: &mut String, value: &Value, depth: usize) -> Result<(), OpEr
         }
         Value::Dict(dict) => {
             out.push('{');
-            let mut result = Ok(());
-            let mut first = true;
-            dict.for_each(|key, item| {
-                if result.is_err() {
-                    return;
-                }
-                if !first {
+            for (index, (key, item)) in dict.entries().iter().enumerate() {
+                if index > 0 {
                     out.push(' ');
                 }
-                first = false;
                 write_string(out, key.as_slice());
                 out.push_str(" = ");
-                result = write_value(out, item, depth + 1);
+                write_value(out, item, depth + 1)?;
                 out.push(';');
-            });
-            result?;
+            }
             out.push('}');
         }
         Value::Task(task) => {
