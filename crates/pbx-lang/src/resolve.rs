@@ -515,6 +515,7 @@ impl<'n, 'a, 'e> Resolver<'n, 'a, 'e> {
                 format!("unknown procedure or function `{shown}`")
             };
             let diagnostic = self.error(ErrorKind::Name, name.span, message);
+            diagnostic.label = "not defined".into();
             diagnostic.help = help;
             return;
         };
@@ -550,13 +551,16 @@ impl<'n, 'a, 'e> Resolver<'n, 'a, 'e> {
     fn check_usage(&mut self, name: &QualifiedName, shown: &str, is_function: bool, statement: bool) {
         if is_function && statement {
             let message = format!("function `{shown}` used as a statement; its value would be lost");
-            self.error(ErrorKind::Usage, name.span, message).help = Some(format!(
+            let diagnostic = self.error(ErrorKind::Usage, name.span, message);
+            diagnostic.label = "returns a value".into();
+            diagnostic.help = Some(format!(
                 "to call it for its effect only, write `Void({shown}(…));`"
             ));
         } else if !is_function && !statement {
             let message = format!("procedure `{shown}` used as a value; procedures return nothing");
-            self.error(ErrorKind::Usage, name.span, message).help =
-                Some(format!("call it as a statement: `{shown}(…);`"));
+            let diagnostic = self.error(ErrorKind::Usage, name.span, message);
+            diagnostic.label = "returns nothing".into();
+            diagnostic.help = Some(format!("call it as a statement: `{shown}(…);`"));
         }
     }
 }
