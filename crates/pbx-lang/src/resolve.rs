@@ -8,6 +8,7 @@
 //! occurs; the code generator reads it and never looks a name up itself.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::builtins::{self, Kind};
@@ -97,9 +98,11 @@ pub fn resolve_section(
         let slot = resolver.new_slot();
         resolver.scopes[0].insert(param.folded.to_string(), slot);
         resolver.names.vars.insert(param.span.start, VarRef::Local(slot));
+        resolver.dictionary_only.insert(slot, false);
     }
     resolver.block(body);
     resolver.report_function_names_used_as_variables();
+    resolver.report_ordinal_assignments();
     resolver.names
 }
 
@@ -126,6 +129,11 @@ struct Resolver<'n, 'a, 'e> {
     /// Implicit variables that share a name with a procedure or built-in,
     /// with where they were first read and whether they are ever assigned.
     shadowing: HashMap<String, (Ident, bool)>,
+    /// Per register: whether every value assigned to it so far is a fresh
+    /// dictionary (`NewDictionary()`, `Vars()`).
+    dictionary_only: HashMap<u16, bool>,
+    /// `x[i] = …` statements, by the register of `x`, with where they are.
+    ordinal_assignments: Vec<(u16, Span, Rc<str>)>,
     loop_depth: u32,
     errors: &'e mut Vec<Diagnostic>,
 }
@@ -143,6 +151,8 @@ impl<'n, 'a, 'e> Resolver<'n, 'a, 'e> {
             scopes: vec![HashMap::new()],
             implicit: HashMap::new(),
             shadowing: HashMap::new(),
+            dictionary_only: HashMap::new(),
+            ordinal_assignments: Vec::new(),
             loop_depth: 0,
             errors,
         }
@@ -270,11 +280,12 @@ impl<'n, 'a, 'e> Resolver<'n, 'a, 'e> {
         match &statement.kind {
             StmtKind::Empty => {}
             StmtKind::Var(decl) => self.var_decl(decl),
-            StmtKind::Assign { place, value, .. } => {
+            StmtKind::Assign { place, op, value } => {
                 // The value is evaluated before the place is assigned, and a
                 // `var` in scope is what both see.
                 self.expr(value);
                 self.place(place);
+                self.track_dictionaries(place, (*op == AssignOp::Set).then_some(value), statement.span);
             }
             StmtKind::Call(call) => self.call_statement(call),
             StmtKind::If { branches, otherwise } => {
@@ -319,6 +330,67 @@ impl<'n, 'a, 'e> Resolver<'n, 'a, 'e> {
                 self.expr(value);
             }
             self.declare(name);
+            if let (Some(value), Some(VarRef::Local(slot))) = (value, self.names.vars.get(&name.span.start)) {
+                let slot = *slot;
+                self.note_assignment(slot, Some(value));
+            }
+        }
+    }
+
+    /// Records what an assignment tells about dictionaries: which variables
+    /// only ever hold one, and which statements assign through `x[i]`.
+    fn track_dictionaries(&mut self, place: &Place, value: Option<&Expr>, span: Span) {
+        match place {
+            Place::Var(name) => {
+                if let Some(VarRef::Local(slot)) = self.names.vars.get(&name.span.start).copied() {
+                    self.note_assignment(slot, value);
+                }
+            }
+            Place::Index { object, .. } => match &object.kind {
+                ExprKind::Var(name) => {
+                    if let Some(VarRef::Local(slot)) = self.names.vars.get(&name.span.start).copied() {
+                        self.ordinal_assignments.push((slot, span, name.text.clone()));
+                    }
+                }
+                _ if makes_dictionary(object) => {
+                    self.ordinal_error(span, "this is a dictionary");
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    fn note_assignment(&mut self, slot: u16, value: Option<&Expr>) {
+        let dictionary = value.is_some_and(makes_dictionary);
+        let entry = self.dictionary_only.entry(slot).or_insert(true);
+        *entry &= dictionary;
+    }
+
+    fn ordinal_error(&mut self, span: Span, label: &str) {
+        let diagnostic = self.error(
+            ErrorKind::Usage,
+            span,
+            "cannot assign through a dictionary ordinal",
+        );
+        diagnostic.label = label.into();
+        diagnostic.help = Some(
+            "`d[i]` reads the i-th key of a dictionary; assign by key: `d.name = x;` or `d.(key) = x;`"
+                .into(),
+        );
+    }
+
+    /// `d[i] = x` where `d` only ever holds a dictionary is an error found
+    /// before the program runs (others are found when it runs).
+    fn report_ordinal_assignments(&mut self) {
+        let found: Vec<(Span, Rc<str>)> = self
+            .ordinal_assignments
+            .iter()
+            .filter(|(slot, _, _)| self.dictionary_only.get(slot) == Some(&true))
+            .map(|(_, span, name)| (*span, name.clone()))
+            .collect();
+        for (span, name) in found {
+            self.ordinal_error(span, &format!("`{name}` is a dictionary"));
         }
     }
 
@@ -331,6 +403,9 @@ impl<'n, 'a, 'e> Resolver<'n, 'a, 'e> {
             } else {
                 self.assigned(name);
             }
+            if let Some(VarRef::Local(slot)) = self.names.vars.get(&name.span.start).copied() {
+                self.note_assignment(slot, Some(start));
+            }
         }
         if let Some(condition) = &looping.condition {
             self.expr(condition);
@@ -338,9 +413,10 @@ impl<'n, 'a, 'e> Resolver<'n, 'a, 'e> {
         self.loop_depth += 1;
         self.block(&looping.body);
         self.loop_depth -= 1;
-        if let Some((place, _, value, _)) = &looping.step {
+        if let Some((place, op, value, span)) = &looping.step {
             self.expr(value);
             self.place(place);
+            self.track_dictionaries(place, (*op == AssignOp::Set).then_some(value), *span);
         }
         self.scopes.pop();
     }
@@ -563,6 +639,12 @@ impl<'n, 'a, 'e> Resolver<'n, 'a, 'e> {
             diagnostic.help = Some(format!("call it as a statement: `{shown}(…);`"));
         }
     }
+}
+
+/// Whether `expr` makes a fresh dictionary: `NewDictionary()` or `Vars()`.
+fn makes_dictionary(expr: &Expr) -> bool {
+    matches!(&expr.kind, ExprKind::Call { name, .. }
+        if name.module.is_none() && matches!(&*name.name.folded, "newdictionary" | "vars"))
 }
 
 fn plural(count: usize) -> &'static str {
