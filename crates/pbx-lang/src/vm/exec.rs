@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::{Exit, Frame, Host, HostOutcome, State, Vm};
 use crate::builtins::{self, Binding, Ctx, VmFn};
-use crate::bytecode::{Function, Instr, Program};
+use crate::bytecode::{Constant, Function, Instr, Program};
 use crate::diagnostic::ErrorKind;
 use crate::syntax::ast::SectionKind;
 use crate::value::{meter, ops, OpError, Value};
@@ -393,23 +393,27 @@ impl Vm {
                         check_memory!();
                     }
                     Instr::GetKey { dst, object, key } => {
-                        let key = function.constants[usize::from(key)].to_value();
-                        let value = check!(get_key(r!(object), &key));
+                        let key = check!(key_constant(function, key));
+                        let value = check!(get_key(r!(object), key.as_slice()));
                         *w!(dst) = value;
                     }
                     Instr::SetKey { object, key, src } => {
-                        let key = function.constants[usize::from(key)].to_value();
+                        let key = check!(key_constant(function, key)).clone();
                         let value = r!(src).clone();
-                        check!(set_key(r!(object), &key, value));
+                        check!(set_key(r!(object), key, value));
                         check_memory!();
                     }
                     Instr::GetKeyDyn { dst, object, key } => {
-                        let value = check!(get_key(r!(object), r!(key)));
+                        let value = check!(get_key(r!(object), check!(key_bytes(r!(key)))));
                         *w!(dst) = value;
                     }
                     Instr::SetKeyDyn { object, key, src } => {
+                        let key = match r!(key) {
+                            Value::Str(bytes) => bytes.clone(),
+                            other => fail!(key_type_error(other)),
+                        };
                         let value = r!(src).clone();
-                        check!(set_key(r!(object), r!(key), value));
+                        check!(set_key(r!(object), key, value));
                         check_memory!();
                     }
 
@@ -709,43 +713,46 @@ fn set_index(object: &Value, index: &Value, value: Value) -> Result<(), OpError>
     }
 }
 
+fn key_type_error(key: &Value) -> OpError {
+    OpError::type_error(format!(
+        "a dictionary key must be a string, not {}",
+        key.type_name()
+    ))
+}
+
 fn key_bytes(key: &Value) -> Result<&[u8], OpError> {
-    key.as_str_bytes().ok_or_else(|| {
-        OpError::type_error(format!(
-            "a dictionary key must be a string, not {}",
-            key.type_name()
-        ))
-    })
+    key.as_str_bytes().ok_or_else(|| key_type_error(key))
+}
+
+/// The string constant a `GetKey`/`SetKey` names.
+fn key_constant(function: &Function, index: u16) -> Result<&crate::value::Bytes, OpError> {
+    match function.constants.get(usize::from(index)) {
+        Some(Constant::Str(bytes)) => Ok(bytes),
+        _ => Err(OpError {
+            kind: ErrorKind::Internal,
+            message: "a key instruction names no string constant".into(),
+            help: None,
+        }),
+    }
 }
 
 #[inline(never)]
-fn get_key(object: &Value, key: &Value) -> Result<Value, OpError> {
+fn get_key(object: &Value, key: &[u8]) -> Result<Value, OpError> {
     match object {
-        Value::Dict(dict) => Ok(dict.get(key_bytes(key)?)),
+        Value::Dict(dict) => Ok(dict.get(key)),
         Value::Null => Ok(Value::Null),
         other => Err(OpError::type_error(format!(
             "cannot read key `{}` of {}: only dictionaries have keys",
-            String::from_utf8_lossy(key.as_str_bytes().unwrap_or(b"?")),
+            String::from_utf8_lossy(key),
             other.type_name()
         ))),
     }
 }
 
 #[inline(never)]
-fn set_key(object: &Value, key: &Value, value: Value) -> Result<(), OpError> {
+fn set_key(object: &Value, key: crate::value::Bytes, value: Value) -> Result<(), OpError> {
     match object {
-        Value::Dict(dict) => {
-            let key = match key {
-                Value::Str(bytes) => bytes.clone(),
-                other => {
-                    return Err(OpError::type_error(format!(
-                        "a dictionary key must be a string, not {}",
-                        other.type_name()
-                    )))
-                }
-            };
-            Ok(dict.set(key, value)?)
-        }
+        Value::Dict(dict) => Ok(dict.set(key, value)?),
         other => Err(OpError::type_error(format!(
             "cannot assign a key of {}: only dictionaries have keys",
             other.type_name()
