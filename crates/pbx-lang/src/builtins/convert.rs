@@ -51,17 +51,7 @@ fn base64_encode(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
 
 fn base64_decode(_: &mut Ctx<'_>, args: &[Value]) -> Result<Value, OpError> {
     Ok(match arg(args, 0) {
-        Value::Str(bytes) => {
-            let cleaned: Vec<u8> = bytes
-                .as_slice()
-                .iter()
-                .copied()
-                .filter(|byte| !byte.is_ascii_whitespace())
-                .collect();
-            base64::engine::general_purpose::STANDARD
-                .decode(cleaned)
-                .map_or(Value::Null, Value::data)
-        }
+        Value::Str(bytes) => base64_decode_bytes(bytes.as_slice()),
         _ => Value::Null,
     })
 }
