@@ -10,6 +10,7 @@ mod container;
 pub mod json;
 pub mod meter;
 pub mod ops;
+pub mod portable;
 pub mod text;
 pub mod time;
 
@@ -20,6 +21,7 @@ use std::sync::{Arc, LazyLock};
 pub use bytes::Bytes;
 pub use container::{Array, ContainerError, Dict};
 pub use ops::{OpError, MAX_NESTING};
+pub use portable::Portable;
 
 /// Identifies a task (a running program) for `SendEvent` and friends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

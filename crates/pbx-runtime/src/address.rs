@@ -1,0 +1,238 @@
+//! Addressing (FEATURES.md §2): `app#account@domain` starts `app.sppr` on
+//! behalf of the account; `#app` means "app on behalf of this account";
+//! `account@domain` or an alias goes through the account's rules; every call
+//! to the `pbx` account starts `pbx.sppr`, which acts by the name it was
+//! called by.
+
+use std::sync::Arc;
+
+use crate::directory::{Account, Directory, PBX_ACCOUNT};
+
+/// A written address, split: `app#user@domain`, any part but `user` optional.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    pub app: Option<String>,
+    /// The user part (name, alias or number); empty in `#app`.
+    pub user: String,
+    pub domain: Option<String>,
+}
+
+impl Address {
+    /// Reads `sip:callback%23ivanov@example.com;transport=udp`,
+    /// `callback#ivanov@example.com`, `#callback`, `200`, `ivanov`.
+    pub fn parse(text: &str) -> Option<Address> {
+        let text = text.trim().trim_start_matches('<').trim_end_matches('>');
+        let lower = text.to_ascii_lowercase();
+        let text = if lower.starts_with("sips:") {
+            &text[5..]
+        } else if lower.starts_with("sip:") || lower.starts_with("tel:") {
+            &text[4..]
+        } else {
+            text
+        };
+        let text = text.split([';', '?']).next().unwrap_or("");
+        let text = percent_decode(text)?;
+        let (app, rest) = match text.split_once('#') {
+            // `#app`: the app, for the current account.
+            Some(("", app)) => (Some(app.to_string()), String::new()),
+            Some((app, rest)) => (Some(app.to_string()), rest.to_string()),
+            None => (None, text.clone()),
+        };
+        let (user, domain) = match rest.rsplit_once('@') {
+            Some((user, domain)) => {
+                // A port after the host is not part of the domain.
+                let host = domain.split(':').next().unwrap_or(domain);
+                (user.to_string(), Some(host.to_ascii_lowercase()))
+            }
+            None => (rest, None),
+        };
+        let valid = |part: &str| part.chars().all(|c| c.is_alphanumeric() || "._-+*".contains(c));
+        if app.as_deref().is_some_and(|app| app.is_empty() || !valid(app)) || !valid(&user) {
+            return None;
+        }
+        if app.is_none() && user.is_empty() {
+            return None;
+        }
+        Some(Address { app, user, domain })
+    }
+}
+
+/// `%23` → `#`; `None` on a broken escape.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(index + 1..index + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Where a call goes.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    /// Run `app` on behalf of `account`; `called_as` is the name the call
+    /// used (for `pbx.sppr`: `pbx`, `200`, `conference`).
+    App {
+        app: String,
+        account: Arc<Account>,
+        called_as: String,
+    },
+    /// An account: its rules decide.
+    Account {
+        account: Arc<Account>,
+        called_as: String,
+    },
+    /// Not a local name: a number or address for a trunk.
+    Outside(String),
+}
+
+/// Why an address leads nowhere.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("`{0}` is not an address")]
+    Malformed(String),
+    #[error("there is no domain `{0}` here")]
+    UnknownDomain(String),
+    #[error("there is no account `{0}`")]
+    UnknownAccount(String),
+    #[error("`#{0}` needs an account to run on behalf of")]
+    NoAccount(String),
+}
+
+/// Decides where `text` leads. `domain` is the domain bare names are in;
+/// `current` the account `#app` runs for.
+pub fn resolve(
+    directory: &Directory,
+    text: &str,
+    domain: Option<&str>,
+    current: Option<&Arc<Account>>,
+) -> Result<Destination, AddressError> {
+    let address = Address::parse(text).ok_or_else(|| AddressError::Malformed(text.to_string()))?;
+    let domain_name = address
+        .domain
+        .clone()
+        .or_else(|| domain.map(str::to_string))
+        .or_else(|| current.map(|account| account.domain.clone()))
+        .or_else(|| directory.first_domain().map(|domain| domain.name.clone()));
+    let domain = match &domain_name {
+        Some(name) => match directory.domain(name) {
+            Some(domain) => Some(domain),
+            // A domain that is not ours: an outside address.
+            None if address.app.is_none() => return Ok(Destination::Outside(text.to_string())),
+            None => return Err(AddressError::UnknownDomain(name.clone())),
+        },
+        None => None,
+    };
+    if let Some(app) = address.app {
+        let account = if address.user.is_empty() {
+            current
+                .cloned()
+                .ok_or_else(|| AddressError::NoAccount(app.clone()))?
+        } else {
+            domain
+                .and_then(|domain| domain.find(&address.user))
+                .ok_or_else(|| AddressError::UnknownAccount(address.user.clone()))?
+        };
+        let called_as = if address.user.is_empty() {
+            account.name.clone()
+        } else {
+            address.user
+        };
+        return Ok(Destination::App {
+            app,
+            account,
+            called_as,
+        });
+    }
+    match domain.and_then(|domain| domain.find(&address.user)) {
+        Some(account) if account.name == PBX_ACCOUNT => Ok(Destination::App {
+            app: PBX_ACCOUNT.to_string(),
+            account,
+            called_as: address.user.to_ascii_lowercase(),
+        }),
+        Some(account) => Ok(Destination::Account {
+            account,
+            called_as: address.user,
+        }),
+        None if address
+            .user
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '+' || c == '*') =>
+        {
+            Ok(Destination::Outside(address.user))
+        }
+        None => Err(AddressError::UnknownAccount(address.user)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn directory() -> Directory {
+        let config = Config::parse(
+            "[domains.\"example.com\".accounts.ivanov]\naliases = [\"101\"]\n[domains.\"example.com\".accounts.petrov]\n",
+            "t",
+            &[],
+        )
+        .unwrap();
+        Directory::from_config(&config).unwrap()
+    }
+
+    #[test]
+    fn parses_every_written_form() {
+        let address = Address::parse("sip:callback%23ivanov@Example.com:5060;transport=udp").unwrap();
+        assert_eq!(address.app.as_deref(), Some("callback"));
+        assert_eq!(address.user, "ivanov");
+        assert_eq!(address.domain.as_deref(), Some("example.com"));
+        assert_eq!(Address::parse("#callback").unwrap().user, "");
+        assert!(Address::parse("a/b@c").is_none());
+        assert!(Address::parse("%zz").is_none());
+        assert!(Address::parse("").is_none());
+    }
+
+    #[test]
+    fn apps_accounts_aliases_and_the_pbx_account() {
+        let directory = directory();
+        let Ok(Destination::App { app, account, .. }) =
+            resolve(&directory, "callback#ivanov@example.com", None, None)
+        else {
+            panic!("an app")
+        };
+        assert_eq!((app.as_str(), account.name.as_str()), ("callback", "ivanov"));
+        let Ok(Destination::Account { account, .. }) = resolve(&directory, "101", Some("example.com"), None)
+        else {
+            panic!("an account")
+        };
+        assert_eq!(account.name, "ivanov");
+        let Ok(Destination::App { app, called_as, .. }) =
+            resolve(&directory, "conference@example.com", None, None)
+        else {
+            panic!("the pbx app")
+        };
+        assert_eq!((app.as_str(), called_as.as_str()), ("pbx", "conference"));
+        let petrov = directory.find("petrov", "example.com").unwrap();
+        let Ok(Destination::App { account, .. }) = resolve(&directory, "#voicemail", None, Some(&petrov))
+        else {
+            panic!("an app for the current account")
+        };
+        assert_eq!(account.name, "petrov");
+        assert!(matches!(
+            resolve(&directory, "5551234", None, None),
+            Ok(Destination::Outside(_))
+        ));
+        assert_eq!(
+            resolve(&directory, "nobody@example.com", None, None).unwrap_err(),
+            AddressError::UnknownAccount("nobody".into())
+        );
+    }
+}

@@ -1,0 +1,541 @@
+//! The configuration: one TOML file (`pbxd.toml` at the repository root is
+//! the demo and the default), every key of which can be overridden on the
+//! command line with `--set key=value`.
+//!
+//! A mistake names the file and line, the key and what was expected;
+//! unknown keys are mistakes too.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where live state (registrations, logins, records...) is kept.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub sip: SipConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+    #[serde(default)]
+    pub clock: ClockConfig,
+    #[serde(default)]
+    pub environments: EnvironmentsConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Domains by name.
+    #[serde(default)]
+    pub domains: BTreeMap<String, DomainConfig>,
+    /// How simulated phones behave (`pbxd run`, tests).
+    #[serde(default)]
+    pub simulation: SimulationConfig,
+    /// Where the file was read from (not a key).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+/// `[sip]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// `ip:port` to listen on, UDP and TCP.
+    #[serde(default = "default_sip_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_sip_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5060))
+}
+
+impl Default for SipConfig {
+    fn default() -> SipConfig {
+        SipConfig {
+            listen: default_sip_listen(),
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `ip:port` of the web side.
+    #[serde(default = "default_http_listen")]
+    pub listen: SocketAddr,
+    /// Longest an `HTTPCall` may take, in seconds.
+    #[serde(default = "default_http_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_http_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_http_timeout() -> u64 {
+    30
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            listen: default_http_listen(),
+            timeout_seconds: default_http_timeout(),
+        }
+    }
+}
+
+/// `[smtp]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// `host:port` of the relay that takes the mail scripts send.
+    #[serde(default = "default_smtp_relay")]
+    pub relay: String,
+    /// Longest a delivery to the relay may take, in seconds.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_smtp_relay() -> String {
+    "127.0.0.1:25".into()
+}
+
+fn default_smtp_timeout() -> u64 {
+    10
+}
+
+impl Default for SmtpConfig {
+    fn default() -> SmtpConfig {
+        SmtpConfig {
+            relay: default_smtp_relay(),
+            timeout_seconds: default_smtp_timeout(),
+        }
+    }
+}
+
+/// `[clock]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockConfig {
+    /// An RFC 3339 instant the server clock starts at (for tests and demos
+    /// of time rules); the clock runs on from there.
+    #[serde(default, deserialize_with = "instant")]
+    pub start: Option<jiff::Timestamp>,
+}
+
+/// An RFC 3339 instant, written as a string or as a TOML date-time.
+fn instant<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<jiff::Timestamp>, D::Error> {
+    let value = toml::Value::deserialize(deserializer)?;
+    let text = match &value {
+        toml::Value::String(text) => text.clone(),
+        toml::Value::Datetime(when) => when.to_string(),
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "expected an RFC 3339 instant, not {}",
+                other.type_str()
+            )))
+        }
+    };
+    text.parse::<jiff::Timestamp>().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not an RFC 3339 instant like 2026-11-23T10:00:00+03:00"
+        ))
+    })
+}
+
+/// `[environments]`: where programs and prompts are.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentsConfig {
+    /// The stock environment shipped with pbxd.
+    #[serde(default = "default_stock")]
+    pub stock: PathBuf,
+    /// The server-wide environment.
+    #[serde(default = "default_server_env")]
+    pub server: PathBuf,
+    /// The folder holding one environment per domain, named after it.
+    #[serde(default = "default_domains_env")]
+    pub domains: PathBuf,
+}
+
+fn default_stock() -> PathBuf {
+    PathBuf::from("stdlib-scripts")
+}
+
+fn default_server_env() -> PathBuf {
+    PathBuf::from("environments/server")
+}
+
+fn default_domains_env() -> PathBuf {
+    PathBuf::from("environments/domains")
+}
+
+impl Default for EnvironmentsConfig {
+    fn default() -> EnvironmentsConfig {
+        EnvironmentsConfig {
+            stock: default_stock(),
+            server: default_server_env(),
+            domains: default_domains_env(),
+        }
+    }
+}
+
+/// `[server]`: server-wide settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The server's time zone (IANA name); accounts without one use it.
+    #[serde(default = "default_zone")]
+    pub time_zone: String,
+}
+
+fn default_zone() -> String {
+    "UTC".into()
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            time_zone: default_zone(),
+        }
+    }
+}
+
+/// `[simulation]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationConfig {
+    /// Phone (user part or number) → `answer after 3s`, `busy`, `never answer`.
+    #[serde(default)]
+    pub phones: BTreeMap<String, String>,
+}
+
+/// `[domains."example.com"]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainConfig {
+    /// The domain's time zone; accounts without one use it.
+    pub time_zone: Option<String>,
+    /// The domain's default language.
+    pub language: Option<String>,
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountConfig>,
+}
+
+/// `[domains."example.com".accounts.ivanov]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    pub password: Option<String>,
+    /// Other names and extension numbers the account answers to.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Prompt language: a language folder name (`russian`); English if unset.
+    pub language: Option<String>,
+    pub time_zone: Option<String>,
+    /// Weekly schedule: `Mon-Fri 09:00-18:00; Sat 10:00-14:00`.
+    pub working_hours: Option<String>,
+    /// Days off: `2026-12-31`.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+    /// Signal rules, in order.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// What the account may call: `internal`, `local`, `national`,
+    /// `international`, or number patterns.
+    pub class_of_service: Option<String>,
+    pub caller_id: Option<String>,
+    #[serde(default)]
+    pub speed_dials: BTreeMap<String, String>,
+    /// The virtual-phone (and mailbox) PIN.
+    pub pin: Option<String>,
+    /// Preferences scripts read with GetAccountPreferences.
+    #[serde(default)]
+    pub preferences: BTreeMap<String, toml::Value>,
+}
+
+/// One signal rule: `{ when = "after hours", then = "divert #callback" }`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub when: String,
+    pub then: String,
+}
+
+/// A configuration mistake, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct ConfigError {
+    /// `pbxd.toml:12` or `--set smtp.relay`.
+    pub location: String,
+    pub message: String,
+}
+
+impl Config {
+    /// The embedded defaults (no file, no domains).
+    pub fn empty() -> Config {
+        Config::parse("", "built-in defaults", &[]).unwrap_or_else(|_| unreachable_defaults())
+    }
+
+    /// Reads `path` and applies `overrides` (`key=value`).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
+            location: path.display().to_string(),
+            message: format!("cannot read the configuration: {error}"),
+        })?;
+        let mut config = Config::parse(&text, &path.display().to_string(), overrides)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Parses `text` (shown as `name` in errors) and applies `overrides`.
+    pub fn parse(text: &str, name: &str, overrides: &[String]) -> Result<Config, ConfigError> {
+        // The file alone first, so that its mistakes carry their line.
+        let from_file: Config = toml::from_str(text).map_err(|error: toml::de::Error| {
+            let location = locate(name, text, error.span());
+            let key = error.span().and_then(|span| key_on_line(text, span.start));
+            ConfigError {
+                location,
+                message: match key {
+                    Some(key) if !error.message().contains(&key) => format!("`{key}`: {}", error.message()),
+                    _ => error.message().to_string(),
+                },
+            }
+        })?;
+        let config = if overrides.is_empty() {
+            from_file
+        } else {
+            let mut table: toml::Table = text.parse().map_err(|error: toml::de::Error| ConfigError {
+                location: locate(name, text, error.span()),
+                message: error.message().to_string(),
+            })?;
+            for setting in overrides {
+                apply_override(&mut table, setting)?;
+            }
+            Config::deserialize(toml::Value::Table(table)).map_err(|error| ConfigError {
+                location: format!("--set {}", overrides.join(" --set ")),
+                message: error.message().to_string(),
+            })?
+        };
+        config.check(name, text)?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: zone names, schedules, rules.
+    fn check(&self, name: &str, text: &str) -> Result<(), ConfigError> {
+        let at = |key: &str| {
+            line_of_key(text, key).map_or_else(|| name.to_string(), |line| format!("{name}:{line}"))
+        };
+        let zone_ok = |zone: &str| jiff::tz::TimeZone::get(zone).is_ok();
+        if !zone_ok(&self.server.time_zone) {
+            return Err(ConfigError {
+                location: at("time_zone"),
+                message: format!(
+                    "server.time_zone: unknown time zone `{}`; expected an IANA name such as `Europe/Moscow`",
+                    self.server.time_zone
+                ),
+            });
+        }
+        for (phone, behaviour) in &self.simulation.phones {
+            crate::sim::Phone::parse(behaviour).map_err(|problem| ConfigError {
+                location: at(phone),
+                message: format!("simulation.phones.{phone}: {problem}"),
+            })?;
+        }
+        for (domain_name, domain) in &self.domains {
+            if let Some(zone) = domain.time_zone.as_deref().filter(|zone| !zone_ok(zone)) {
+                return Err(ConfigError {
+                    location: at("time_zone"),
+                    message: format!("domains.{domain_name}.time_zone: unknown time zone `{zone}`"),
+                });
+            }
+            for (account_name, account) in &domain.accounts {
+                let key = format!("domains.{domain_name}.accounts.{account_name}");
+                if let Some(zone) = account.time_zone.as_deref().filter(|zone| !zone_ok(zone)) {
+                    return Err(ConfigError {
+                        location: at(account_name),
+                        message: format!("{key}.time_zone: unknown time zone `{zone}`"),
+                    });
+                }
+                if let Some(hours) = &account.working_hours {
+                    crate::calendar::Schedule::parse(hours).map_err(|problem| ConfigError {
+                        location: at("working_hours"),
+                        message: format!("{key}.working_hours: {problem}"),
+                    })?;
+                }
+                for day in &account.holidays {
+                    day.parse::<jiff::civil::Date>().map_err(|_| ConfigError {
+                        location: at("holidays"),
+                        message: format!("{key}.holidays: `{day}` is not a date like 2026-12-31"),
+                    })?;
+                }
+                for rule in &account.rules {
+                    crate::rules::Rule::parse(&rule.when, &rule.then).map_err(|problem| ConfigError {
+                        location: at("rules"),
+                        message: format!("{key}.rules: {problem}"),
+                    })?;
+                }
+                if let Some(class) = &account.class_of_service {
+                    crate::directory::ClassOfService::parse(class).map_err(|problem| ConfigError {
+                        location: at("class_of_service"),
+                        message: format!("{key}.class_of_service: {problem}"),
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unreachable_defaults() -> Config {
+    Config {
+        data_dir: default_data_dir(),
+        sip: SipConfig::default(),
+        http: HttpConfig::default(),
+        smtp: SmtpConfig::default(),
+        clock: ClockConfig::default(),
+        environments: EnvironmentsConfig::default(),
+        server: ServerConfig::default(),
+        domains: BTreeMap::new(),
+        simulation: SimulationConfig::default(),
+        source: None,
+    }
+}
+
+/// `key=value`: the value is read as TOML when it is valid TOML (numbers,
+/// booleans, arrays, quoted strings) and as a plain string otherwise.
+fn apply_override(table: &mut toml::Table, setting: &str) -> Result<(), ConfigError> {
+    let Some((key, raw)) = setting.split_once('=') else {
+        return Err(ConfigError {
+            location: format!("--set {setting}"),
+            message: "expected key=value".into(),
+        });
+    };
+    let key = key.trim();
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut parsed| parsed.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let path = split_key(key);
+    if path.is_empty() || path.iter().any(String::is_empty) {
+        return Err(ConfigError {
+            location: format!("--set {key}"),
+            message: "empty key".into(),
+        });
+    }
+    let mut current = table;
+    for part in &path[..path.len() - 1] {
+        let entry = current
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(inner) => inner,
+            _ => {
+                return Err(ConfigError {
+                    location: format!("--set {key}"),
+                    message: format!("`{part}` is not a table"),
+                })
+            }
+        };
+    }
+    current.insert(path[path.len() - 1].clone(), value);
+    Ok(())
+}
+
+/// Splits `a.b."c.d".e` into its parts.
+fn split_key(key: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for character in key.chars() {
+        match character {
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut current)),
+            other => current.push(other),
+        }
+    }
+    parts.push(current);
+    parts
+}
+
+/// `name:line` of a byte span.
+fn locate(name: &str, text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("{name}:{line}")
+        }
+        None => name.to_string(),
+    }
+}
+
+/// The key assigned on the line holding byte `offset`.
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let start = text.get(..offset)?.rfind('\n').map_or(0, |newline| newline + 1);
+    let line = text[start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    Some(key.trim().to_string())
+}
+
+/// The first line where `key` is assigned or names a table.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            let bare = line.trim_start_matches('[').trim_start_matches('"');
+            (line.starts_with(key) && line[key.len()..].trim_start().starts_with('='))
+                || (line.starts_with('[') && line.contains(key))
+                || (bare.starts_with(key) && line.starts_with('['))
+        })
+        .map(|index| index + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_set_nested_keys_and_values() {
+        let config = Config::parse(
+            "[smtp]\nrelay = \"mail:25\"\n",
+            "t.toml",
+            &[
+                "smtp.relay=127.0.0.1:2525".into(),
+                "sip.listen=127.0.0.1:5070".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.smtp.relay, "127.0.0.1:2525");
+        assert_eq!(config.sip.listen.port(), 5070);
+    }
+
+    #[test]
+    fn unknown_keys_name_their_line() {
+        let error = Config::parse("data_dir = \"x\"\n[smtp]\nrealy = \"a\"\n", "t.toml", &[]).unwrap_err();
+        assert_eq!(error.location, "t.toml:3");
+        assert!(error.message.contains("realy"), "{}", error.message);
+    }
+
+    #[test]
+    fn bad_values_say_what_was_expected() {
+        let error = Config::parse("[sip]\nlisten = \"nowhere\"\n", "t.toml", &[]).unwrap_err();
+        assert_eq!(error.location, "t.toml:2");
+        assert!(error.message.contains("listen"), "{}", error.message);
+        let error = Config::parse("", "t.toml", &["clock.start=yesterday".into()]).unwrap_err();
+        assert_eq!(error.location, "--set clock.start=yesterday");
+        let error = Config::parse("", "t.toml", &["nonsense".into()]).unwrap_err();
+        assert_eq!(error.message, "expected key=value");
+    }
+}

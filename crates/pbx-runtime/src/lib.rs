@@ -1,0 +1,24 @@
+//! The call runtime: tasks (one per call or program run) driving the
+//! language's VM, environments, accounts and rules, addressing, and the
+//! built-ins that bind scripts to calls, mail and HTTP.
+//!
+//! It owns everything between the network and the scripts. It must never
+//! depend on a particular network: calls come through the `call::Network`
+//! trait (the simulated one here, SIP in `pbx-sip`).
+
+pub mod address;
+pub mod calendar;
+pub mod call;
+pub mod config;
+pub mod directory;
+pub mod env;
+pub mod http;
+pub mod mail;
+pub mod observe;
+pub mod rules;
+pub mod runtime;
+pub mod sim;
+pub mod task;
+
+pub use config::{Config, ConfigError};
+pub use runtime::{Routed, Runtime, StartError};

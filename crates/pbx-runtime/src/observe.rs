@@ -1,0 +1,95 @@
+//! What the runtime reports as it works: the timeline `pbxd run` prints,
+//! and the log lines `pbxd serve` writes.
+
+use std::time::Duration;
+
+use pbx_lang::value::TaskId;
+
+/// Something that happened, for whoever watches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A task started running `program` for `account`.
+    TaskStarted {
+        task: TaskId,
+        program: String,
+        account: String,
+    },
+    /// A task ended; `how` says why (finished, stopped, an error…).
+    TaskEnded { task: TaskId, how: String },
+    /// A call arrived for a task, or a task placed one.
+    Call { task: TaskId, what: String },
+    /// A prompt started playing (the file as found in its environment).
+    Play {
+        task: TaskId,
+        file: String,
+        length: Duration,
+    },
+    /// `PlayFile` named a file no environment has.
+    PlayMissing { task: TaskId, name: String },
+    /// A prompt stopped early.
+    PlayInterrupted {
+        task: TaskId,
+        after: Duration,
+        by: String,
+    },
+    /// A tone or silence.
+    Tone {
+        task: TaskId,
+        frequencies: String,
+        length: Duration,
+    },
+    /// A recording finished.
+    Recorded { task: TaskId, length: Duration },
+    /// A DTMF symbol reached the task.
+    Dtmf { task: TaskId, symbol: char },
+    /// The task sent a DTMF symbol.
+    DtmfSent { task: TaskId, symbol: char },
+    /// An event from another task or the system.
+    TaskEvent {
+        task: TaskId,
+        name: String,
+        from: Option<TaskId>,
+    },
+    /// A message was given to the relay (or not).
+    Email {
+        task: TaskId,
+        to: String,
+        result: Result<(), String>,
+    },
+    /// An HTTP request and its outcome.
+    Http {
+        task: TaskId,
+        url: String,
+        result: Result<u16, String>,
+    },
+    /// A `SysLog` line.
+    Log { task: TaskId, text: String },
+    /// A `StoreCDR` record.
+    Cdr { task: TaskId, text: String },
+    /// A run-time error (rendered).
+    Error { task: TaskId, text: String },
+    /// A program or module changed on disk and no longer compiles; the last
+    /// good version stays in use.
+    ProgramProblem { file: String, text: String },
+}
+
+/// Receives events. Implementations must be cheap: they are called on the
+/// tasks' threads.
+pub trait Observer: Send + Sync {
+    fn event(&self, event: Event);
+}
+
+/// Writes events to the log (`tracing`).
+#[derive(Debug, Default)]
+pub struct LogObserver;
+
+impl Observer for LogObserver {
+    fn event(&self, event: Event) {
+        match event {
+            Event::Error { task, text } => tracing::warn!(task = task.0, "{text}"),
+            Event::ProgramProblem { file, text } => tracing::warn!(file, "{text}"),
+            Event::Log { task, text } => tracing::info!(task = task.0, "{text}"),
+            other => tracing::debug!("{other:?}"),
+        }
+    }
+}

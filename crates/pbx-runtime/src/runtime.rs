@@ -1,0 +1,287 @@
+//! The runtime: configuration, accounts, environments, running tasks and the
+//! services they use, shared by every task (`Runtime` is a cheap handle).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use pbx_lang::value::time::Clock;
+use pbx_lang::value::{Portable, Seconds, TaskId};
+use pbx_lang::Limits;
+
+use crate::address::{self, Destination};
+use crate::call::{Leg, LegCommand, Network};
+use crate::config::{Config, ConfigError};
+use crate::directory::{Account, Directory};
+use crate::env::{Environments, ProgramError};
+use crate::observe::{Event, Observer};
+use crate::rules::{self, Action, CallFacts, Plan};
+use crate::task::{self, Registry, Start};
+
+/// The server clock: starts at `clock.start` (or the system time) and runs
+/// with tokio's clock, so a simulation in virtual time moves it too.
+#[derive(Debug)]
+pub struct RuntimeClock {
+    start_seconds: Seconds,
+    start_instant: tokio::time::Instant,
+}
+
+impl RuntimeClock {
+    /// A clock reading `start` (or now) at this instant.
+    pub fn new(start: Option<jiff::Timestamp>) -> RuntimeClock {
+        RuntimeClock {
+            start_seconds: start.unwrap_or_else(jiff::Timestamp::now).as_second(),
+            start_instant: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl RuntimeClock {
+    /// When the clock started, in seconds.
+    pub fn start_seconds(&self) -> Seconds {
+        self.start_seconds
+    }
+}
+
+impl Clock for RuntimeClock {
+    fn now(&self) -> Seconds {
+        self.start_seconds + self.start_instant.elapsed().as_secs() as i64
+    }
+}
+
+/// What every task shares.
+pub struct Shared {
+    pub config: Config,
+    pub directory: Directory,
+    pub environments: Environments,
+    pub registry: Registry,
+    pub observer: Arc<dyn Observer>,
+    pub network: Arc<dyn Network>,
+    pub clock: Arc<RuntimeClock>,
+    /// Where SMTP and HTTP run: a real-time executor even when tasks run in
+    /// a simulation's virtual time.
+    pub io: tokio::runtime::Handle,
+    pub http: reqwest::Client,
+    pub server_zone: TimeZone,
+    pub limits: Limits,
+}
+
+/// A handle on the runtime.
+#[derive(Clone)]
+pub struct Runtime(Arc<Shared>);
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("tasks", &self.0.registry.count())
+            .finish()
+    }
+}
+
+impl std::ops::Deref for Runtime {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Why a call or app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Address(#[from] address::AddressError),
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    #[error("program `{0}` has no entry Main")]
+    NoMain(String),
+}
+
+impl StartError {
+    /// The SIP response a caller gets.
+    pub fn sip_code(&self) -> u16 {
+        match self {
+            StartError::Address(_) => 404,
+            StartError::Program(ProgramError::Missing(_) | ProgramError::Refused(_)) => 404,
+            _ => 500,
+        }
+    }
+}
+
+impl Runtime {
+    /// A runtime for `config`, placing calls on `network`, reporting to
+    /// `observer`, doing network I/O on `io`.
+    pub fn new(
+        config: Config,
+        network: Arc<dyn Network>,
+        observer: Arc<dyn Observer>,
+        io: tokio::runtime::Handle,
+    ) -> Result<Runtime, ConfigError> {
+        let directory = Directory::from_config(&config)?;
+        let server_zone = TimeZone::get(&config.server.time_zone).map_err(|error| ConfigError {
+            location: "server.time_zone".into(),
+            message: error.to_string(),
+        })?;
+        let environments = Environments::new(
+            config.environments.stock.clone(),
+            config.environments.server.clone(),
+            config.environments.domains.clone(),
+            observer.clone(),
+        );
+        let clock = Arc::new(RuntimeClock::new(config.clock.start));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.http.timeout_seconds))
+            .build()
+            .map_err(|error| ConfigError {
+                location: "http".into(),
+                message: error.to_string(),
+            })?;
+        Ok(Runtime(Arc::new(Shared {
+            config,
+            directory,
+            environments,
+            registry: Registry::default(),
+            observer,
+            network,
+            clock,
+            io,
+            http,
+            server_zone,
+            limits: Limits::default(),
+        })))
+    }
+
+    /// Starts app `app` on behalf of `account`, with `leg` (a call) and
+    /// start parameters. Must be called on a tokio `LocalSet`.
+    pub fn start_app(
+        &self,
+        app: &str,
+        account: Arc<Account>,
+        leg: Option<Leg>,
+        parameters: Vec<Portable>,
+    ) -> Result<TaskId, StartError> {
+        let (program, shown) = match self.environments.program(&account.domain, app) {
+            Ok(found) => found,
+            Err(error) => {
+                if let ProgramError::Compile {
+                    diagnostics, file, ..
+                } = &error
+                {
+                    let text = diagnostics
+                        .iter()
+                        .map(pbx_lang::Diagnostic::one_line)
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    self.observer.event(Event::ProgramProblem {
+                        file: file.clone(),
+                        text,
+                    });
+                }
+                if let Some(leg) = &leg {
+                    leg.send(LegCommand::Reject {
+                        code: 500,
+                        reason: "Failed to load the application".into(),
+                    });
+                }
+                return Err(error.into());
+            }
+        };
+        let Some(entry) = program.entry("Main") else {
+            return Err(StartError::NoMain(shown));
+        };
+        let parameters = if parameters.is_empty() {
+            Portable::Null
+        } else {
+            Portable::Array(parameters)
+        };
+        Ok(task::start(
+            self,
+            Start {
+                program,
+                shown,
+                entry,
+                account,
+                leg,
+                parameters,
+            },
+        ))
+    }
+
+    /// A call arrived on `leg` for `target` (a Request-URI or address):
+    /// starts the task addressing chose, or applies the account's rules.
+    pub fn incoming_call(&self, leg: Leg, target: &str) -> Result<Routed, StartError> {
+        let destination = match address::resolve(&self.directory, target, None, None) {
+            Ok(destination) => destination,
+            Err(error) => {
+                leg.send(LegCommand::Reject {
+                    code: 404,
+                    reason: "Not Found".into(),
+                });
+                return Err(error.into());
+            }
+        };
+        self.route(leg, destination, 0)
+    }
+
+    fn route(&self, leg: Leg, destination: Destination, depth: u8) -> Result<Routed, StartError> {
+        match destination {
+            Destination::App { app, account, .. } => self
+                .start_app(&app, account, Some(leg), Vec::new())
+                .map(Routed::Task),
+            Destination::Account { account, .. } if depth < 8 => self.call_account(leg, account, depth),
+            Destination::Account { .. } => Ok(reject(leg, 482, "Loop Detected")),
+            Destination::Outside(number) => {
+                // Trunks come with SIP; nothing can carry the call yet.
+                let _ = number;
+                Ok(reject(leg, 404, "Not Found"))
+            }
+        }
+    }
+
+    /// Applies `account`'s rules to a call.
+    fn call_account(&self, leg: Leg, account: Arc<Account>, depth: u8) -> Result<Routed, StartError> {
+        let now = jiff::Timestamp::from_second(self.clock.now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let working = account.working_hours.as_ref().map(|hours| hours.is_working(now));
+        let caller = leg.info.remote_uri.clone();
+        // No device registers with the simulated network; SIP will say.
+        let facts = CallFacts {
+            working,
+            caller: &caller,
+            registered: false,
+        };
+        let action = match rules::plan(&account.rules, &facts) {
+            Plan::Act(action) => action,
+            Plan::Ring {
+                no_answer: Some((_, action)),
+                ..
+            } => action,
+            Plan::Ring { .. } => Action::Reject(480),
+        };
+        match action {
+            Action::Divert(targets) | Action::Fork(targets) => {
+                let target = targets.first().cloned().unwrap_or_default();
+                let destination =
+                    address::resolve(&self.directory, &target, Some(&account.domain), Some(&account))?;
+                self.route(leg, destination, depth + 1)
+            }
+            Action::Reject(code) => Ok(reject(leg, code, "Rejected by a rule")),
+        }
+    }
+}
+
+/// What became of an incoming call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routed {
+    /// A task handles it.
+    Task(TaskId),
+    /// It was refused with this SIP code.
+    Rejected(u16),
+}
+
+fn reject(leg: Leg, code: u16, reason: &str) -> Routed {
+    leg.send(LegCommand::Reject {
+        code,
+        reason: reason.into(),
+    });
+    Routed::Rejected(code)
+}

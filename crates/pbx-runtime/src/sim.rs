@@ -1,0 +1,445 @@
+//! A simulated network of callers and phones, for `pbxd run` and tests.
+//!
+//! Simulated legs are full citizens: a task answers, plays, records and
+//! bridges them exactly as it would SIP calls. A simulated caller dials
+//! its DTMF script like a person who listens to each prompt first: it
+//! presses the next key once the line has been quiet for a moment, and `,`
+//! waits a second. A simulated phone answers after some seconds, is busy,
+//! or never answers, as configured (`[simulation] phones`).
+//!
+//! Time is tokio's: in a paused runtime a simulated call takes no real time.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pbx_media::wav;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::call::{Leg, LegCommand, LegInfo, LegState, Network, Owner, Played};
+use crate::task::TaskInput;
+
+/// How long a caller waits in silence before pressing the next key.
+pub const THINK: Duration = Duration::from_millis(300);
+/// How long a simulated call may last before the caller gives up.
+pub const LONGEST_CALL: Duration = Duration::from_secs(3600);
+
+/// What a simulated phone does when called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phone {
+    AnswerAfter(Duration),
+    Busy,
+    NeverAnswer,
+}
+
+impl Phone {
+    /// Reads `answer after 3s`, `answer`, `busy`, `never answer`.
+    pub fn parse(text: &str) -> Result<Phone, String> {
+        let words: Vec<String> = text.split_whitespace().map(str::to_ascii_lowercase).collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        Ok(match words.as_slice() {
+            ["busy"] => Phone::Busy,
+            ["never"] | ["never", "answer"] | ["no", "answer"] => Phone::NeverAnswer,
+            ["answer"] => Phone::AnswerAfter(Duration::from_secs(1)),
+            ["answer", "after", seconds] => {
+                let digits = seconds.trim_end_matches(['s', 'e', 'c', 'o', 'n', 'd']);
+                Phone::AnswerAfter(Duration::from_secs(
+                    digits
+                        .parse()
+                        .map_err(|_| format!("`{text}`: expected `answer after N s`"))?,
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "`{text}`: expected `answer after N s`, `busy` or `never answer`"
+                ))
+            }
+        })
+    }
+}
+
+/// One step of a caller's DTMF script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    Press(char),
+    Pause(Duration),
+}
+
+/// Reads a DTMF script: symbols `0-9 * # A-D`, `,` for a one-second pause.
+pub fn parse_script(text: &str) -> Result<Vec<Key>, String> {
+    text.chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| match c {
+            ',' => Ok(Key::Pause(Duration::from_secs(1))),
+            '0'..='9' | '*' | '#' | 'A'..='D' => Ok(Key::Press(c)),
+            'a'..='d' => Ok(Key::Press(c.to_ascii_uppercase())),
+            other => Err(format!(
+                "`{other}` is not a DTMF symbol (0-9, *, #, A-D, or `,` to wait a second)"
+            )),
+        })
+        .collect()
+}
+
+/// Where a simulated caller's keys come from.
+pub enum Keys {
+    /// A script, dialled in the caller's own time.
+    Script(Vec<Key>),
+    /// Keys as typed (interactive `pbxd run`); `None` hangs up.
+    Live(mpsc::UnboundedReceiver<Option<char>>),
+}
+
+/// The simulated network.
+#[derive(Debug)]
+pub struct SimNetwork {
+    next_leg: AtomicU64,
+    phones: Mutex<HashMap<String, Phone>>,
+    /// What a phone not listed does.
+    default_phone: Phone,
+}
+
+impl Default for SimNetwork {
+    fn default() -> SimNetwork {
+        SimNetwork {
+            next_leg: AtomicU64::new(0),
+            phones: Mutex::new(HashMap::new()),
+            default_phone: Phone::AnswerAfter(Duration::from_secs(1)),
+        }
+    }
+}
+
+impl SimNetwork {
+    /// A network whose phones behave as listed (by user part or number).
+    pub fn with_phones(phones: HashMap<String, Phone>) -> SimNetwork {
+        SimNetwork {
+            phones: Mutex::new(
+                phones
+                    .into_iter()
+                    .map(|(name, phone)| (name.to_ascii_lowercase(), phone))
+                    .collect(),
+            ),
+            ..SimNetwork::default()
+        }
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_leg.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A call from `from` to `to` arriving now; the caller dials `keys`.
+    /// Hand the leg to `Runtime::incoming_call`. Must run on a `LocalSet`.
+    pub fn incoming(&self, from: &str, to: &str, keys: Keys) -> Leg {
+        let id = self.next_id();
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let owner = Owner::default();
+        let info = LegInfo {
+            remote_uri: format!("sip:{from}"),
+            local_uri: format!("sip:{to}"),
+            request_uri: format!("sip:{to}"),
+            call_id: format!("sim-{id}@pbxd"),
+            remote_ip: Some(pbx_lang::value::IpEndpoint {
+                address: std::net::IpAddr::from([127, 0, 0, 1]),
+                port: Some(5060),
+            }),
+            ..LegInfo::default()
+        };
+        let peer = Peer {
+            leg: id,
+            owner: owner.clone(),
+            connected: false,
+            keys,
+        };
+        tokio::task::spawn_local(peer.run(receiver));
+        Leg::new(id, info, LegState::Incoming, false, commands, owner)
+    }
+
+    fn phone(&self, to: &str) -> Phone {
+        let user = to
+            .trim_start_matches("sip:")
+            .split(['@', ';'])
+            .next()
+            .unwrap_or(to)
+            .split('#')
+            .next_back()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        self.phones
+            .lock()
+            .ok()
+            .and_then(|phones| phones.get(&user).copied())
+            .unwrap_or(self.default_phone)
+    }
+}
+
+impl Network for SimNetwork {
+    fn place_call(&self, from: &str, to: &str, owner: Owner) -> Result<Leg, String> {
+        let id = self.next_id();
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let info = LegInfo {
+            remote_uri: format!("sip:{}", to.trim_start_matches("sip:")),
+            local_uri: format!("sip:{from}"),
+            request_uri: format!("sip:{}", to.trim_start_matches("sip:")),
+            call_id: format!("sim-{id}@pbxd"),
+            ..LegInfo::default()
+        };
+        let phone = self.phone(to);
+        let ringing = owner.clone();
+        let peer = Peer {
+            leg: id,
+            owner: owner.clone(),
+            connected: false,
+            keys: Keys::Script(Vec::new()),
+        };
+        tokio::task::spawn_local(async move {
+            ringing.send(TaskInput::Provisional { leg: id, code: 180 });
+            peer.run_callee(receiver, phone).await;
+        });
+        Ok(Leg::new(id, info, LegState::Incoming, true, commands, owner))
+    }
+}
+
+/// The far end of a simulated leg.
+struct Peer {
+    leg: u64,
+    owner: Owner,
+    connected: bool,
+    keys: Keys,
+}
+
+/// What the far end is doing with the media.
+enum Media {
+    Idle {
+        since: Instant,
+    },
+    Playing {
+        reply: oneshot::Sender<Played>,
+        started: Instant,
+        until: Instant,
+    },
+    Recording {
+        reply: oneshot::Sender<Vec<u8>>,
+        started: Instant,
+        until: Instant,
+    },
+}
+
+impl Peer {
+    /// A called phone: rings, then answers, is busy, or never answers.
+    async fn run_callee(mut self, mut commands: mpsc::UnboundedReceiver<LegCommand>, phone: Phone) {
+        let answer_at = match phone {
+            Phone::AnswerAfter(after) => Some(Instant::now() + after),
+            Phone::Busy => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                self.owner.send(TaskInput::Completed {
+                    leg: self.leg,
+                    error: Some("486 Busy Here".into()),
+                });
+                return;
+            }
+            Phone::NeverAnswer => None,
+        };
+        loop {
+            let wake = answer_at.unwrap_or_else(|| Instant::now() + LONGEST_CALL);
+            tokio::select! {
+                command = commands.recv() => match command {
+                    // The caller gave up (CANCEL) or the task ended.
+                    None | Some(LegCommand::Disconnect { .. }) => return,
+                    Some(_) => {}
+                },
+                () = tokio::time::sleep_until(wake) => {
+                    if answer_at.is_none() {
+                        self.owner.send(TaskInput::Completed { leg: self.leg, error: Some("408 No Answer".into()) });
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+        self.connected = true;
+        self.owner.send(TaskInput::Completed {
+            leg: self.leg,
+            error: None,
+        });
+        self.run(commands).await;
+    }
+
+    /// Serves the leg's commands until it ends.
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<LegCommand>) {
+        let started = Instant::now();
+        let mut media = Media::Idle {
+            since: Instant::now(),
+        };
+        let mut pause_until: Option<Instant> = None;
+        let (mut script, mut live): (VecDeque<Key>, _) =
+            match std::mem::replace(&mut self.keys, Keys::Script(Vec::new())) {
+                Keys::Script(keys) => (keys.into(), None),
+                Keys::Live(receiver) => (VecDeque::new(), Some(receiver)),
+            };
+        loop {
+            // When the caller next acts on its own.
+            let media_end = match &media {
+                Media::Playing { until, .. } | Media::Recording { until, .. } => Some(*until),
+                Media::Idle { .. } => None,
+            };
+            let key_at = match (&media, script.front(), self.connected) {
+                (Media::Playing { .. }, _, _) | (_, None, _) | (_, _, false) => None,
+                (Media::Idle { since }, Some(_), true) => {
+                    Some((*since + THINK).max(pause_until.unwrap_or(*since)))
+                }
+                (Media::Recording { started, .. }, Some(_), true) => {
+                    Some((*started + THINK).max(pause_until.unwrap_or(*started)))
+                }
+            };
+            let give_up = started + LONGEST_CALL;
+            let wake = [media_end, key_at, Some(give_up)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(give_up);
+            let live = live.as_mut().filter(|_| self.connected);
+            tokio::select! {
+                command = commands.recv() => {
+                    let Some(command) = command else { return };
+                    if !self.handle(command, &mut media) {
+                        return;
+                    }
+                }
+                key = async { match live { Some(receiver) => receiver.recv().await, None => std::future::pending().await } } => {
+                    match key.flatten() {
+                        Some(symbol) => self.owner.send(TaskInput::Dtmf(symbol)),
+                        None => {
+                            self.owner.send(TaskInput::Disconnected { leg: self.leg });
+                            return;
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(wake) => {
+                    let now = Instant::now();
+                    if now >= give_up {
+                        self.owner.send(TaskInput::Disconnected { leg: self.leg });
+                        return;
+                    }
+                    if media_end.is_some_and(|end| now >= end) {
+                        finish(&mut media, true);
+                    }
+                    if key_at.is_some_and(|at| now >= at) {
+                        match script.pop_front() {
+                            Some(Key::Press(symbol)) => {
+                                self.owner.send(TaskInput::Dtmf(symbol));
+                                if let Media::Idle { since } = &mut media {
+                                    *since = now;
+                                }
+                                pause_until = None;
+                            }
+                            Some(Key::Pause(length)) => pause_until = Some(now + length),
+                            None => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles a command; false when the leg is over.
+    fn handle(&mut self, command: LegCommand, media: &mut Media) -> bool {
+        match command {
+            LegCommand::Accept { reply } => {
+                self.connected = true;
+                if let Media::Idle { since } = media {
+                    *since = Instant::now();
+                }
+                let _ = reply.send(Ok(()));
+            }
+            LegCommand::Provision { media: early, .. } => {
+                if early {
+                    self.connected = true;
+                }
+            }
+            LegCommand::Reject { .. } | LegCommand::Redirect { .. } | LegCommand::Disconnect { .. } => {
+                finish(media, false);
+                return false;
+            }
+            LegCommand::Play {
+                media: audio,
+                limit,
+                reply,
+            } => {
+                finish(media, false);
+                let length = limit.unwrap_or_else(|| audio.length());
+                let started = Instant::now();
+                *media = Media::Playing {
+                    reply,
+                    started,
+                    until: started + length,
+                };
+            }
+            LegCommand::Record { limit, reply } => {
+                finish(media, false);
+                let started = Instant::now();
+                *media = Media::Recording {
+                    reply,
+                    started,
+                    until: started + limit,
+                };
+            }
+            LegCommand::Stop => finish(media, false),
+            LegCommand::SendDtmf(_) | LegCommand::Hold(_) => {}
+        }
+        true
+    }
+}
+
+/// Ends what the media was doing and reports it.
+fn finish(media: &mut Media, completed: bool) {
+    let now = Instant::now();
+    match std::mem::replace(media, Media::Idle { since: now }) {
+        Media::Playing { reply, started, .. } => {
+            let _ = reply.send(Played {
+                length: now - started,
+                completed,
+            });
+        }
+        Media::Recording { reply, started, .. } => {
+            let _ = reply.send(recording(now - started));
+        }
+        Media::Idle { .. } => {}
+    }
+}
+
+/// What a simulated caller says while recorded: a quiet 440 Hz tone.
+fn recording(length: Duration) -> Vec<u8> {
+    let rate = 8000u32;
+    let count = (length.as_millis() as u64 * u64::from(rate) / 1000) as usize;
+    let samples: Vec<i16> = (0..count)
+        .map(|index| {
+            let phase = index as f64 * 440.0 * std::f64::consts::TAU / f64::from(rate);
+            (phase.sin() * 3000.0) as i16
+        })
+        .collect();
+    wav::pcm16_mono(&samples, rate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_and_phones_read_as_written() {
+        assert_eq!(
+            parse_script("5,#").unwrap(),
+            vec![
+                Key::Press('5'),
+                Key::Pause(Duration::from_secs(1)),
+                Key::Press('#')
+            ]
+        );
+        assert!(parse_script("5x").unwrap_err().contains("`x`"));
+        assert_eq!(
+            Phone::parse("answer after 3s").unwrap(),
+            Phone::AnswerAfter(Duration::from_secs(3))
+        );
+        assert_eq!(Phone::parse("busy").unwrap(), Phone::Busy);
+        assert!(Phone::parse("maybe").is_err());
+    }
+}

@@ -1,0 +1,1160 @@
+//! The built-ins that need the server (CGPL.md §6.8–§7), bound to a task:
+//! those that answer at once return their value; those that wait describe
+//! an [`Op`] the task's loop performs (`ops.rs`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pbx_lang::builtins::{Ctx, HostFn};
+use pbx_lang::bytecode::Program;
+use pbx_lang::value::{text, Array, Bytes, Dict, OpError, Portable, TaskId, Value};
+use pbx_lang::{Host, HostOutcome};
+use pbx_media::wav;
+use tokio::sync::{mpsc, oneshot};
+
+use super::input::{Queue, QueuedEvent};
+use super::ops::Op;
+use super::TaskInput;
+use crate::call::{Leg, LegCommand, LegState, Media, Owner};
+use crate::directory::{Account, PBX_ACCOUNT};
+use crate::env::Kind;
+use crate::observe::Event;
+use crate::runtime::Runtime;
+use crate::{address, http, mail};
+
+/// Longest a single `PlayFile`/`PlayTone` may ask to play, and `Record` to
+/// record: an hour.
+const LONGEST_MEDIA: Duration = Duration::from_secs(3600);
+
+/// The per-task state the built-ins work on.
+pub(crate) struct TaskHost {
+    pub runtime: Runtime,
+    pub id: TaskId,
+    /// This task's own input queue sender (given to legs it creates).
+    pub sender: mpsc::UnboundedSender<TaskInput>,
+    pub receiver: mpsc::UnboundedReceiver<TaskInput>,
+    pub queue: Queue,
+    /// The account the task runs for (`Impersonate` changes it).
+    pub account: Arc<Account>,
+    /// The prompt language; `None` is English.
+    pub language: Option<String>,
+    /// The task's call, if any.
+    pub call: Option<Leg>,
+    pub interrupt_on_dtmf: bool,
+    /// How long the last prompt played, and whether it completed.
+    pub last_play: Duration,
+    pub last_play_completed: bool,
+    /// `SetPlayPosition`: skipped at the start of the next prompt.
+    pub skip_next: Duration,
+    /// The task whose call is bridged with this one's.
+    pub bridged_with: Option<TaskId>,
+    /// Tasks attached to this task's mixer (a conference).
+    pub mixer: Vec<TaskId>,
+    /// `StartBridge` requests waiting for this task's answer.
+    pub pending_bridges: HashMap<TaskId, oneshot::Sender<Result<(), String>>>,
+    /// Set by `SignalOption` and `MediaOption`.
+    pub options: HashMap<String, Portable>,
+    /// Whether the runtime asked the task to end.
+    pub stop_requested: bool,
+}
+
+fn arg(args: &[Value], index: usize) -> &Value {
+    const NULL: &Value = &Value::Null;
+    args.get(index).unwrap_or(NULL)
+}
+
+fn text_arg(args: &[Value], index: usize) -> Option<String> {
+    arg(args, index)
+        .as_str_bytes()
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+}
+
+fn error_string(message: impl Into<String>) -> HostOutcome<Op> {
+    HostOutcome::Done(Value::from(message.into()))
+}
+
+fn done(value: Value) -> HostOutcome<Op> {
+    HostOutcome::Done(value)
+}
+
+fn null() -> HostOutcome<Op> {
+    HostOutcome::Done(Value::Null)
+}
+
+fn fail(message: impl Into<String>) -> HostOutcome<Op> {
+    HostOutcome::Fail(OpError::call(message))
+}
+
+/// Milliseconds to a duration, capped.
+fn millis(value: &Value) -> Option<Duration> {
+    value
+        .as_num()
+        .filter(|ms| *ms > 0)
+        .map(|ms| Duration::from_millis(ms as u64).min(LONGEST_MEDIA))
+}
+
+impl TaskHost {
+    fn event(&self, event: Event) {
+        self.runtime.observer.event(event);
+    }
+
+    fn domain(&self) -> &str {
+        &self.account.domain
+    }
+
+    fn state(&self) -> LegState {
+        self.call.as_ref().map_or(LegState::Disconnected, |leg| leg.state)
+    }
+
+    /// Takes what arrived into the queues and the task's state.
+    pub fn absorb(&mut self, input: TaskInput) {
+        match input {
+            TaskInput::Dtmf(symbol) => {
+                self.event(Event::Dtmf {
+                    task: self.id,
+                    symbol,
+                });
+                self.queue.dtmf.push_back(symbol);
+            }
+            TaskInput::Event {
+                name,
+                sender,
+                parameter,
+            } => {
+                self.event(Event::TaskEvent {
+                    task: self.id,
+                    name: name.clone(),
+                    from: sender,
+                });
+                self.queue.events.push_back(QueuedEvent {
+                    name,
+                    sender,
+                    parameter,
+                });
+            }
+            TaskInput::Disconnected { leg } => {
+                if let Some(call) = self.call.as_mut().filter(|call| call.id == leg) {
+                    if call.state != LegState::Disconnected {
+                        call.state = LegState::Disconnected;
+                        self.queue.events.push_back(QueuedEvent::system(
+                            pbx_lang::builtins::events::DISCONNECT,
+                            Portable::Null,
+                        ));
+                    }
+                }
+            }
+            TaskInput::Provisional { leg, code } => {
+                if let Some(call) = self.call.as_mut().filter(|call| call.id == leg) {
+                    call.state = LegState::Provisioned;
+                    self.queue.events.push_back(QueuedEvent::system(
+                        pbx_lang::builtins::events::CALL_PROVISION,
+                        Portable::Num(i64::from(code)),
+                    ));
+                }
+            }
+            TaskInput::Completed { leg, error } => {
+                if let Some(call) = self.call.as_mut().filter(|call| call.id == leg) {
+                    call.state = if error.is_none() {
+                        LegState::Connected
+                    } else {
+                        LegState::Disconnected
+                    };
+                    self.queue.events.push_back(QueuedEvent::system(
+                        pbx_lang::builtins::events::CALL_COMPLETED,
+                        error.map_or(Portable::Null, |error| Portable::str(&error)),
+                    ));
+                }
+            }
+            TaskInput::StartBridge { from, reply } => {
+                self.event(Event::TaskEvent {
+                    task: self.id,
+                    name: pbx_lang::builtins::events::START_BRIDGE.into(),
+                    from: Some(from),
+                });
+                self.pending_bridges.insert(from, reply);
+                self.queue.events.push_back(QueuedEvent {
+                    name: pbx_lang::builtins::events::START_BRIDGE.into(),
+                    sender: Some(from),
+                    parameter: Portable::Null,
+                });
+            }
+            TaskInput::BreakBridge { from } => {
+                if self.bridged_with == Some(from) {
+                    self.bridged_with = None;
+                }
+                self.mixer.retain(|task| *task != from);
+                self.queue.events.push_back(QueuedEvent {
+                    name: pbx_lang::builtins::events::BREAK_BRIDGE.into(),
+                    sender: Some(from),
+                    parameter: Portable::Null,
+                });
+            }
+            TaskInput::Stop => self.stop_requested = true,
+        }
+    }
+
+    /// Takes everything already waiting in the channel.
+    pub fn drain(&mut self) {
+        while let Ok(input) = self.receiver.try_recv() {
+            self.absorb(input);
+        }
+    }
+
+    // ------------------------------------------------------------ §6.8
+
+    fn preferences(&self, args: &[Value]) -> HostOutcome<Op> {
+        let Some(key) = text_arg(args, 0) else {
+            return fail("GetAccountPreferences: the key must be a string");
+        };
+        let (account, key) = match self.other_account(&key) {
+            Ok(found) => found,
+            Err(message) => return error_string(message),
+        };
+        if key.is_empty() {
+            let entries = account
+                .preferences()
+                .into_iter()
+                .map(|(key, value)| (Bytes::from(key.as_str()), value))
+                .collect();
+            return done(Portable::Dict(entries, false).to_value());
+        }
+        done(account.preference(&key).to_value())
+    }
+
+    /// `~user/key` names another account's preference (for the `pbx`
+    /// account, which acts for every account of its domain).
+    fn other_account(&self, key: &str) -> Result<(Arc<Account>, String), String> {
+        let Some(rest) = key.strip_prefix('~') else {
+            return Ok((self.account.clone(), key.to_string()));
+        };
+        let (user, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if self.account.name != PBX_ACCOUNT && !user.eq_ignore_ascii_case(&self.account.name) {
+            return Err("no right to another account's preferences".into());
+        }
+        let (user, domain) = user.split_once('@').unwrap_or((user, self.domain()));
+        let account = self
+            .runtime
+            .directory
+            .find(user, domain)
+            .ok_or_else(|| format!("unknown account {user}@{domain}"))?;
+        Ok((account, key.to_string()))
+    }
+
+    fn set_preferences(&self, args: &[Value]) -> HostOutcome<Op> {
+        let Some(key) = text_arg(args, 1) else {
+            return fail("SetAccountPreferences: the key must be a string");
+        };
+        let (account, key) = match self.other_account(&key) {
+            Ok(found) => found,
+            Err(message) => return error_string(message),
+        };
+        let value = match arg(args, 0).to_portable() {
+            Ok(value) => value,
+            Err(error) => return HostOutcome::Fail(error),
+        };
+        match (key.is_empty(), value) {
+            (true, Portable::Dict(entries, _)) => {
+                for (key, value) in entries {
+                    account.set_preference(&key.to_str_lossy(), value);
+                }
+            }
+            (true, _) => return error_string("an empty key needs a dictionary of preferences"),
+            (false, value) => account.set_preference(&key, value),
+        }
+        null()
+    }
+
+    fn route_address(&self, args: &[Value]) -> HostOutcome<Op> {
+        let Some(target) = text_arg(args, 0) else {
+            return error_string("the address must be a string");
+        };
+        let dict = Dict::new();
+        let set = |key: &str, value: &str| {
+            let _ = dict.set(Bytes::from(key), Value::str(value));
+        };
+        match address::resolve(
+            &self.runtime.directory,
+            &target,
+            Some(self.domain()),
+            Some(&self.account),
+        ) {
+            Ok(address::Destination::App { app, account, .. }) => {
+                set("module", "PBX");
+                set("host", &account.domain);
+                set("object", &format!("{app}#{}", account.name));
+            }
+            Ok(address::Destination::Account { account, .. }) => {
+                set("module", "LOCAL");
+                set("host", &account.domain);
+                set("object", &account.name);
+            }
+            Ok(address::Destination::Outside(number)) => {
+                set("module", "SIP");
+                set("host", "");
+                set("object", &number);
+            }
+            Err(error) => return error_string(error.to_string()),
+        }
+        done(Value::Dict(dict))
+    }
+
+    fn impersonate(&mut self, args: &[Value]) -> HostOutcome<Op> {
+        let Some(target) = text_arg(args, 0) else {
+            return error_string("the address must be a string");
+        };
+        match address::resolve(
+            &self.runtime.directory,
+            &target,
+            Some(self.domain()),
+            Some(&self.account),
+        ) {
+            Ok(address::Destination::Account { account, .. } | address::Destination::App { account, .. }) => {
+                let allowed = account.name == self.account.name || self.account.name == PBX_ACCOUNT;
+                if !allowed {
+                    return error_string("no right to impersonate another account");
+                }
+                self.language = account.language.clone();
+                self.account = account;
+                null()
+            }
+            Ok(address::Destination::Outside(_)) => error_string("not a local account"),
+            Err(error) => error_string(error.to_string()),
+        }
+    }
+
+    // ------------------------------------------------------------ media
+
+    /// The prompt `PlayFile(name)` plays, or why not.
+    fn prompt(&self, name: &str) -> Result<Option<Media>, String> {
+        let found = self
+            .runtime
+            .environments
+            .find(self.domain(), self.language.as_deref(), name, Kind::Audio)
+            .map_err(|error| error.to_string())?;
+        let Some(found) = found else { return Ok(None) };
+        let bytes = std::fs::read(&found.path).map_err(|error| format!("{}: {error}", found.shown))?;
+        let info = wav::info(&bytes).map_err(|error| format!("{}: {error}", found.shown))?;
+        Ok(Some(Media::File {
+            path: found.path,
+            shown: found.shown,
+            length: info.duration(),
+            bytes: bytes.into(),
+        }))
+    }
+
+    /// Whether playing should not even start (CGPL.md §7.3).
+    fn play_suppressed(&mut self) -> bool {
+        self.drain();
+        !matches!(self.state(), LegState::Connected | LegState::Provisioned)
+            || (self.interrupt_on_dtmf && !self.queue.dtmf.is_empty())
+            || !self.queue.events.is_empty()
+    }
+
+    fn play(&mut self, media: Media, limit: Option<Duration>) -> HostOutcome<Op> {
+        if self.play_suppressed() {
+            self.last_play = Duration::ZERO;
+            self.last_play_completed = false;
+            return null();
+        }
+        HostOutcome::Wait(Op::Play { media, limit })
+    }
+
+    fn play_file(&mut self, args: &[Value]) -> HostOutcome<Op> {
+        let Some(name) = text_arg(args, 0) else {
+            return fail("PlayFile: the name must be a string");
+        };
+        let limit = loop_limit(arg(args, 1));
+        match self.prompt(&name) {
+            Ok(Some(media)) => self.play(media, limit),
+            Ok(None) => {
+                self.event(Event::PlayMissing { task: self.id, name });
+                self.last_play = Duration::ZERO;
+                self.last_play_completed = false;
+                null()
+            }
+            Err(problem) => {
+                self.event(Event::PlayMissing {
+                    task: self.id,
+                    name: format!("{name} ({problem})"),
+                });
+                null()
+            }
+        }
+    }
+
+    fn play_data(&mut self, args: &[Value]) -> HostOutcome<Op> {
+        let Value::Data(bytes) = arg(args, 0) else {
+            return fail("Play: the argument must be a datablock holding a WAV file");
+        };
+        match wav::info(bytes.as_slice()) {
+            Ok(info) => {
+                let media = Media::Data {
+                    bytes: bytes.as_slice().into(),
+                    length: info.duration(),
+                };
+                self.play(media, loop_limit(arg(args, 1)))
+            }
+            Err(error) => fail(format!("Play: {error}")),
+        }
+    }
+
+    fn play_tone(&mut self, args: &[Value]) -> HostOutcome<Op> {
+        let frequency = arg(args, 0).as_num().unwrap_or(0);
+        let Some(length) = millis(arg(args, 1)) else {
+            return null();
+        };
+        let mut frequencies = Vec::new();
+        for value in [frequency, arg(args, 2).as_num().unwrap_or(0)] {
+            if value > 0 {
+                frequencies.push(value.min(20_000) as u32);
+            }
+        }
+        self.play(Media::Tone { frequencies, length }, None)
+    }
+
+    // ------------------------------------------------------------ §7.2
+
+    fn accept(&mut self) -> HostOutcome<Op> {
+        match self.state() {
+            LegState::Incoming | LegState::Provisioned
+                if self.call.as_ref().is_some_and(|leg| !leg.outgoing) =>
+            {
+                HostOutcome::Wait(Op::Accept)
+            }
+            LegState::Connected => error_string("the call is already connected"),
+            _ => error_string("there is no call to accept"),
+        }
+    }
+
+    fn end_pending(&mut self, command: LegCommand, what: String) -> HostOutcome<Op> {
+        match self.call.as_mut() {
+            Some(leg) if matches!(leg.state, LegState::Incoming | LegState::Provisioned) && !leg.outgoing => {
+                leg.send(command);
+                leg.state = LegState::Disconnected;
+                self.event(Event::Call { task: self.id, what });
+                null()
+            }
+            _ => fail("there is no pending call"),
+        }
+    }
+
+    fn reject(&mut self, args: &[Value]) -> HostOutcome<Op> {
+        let (code, reason) = match arg(args, 0) {
+            Value::Num(code) if (400..700).contains(code) => (*code as u16, String::from("Rejected")),
+            Value::Str(_) => (603, text_arg(args, 0).unwrap_or_default()),
+            Value::Dict(dict) => (
+                dict.get(b"responseCode")
+                    .as_num()
+                    .filter(|code| (400..700).contains(code))
+                    .unwrap_or(603) as u16,
+                text(&dict.get(b"responseText")).unwrap_or_else(|| "Rejected".into()),
+            ),
+            _ => (603, String::from("Declined")),
+        };
+        self.end_pending(
+            LegCommand::Reject {
+                code,
+                reason: reason.clone(),
+            },
+            format!("rejected {code} {reason}"),
+        )
+    }
+
+    fn redirect(&mut self, args: &[Value]) -> HostOutcome<Op> {
+        let targets = string_list(arg(args, 0));
+        if targets.is_empty() {
+            return fail("RedirectCall: give an address or an array of addresses");
+        }
+        let what = format!("redirected to {}", targets.join(", "));
+        self.end_pending(LegCommand::Redirect { targets }, what)
+    }
+
+    fn fork(&mut self, args: &[Value]) -> HostOutcome<Op> {
+        let targets = string_list(arg(args, 0));
+        match self.call.as_ref() {
+            Some(leg) if matches!(leg.state, LegState::Incoming | LegState::Provisioned) => {
+                self.event(Event::Call {
+                    task: self.id,
+                    what: format!("forked to {}", targets.join(", ")),
+                });
+                null()
+            }
+            _ => fail("ForkCall: there is no pending call"),
+        }
+    }
+
+    fn provision(&mut self, args: &[Value]) -> HostOutcome<Op> {
+        let (media, code, reason) = match arg(args, 0) {
+            Value::Dict(dict) => (
+                dict.get(b"media").is_true(),
+                dict.get(b"responseCode")
+                    .as_num()
+                    .filter(|code| (101..200).contains(code))
+                    .unwrap_or(180) as u16,
+                text(&dict.get(b"responseText")).unwrap_or_else(|| "Ringing".into()),
+            ),
+            other => (
+                other.is_true(),
+                if other.is_true() { 183 } else { 180 },
+                String::from("Ringing"),
+            ),
+        };
+        match self.call.as_mut() {
+            Some(leg) if matches!(leg.state, LegState::Incoming | LegState::Provisioned) && !leg.outgoing => {
+                leg.send(LegCommand::Provision {
+                    code,
+                    reason: reason.clone(),
+                    media,
+                });
+                if media {
+                    leg.state = LegState::Provisioned;
+                }
+                self.event(Event::Call {
+                    task: self.id,
+                    what: format!("provisioned {code} {reason}"),
+                });
+                null()
+            }
+            _ => error_string("there is no pending call"),
+        }
+    }
+
+    fn start_call(&mut self, args: &[Value]) -> HostOutcome<Op> {
+        if matches!(
+            self.state(),
+            LegState::Incoming | LegState::Provisioned | LegState::Connected
+        ) {
+            return error_string("the task already has a call");
+        }
+        let target = match arg(args, 0) {
+            Value::Dict(dict) => text(&dict.get(b"")),
+            other => text(other),
+        };
+        let Some(target) = target else {
+            return fail("StartCall: the destination must be a string or a dictionary with a \"\" address");
+        };
+        // Numbers beyond the server go through trunks: only where the
+        // account's class of service allows (FEATURES.md §12).
+        let destination = address::resolve(
+            &self.runtime.directory,
+            &target,
+            Some(self.domain()),
+            Some(&self.account),
+        );
+        if let Ok(address::Destination::Outside(number)) = &destination {
+            if !self.account.class_of_service.allows(number) {
+                return error_string(format!("{number} is not allowed by the class of service"));
+            }
+        }
+        let owner = Owner::default();
+        owner.set(Some(self.sender.clone()));
+        match self
+            .runtime
+            .network
+            .place_call(&self.account.address(), &target, owner)
+        {
+            Ok(leg) => {
+                self.event(Event::Call {
+                    task: self.id,
+                    what: format!("calling {target}"),
+                });
+                self.call = Some(leg);
+                null()
+            }
+            Err(reason) => error_string(reason),
+        }
+    }
+
+    fn disconnect(&mut self, args: &[Value]) -> HostOutcome<Op> {
+        let reason = match (arg(args, 0).as_num(), text_arg(args, 1)) {
+            (Some(code), text) => Some((code.clamp(0, 65535) as u16, text.unwrap_or_default())),
+            _ => None,
+        };
+        self.hang_up(reason);
+        null()
+    }
+
+    /// Ends the task's call, whatever its state.
+    pub fn hang_up(&mut self, reason: Option<(u16, String)>) {
+        if let Some(leg) = self.call.as_mut() {
+            match leg.state {
+                LegState::Disconnected => {}
+                LegState::Incoming | LegState::Provisioned if !leg.outgoing => {
+                    leg.send(LegCommand::Reject {
+                        code: 500,
+                        reason: "Server Internal Error".into(),
+                    });
+                }
+                _ => leg.send(LegCommand::Disconnect { reason }),
+            }
+            leg.state = LegState::Disconnected;
+        }
+        if let Some(peer) = self.bridged_with.take() {
+            self.runtime
+                .registry
+                .send(peer, TaskInput::BreakBridge { from: self.id });
+        }
+        for peer in std::mem::take(&mut self.mixer) {
+            self.runtime
+                .registry
+                .send(peer, TaskInput::BreakBridge { from: self.id });
+        }
+    }
+
+    fn leg_info(&self, read: impl Fn(&Leg) -> Value) -> HostOutcome<Op> {
+        done(self.call.as_ref().map_or(Value::Null, read))
+    }
+
+    fn pending_request_data(&self, args: &[Value]) -> HostOutcome<Op> {
+        let Some(field) = text_arg(args, 0) else {
+            return null();
+        };
+        let Some(leg) = self.call.as_ref() else {
+            return null();
+        };
+        let address_dict = |uri: &str| {
+            let dict = Dict::new();
+            let _ = dict.set(Bytes::from(""), Value::str(uri.trim_start_matches("sip:")));
+            Value::Dict(dict)
+        };
+        done(match field.to_ascii_lowercase().as_str() {
+            "call-id" => Value::str(&leg.info.call_id),
+            "from" => address_dict(&leg.info.remote_uri),
+            "to" => address_dict(&leg.info.request_uri),
+            _ => leg
+                .info
+                .headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(&field))
+                .map_or(Value::Null, |(_, value)| Value::str(value)),
+        })
+    }
+
+    // ------------------------------------------------------------ §7.4
+
+    fn accept_bridge(&mut self, args: &[Value], mixer: bool) -> HostOutcome<Op> {
+        let Some(from) = event_sender(arg(args, 0)) else {
+            return fail("the argument must be a StartBridge event");
+        };
+        let Some(reply) = self.pending_bridges.remove(&from) else {
+            return error_string("that task no longer asks to bridge");
+        };
+        if !mixer && !self.mixer.is_empty() {
+            // A task with a conference attaches rather than bridges.
+            return self.attach(from, reply);
+        }
+        if !matches!(self.state(), LegState::Connected | LegState::Provisioned) {
+            let _ = reply.send(Err("the other task has no connected call".into()));
+            return error_string("this task has no connected call");
+        }
+        if mixer {
+            return self.attach(from, reply);
+        }
+        let _ = reply.send(Ok(()));
+        self.bridged_with = Some(from);
+        self.event(Event::Call {
+            task: self.id,
+            what: format!("bridged with task {}", from.0),
+        });
+        null()
+    }
+
+    fn attach(&mut self, from: TaskId, reply: oneshot::Sender<Result<(), String>>) -> HostOutcome<Op> {
+        let _ = reply.send(Ok(()));
+        self.mixer.push(from);
+        self.event(Event::Call {
+            task: self.id,
+            what: format!("task {} joined the mixer ({} attached)", from.0, self.mixer.len()),
+        });
+        null()
+    }
+
+    fn reject_bridge(&mut self, args: &[Value]) -> HostOutcome<Op> {
+        let Some(from) = event_sender(arg(args, 0)) else {
+            return fail("the argument must be a StartBridge event");
+        };
+        let reason = text_arg(args, 1).unwrap_or_else(|| "rejected".into());
+        match self.pending_bridges.remove(&from) {
+            Some(reply) => {
+                let _ = reply.send(Err(reason));
+                null()
+            }
+            None => error_string("that task no longer asks to bridge"),
+        }
+    }
+
+    fn break_bridge(&mut self) -> HostOutcome<Op> {
+        match self.bridged_with.take() {
+            Some(peer) => {
+                self.runtime
+                    .registry
+                    .send(peer, TaskInput::BreakBridge { from: self.id });
+                self.event(Event::Call {
+                    task: self.id,
+                    what: format!("bridge with task {} broken", peer.0),
+                });
+                null()
+            }
+            None => error_string("the call is not bridged"),
+        }
+    }
+
+    fn detach(&mut self, args: &[Value]) -> HostOutcome<Op> {
+        let detached: Vec<TaskId> = match arg(args, 0) {
+            Value::Task(task) => vec![*task],
+            _ => self.mixer.clone(),
+        };
+        for task in &detached {
+            if self.mixer.contains(task) {
+                self.runtime
+                    .registry
+                    .send(*task, TaskInput::BreakBridge { from: self.id });
+            }
+        }
+        self.mixer.retain(|task| !detached.contains(task));
+        null()
+    }
+
+    // ------------------------------------------------------------ §6.9, §6.10
+
+    fn send_mail(&mut self, args: &[Value], short_form: bool) -> HostOutcome<Op> {
+        let built = if short_form {
+            mail::build(
+                arg(args, 3),
+                arg(args, 4),
+                arg(args, 0),
+                arg(args, 1),
+                arg(args, 2),
+            )
+        } else {
+            mail::build(
+                arg(args, 0),
+                arg(args, 1),
+                &Value::Null,
+                &Value::Null,
+                &Value::Null,
+            )
+        };
+        match built {
+            Ok(outgoing) => HostOutcome::Wait(Op::SendMail(outgoing)),
+            Err(problem) => {
+                self.event(Event::Email {
+                    task: self.id,
+                    to: text_arg(args, if short_form { 2 } else { 0 }).unwrap_or_default(),
+                    result: Err(problem.clone()),
+                });
+                error_string(problem)
+            }
+        }
+    }
+
+    fn http_call(&mut self, args: &[Value]) -> HostOutcome<Op> {
+        let limit = Duration::from_secs(self.runtime.config.http.timeout_seconds);
+        match http::build(arg(args, 0), arg(args, 1), limit) {
+            Ok(request) => HostOutcome::Wait(Op::Http(request)),
+            Err(problem) => error_string(problem),
+        }
+    }
+
+    fn send_event(&self, args: &[Value]) -> HostOutcome<Op> {
+        let Value::Task(target) = arg(args, 0) else {
+            return error_string("the first argument must be a task handle");
+        };
+        let Some(name) = text_arg(args, 1) else {
+            return error_string("the event name must be a string");
+        };
+        if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return error_string("an event name starts with a Latin letter");
+        }
+        let parameter = match arg(args, 2).to_portable() {
+            Ok(parameter) => parameter,
+            Err(error) => return HostOutcome::Fail(error),
+        };
+        let input = TaskInput::Event {
+            name,
+            sender: Some(self.id),
+            parameter,
+        };
+        if self.runtime.registry.send(*target, input) {
+            null()
+        } else {
+            error_string("no such task")
+        }
+    }
+
+    fn system_info(&self, args: &[Value]) -> HostOutcome<Op> {
+        let what = text_arg(args, 0).unwrap_or_default();
+        done(match what.to_ascii_lowercase().as_str() {
+            "serverversion" => Value::str(concat!("pbxd ", env!("CARGO_PKG_VERSION"))),
+            "serveros" => Value::str(std::env::consts::OS),
+            "servercpu" => Value::str(std::env::consts::ARCH),
+            "maindomainname" | "licensedomainname" => self
+                .runtime
+                .directory
+                .first_domain()
+                .map_or(Value::Null, |domain| Value::str(&domain.name)),
+            "starttime" => Value::Date(self.runtime.clock.start_seconds()),
+            _ => Value::Null,
+        })
+    }
+}
+
+/// `PlayFile`'s second argument: positive → play that long (looping);
+/// negative → loop (for an hour at most); absent → once.
+fn loop_limit(value: &Value) -> Option<Duration> {
+    match value.as_num() {
+        Some(ms) if ms > 0 => Some(Duration::from_millis(ms as u64).min(LONGEST_MEDIA)),
+        Some(ms) if ms < 0 => Some(LONGEST_MEDIA),
+        _ => None,
+    }
+}
+
+/// A string, or the strings of an array.
+fn string_list(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(array) => array.items().iter().filter_map(text).collect(),
+        other => text(other).into_iter().collect(),
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    value
+        .as_str_bytes()
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// The sender of an event dictionary.
+fn event_sender(value: &Value) -> Option<TaskId> {
+    match value {
+        Value::Dict(dict) => match dict.get(b"sender") {
+            Value::Task(task) => Some(task),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl Host for TaskHost {
+    type Op = Op;
+
+    fn call(&mut self, function: HostFn, args: &[Value], _ctx: &mut Ctx<'_>) -> HostOutcome<Op> {
+        match function {
+            // §6.7, §6.8
+            HostFn::SystemInfo => self.system_info(args),
+            HostFn::MyDomain => done(Value::str(&self.account.domain)),
+            HostFn::MyEmail => done(Value::from(self.account.address())),
+            HostFn::GetLanguage => done(self.language.as_deref().map_or(Value::Null, Value::str)),
+            HostFn::SetLanguage => {
+                self.language = text_arg(args, 0)
+                    .map(|language| language.to_ascii_lowercase())
+                    .filter(|language| !language.is_empty() && language != "english");
+                null()
+            }
+            HostFn::ReadEnvirFile => {
+                let Some(name) = text_arg(args, 0) else {
+                    return null();
+                };
+                match self
+                    .runtime
+                    .environments
+                    .read(self.domain(), self.language.as_deref(), &name)
+                {
+                    Ok(Some(bytes)) => done(Value::data(bytes)),
+                    Ok(None) => null(),
+                    Err(error) => fail(format!("ReadEnvirFile: {error}")),
+                }
+            }
+            HostFn::GetAccountPreferences => self.preferences(args),
+            HostFn::SetAccountPreferences => self.set_preferences(args),
+            HostFn::Impersonate => self.impersonate(args),
+            HostFn::ReadGroupMembers => null(),
+            HostFn::ReadTelnums => {
+                let numbers = self
+                    .account
+                    .aliases
+                    .iter()
+                    .filter(|alias| alias.chars().all(|c| c.is_ascii_digit() || c == '+'))
+                    .map(|alias| Value::str(alias))
+                    .collect();
+                done(Value::Array(Array::from_vec(numbers)))
+            }
+            HostFn::UpdateAccountMailRule | HostFn::UpdateAccountSignalRule => {
+                error_string("rules are set in the configuration")
+            }
+            HostFn::RouteAddress => self.route_address(args),
+            HostFn::RouteENUM => error_string("ENUM lookups are not available"),
+            HostFn::PhoneNumberToSIPURI => {
+                let Some(number) = text_arg(args, 0) else {
+                    return null();
+                };
+                let cleaned: String = number
+                    .chars()
+                    .enumerate()
+                    .filter(|(index, c)| c.is_ascii_digit() || (*index == 0 && *c == '+'))
+                    .map(|(_, c)| c)
+                    .collect();
+                if cleaned.is_empty() {
+                    null()
+                } else {
+                    done(Value::from(format!("sip:{cleaned}@{}", self.domain())))
+                }
+            }
+            // §6.9
+            HostFn::SysLog => {
+                let line = match text::log_text(arg(args, 0)) {
+                    Ok(line) => line,
+                    Err(error) => return HostOutcome::Fail(error),
+                };
+                self.event(Event::Log {
+                    task: self.id,
+                    text: line,
+                });
+                null()
+            }
+            HostFn::SysProfile => null(),
+            HostFn::ExecuteCLI => error_string("the CLI is not available to scripts"),
+            HostFn::SetApplicationStatus => match arg(args, 0).to_portable() {
+                Ok(status) => {
+                    self.runtime.registry.set_status(self.id, status);
+                    null()
+                }
+                Err(error) => HostOutcome::Fail(error),
+            },
+            HostFn::StoreCDR => {
+                let line = text_arg(args, 0).unwrap_or_default();
+                self.event(Event::Cdr {
+                    task: self.id,
+                    text: format!("APP {line}"),
+                });
+                null()
+            }
+            HostFn::DoBalance => error_string("balances are not available yet"),
+            HostFn::Statistics => error_string("custom statistics are not available"),
+            HostFn::HTTPCall => self.http_call(args),
+            // §6.10
+            HostFn::SubmitEMail => self.send_mail(args, false),
+            HostFn::SendEMail => self.send_mail(args, true),
+            HostFn::SendInstantMessage | HostFn::SendXMPPIQ => {
+                error_string("instant messaging is not available")
+            }
+            HostFn::RADIUSCall => error_string("RADIUS is not available"),
+            // §6.11
+            HostFn::ThisTask => done(Value::Task(self.id)),
+            HostFn::SendEvent => self.send_event(args),
+            HostFn::ReadInput => {
+                let seconds = arg(args, 0).as_num().unwrap_or(0).clamp(0, 86_400);
+                self.drain();
+                match self.queue.pop() {
+                    Some(value) => done(value),
+                    None if seconds == 0 => null(),
+                    None => HostOutcome::Wait(Op::ReadInput(Duration::from_secs(seconds as u64))),
+                }
+            }
+            HostFn::CreateMeeting
+            | HostFn::ActivateMeeting
+            | HostFn::DeactivateMeeting
+            | HostFn::RemoveMeeting
+            | HostFn::ClearMeeting => error_string("meetings are not available yet"),
+            HostFn::FindMeeting => null(),
+            HostFn::Enqueue | HostFn::CheckQueue | HostFn::ReadQueue => null(),
+            HostFn::Dequeue => null(),
+            // §7.2
+            HostFn::AcceptCall => self.accept(),
+            HostFn::RejectCall => self.reject(args),
+            HostFn::RedirectCall => self.redirect(args),
+            HostFn::ForkCall => self.fork(args),
+            HostFn::ProvisionCall => self.provision(args),
+            HostFn::SetCallParameters => null(),
+            HostFn::StartCall => self.start_call(args),
+            HostFn::CancelCall => {
+                if let Some(leg) = self
+                    .call
+                    .as_mut()
+                    .filter(|leg| leg.outgoing && leg.state != LegState::Connected)
+                {
+                    leg.send(LegCommand::Disconnect { reason: None });
+                    leg.state = LegState::Disconnected;
+                }
+                null()
+            }
+            HostFn::Disconnect => self.disconnect(args),
+            HostFn::IsConnected => done(Value::from_bool(self.state() == LegState::Connected)),
+            HostFn::IsHalfConnected => done(Value::from_bool(matches!(
+                self.state(),
+                LegState::Connected | LegState::Provisioned
+            ))),
+            HostFn::RemoteURI => self.leg_info(|leg| Value::str(&leg.info.remote_uri)),
+            HostFn::LocalURI => done(Value::from(format!("sip:{}", self.account.address()))),
+            HostFn::IncomingRequestURI => self.leg_info(|leg| {
+                if leg.outgoing {
+                    Value::Null
+                } else {
+                    Value::str(&leg.info.request_uri)
+                }
+            }),
+            HostFn::RouteLocalURI => {
+                let Some(uri) = text_arg(args, 0) else {
+                    return null();
+                };
+                match address::resolve(
+                    &self.runtime.directory,
+                    &uri,
+                    Some(self.domain()),
+                    Some(&self.account),
+                ) {
+                    Ok(
+                        address::Destination::Account { account, .. }
+                        | address::Destination::App { account, .. },
+                    ) => done(Value::from(account.address())),
+                    _ => null(),
+                }
+            }
+            HostFn::RemoteIPAddress => self.leg_info(|leg| {
+                leg.info
+                    .remote_ip
+                    .map_or(Value::Null, |endpoint| Value::Ip(Arc::new(endpoint)))
+            }),
+            HostFn::RemoteAuthentication => {
+                self.leg_info(|leg| leg.info.authenticated.as_deref().map_or(Value::Null, Value::str))
+            }
+            HostFn::PendingRequestData => self.pending_request_data(args),
+            HostFn::PendingRequestExData => {
+                let Some(name) = text_arg(args, 0) else {
+                    return null();
+                };
+                self.leg_info(|leg| {
+                    leg.info
+                        .headers
+                        .iter()
+                        .find(|(header, _)| header.eq_ignore_ascii_case(&name))
+                        .map_or(Value::Null, |(_, value)| Value::str(value))
+                })
+            }
+            HostFn::SetLocalContactParameter => null(),
+            // §7.3
+            HostFn::PlayFile => self.play_file(args),
+            HostFn::Play => self.play_data(args),
+            HostFn::PlayTone => self.play_tone(args),
+            HostFn::GetPlayPosition => done(Value::Num(self.last_play.as_millis() as i64)),
+            HostFn::SetPlayPosition => {
+                self.skip_next = millis(arg(args, 0)).unwrap_or_default();
+                null()
+            }
+            HostFn::IsPlayCompleted => done(Value::from_bool(self.last_play_completed)),
+            HostFn::SetInterruptOnDTMF => {
+                let previous = self.interrupt_on_dtmf;
+                self.interrupt_on_dtmf = arg(args, 0).is_true();
+                done(Value::from_bool(previous))
+            }
+            HostFn::SendDTMF => {
+                let symbol = text_arg(args, 0).and_then(|text| text.chars().next());
+                match (symbol, self.call.as_ref()) {
+                    (Some(symbol @ ('0'..='9' | '*' | '#' | 'A'..='D')), Some(leg))
+                        if leg.state == LegState::Connected =>
+                    {
+                        leg.send(LegCommand::SendDtmf(symbol));
+                        self.event(Event::DtmfSent {
+                            task: self.id,
+                            symbol,
+                        });
+                        null()
+                    }
+                    (Some(_), Some(_)) => error_string("the call is not connected"),
+                    (Some(_), None) => error_string("there is no call"),
+                    (None, _) => error_string("not a DTMF symbol"),
+                }
+            }
+            HostFn::DTMF => {
+                self.drain();
+                done(Value::from(self.queue.peek_dtmf()))
+            }
+            HostFn::ClearDTMF => {
+                self.drain();
+                self.queue.dtmf.clear();
+                null()
+            }
+            HostFn::Record => {
+                let seconds = arg(args, 0).as_num().unwrap_or(0);
+                if seconds <= 0 || self.play_suppressed() {
+                    return null();
+                }
+                HostOutcome::Wait(Op::Record(Duration::from_secs(seconds as u64).min(LONGEST_MEDIA)))
+            }
+            HostFn::SetLocalHold => {
+                if let Some(leg) = self.call.as_ref().filter(|leg| leg.state == LegState::Connected) {
+                    leg.send(LegCommand::Hold(arg(args, 0).is_true()));
+                }
+                null()
+            }
+            HostFn::ReleaseMediaChannel => null(),
+            HostFn::MediaOption | HostFn::SignalOption => {
+                let Some(name) = text_arg(args, 0) else {
+                    return null();
+                };
+                let key = format!("{}:{}", function.name(), name.to_ascii_lowercase());
+                let previous = self.options.get(&key).map_or(Value::Null, Portable::to_value);
+                if args.len() > 1 {
+                    match arg(args, 1).to_portable() {
+                        Ok(value) => {
+                            self.options.insert(key, value);
+                        }
+                        Err(error) => return HostOutcome::Fail(error),
+                    }
+                }
+                done(previous)
+            }
+            // §7.4
+            HostFn::StartBridge | HostFn::StartBridgedCall => {
+                let Value::Task(target) = arg(args, 0) else {
+                    return error_string("the argument must be a task handle");
+                };
+                if !matches!(
+                    self.state(),
+                    LegState::Incoming | LegState::Provisioned | LegState::Connected
+                ) {
+                    return error_string("this task has no call to bridge");
+                }
+                HostOutcome::Wait(Op::StartBridge(*target))
+            }
+            HostFn::AcceptBridge => self.accept_bridge(args, false),
+            HostFn::AttachMixer => self.accept_bridge(args, true),
+            HostFn::RejectBridge => self.reject_bridge(args),
+            HostFn::BreakBridge => self.break_bridge(),
+            HostFn::DetachMixer => self.detach(args),
+            HostFn::MixerAttached => {
+                if self.mixer.is_empty() {
+                    null()
+                } else {
+                    done(Value::Array(Array::from_vec(
+                        self.mixer.iter().map(|task| Value::Task(*task)).collect(),
+                    )))
+                }
+            }
+            HostFn::MuteMixer => null(),
+            HostFn::TransferSupported => null(),
+            HostFn::TransferCall
+            | HostFn::StartTransfer
+            | HostFn::AcceptTransfer
+            | HostFn::RejectTransfer => error_string("transfer is not supported on this call"),
+            HostFn::SendCallInfo | HostFn::SendCallOptions | HostFn::SendCallNotify => {
+                error_string("not supported on this call")
+            }
+        }
+    }
+
+    fn spawn(&mut self, program: &Arc<Program>, entry: u16, args: Vec<Value>) -> Result<Value, OpError> {
+        let parameters = args
+            .iter()
+            .map(Value::to_portable)
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = super::run::spawn(
+            &self.runtime,
+            program.clone(),
+            entry,
+            self.account.clone(),
+            parameters,
+        );
+        Ok(Value::Task(id))
+    }
+}

@@ -1,0 +1,162 @@
+//! Tasks: one per program run (CGPL.md §7.1). A task is a `Vm` driven on
+//! the local executor of the thread that started it, an input queue, and
+//! the calls it owns.
+
+mod host;
+mod input;
+mod ops;
+mod run;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use pbx_lang::value::{Portable, TaskId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::call::LegId;
+
+pub use run::{start, Start};
+
+/// What reaches a task from outside: its calls, other tasks, the runtime.
+#[derive(Debug)]
+pub enum TaskInput {
+    /// A DTMF symbol from the peer.
+    Dtmf(char),
+    /// An event from another task (`SendEvent`) or from the system.
+    Event {
+        name: String,
+        sender: Option<TaskId>,
+        parameter: Portable,
+    },
+    /// A leg hung up, or a pending call was cancelled.
+    Disconnected { leg: LegId },
+    /// A provisional response on an outgoing call.
+    Provisional { leg: LegId, code: u16 },
+    /// The final response on an outgoing call: `None` when answered.
+    Completed { leg: LegId, error: Option<String> },
+    /// Another task asks to bridge its call with this one's.
+    StartBridge {
+        from: TaskId,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// The task bridged with this one broke the bridge (or ended).
+    BreakBridge { from: TaskId },
+    /// The runtime asks the task to end (shutdown).
+    Stop,
+}
+
+struct Entry {
+    input: mpsc::UnboundedSender<TaskInput>,
+    /// What `SetApplicationStatus` last stored.
+    status: Portable,
+    /// `name@domain` of the account the task runs for.
+    account: String,
+    /// The program, as found in its environment.
+    program: String,
+}
+
+/// Every running task, by ID.
+#[derive(Default)]
+pub struct Registry {
+    tasks: Mutex<HashMap<TaskId, Entry>>,
+    next: AtomicU64,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("tasks", &self.count()).finish()
+    }
+}
+
+/// A task as seen from outside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskSummary {
+    pub id: TaskId,
+    pub account: String,
+    pub program: String,
+    pub status: Portable,
+}
+
+impl Registry {
+    /// A new task's ID and its input queue.
+    pub(crate) fn register(
+        &self,
+        account: String,
+        program: String,
+    ) -> (
+        TaskId,
+        mpsc::UnboundedSender<TaskInput>,
+        mpsc::UnboundedReceiver<TaskInput>,
+    ) {
+        let id = TaskId(self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        let (sender, receiver) = mpsc::unbounded_channel();
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.insert(
+                id,
+                Entry {
+                    input: sender.clone(),
+                    status: Portable::Null,
+                    account,
+                    program,
+                },
+            );
+        }
+        (id, sender, receiver)
+    }
+
+    pub(crate) fn remove(&self, id: TaskId) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.remove(&id);
+        }
+    }
+
+    /// Sends `input` to task `id`; false when there is no such task.
+    pub fn send(&self, id: TaskId, input: TaskInput) -> bool {
+        let Ok(tasks) = self.tasks.lock() else {
+            return false;
+        };
+        match tasks.get(&id) {
+            Some(entry) => entry.input.send(input).is_ok(),
+            None => false,
+        }
+    }
+
+    /// The input queue of task `id`, to hand to a call leg.
+    pub fn sender(&self, id: TaskId) -> Option<mpsc::UnboundedSender<TaskInput>> {
+        self.tasks.lock().ok()?.get(&id).map(|entry| entry.input.clone())
+    }
+
+    pub(crate) fn set_status(&self, id: TaskId, status: Portable) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            if let Some(entry) = tasks.get_mut(&id) {
+                entry.status = status;
+            }
+        }
+    }
+
+    /// What is known of task `id`.
+    pub fn summary(&self, id: TaskId) -> Option<TaskSummary> {
+        let tasks = self.tasks.lock().ok()?;
+        tasks.get(&id).map(|entry| TaskSummary {
+            id,
+            account: entry.account.clone(),
+            program: entry.program.clone(),
+            status: entry.status.clone(),
+        })
+    }
+
+    /// How many tasks run.
+    pub fn count(&self) -> usize {
+        self.tasks.lock().map(|tasks| tasks.len()).unwrap_or(0)
+    }
+
+    /// Asks every task to end.
+    pub fn stop_all(&self) {
+        if let Ok(tasks) = self.tasks.lock() {
+            for entry in tasks.values() {
+                let _ = entry.input.send(TaskInput::Stop);
+            }
+        }
+    }
+}
