@@ -6,7 +6,7 @@ use std::time::Duration;
 use pbx_lang::value::TaskId;
 
 /// Something that happened, for whoever watches.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Event {
     /// A task started running `program` for `account`.
     TaskStarted {
@@ -66,8 +66,11 @@ pub enum Event {
     Log { task: TaskId, text: String },
     /// A `StoreCDR` record.
     Cdr { task: TaskId, text: String },
-    /// A run-time error (rendered).
-    Error { task: TaskId, text: String },
+    /// A run-time error ended the task.
+    Error {
+        task: TaskId,
+        diagnostic: Box<pbx_lang::Diagnostic>,
+    },
     /// A program or module changed on disk and no longer compiles; the last
     /// good version stays in use.
     ProgramProblem { file: String, text: String },
@@ -86,7 +89,10 @@ pub struct LogObserver;
 impl Observer for LogObserver {
     fn event(&self, event: Event) {
         match event {
-            Event::Error { task, text } => tracing::warn!(task = task.0, "{text}"),
+            Event::Error { task, diagnostic } => {
+                let stack = pbx_lang::diagnostic::describe_stack(&diagnostic.stack).replace('\n', ", ");
+                tracing::warn!(task = task.0, "{} ({stack})", diagnostic.one_line())
+            }
             Event::ProgramProblem { file, text } => tracing::warn!(file, "{text}"),
             Event::Log { task, text } => tracing::info!(task = task.0, "{text}"),
             other => tracing::debug!("{other:?}"),

@@ -125,9 +125,11 @@ fn parse_action(text: &str) -> Result<Action, String> {
         _ if text.starts_with('#') || text.contains('@') || text.chars().all(|c| c.is_ascii_digit()) => {
             Action::Divert(parse_addresses(text)?)
         }
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "`{text}` is not an action; use divert ADDRESS, fork ADDRESS, ADDRESS…, reject [CODE], or #app"
-        )),
+        ))
+        }
     })
 }
 

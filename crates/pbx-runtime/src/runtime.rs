@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
+use pbx_lang::bytecode::Program;
 use pbx_lang::value::time::Clock;
 use pbx_lang::value::{Portable, Seconds, TaskId};
 use pbx_lang::Limits;
@@ -61,6 +62,9 @@ pub struct Shared {
     /// Where SMTP and HTTP run: a real-time executor even when tasks run in
     /// a simulation's virtual time.
     pub io: tokio::runtime::Handle,
+    /// Whether tasks run in virtual time (a paused tokio clock). Then the
+    /// simulation stands still while real network I/O happens.
+    pub virtual_time: bool,
     pub http: reqwest::Client,
     pub server_zone: TimeZone,
     pub limits: Limits,
@@ -93,8 +97,8 @@ pub enum StartError {
     Address(#[from] address::AddressError),
     #[error(transparent)]
     Program(#[from] ProgramError),
-    #[error("program `{0}` has no entry Main")]
-    NoMain(String),
+    #[error("program `{0}` has no entry `{1}`")]
+    NoEntry(String, String),
 }
 
 impl StartError {
@@ -116,6 +120,7 @@ impl Runtime {
         network: Arc<dyn Network>,
         observer: Arc<dyn Observer>,
         io: tokio::runtime::Handle,
+        virtual_time: bool,
     ) -> Result<Runtime, ConfigError> {
         let directory = Directory::from_config(&config)?;
         let server_zone = TimeZone::get(&config.server.time_zone).map_err(|error| ConfigError {
@@ -145,10 +150,30 @@ impl Runtime {
             network,
             clock,
             io,
+            virtual_time,
             http,
             server_zone,
             limits: Limits::default(),
         })))
+    }
+
+    /// Runs `work` (network I/O) on the I/O executor and returns its result.
+    /// In virtual time the calling thread waits for it without letting the
+    /// simulation's clock move.
+    pub async fn io<F>(&self, work: F) -> Option<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        if self.virtual_time {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            self.io.spawn(async move {
+                let _ = sender.send(work.await);
+            });
+            receiver.recv().ok()
+        } else {
+            self.io.spawn(work).await.ok()
+        }
     }
 
     /// Starts app `app` on behalf of `account`, with `leg` (a call) and
@@ -186,8 +211,28 @@ impl Runtime {
                 return Err(error.into());
             }
         };
-        let Some(entry) = program.entry("Main") else {
-            return Err(StartError::NoMain(shown));
+        self.start_program(program, shown, "Main", account, leg, parameters)
+    }
+
+    /// Starts entry `entry` of a compiled program on behalf of `account`.
+    /// Must be called on a tokio `LocalSet`.
+    pub fn start_program(
+        &self,
+        program: Arc<Program>,
+        shown: String,
+        entry: &str,
+        account: Arc<Account>,
+        leg: Option<Leg>,
+        parameters: Vec<Portable>,
+    ) -> Result<TaskId, StartError> {
+        let Some(entry) = program.entry(entry) else {
+            if let Some(leg) = &leg {
+                leg.send(LegCommand::Reject {
+                    code: 500,
+                    reason: "Failed to load the application".into(),
+                });
+            }
+            return Err(StartError::NoEntry(shown, entry.to_string()));
         };
         let parameters = if parameters.is_empty() {
             Portable::Null

@@ -5,6 +5,7 @@ mod check;
 mod loader;
 mod report;
 mod run;
+mod timeline;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,13 +32,29 @@ enum Command {
         #[arg(long, hide = true)]
         bytecode: bool,
     },
-    /// Run a program and print each SysLog line.
+    /// Run a program on a simulated incoming call and print a timeline of
+    /// what it plays, reads, sends and logs.
     Run {
-        /// The program (.sppr).
-        file: PathBuf,
-        /// The entry to start.
+        /// A program file (.sppr), or an address such as
+        /// callback#ivanov@example.com or 200@example.com.
+        target: String,
+        /// The entry to start (for a file).
         #[arg(long, default_value = "Main")]
         entry: String,
+        /// For a file: the account it runs for (default: the first domain's
+        /// pbx account). For an address: who calls.
+        #[arg(long = "as", value_name = "ACCOUNT@DOMAIN")]
+        as_account: Option<String>,
+        /// The caller's keys: DTMF symbols, `,` waits a second. Without it,
+        /// on a terminal, keys typed (then Enter) are sent.
+        #[arg(long)]
+        dtmf: Option<String>,
+        /// The configuration file (default: ./pbxd.toml if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides a configuration key: --set smtp.relay=127.0.0.1:2525.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
 }
 
@@ -45,6 +62,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { paths, bytecode } => check::check(&paths, bytecode),
-        Command::Run { file, entry } => run::run(&file, &entry),
+        Command::Run {
+            target,
+            entry,
+            as_account,
+            dtmf,
+            config,
+            set,
+        } => run::run(run::RunArgs {
+            target,
+            entry,
+            as_account,
+            dtmf,
+            config,
+            set,
+        }),
     }
 }

@@ -1,94 +1,221 @@
-//! `pbxd run FILE`: runs a program; each SysLog line goes to stdout.
+//! `pbxd run FILE|app#account@domain`: runs a program on a simulated
+//! incoming call and prints a timeline of what happens.
+//!
+//! With `--dtmf`, the caller dials that script and the run takes virtual
+//! time (a call of minutes finishes at once); without it, on a terminal,
+//! the keys typed (then Enter) are the caller's DTMF, in real time.
 
-use std::io::Write;
-use std::path::Path;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use pbx_lang::builtins::{Ctx, HostFn};
-use pbx_lang::bytecode::Program;
-use pbx_lang::value::text::log_text;
-use pbx_lang::value::OpError;
-use pbx_lang::{compile, Host, HostOutcome, SourceFile, Step, TaskOptions, Value, Vm};
+use pbx_lang::compile::{compile_as, FileKind};
+use pbx_lang::SourceFile;
+use pbx_runtime::sim::{self, Keys, SimNetwork};
+use pbx_runtime::{Config, Routed, Runtime};
+use tokio::io::AsyncBufReadExt;
 
 use crate::loader::FolderModules;
 use crate::report;
+use crate::timeline::Timeline;
 
-/// How many instructions a slice runs before the limits are checked.
-const SLICE: u32 = 20_000;
+/// How long a run may last (in its own time) before its tasks are stopped.
+const LONGEST_RUN: Duration = Duration::from_secs(2 * 3600);
 
-/// Runs entry `entry` of the program in `path`.
-pub fn run(path: &Path, entry: &str) -> ExitCode {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+/// What `pbxd run` was asked.
+pub struct RunArgs {
+    pub target: String,
+    pub entry: String,
+    /// For a file: the account it runs for. For an address: the caller.
+    pub as_account: Option<String>,
+    pub dtmf: Option<String>,
+    pub config: Option<PathBuf>,
+    pub set: Vec<String>,
+}
+
+/// Reads the configuration: `--config`, else `./pbxd.toml` if there is one,
+/// else the built-in defaults; then the `--set` overrides.
+pub fn load_config(path: Option<&Path>, set: &[String]) -> Result<Config, String> {
+    let default = Path::new("pbxd.toml");
+    match path {
+        Some(path) => Config::load(path, set),
+        None if default.exists() => Config::load(default, set),
+        None => Config::parse("", "built-in defaults", set),
+    }
+    .map_err(|error| error.to_string())
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let config = match load_config(args.config.as_deref(), &args.set) {
+        Ok(config) => config,
         Err(error) => {
-            eprintln!("error: {}: {error}", path.display());
+            eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
     };
+    let script = match args.dtmf.as_deref().map(sim::parse_script).transpose() {
+        Ok(script) => script,
+        Err(error) => {
+            eprintln!("error: --dtmf: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Scripted keys (or no terminal to type on) run in virtual time.
+    let live = script.is_none() && std::io::stdin().is_terminal();
+    let io = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(io) => io,
+        Err(error) => {
+            eprintln!("error: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let main = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(!live)
+        .build();
+    let main = match main {
+        Ok(main) => main,
+        Err(error) => {
+            eprintln!("error: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let handle = io.handle().clone();
+    let local = tokio::task::LocalSet::new();
+    let code = local.block_on(&main, session(args, config, script, live, handle));
+    io.shutdown_background();
+    code
+}
+
+async fn session(
+    args: RunArgs,
+    config: Config,
+    script: Option<Vec<sim::Key>>,
+    live: bool,
+    io: tokio::runtime::Handle,
+) -> ExitCode {
+    let phones = match config
+        .simulation
+        .phones
+        .iter()
+        .map(|(name, behaviour)| sim::Phone::parse(behaviour).map(|phone| (name.clone(), phone)))
+        .collect::<Result<_, _>>()
+    {
+        Ok(phones) => phones,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let network = Arc::new(SimNetwork::with_phones(phones));
+    let timeline = Arc::new(Timeline::new());
+    let runtime = match Runtime::new(config, network.clone(), timeline.clone(), io, !live) {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let keys = match script {
+        Some(script) => Keys::Script(script),
+        None if live => {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            tokio::task::spawn_local(read_keys(sender));
+            eprintln!("type DTMF keys (0-9 * # A-D) and Enter; end of input hangs up");
+            Keys::Live(receiver)
+        }
+        None => Keys::Script(Vec::new()),
+    };
+    let path = Path::new(&args.target);
+    let is_file = path.exists() || args.target.ends_with(".sppr");
+    let started = if is_file {
+        start_file(&runtime, &network, &args, keys)
+    } else {
+        let caller = args.as_account.clone().unwrap_or_else(|| "caller@sim".into());
+        let leg = network.incoming(&caller, &args.target, keys);
+        runtime
+            .incoming_call(leg, &args.target)
+            .map_err(|error| error.to_string())
+    };
+    match started {
+        Ok(Routed::Task(_)) => {}
+        Ok(Routed::Rejected(code)) => {
+            println!("{:8.3}  call rejected with {code}", 0.0);
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let begun = tokio::time::Instant::now();
+    while runtime.registry.count() > 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if begun.elapsed() > LONGEST_RUN {
+            runtime.registry.stop_all();
+        }
+    }
+    let errors = timeline.take_errors();
+    report::print_all(&errors);
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Compiles a program file and starts it on a simulated call.
+fn start_file(runtime: &Runtime, network: &SimNetwork, args: &RunArgs, keys: Keys) -> Result<Routed, String> {
+    let path = Path::new(&args.target);
+    let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
     let file = Arc::new(SourceFile::new(path.display().to_string(), text));
-    let program = match compile(file, &FolderModules::beside(path)) {
-        Ok(program) => program,
-        Err(diagnostics) => {
+    let program =
+        compile_as(file, FileKind::Program, &FolderModules::beside(path)).map_err(|diagnostics| {
             report::print_all(&diagnostics);
-            return ExitCode::FAILURE;
+            format!("{} does not compile", path.display())
+        })?;
+    let account = match &args.as_account {
+        Some(address) => {
+            let (user, domain) = address
+                .split_once('@')
+                .ok_or_else(|| format!("--as {address}: expected account@domain"))?;
+            runtime
+                .directory
+                .find(user, domain)
+                .ok_or_else(|| format!("--as {address}: no such account in the configuration"))?
         }
+        None => runtime
+            .directory
+            .first_domain()
+            .and_then(|domain| domain.find(pbx_runtime::directory::PBX_ACCOUNT))
+            .ok_or("no account to run for: configure a domain or pass --as account@domain")?,
     };
-    let Some(mut vm) = Vm::start(program.clone(), entry, Vec::new(), TaskOptions::default()) else {
-        eprintln!("error: {} has no entry `{entry}`", path.display());
-        return ExitCode::FAILURE;
-    };
-    let mut host = TerminalHost {
-        out: std::io::stdout().lock(),
-    };
-    loop {
-        match vm.run(&mut host, SLICE) {
-            Step::Yield => continue,
-            Step::Finished => break,
-            Step::Wait(never) => match never {},
-            Step::Failed(diagnostic) => {
-                let _ = host.out.flush();
-                report::print_all(&[*diagnostic]);
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    let _ = host.out.flush();
-    ExitCode::SUCCESS
+    let shown = path
+        .file_name()
+        .map_or_else(|| args.target.clone(), |name| name.to_string_lossy().into_owned());
+    let leg = network.incoming("caller@sim", &account.address(), keys);
+    runtime
+        .start_program(program, shown, &args.entry, account, Some(leg), Vec::new())
+        .map(Routed::Task)
+        .map_err(|error| error.to_string())
 }
 
-/// The host of a program run from the terminal without a call: SysLog
-/// prints; built-ins that need a call or the server are errors.
-struct TerminalHost<W: Write> {
-    out: W,
-}
-
-/// An operation that cannot happen: nothing here waits.
-enum Never {}
-
-impl<W: Write> Host for TerminalHost<W> {
-    type Op = Never;
-
-    fn call(&mut self, function: HostFn, args: &[Value], _: &mut Ctx<'_>) -> HostOutcome<Never> {
-        match function {
-            HostFn::SysLog => {
-                let line = match log_text(args.first().unwrap_or(&Value::Null)) {
-                    Ok(line) => line,
-                    Err(error) => return HostOutcome::Fail(error),
-                };
-                let _ = writeln!(self.out, "{line}");
-                HostOutcome::Done(Value::Null)
-            }
-            other => HostOutcome::Fail(
-                OpError::call(format!("`{}` needs a call or the server", other.name())).with_help(
-                    "`pbxd run` runs programs without a call; `pbxd serve` runs them for real calls",
-                ),
-            ),
+/// Reads lines from the terminal; each DTMF symbol typed is a key.
+async fn read_keys(sender: tokio::sync::mpsc::UnboundedSender<Option<char>>) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        for symbol in line
+            .chars()
+            .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D' | 'a'..='d'))
+        {
+            let _ = sender.send(Some(symbol.to_ascii_uppercase()));
         }
     }
-
-    fn spawn(&mut self, _: &Arc<Program>, _: u16, _: Vec<Value>) -> Result<Value, OpError> {
-        Err(OpError::call("`spawn` needs the task runtime")
-            .with_help("`pbxd run` runs a single task; `pbxd serve` runs many"))
-    }
+    let _ = sender.send(None);
 }

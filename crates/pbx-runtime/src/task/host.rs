@@ -134,9 +134,19 @@ impl TaskHost {
                 });
             }
             TaskInput::Disconnected { leg } => {
+                let task = self.id;
                 if let Some(call) = self.call.as_mut().filter(|call| call.id == leg) {
                     if call.state != LegState::Disconnected {
+                        let pending = call.state != LegState::Connected;
                         call.state = LegState::Disconnected;
+                        self.runtime.observer.event(Event::Call {
+                            task,
+                            what: if pending {
+                                "the call was cancelled".into()
+                            } else {
+                                "the peer hung up".into()
+                            },
+                        });
                         self.queue.events.push_back(QueuedEvent::system(
                             pbx_lang::builtins::events::DISCONNECT,
                             Portable::Null,
@@ -577,18 +587,33 @@ impl TaskHost {
 
     /// Ends the task's call, whatever its state.
     pub fn hang_up(&mut self, reason: Option<(u16, String)>) {
+        let task = self.id;
         if let Some(leg) = self.call.as_mut() {
-            match leg.state {
-                LegState::Disconnected => {}
+            let what = match leg.state {
+                LegState::Disconnected => None,
                 LegState::Incoming | LegState::Provisioned if !leg.outgoing => {
                     leg.send(LegCommand::Reject {
                         code: 500,
                         reason: "Server Internal Error".into(),
                     });
+                    Some("released the unanswered call (500)")
                 }
-                _ => leg.send(LegCommand::Disconnect { reason }),
-            }
+                LegState::Connected => {
+                    leg.send(LegCommand::Disconnect { reason });
+                    Some("hung up")
+                }
+                _ => {
+                    leg.send(LegCommand::Disconnect { reason });
+                    Some("cancelled the call")
+                }
+            };
             leg.state = LegState::Disconnected;
+            if let Some(what) = what {
+                self.runtime.observer.event(Event::Call {
+                    task,
+                    what: what.into(),
+                });
+            }
         }
         if let Some(peer) = self.bridged_with.take() {
             self.runtime

@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 
-use pbx_lang::builtins::events;
 use pbx_lang::value::{Bytes, Dict, Portable, TaskId, Value};
 
 /// A queued event, kept in a form that can be built into a value when read.

@@ -228,10 +228,9 @@ impl TaskHost {
         let to = outgoing.recipients.join(", ");
         let sent = self
             .runtime
-            .io
-            .spawn(async move { mail::deliver(&relay, timeout, outgoing.message).await })
+            .io(async move { mail::deliver(&relay, timeout, outgoing.message).await })
             .await
-            .unwrap_or_else(|_| Err("the mail service stopped".into()));
+            .unwrap_or_else(|| Err("the mail service stopped".into()));
         self.runtime.observer.event(Event::Email {
             task: self.id,
             to,
@@ -248,10 +247,9 @@ impl TaskHost {
         let url = request.url.clone();
         let result = self
             .runtime
-            .io
-            .spawn(async move { http::perform(&client, request).await })
+            .io(async move { http::perform(&client, request).await })
             .await
-            .unwrap_or_else(|_| Err("the HTTP service stopped".into()));
+            .unwrap_or_else(|| Err("the HTTP service stopped".into()));
         self.runtime.observer.event(Event::Http {
             task: self.id,
             url,

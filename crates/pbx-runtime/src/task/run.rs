@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use pbx_lang::bytecode::Program;
-use pbx_lang::diagnostic::describe_stack;
 use pbx_lang::value::time::Clock;
 use pbx_lang::value::{Portable, TaskId};
 use pbx_lang::{Step, TaskOptions, Vm};
@@ -127,14 +126,10 @@ async fn drive(mut vm: Vm, mut host: TaskHost) {
             }
             Step::Finished => break "finished".to_string(),
             Step::Failed(diagnostic) => {
-                let mut text = diagnostic.one_line();
-                if diagnostic.stack.len() > 1 {
-                    text = format!(
-                        "{text} ({})",
-                        describe_stack(&diagnostic.stack).replace('\n', ", ")
-                    );
-                }
-                host.runtime.observer.event(Event::Error { task: host.id, text });
+                host.runtime.observer.event(Event::Error {
+                    task: host.id,
+                    diagnostic,
+                });
                 break "ended by an error".to_string();
             }
         }
