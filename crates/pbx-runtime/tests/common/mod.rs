@@ -1,0 +1,323 @@
+//! Shared by the runtime's tests: a world to run calls in (configuration,
+//! environments in a scratch folder, the simulated network, virtual time),
+//! an observer that records events, and a real SMTP server (aiosmtpd).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pbx_runtime::observe::{Event, Observer};
+use pbx_runtime::sim::{self, Keys, SimNetwork};
+use pbx_runtime::{Config, Routed, Runtime};
+
+/// Records every event.
+#[derive(Default)]
+pub struct Recorder {
+    pub events: Mutex<Vec<Event>>,
+}
+
+impl Observer for Recorder {
+    fn event(&self, event: Event) {
+        if let Ok(mut events) = self.events.lock() {
+            events.push(event);
+        }
+    }
+}
+
+impl Recorder {
+    /// Every `SysLog` line, in order.
+    pub fn logs(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|event| match event {
+                Event::Log { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The files played, as found in their environments.
+    pub fn played(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|event| match event {
+                Event::Play { file, .. } => Some(file.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What happened to calls (`accepted`, `hung up`…).
+    pub fn calls(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|event| match event {
+                Event::Call { what, .. } => Some(what.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The one-line form of every run-time error.
+    pub fn errors(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|event| match event {
+                Event::Error { diagnostic, .. } => Some(diagnostic.one_line()),
+                Event::ProgramProblem { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A scratch folder, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let unique = format!(
+            "pbx-runtime-{name}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        )
+        .replace(['(', ')'], "");
+        let dir = std::env::temp_dir().join(unique);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// Writes `text` to `relative`, making folders.
+    pub fn write(&self, relative: &str, text: impl AsRef<[u8]>) {
+        let path = self.0.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.0.join(relative)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A silent WAV of `millis` milliseconds, as a prompt.
+pub fn prompt(millis: u32) -> Vec<u8> {
+    pbx_media::wav::pcm16_mono(&vec![0; (millis * 8) as usize], 8000)
+}
+
+/// The configuration of a test world: environments under `scratch`
+/// (stock, server, domains/example.com), domain example.com with accounts
+/// ivanov (Russian), petrov and operator, then `extra` TOML.
+pub fn config(scratch: &Scratch, extra: &str, overrides: &[String]) -> Config {
+    let text = format!(
+        r#"
+[environments]
+stock = "{stock}"
+server = "{server}"
+domains = "{domains}"
+
+[server]
+time_zone = "Europe/Moscow"
+
+[domains."example.com"]
+time_zone = "Europe/Moscow"
+
+[domains."example.com".accounts.ivanov]
+aliases = ["101"]
+language = "russian"
+working_hours = "Mon-Fri 09:00-18:00"
+rules = [{{ when = "after hours", then = "divert #callback" }}]
+
+[domains."example.com".accounts.petrov]
+aliases = ["102"]
+
+[domains."example.com".accounts.operator]
+aliases = ["100"]
+{extra}
+"#,
+        stock = scratch.path("stock").display(),
+        server = scratch.path("server").display(),
+        domains = scratch.path("domains").display(),
+    );
+    Config::parse(&text, "test.toml", overrides).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// How a test starts its call.
+pub enum Call<'a> {
+    /// An address (`callback#ivanov@example.com`), routed as a real call.
+    To(&'a str),
+    /// A program of the stock environment, run for an account.
+    App(&'a str, &'a str),
+}
+
+/// Runs one simulated call to the end, in virtual time, and returns what
+/// happened.
+pub fn run(config: Config, call: Call<'_>, dtmf: &str) -> Arc<Recorder> {
+    run_with(config, call, dtmf, |_| {})
+}
+
+/// Like `run`, with `before` called on the runtime first (to start other
+/// tasks, say).
+pub fn run_with(config: Config, call: Call<'_>, dtmf: &str, before: impl FnOnce(&Runtime)) -> Arc<Recorder> {
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let main = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let phones = config
+        .simulation
+        .phones
+        .iter()
+        .map(|(name, behaviour)| (name.clone(), sim::Phone::parse(behaviour).unwrap()))
+        .collect::<HashMap<_, _>>();
+    let script = sim::parse_script(dtmf).unwrap();
+    let local = tokio::task::LocalSet::new();
+    let observer = recorder.clone();
+    let handle = io.handle().clone();
+    local.block_on(&main, async move {
+        let network = Arc::new(SimNetwork::with_phones(phones));
+        let runtime = Runtime::new(config, network.clone(), observer, handle, true).unwrap();
+        before(&runtime);
+        let routed = match call {
+            Call::To(target) => {
+                let leg = network.incoming("caller@sim", target, Keys::Script(script));
+                runtime.incoming_call(leg, target)
+            }
+            Call::App(app, account) => {
+                let (user, domain) = account.split_once('@').unwrap();
+                let account = runtime.directory.find(user, domain).unwrap();
+                let leg = network.incoming("caller@sim", &account.address(), Keys::Script(script));
+                runtime.start_app(app, account, Some(leg), Vec::new()).map(Routed::Task)
+            }
+        };
+        if let Err(error) = routed {
+            panic!("the call did not start: {error}");
+        }
+        let begun = tokio::time::Instant::now();
+        while runtime.registry.count() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert!(begun.elapsed() < Duration::from_secs(7200), "the tasks did not end");
+        }
+    });
+    io.shutdown_background();
+    recorder
+}
+
+/// Whether tests must have their peers (CI sets PBXD_REQUIRE_PEERS=1).
+pub fn peers_required() -> bool {
+    std::env::var_os("PBXD_REQUIRE_PEERS").is_some_and(|value| value == "1")
+}
+
+/// A real SMTP server (aiosmtpd) on a free loopback port, printing every
+/// message it receives; stopped when dropped.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    messages: Arc<Mutex<Vec<String>>>,
+}
+
+impl SmtpServer {
+    /// Starts aiosmtpd, or `None` (after saying why) when it is missing and
+    /// peers are not required.
+    pub fn start() -> Option<SmtpServer> {
+        let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let spawned = Command::new("python3")
+            .args(["-u", "-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(error) => return missing(&format!("python3: {error}")),
+        };
+        let stdout = child.stdout.take()?;
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let collected = messages.clone();
+        std::thread::spawn(move || {
+            let mut current = String::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("------------ END MESSAGE") {
+                    collected.lock().unwrap().push(std::mem::take(&mut current));
+                } else if !line.starts_with("---------- MESSAGE FOLLOWS") {
+                    current.push_str(&line);
+                    current.push('\n');
+                }
+            }
+        });
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(SmtpServer { child, port, messages });
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                return missing("aiosmtpd exited (pip install aiosmtpd)");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        missing("aiosmtpd did not start listening")
+    }
+
+    /// `host:port` to give as the relay.
+    pub fn relay(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The messages received so far (headers and body), waiting a little
+    /// for `count` of them.
+    pub fn messages(&self, count: usize) -> Vec<String> {
+        for _ in 0..100 {
+            let messages = self.messages.lock().unwrap().clone();
+            if messages.len() >= count {
+                return messages;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.messages.lock().unwrap().clone()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn missing<T>(why: &str) -> Option<T> {
+    if peers_required() {
+        panic!("the SMTP peer is required (PBXD_REQUIRE_PEERS=1) but {why}");
+    }
+    eprintln!("skipping: {why}");
+    None
+}
+
+/// The stock environment of the repository (callback.sppr and prompts).
+pub fn repository_stock() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stdlib-scripts")
+}
