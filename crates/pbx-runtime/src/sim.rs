@@ -3,8 +3,9 @@
 //! Simulated legs are full citizens: a task answers, plays, records and
 //! bridges them exactly as it would SIP calls. A simulated caller dials
 //! its DTMF script like a person who listens to each prompt first: it
-//! presses the next key once the line has been quiet for a moment, and `,`
-//! waits a second. A simulated phone answers after some seconds, is busy,
+//! presses the next key once the line has been quiet for a moment, `,`
+//! waits a second, and a key after `!` is pressed at once, over a prompt
+//! (barge-in). A simulated phone answers after some seconds, is busy,
 //! or never answers, as configured (`[simulation] phones`).
 //!
 //! Time is tokio's: in a paused runtime a simulated call takes no real time.
@@ -63,23 +64,43 @@ impl Phone {
 /// One step of a caller's DTMF script.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Key {
+    /// Press a key once the line is quiet.
     Press(char),
+    /// Press a key at once, even over a prompt.
+    BargeIn(char),
     Pause(Duration),
 }
 
-/// Reads a DTMF script: symbols `0-9 * # A-D`, `,` for a one-second pause.
+/// Reads a DTMF script: symbols `0-9 * # A-D`, `,` for a one-second pause,
+/// `!` before a symbol to press it over a prompt.
 pub fn parse_script(text: &str) -> Result<Vec<Key>, String> {
-    text.chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| match c {
-            ',' => Ok(Key::Pause(Duration::from_secs(1))),
-            '0'..='9' | '*' | '#' | 'A'..='D' => Ok(Key::Press(c)),
-            'a'..='d' => Ok(Key::Press(c.to_ascii_uppercase())),
-            other => Err(format!(
-                "`{other}` is not a DTMF symbol (0-9, *, #, A-D, or `,` to wait a second)"
-            )),
-        })
-        .collect()
+    let mut keys = Vec::new();
+    let mut barge = false;
+    for c in text.chars().filter(|c| !c.is_whitespace()) {
+        let symbol = match c {
+            ',' => {
+                keys.push(Key::Pause(Duration::from_secs(1)));
+                continue;
+            }
+            '!' => {
+                barge = true;
+                continue;
+            }
+            '0'..='9' | '*' | '#' | 'A'..='D' => c,
+            'a'..='d' => c.to_ascii_uppercase(),
+            other => {
+                return Err(format!(
+                    "`{other}` is not a DTMF symbol (0-9, *, #, A-D; `,` waits a second, `!` presses over a prompt)"
+                ))
+            }
+        };
+        keys.push(if std::mem::take(&mut barge) {
+            Key::BargeIn(symbol)
+        } else {
+            Key::Press(symbol)
+        });
+    }
+    Ok(keys)
 }
 
 /// Where a simulated caller's keys come from.
@@ -271,6 +292,7 @@ impl Peer {
             since: Instant::now(),
         };
         let mut pause_until: Option<Instant> = None;
+        let mut last_key = Instant::now();
         let (mut script, mut live): (VecDeque<Key>, _) =
             match std::mem::replace(&mut self.keys, Keys::Script(Vec::new())) {
                 Keys::Script(keys) => (keys.into(), None),
@@ -283,7 +305,11 @@ impl Peer {
                 Media::Idle { .. } => None,
             };
             let key_at = match (&media, script.front(), self.connected) {
-                (Media::Playing { .. }, _, _) | (_, None, _) | (_, _, false) => None,
+                (_, None, _) | (_, _, false) => None,
+                (_, Some(Key::BargeIn(_)), true) => {
+                    Some((last_key + THINK).max(pause_until.unwrap_or(last_key)))
+                }
+                (Media::Playing { .. }, _, _) => None,
                 (Media::Idle { since }, Some(_), true) => {
                     Some((*since + THINK).max(pause_until.unwrap_or(*since)))
                 }
@@ -325,11 +351,12 @@ impl Peer {
                     }
                     if key_at.is_some_and(|at| now >= at) {
                         match script.pop_front() {
-                            Some(Key::Press(symbol)) => {
+                            Some(Key::Press(symbol) | Key::BargeIn(symbol)) => {
                                 self.owner.send(TaskInput::Dtmf(symbol));
                                 if let Media::Idle { since } = &mut media {
                                     *since = now;
                                 }
+                                last_key = now;
                                 pause_until = None;
                             }
                             Some(Key::Pause(length)) => pause_until = Some(now + length),

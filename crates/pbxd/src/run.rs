@@ -154,12 +154,12 @@ async fn session(
             return ExitCode::FAILURE;
         }
     }
-    let begun = tokio::time::Instant::now();
-    while runtime.registry.count() > 0 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if begun.elapsed() > LONGEST_RUN {
-            runtime.registry.stop_all();
-        }
+    if tokio::time::timeout(LONGEST_RUN, runtime.registry.idle())
+        .await
+        .is_err()
+    {
+        runtime.registry.stop_all();
+        runtime.registry.idle().await;
     }
     let errors = timeline.take_errors();
     report::print_all(&errors);

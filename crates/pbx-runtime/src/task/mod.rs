@@ -57,10 +57,21 @@ struct Entry {
 }
 
 /// Every running task, by ID.
-#[derive(Default)]
 pub struct Registry {
     tasks: Mutex<HashMap<TaskId, Entry>>,
     next: AtomicU64,
+    /// How many tasks run, for whoever waits for them all to end.
+    running: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry {
+            tasks: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+            running: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl std::fmt::Debug for Registry {
@@ -101,6 +112,7 @@ impl Registry {
                     program,
                 },
             );
+            self.running.send_replace(tasks.len());
         }
         (id, sender, receiver)
     }
@@ -108,7 +120,14 @@ impl Registry {
     pub(crate) fn remove(&self, id: TaskId) {
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.remove(&id);
+            self.running.send_replace(tasks.len());
         }
+    }
+
+    /// Waits until no task runs.
+    pub async fn idle(&self) {
+        let mut running = self.running.subscribe();
+        let _ = running.wait_for(|count| *count == 0).await;
     }
 
     /// Sends `input` to task `id`; false when there is no such task.

@@ -213,17 +213,16 @@ pub fn run_with(config: Config, call: Call<'_>, dtmf: &str, before: impl FnOnce(
                 let (user, domain) = account.split_once('@').unwrap();
                 let account = runtime.directory.find(user, domain).unwrap();
                 let leg = network.incoming("caller@sim", &account.address(), Keys::Script(script));
-                runtime.start_app(app, account, Some(leg), Vec::new()).map(Routed::Task)
+                runtime
+                    .start_app(app, account, Some(leg), Vec::new())
+                    .map(Routed::Task)
             }
         };
         if let Err(error) = routed {
             panic!("the call did not start: {error}");
         }
-        let begun = tokio::time::Instant::now();
-        while runtime.registry.count() > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            assert!(begun.elapsed() < Duration::from_secs(7200), "the tasks did not end");
-        }
+        let ended = tokio::time::timeout(Duration::from_secs(7200), runtime.registry.idle()).await;
+        assert!(ended.is_ok(), "the tasks did not end");
     });
     io.shutdown_background();
     recorder
@@ -272,7 +271,11 @@ impl SmtpServer {
         });
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(SmtpServer { child, port, messages });
+                return Some(SmtpServer {
+                    child,
+                    port,
+                    messages,
+                });
             }
             if let Ok(Some(_)) = child.try_wait() {
                 return missing("aiosmtpd exited (pip install aiosmtpd)");
