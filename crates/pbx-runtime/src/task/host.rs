@@ -335,16 +335,18 @@ impl TaskHost {
 
     // ------------------------------------------------------------ media
 
-    /// The prompt `PlayFile(name)` plays, or why not.
-    fn prompt(&self, name: &str) -> Result<Option<Media>, String> {
+    /// The prompt `PlayFile(name)` plays, or why not. A name that would
+    /// leave the environment is an error of the script (`Err(Ok)`); a file
+    /// that cannot be played is `Err(Err(reason))`.
+    fn prompt(&self, name: &str) -> Result<Option<Media>, Result<OpError, String>> {
         let found = self
             .runtime
             .environments
             .find(self.domain(), self.language.as_deref(), name, Kind::Audio)
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| Ok(OpError::call(format!("PlayFile: {error}"))))?;
         let Some(found) = found else { return Ok(None) };
-        let bytes = std::fs::read(&found.path).map_err(|error| format!("{}: {error}", found.shown))?;
-        let info = wav::info(&bytes).map_err(|error| format!("{}: {error}", found.shown))?;
+        let bytes = std::fs::read(&found.path).map_err(|error| Err(format!("{}: {error}", found.shown)))?;
+        let info = wav::info(&bytes).map_err(|error| Err(format!("{}: {error}", found.shown)))?;
         Ok(Some(Media::File {
             path: found.path,
             shown: found.shown,
@@ -383,7 +385,8 @@ impl TaskHost {
                 self.last_play_completed = false;
                 null()
             }
-            Err(problem) => {
+            Err(Ok(error)) => HostOutcome::Fail(error),
+            Err(Err(problem)) => {
                 self.event(Event::PlayMissing {
                     task: self.id,
                     name: format!("{name} ({problem})"),

@@ -324,3 +324,49 @@ fn missing<T>(why: &str) -> Option<T> {
 pub fn repository_stock() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stdlib-scripts")
 }
+
+/// A real HTTP server (Python's http.server, tests/peers/http_echo.py) on
+/// a free loopback port; stopped when dropped.
+pub struct HttpServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl HttpServer {
+    /// Starts the echo server, or `None` (after saying why) when Python is
+    /// missing and peers are not required.
+    pub fn start() -> Option<HttpServer> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/http_echo.py");
+        let spawned = Command::new("python3")
+            .arg("-u")
+            .arg(&script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(error) => return missing(&format!("python3: {error}")),
+        };
+        let mut line = String::new();
+        let stdout = child.stdout.take()?;
+        BufReader::new(stdout).read_line(&mut line).ok()?;
+        match line.trim().parse() {
+            Ok(port) => Some(HttpServer { child, port }),
+            Err(_) => {
+                let _ = child.kill();
+                missing("the HTTP echo server did not start")
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

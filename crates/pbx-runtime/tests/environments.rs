@@ -1,0 +1,207 @@
+//! FEATURES.md §2: environment layers, language folders, names matched
+//! ignoring case, audio extensions, refused paths, and hot reload.
+
+mod common;
+
+use common::{config, prompt, run, Call, Scratch};
+
+/// A program that plays `names` and logs what `ReadEnvirFile` finds.
+fn player(names: &[&str]) -> String {
+    let plays: String = names
+        .iter()
+        .map(|name| format!("  PlayFile(\"{name}\");\n"))
+        .collect();
+    format!("entry Main is\n  Void(AcceptCall());\n{plays}end;\n")
+}
+
+#[test]
+fn domain_then_server_then_stock_and_the_language_folder_first_in_each() {
+    let scratch = Scratch::new("layers");
+    for (file, millis) in [
+        ("stock/greeting.wav", 100),
+        ("stock/russian/greeting.wav", 100),
+        ("stock/only-stock.wav", 100),
+        ("server/greeting.wav", 100),
+        ("server/only-server.wav", 100),
+        ("domains/example.com/greeting.wav", 100),
+        ("domains/example.com/russian/only-stock.wav", 100),
+    ] {
+        scratch.write(file, prompt(millis));
+    }
+    scratch.write(
+        "stock/play.sppr",
+        player(&["greeting", "only-stock", "only-server"]),
+    );
+    // petrov speaks English: the domain's greeting, stock's and server's own.
+    let events = run(
+        config(&scratch, "", &[]),
+        Call::App("play", "petrov@example.com"),
+        "",
+    );
+    assert_eq!(
+        events.played(),
+        ["greeting.wav", "only-stock.wav", "only-server.wav"]
+    );
+    // ivanov speaks Russian: a Russian file in a lower layer does not beat
+    // the domain's root file, but the domain's Russian one wins over stock.
+    let events = run(
+        config(&scratch, "", &[]),
+        Call::App("play", "ivanov@example.com"),
+        "",
+    );
+    assert_eq!(
+        events.played(),
+        ["greeting.wav", "russian/only-stock.wav", "only-server.wav"]
+    );
+}
+
+#[test]
+fn names_match_ignoring_case_and_try_audio_extensions() {
+    let scratch = Scratch::new("names");
+    scratch.write("stock/callbackbusy.wav", prompt(100));
+    scratch.write("stock/Welcome.WAV", prompt(100));
+    scratch.write(
+        "stock/play.sppr",
+        player(&["CallbackBusy", "welcome", "callbackbusy.wav", "missing"]),
+    );
+    let events = run(
+        config(&scratch, "", &[]),
+        Call::App("play", "petrov@example.com"),
+        "",
+    );
+    assert_eq!(
+        events.played(),
+        ["callbackbusy.wav", "Welcome.WAV", "callbackbusy.wav"]
+    );
+    let missing = events.events.lock().unwrap().iter().any(
+        |event| matches!(event, pbx_runtime::observe::Event::PlayMissing { name, .. } if name == "missing"),
+    );
+    assert!(missing);
+}
+
+#[test]
+fn names_that_would_leave_the_environment_are_refused() {
+    let scratch = Scratch::new("refused");
+    scratch.write("secret.wav", prompt(100));
+    scratch.write("stock/ok.wav", prompt(100));
+    for (program, call) in [
+        ("up", "PlayFile(\"../secret\");"),
+        ("absolute", "PlayFile(\"/etc/passwd\");"),
+        ("nested", "PlayFile(\"russian/../../secret\");"),
+        ("read", "Void(ReadEnvirFile(\"../secret.wav\"));"),
+    ] {
+        scratch.write(
+            &format!("stock/{program}.sppr"),
+            format!("entry Main is\n  Void(AcceptCall());\n  PlayFile(\"ok\");\n  {call}\n  SysLog(\"not reached\");\nend;\n"),
+        );
+        let events = run(
+            config(&scratch, "", &[]),
+            Call::App(program, "petrov@example.com"),
+            "",
+        );
+        assert_eq!(events.played(), ["ok.wav"], "{program}");
+        assert!(events.logs().is_empty(), "{program}: {:?}", events.logs());
+        let errors = events.errors();
+        assert_eq!(errors.len(), 1, "{program}: {errors:?}");
+        assert!(
+            errors[0].contains("is not a file name within an environment"),
+            "{program}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn read_envir_file_reads_through_the_same_layers() {
+    let scratch = Scratch::new("read-envir");
+    scratch.write("stock/notes.txt", "stock notes");
+    scratch.write("domains/example.com/russian/notes.txt", "заметки домена");
+    scratch.write(
+        "stock/read.sppr",
+        "entry Main is SysLog(String(ReadEnvirFile(\"NOTES.txt\"))); SysLog(ObjectToString(ReadEnvirFile(\"none.txt\"))); end;",
+    );
+    let events = run(
+        config(&scratch, "", &[]),
+        Call::App("read", "petrov@example.com"),
+        "",
+    );
+    assert_eq!(events.logs(), ["stock notes", "#null#"]);
+    let events = run(
+        config(&scratch, "", &[]),
+        Call::App("read", "ivanov@example.com"),
+        "",
+    );
+    assert_eq!(events.logs(), ["заметки домена", "#null#"]);
+}
+
+#[test]
+fn programs_are_found_in_the_layers_and_a_domain_shadows_stock() {
+    let scratch = Scratch::new("program-layers");
+    scratch.write("stock/hello.sppr", "entry Main is SysLog(\"stock hello\"); end;");
+    scratch.write(
+        "domains/example.com/Hello.sppr",
+        "entry Main is SysLog(\"domain hello\"); end;",
+    );
+    let events = run(
+        config(&scratch, "", &[]),
+        Call::App("HELLO", "petrov@example.com"),
+        "",
+    );
+    assert_eq!(events.logs(), ["domain hello"]);
+}
+
+#[test]
+fn the_next_task_runs_the_new_version_and_a_broken_one_keeps_the_last_good() {
+    let scratch = Scratch::new("reload");
+    scratch.write("stock/app.sppr", "entry Main is SysLog(\"version 1\"); end;");
+    scratch.write("stock/helper.sppi", "function Word() is return \"one\"; end;");
+    scratch.write("stock/uses.sppr", "entry Main is SysLog(helper::Word()); end;");
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let main = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let recorder = std::sync::Arc::new(common::Recorder::default());
+    let observer = recorder.clone();
+    let handle = io.handle().clone();
+    let config = config(&scratch, "", &[]);
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&main, async {
+        let network = std::sync::Arc::new(pbx_runtime::sim::SimNetwork::default());
+        let runtime = pbx_runtime::Runtime::new(config, network, observer, handle, true).unwrap();
+        let petrov = runtime.directory.find("petrov", "example.com").unwrap();
+        let run_app = |name: &str| {
+            runtime.start_app(name, petrov.clone(), None, Vec::new()).unwrap();
+        };
+        run_app("app");
+        runtime.registry.idle().await;
+        // File times have a resolution; make sure the change is seen.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        scratch.write("stock/app.sppr", "entry Main is SysLog(\"version 2\"); end;   ");
+        run_app("app");
+        runtime.registry.idle().await;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        scratch.write("stock/app.sppr", "entry Main is SysLog(\"version 3\") end;");
+        run_app("app");
+        runtime.registry.idle().await;
+        run_app("uses");
+        runtime.registry.idle().await;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        scratch.write("stock/helper.sppi", "function Word() is return \"two\"; end; ");
+        run_app("uses");
+        runtime.registry.idle().await;
+    });
+    io.shutdown_background();
+    assert_eq!(
+        recorder.logs(),
+        ["version 1", "version 2", "version 2", "one", "two"]
+    );
+    let problems = recorder.errors();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("no longer compiles"), "{problems:?}");
+    assert!(problems[0].contains("app.sppr:1:"), "{problems:?}");
+}
