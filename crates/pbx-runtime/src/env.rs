@@ -106,13 +106,19 @@ fn find_entry(dir: &Path, name: &str) -> Option<PathBuf> {
         .map(|entry| entry.path())
 }
 
+/// A file's modification time and length; `None` when it is missing.
+type FileVersion = Option<(SystemTime, u64)>;
+
+/// Files with the versions they had when a program was compiled from them.
+type Versions = Vec<(PathBuf, FileVersion)>;
+
 struct Cached {
     /// The files it was compiled from, with their versions when compiled.
-    versions: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
+    versions: Versions,
     program: Arc<Program>,
     /// The version of the main file whose failure was last reported, so it
     /// is reported once.
-    reported: Option<Vec<(PathBuf, Option<(SystemTime, u64)>)>>,
+    reported: Option<Versions>,
 }
 
 /// The three layers of environments and the compiled programs.
@@ -134,7 +140,7 @@ impl std::fmt::Debug for Environments {
     }
 }
 
-fn version(path: &Path) -> Option<(SystemTime, u64)> {
+fn version(path: &Path) -> FileVersion {
     let metadata = std::fs::metadata(path).ok()?;
     Some((metadata.modified().ok()?, metadata.len()))
 }
@@ -323,7 +329,7 @@ impl Environments {
 struct EnvironmentModules<'a> {
     environments: &'a Environments,
     domain: &'a str,
-    loaded: Mutex<Vec<(PathBuf, Option<(SystemTime, u64)>)>>,
+    loaded: Mutex<Versions>,
 }
 
 impl ModuleLoader for EnvironmentModules<'_> {
