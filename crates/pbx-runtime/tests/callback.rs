@@ -132,27 +132,7 @@ fn in_working_hours_the_after_hours_rule_does_not_apply() {
 
 /// Like `run`, for a call that no task takes.
 fn run_refused(config: pbx_runtime::Config, target: &str) -> std::sync::Arc<common::Recorder> {
-    let io = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let main = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    let recorder = std::sync::Arc::new(common::Recorder::default());
-    let observer = recorder.clone();
-    let handle = io.handle().clone();
-    let local = tokio::task::LocalSet::new();
-    let routed = local.block_on(&main, async move {
-        let network = std::sync::Arc::new(pbx_runtime::sim::SimNetwork::default());
-        let runtime = pbx_runtime::Runtime::new(config, network.clone(), observer, handle, true).unwrap();
-        let leg = network.incoming("caller@sim", target, pbx_runtime::sim::Keys::Script(Vec::new()));
-        runtime.incoming_call(leg, target).unwrap()
-    });
-    assert_eq!(routed, pbx_runtime::Routed::Rejected(480));
-    io.shutdown_background();
+    let (recorder, routed) = common::route(config, common::Call::To(target), "", |_| {});
+    assert_eq!(routed, Ok(pbx_runtime::Routed::Rejected(480)));
     recorder
 }

@@ -3,6 +3,8 @@
 //! an observer that records events, and a real SMTP server (aiosmtpd).
 
 #![allow(dead_code)]
+// Helpers are test code: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -179,6 +181,21 @@ pub fn run(config: Config, call: Call<'_>, dtmf: &str) -> Arc<Recorder> {
 /// Like `run`, with `before` called on the runtime first (to start other
 /// tasks, say).
 pub fn run_with(config: Config, call: Call<'_>, dtmf: &str, before: impl FnOnce(&Runtime)) -> Arc<Recorder> {
+    let (recorder, routed) = route(config, call, dtmf, before);
+    if let Err(error) = routed {
+        panic!("the call did not start: {error}");
+    }
+    recorder
+}
+
+/// Routes one simulated call and runs whatever it started to the end; returns
+/// what happened and how the call was routed.
+pub fn route(
+    config: Config,
+    call: Call<'_>,
+    dtmf: &str,
+    before: impl FnOnce(&Runtime),
+) -> (Arc<Recorder>, Result<Routed, String>) {
     let io = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -200,7 +217,7 @@ pub fn run_with(config: Config, call: Call<'_>, dtmf: &str, before: impl FnOnce(
     let local = tokio::task::LocalSet::new();
     let observer = recorder.clone();
     let handle = io.handle().clone();
-    local.block_on(&main, async move {
+    let routed = local.block_on(&main, async move {
         let network = Arc::new(SimNetwork::with_phones(phones));
         let runtime = Runtime::new(config, network.clone(), observer, handle, true).unwrap();
         before(&runtime);
@@ -218,14 +235,12 @@ pub fn run_with(config: Config, call: Call<'_>, dtmf: &str, before: impl FnOnce(
                     .map(Routed::Task)
             }
         };
-        if let Err(error) = routed {
-            panic!("the call did not start: {error}");
-        }
         let ended = tokio::time::timeout(Duration::from_secs(7200), runtime.registry.idle()).await;
         assert!(ended.is_ok(), "the tasks did not end");
+        routed.map_err(|error| error.to_string())
     });
     io.shutdown_background();
-    recorder
+    (recorder, routed)
 }
 
 /// Whether tests must have their peers (CI sets PBXD_REQUIRE_PEERS=1).
