@@ -481,12 +481,22 @@ fn locate(name: &str, text: &str, span: Option<std::ops::Range<usize>>) -> Strin
     }
 }
 
-/// The key assigned on the line holding byte `offset`.
+/// The whole key (`smtp.relay`) assigned on the line holding byte `offset`:
+/// the table the line is in, then the key the line assigns.
 fn key_on_line(text: &str, offset: usize) -> Option<String> {
     let start = text.get(..offset)?.rfind('\n').map_or(0, |newline| newline + 1);
     let line = text[start..].lines().next()?;
     let (key, _) = line.split_once('=')?;
-    Some(key.trim().to_string())
+    let key = key.trim();
+    let table = text[..start].lines().rev().find_map(|line| {
+        let line = line.trim();
+        let inner = line.strip_prefix('[')?.split(']').next()?;
+        Some(inner.trim_start_matches('[').trim().to_string())
+    });
+    Some(match table {
+        Some(table) if !table.is_empty() => format!("{table}.{key}"),
+        _ => key.to_string(),
+    })
 }
 
 /// The first line where `key` is assigned or names a table.
@@ -525,14 +535,19 @@ mod tests {
     fn unknown_keys_name_their_line() {
         let error = Config::parse("data_dir = \"x\"\n[smtp]\nrealy = \"a\"\n", "t.toml", &[]).unwrap_err();
         assert_eq!(error.location, "t.toml:3");
-        assert!(error.message.contains("realy"), "{}", error.message);
+        assert!(
+            error.message.starts_with("`smtp.realy`: unknown field"),
+            "{}",
+            error.message
+        );
+        assert!(error.message.contains("expected `relay` or"), "{}", error.message);
     }
 
     #[test]
     fn bad_values_say_what_was_expected() {
         let error = Config::parse("[sip]\nlisten = \"nowhere\"\n", "t.toml", &[]).unwrap_err();
         assert_eq!(error.location, "t.toml:2");
-        assert!(error.message.contains("listen"), "{}", error.message);
+        assert!(error.message.starts_with("`sip.listen`: "), "{}", error.message);
         let error = Config::parse("", "t.toml", &["clock.start=yesterday".into()]).unwrap_err();
         assert_eq!(error.location, "--set clock.start=yesterday");
         let error = Config::parse("", "t.toml", &["nonsense".into()]).unwrap_err();

@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{config, repository_stock, run, Call, Scratch, SmtpServer};
+use common::{config, repository_stock, run, Call, Scratch};
+use pbx_test_peers::SmtpServer;
 
 fn world(scratch: &Scratch, relay: &str, extra: &[&str]) -> pbx_runtime::Config {
     let mut overrides = vec![

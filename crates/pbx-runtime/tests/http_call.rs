@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{config, run, Call, HttpServer, Scratch};
+use common::{config, run, Call, Scratch};
+use pbx_test_peers::HttpServer;
 
 fn logs(name: &str, server: &HttpServer, body: &str, extra: &[String]) -> Vec<String> {
     let scratch = Scratch::new(name);

@@ -25,6 +25,32 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The events of a `pbxd run` timeline, without their times.
+fn events(output: &Output) -> Vec<String> {
+    stdout(output)
+        .lines()
+        .map(|line| {
+            let (time, event) = line.trim_start().split_once("  ").unwrap_or(("", line));
+            assert!(
+                time.parse::<f64>().is_ok(),
+                "a timeline line starts with its time: {line}"
+            );
+            event.to_string()
+        })
+        .collect()
+}
+
+/// The time column of the timeline line whose event is `event`.
+fn time_of(output: &Output, event: &str) -> f64 {
+    stdout(output)
+        .lines()
+        .find_map(|line| {
+            let (time, text) = line.trim_start().split_once("  ")?;
+            (text == event).then(|| time.parse().ok()).flatten()
+        })
+        .unwrap_or_else(|| panic!("no `{event}` in the timeline:\n{}", stdout(output)))
+}
+
 /// A folder of its own under the system's temporary folder.
 fn scratch(name: &str, files: &[(&str, &str)]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pbxd-cli-{name}-{}", std::process::id()));
@@ -97,14 +123,22 @@ fn run_prints_each_syslog_line() {
     );
     let output = pbxd(&["run", dir.join("main.sppr").to_str().expect("utf-8 path")]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stdout(&output), "one\n#42\n()\n");
+    let logged: Vec<String> = events(&output)
+        .into_iter()
+        .filter(|event| event.starts_with("#1 log "))
+        .collect();
+    assert_eq!(logged, ["#1 log one", "#1 log #42", "#1 log ()"]);
 }
 
 #[test]
 fn run_starts_the_entry_asked_for() {
     let output = pbxd(&["run", "examples/menu-braces.sppr", "--entry", "MAIN"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stdout(&output).contains("1 -> sales"), "{}", stdout(&output));
+    assert!(
+        events(&output).contains(&"#1 log 1 -> sales".to_string()),
+        "{}",
+        stdout(&output)
+    );
     let missing = pbxd(&["run", "examples/menu-braces.sppr", "--entry", "Nowhere"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(
@@ -125,7 +159,15 @@ fn run_reports_a_runtime_error_with_the_stack_and_fails() {
     );
     let output = pbxd(&["run", dir.join("divide.sppr").to_str().expect("utf-8 path")]);
     assert_eq!(output.status.code(), Some(1));
-    assert_eq!(stdout(&output), "before\n");
+    let timeline = events(&output);
+    assert!(timeline.contains(&"#1 log before".to_string()), "{timeline:?}");
+    assert!(!timeline.contains(&"#1 log after".to_string()), "{timeline:?}");
+    assert!(
+        timeline.iter().any(|event| event.starts_with("#1 error: ")
+            && event.ends_with("divide.sppr:2:10: error[arithmetic]: division by zero")),
+        "{timeline:?}"
+    );
+    assert_eq!(timeline.last().map(String::as_str), Some("#1 ended by an error"));
     let errors = stderr(&output);
     assert!(errors.contains("division by zero"), "{errors}");
     assert!(errors.contains("divide.sppr:2:10"), "{errors}");
@@ -148,17 +190,198 @@ fn run_stops_an_endless_loop_with_a_limit_error() {
 }
 
 #[test]
-fn run_refuses_call_built_ins_without_a_call() {
+fn run_puts_a_file_on_a_simulated_call() {
     let dir = scratch(
         "call",
-        &[("answer.sppr", "entry Main is\n  Void(AcceptCall());\nend;\n")],
+        &[(
+            "answer.sppr",
+            "entry Main is\n  if AcceptCall() != null then return; end if;\n  PlayFile(\"CallbackBusy\");\n  \
+             SysLog(ReadInput(10));\nend;\n",
+        )],
     );
-    let output = pbxd(&["run", dir.join("answer.sppr").to_str().expect("utf-8 path")]);
-    assert_eq!(output.status.code(), Some(1));
+    let path = dir.join("answer.sppr");
+    let output = pbxd(&["run", path.to_str().expect("utf-8 path"), "--dtmf", "7"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let timeline = events(&output);
+    let expected = [
+        "#1 start answer.sppr for pbx@example.com",
+        "#1 incoming call from sip:caller@sim to sip:pbx@example.com",
+        "#1 accepted",
+        "#1 play callbackbusy.wav (3.4 s)",
+    ];
+    assert_eq!(timeline[..4], expected, "{timeline:?}");
+    assert!(timeline.contains(&"#1 dtmf 7".to_string()), "{timeline:?}");
+    assert!(timeline.contains(&"#1 log 7".to_string()), "{timeline:?}");
+    assert_eq!(
+        timeline[timeline.len() - 2..],
+        ["#1 hung up", "#1 finished"],
+        "{timeline:?}"
+    );
+}
+
+/// The issue's test of done: the callback app of a Russian-speaking account,
+/// a number dialled and confirmed with `#`, one mail through a real relay.
+#[test]
+fn run_callback_mails_the_number_and_plays_russian_prompts() {
+    let Some(smtp) = pbx_test_peers::SmtpServer::start() else {
+        return;
+    };
+    let relay = format!("smtp.relay={}", smtp.relay());
+    let output = pbxd(&[
+        "run",
+        "callback#ivanov@example.com",
+        "--dtmf",
+        "5551234#",
+        "--set",
+        &relay,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let played: Vec<String> = events(&output)
+        .into_iter()
+        .filter_map(|event| Some(event.strip_prefix("#1 play ")?.split(' ').next()?.to_string()))
+        .collect();
+    assert_eq!(
+        played,
+        [
+            "russian/callbackbusy.wav",
+            "russian/callbacklater.wav",
+            "russian/callbacknumber.wav",
+            "russian/callbackclearnumber.wav",
+            "russian/callbacktrailer.wav",
+        ]
+    );
+    let timeline = events(&output);
+    let dialled: String = timeline
+        .iter()
+        .filter_map(|event| event.strip_prefix("#1 dtmf "))
+        .collect();
+    assert_eq!(dialled, "5551234#");
     assert!(
-        stderr(&output).contains("`AcceptCall` needs a call"),
+        timeline.contains(&"#1 email to ivanov@example.com: accepted".to_string()),
+        "{timeline:?}"
+    );
+    // The mail goes once `#` is dialled, and the trailer follows it.
+    assert!(time_of(&output, "#1 dtmf #") <= time_of(&output, "#1 email to ivanov@example.com: accepted"));
+    let messages = smtp.messages(1);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].contains("From: CallbackMailer@example.com"),
         "{}",
-        stderr(&output)
+        messages[0]
+    );
+    assert!(messages[0].contains("To: ivanov@example.com"), "{}", messages[0]);
+    assert!(
+        messages[0].contains("Subject: Call back:5551234\n"),
+        "{}",
+        messages[0]
+    );
+}
+
+#[test]
+fn run_callback_without_a_relay_apologises() {
+    // Port 9 (discard) on loopback: nothing listens there in a test machine.
+    let output = pbxd(&[
+        "run",
+        "callback#petrov@example.com",
+        "--dtmf",
+        "12,3#",
+        "--set",
+        "smtp.relay=127.0.0.1:9",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let timeline = events(&output);
+    assert!(
+        timeline
+            .iter()
+            .any(|event| event.starts_with("#1 email to petrov@example.com: failed (")),
+        "{timeline:?}"
+    );
+    let tail: Vec<&str> = timeline
+        .iter()
+        .filter_map(|event| event.strip_prefix("#1 play "))
+        .map(|event| event.split(' ').next().unwrap_or(""))
+        .skip(4)
+        .collect();
+    assert_eq!(tail, ["russian/failure.wav", "russian/callbacknotavailable.wav"]);
+    // The `,` is a second of silence between 2 and 3.
+    assert!(time_of(&output, "#1 dtmf 3") - time_of(&output, "#1 dtmf 2") >= 1.0);
+}
+
+#[test]
+fn run_rejects_bad_dtmf_and_bad_settings_plainly() {
+    let output = pbxd(&["run", "callback#ivanov@example.com", "--dtmf", "12x"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--dtmf"), "{}", stderr(&output));
+    assert!(stderr(&output).contains('x'), "{}", stderr(&output));
+    assert!(stdout(&output).is_empty(), "{}", stdout(&output));
+
+    let output = pbxd(&[
+        "run",
+        "callback#ivanov@example.com",
+        "--set",
+        "smtp.rely=127.0.0.1:25",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("smtp.rely"), "{}", stderr(&output));
+
+    let output = pbxd(&[
+        "run",
+        "callback#ivanov@example.com",
+        "--set",
+        "clock.start=yesterday",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("clock.start"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("RFC 3339"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_config_error_names_the_file_line_and_key() {
+    let dir = scratch(
+        "config",
+        &[(
+            "pbxd.toml",
+            "[smtp]\nrelay = \"127.0.0.1:2525\"\n\n[domains.\"example.com\"]\ntime_zone = \"Europe/Moscow\"\ncolour = \"blue\"\n",
+        )],
+    );
+    let path = dir.join("pbxd.toml");
+    let output = pbxd(&[
+        "run",
+        "callback#ivanov@example.com",
+        "--config",
+        path.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let errors = stderr(&output);
+    assert!(
+        errors.contains("pbxd.toml:6: `domains.\"example.com\".colour`: unknown field"),
+        "{errors}"
+    );
+    assert!(errors.contains("expected one of `time_zone`"), "{errors}");
+}
+
+#[test]
+fn run_routes_a_call_to_an_account_by_its_rules() {
+    // Monday 20:00 in Moscow: ivanov's rules send after-hours calls to #callback.
+    let output = pbxd(&[
+        "run",
+        "ivanov@example.com",
+        "--dtmf",
+        "*",
+        "--set",
+        "clock.start=2026-11-23T20:00:00+03:00",
+        "--set",
+        "smtp.relay=127.0.0.1:9",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let timeline = events(&output);
+    assert_eq!(
+        timeline[0], "#1 start callback.sppr for ivanov@example.com",
+        "{timeline:?}"
+    );
+    assert!(
+        timeline.contains(&"#1 play russian/callbackbusy.wav (3.2 s)".to_string()),
+        "{timeline:?}"
     );
 }
 
