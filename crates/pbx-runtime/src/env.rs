@@ -7,17 +7,27 @@
 //! is refused. Programs are compiled once per file version: the next task
 //! after a change gets the new version; a version that no longer compiles
 //! leaves the last good one in use and reports why.
+//!
+//! `Environments::watch` adds hot reload through file-system notifications:
+//! a saved program (or a module it uses) is compiled at once, so its
+//! mistakes are reported when it is saved, not when the next call comes,
+//! and that call finds it compiled. Each use still compares file versions,
+//! so a change the notifications miss is picked up all the same.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use pbx_lang::bytecode::Program;
 use pbx_lang::compile::{compile_as, FileKind, ModuleLoader};
 use pbx_lang::{Diagnostic, SourceFile};
 
 use crate::observe::{Event, Observer};
+
+/// How long the file system must be quiet after a change before programs
+/// are compiled again (an editor's save is often several writes).
+const SETTLE: Duration = Duration::from_millis(200);
 
 /// Audio extensions tried for a name without one, in order.
 pub const AUDIO_EXTENSIONS: [&str; 1] = ["wav"];
@@ -287,15 +297,11 @@ impl Environments {
                     Some(cached) => {
                         if cached.reported.as_ref() != Some(&versions) {
                             cached.reported = Some(versions);
-                            let text = diagnostics
-                                .iter()
-                                .map(Diagnostic::one_line)
-                                .collect::<Vec<_>>()
-                                .join("\n");
                             self.observer.event(Event::ProgramProblem {
                                 file,
                                 text: format!(
-                                    "no longer compiles; the last good version stays in use:\n{text}"
+                                    "no longer compiles; the last good version stays in use:\n{}",
+                                    one_per_line(&diagnostics)
                                 ),
                             });
                         }
@@ -322,6 +328,150 @@ impl Environments {
             .find(domain, language, name, Kind::File)?
             .and_then(|found| std::fs::read(found.path).ok()))
     }
+}
+
+/// Hot reload: stops watching when dropped.
+pub struct EnvironmentWatch {
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl std::fmt::Debug for EnvironmentWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnvironmentWatch")
+    }
+}
+
+/// Whether `path` is a program or a module.
+fn is_script(path: &Path) -> bool {
+    path.extension().is_some_and(|extension| {
+        extension.eq_ignore_ascii_case("sppr") || extension.eq_ignore_ascii_case("sppi")
+    })
+}
+
+/// `path` made absolute with links resolved, when it exists.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+impl Environments {
+    /// Watches the three layers (those that exist) and compiles changed
+    /// programs as soon as their files settle.
+    pub fn watch(self: &Arc<Self>) -> notify::Result<EnvironmentWatch> {
+        use notify::Watcher;
+        let (sender, receiver) = std::sync::mpsc::channel::<PathBuf>();
+        let mut watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
+            if let Ok(event) = result {
+                if matches!(
+                    event.kind,
+                    notify::EventKind::Create(_)
+                        | notify::EventKind::Modify(_)
+                        | notify::EventKind::Remove(_)
+                ) {
+                    for path in event.paths.into_iter().filter(|path| is_script(path)) {
+                        let _ = sender.send(path);
+                    }
+                }
+            }
+        })?;
+        for root in [&self.stock, &self.server, &self.domains] {
+            if root.is_dir() {
+                watcher.watch(root, notify::RecursiveMode::Recursive)?;
+            }
+        }
+        let environments = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("environment-watch".into())
+            .spawn(move || {
+                // Ends when the watcher (and so the sender) is dropped.
+                while let Ok(first) = receiver.recv() {
+                    let mut changed = vec![canonical(&first)];
+                    while let Ok(path) = receiver.recv_timeout(SETTLE) {
+                        changed.push(canonical(&path));
+                    }
+                    changed.sort();
+                    changed.dedup();
+                    match environments.upgrade() {
+                        Some(environments) => environments.refresh(&changed),
+                        None => return,
+                    }
+                }
+            })
+            .map_err(|error| notify::Error::generic(&error.to_string()))?;
+        Ok(EnvironmentWatch { _watcher: watcher })
+    }
+
+    /// Compiles again the cached programs that read a changed file, and
+    /// checks changed programs no task has used yet, reporting mistakes.
+    pub fn refresh(&self, changed: &[PathBuf]) {
+        let stale: Vec<(String, String)> = match self.programs.lock() {
+            Ok(programs) => programs
+                .iter()
+                .filter(|(_, cached)| {
+                    cached
+                        .versions
+                        .iter()
+                        .any(|(path, _)| changed.contains(&canonical(path)))
+                })
+                .map(|(key, _)| key.clone())
+                .collect(),
+            Err(_) => return,
+        };
+        let mut compiled = Vec::new();
+        for (domain, app) in &stale {
+            if let Ok((program, _)) = self.program(domain, app) {
+                compiled.push(program);
+            }
+        }
+        for path in changed {
+            let is_program = path
+                .extension()
+                .is_some_and(|extension| extension.eq_ignore_ascii_case("sppr"));
+            let already = compiled
+                .iter()
+                .any(|program| canonical(Path::new(program.main_file().name())) == *path);
+            if is_program && path.is_file() && !already {
+                self.check_file(path);
+            }
+        }
+    }
+
+    /// Compiles one program file with the modules its layers offer and
+    /// reports its mistakes.
+    fn check_file(&self, path: &Path) {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        // A file in a domain's folder sees that domain's layers; one in the
+        // server or stock layer sees those.
+        let domains = canonical(&self.domains);
+        let domain = path
+            .strip_prefix(&domains)
+            .ok()
+            .and_then(|inside| inside.components().next())
+            .map(|component| component.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let loader = EnvironmentModules {
+            environments: self,
+            domain: &domain,
+            loaded: Mutex::new(Vec::new()),
+        };
+        let file = Arc::new(SourceFile::new(path.display().to_string(), text));
+        if let Err(diagnostics) = compile_as(file, FileKind::Program, &loader) {
+            self.observer.event(Event::ProgramProblem {
+                file: path.display().to_string(),
+                text: format!("does not compile:\n{}", one_per_line(&diagnostics)),
+            });
+        }
+    }
+}
+
+/// Diagnostics one per line, for the log.
+pub fn one_per_line(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(Diagnostic::one_line)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Loads a program's modules from the same layers, and remembers which

@@ -54,7 +54,7 @@ impl Clock for RuntimeClock {
 pub struct Shared {
     pub config: Config,
     pub directory: Directory,
-    pub environments: Environments,
+    pub environments: Arc<Environments>,
     pub registry: Registry,
     pub observer: Arc<dyn Observer>,
     pub network: Arc<dyn Network>,
@@ -127,12 +127,12 @@ impl Runtime {
             location: "server.time_zone".into(),
             message: error.to_string(),
         })?;
-        let environments = Environments::new(
+        let environments = Arc::new(Environments::new(
             config.environments.stock.clone(),
             config.environments.server.clone(),
             config.environments.domains.clone(),
             observer.clone(),
-        );
+        ));
         let clock = Arc::new(RuntimeClock::new(config.clock.start));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.http.timeout_seconds))
@@ -192,14 +192,9 @@ impl Runtime {
                     diagnostics, file, ..
                 } = &error
                 {
-                    let text = diagnostics
-                        .iter()
-                        .map(pbx_lang::Diagnostic::one_line)
-                        .collect::<Vec<_>>()
-                        .join("\n");
                     self.observer.event(Event::ProgramProblem {
                         file: file.clone(),
-                        text,
+                        text: crate::env::one_per_line(diagnostics),
                     });
                 }
                 if let Some(leg) = &leg {

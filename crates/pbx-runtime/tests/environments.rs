@@ -205,3 +205,65 @@ fn the_next_task_runs_the_new_version_and_a_broken_one_keeps_the_last_good() {
     assert!(problems[0].contains("no longer compiles"), "{problems:?}");
     assert!(problems[0].contains("app.sppr:1:"), "{problems:?}");
 }
+
+/// Waits (up to a generous bound, for a loaded machine) until `recorder`
+/// holds `count` problem reports; returns them.
+fn problems_after(recorder: &common::Recorder, count: usize) -> Vec<String> {
+    for _ in 0..500 {
+        let problems = recorder.errors();
+        if problems.len() >= count {
+            return problems;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    recorder.errors()
+}
+
+#[test]
+fn a_watched_environment_reports_a_broken_save_at_once() {
+    use pbx_runtime::env::Environments;
+    use std::sync::Arc;
+
+    let scratch = Scratch::new("watch");
+    scratch.write("stock/app.sppr", "entry Main is SysLog(helper::Word()); end;");
+    scratch.write("stock/helper.sppi", "function Word() is return \"one\"; end;");
+    std::fs::create_dir_all(scratch.path("server")).unwrap();
+    std::fs::create_dir_all(scratch.path("domains/example.com")).unwrap();
+    let recorder = Arc::new(common::Recorder::default());
+    let environments = Arc::new(Environments::new(
+        scratch.path("stock"),
+        scratch.path("server"),
+        scratch.path("domains"),
+        recorder.clone(),
+    ));
+    let _watch = environments.watch().unwrap();
+    let (first, _) = environments.program("example.com", "app").unwrap();
+
+    // A module the program uses breaks: reported without any call, and the
+    // program in use stays the last good one.
+    scratch.write("stock/helper.sppi", "function Word() is return \"two\" end;");
+    let problems = problems_after(&recorder, 1);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].starts_with("no longer compiles"), "{problems:?}");
+    assert!(problems[0].contains("helper.sppi:1:"), "{problems:?}");
+    let (kept, _) = environments.program("example.com", "app").unwrap();
+    assert!(Arc::ptr_eq(&first, &kept));
+
+    // A program nobody has run yet, saved broken in a domain's folder.
+    scratch.write(
+        "domains/example.com/new.sppr",
+        "entry Main is\n  SysLog(Unknown());\nend;\n",
+    );
+    let problems = problems_after(&recorder, 2);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[1].starts_with("does not compile"), "{problems:?}");
+    assert!(problems[1].contains("new.sppr:2:10"), "{problems:?}");
+
+    // Fixed: the next use gets the new version, and nothing more is reported.
+    scratch.write("stock/helper.sppi", "function Word() is return \"three\"; end;");
+    let (fixed, _) = environments.program("example.com", "app").unwrap();
+    assert!(!Arc::ptr_eq(&first, &fixed));
+    assert!(fixed.files.iter().any(|file| file.text().contains("three")));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(recorder.errors().len(), 2, "{:?}", recorder.errors());
+}
