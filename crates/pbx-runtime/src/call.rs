@@ -18,6 +18,9 @@ use crate::task::TaskInput;
 /// Identifies a leg.
 pub type LegId = u64;
 
+/// Where the outcome of a request goes: `Ok`, or a reason for the script.
+pub type Reply = oneshot::Sender<Result<(), String>>;
+
 /// What a task may be doing with its call (CGPL.md §7.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LegState {
@@ -46,6 +49,8 @@ pub struct LegInfo {
     pub call_id: String,
     /// Headers of the pending request, as received.
     pub headers: Vec<(String, String)>,
+    /// Whether the peer takes transfers (SIP: it allows REFER).
+    pub transfer_supported: bool,
 }
 
 /// Audio to play.
@@ -82,19 +87,82 @@ pub struct Played {
     pub completed: bool,
 }
 
+/// The usual reason phrase of a SIP final response code (RFC 3261 §21).
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        410 => "Gone",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        484 => "Address Incomplete",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => match code / 100 {
+            4 => "Request Failure",
+            5 => "Server Failure",
+            _ => "Global Failure",
+        },
+    }
+}
+
+/// How a participant of a mixer hears and is heard (`MuteMixer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MuteMode {
+    /// The others hear it, or (muted) do not.
+    Muted(bool),
+    /// Marks it special: participants who hear only special ones hear it.
+    Special,
+    /// It hears only the special participants (a coach whispering).
+    HearsSpecial,
+    /// It hears no one.
+    HearsMute,
+    /// It hears everyone again.
+    HearsNormal,
+}
+
+/// What a task asks of the mixer on its leg's media channel (a conference).
+#[derive(Clone, Debug)]
+pub enum MixerCommand {
+    /// Mix another leg's media in: it hears the mix, the mix hears it.
+    Attach(LegHandle),
+    /// Take a leg out of the mix; it goes back to its own media channel.
+    Detach(LegId),
+    Mute {
+        leg: LegId,
+        mode: MuteMode,
+    },
+}
+
 /// What a task asks of its leg.
 #[derive(Debug)]
 pub enum LegCommand {
     /// Send a provisional response; `media` opens the media channel early.
     Provision { code: u16, reason: String, media: bool },
     /// Answer.
-    Accept {
-        reply: oneshot::Sender<Result<(), String>>,
-    },
+    Accept { reply: Reply },
     /// Refuse a pending call.
     Reject { code: u16, reason: String },
     /// Send the caller elsewhere (302).
     Redirect { targets: Vec<String> },
+    /// Ring `targets` too while the task keeps the pending call; if one of
+    /// them answers first, the caller talks to it and the task is told
+    /// (`TaskInput::AnsweredElsewhere`).
+    Fork { targets: Vec<String> },
     /// Hang up (BYE, or CANCEL for an unanswered outgoing call).
     Disconnect { reason: Option<(u16, String)> },
     /// Play `media`, looping until `limit` when given; the reply says how
@@ -115,6 +183,36 @@ pub enum LegCommand {
     SendDtmf(char),
     /// Put the peer on hold, or take it off.
     Hold(bool),
+    /// Connect this leg's media with another leg's (both ways), or, with
+    /// `None`, give it back its own media channel. Signalling stays with
+    /// the owner.
+    Bridge(Option<LegHandle>),
+    /// Work the mixer of this leg's media channel.
+    Mixer(MixerCommand),
+    /// Blind transfer (SIP REFER): the peer calls `target`; the reply comes
+    /// when it is known whether that call was answered. On success the leg
+    /// is over for the task.
+    Transfer { target: String, reply: Reply },
+    /// Attended transfer: connect this leg's peer with `other`'s peer
+    /// directly (SIP REFER with Replaces); on success both legs are over
+    /// for their tasks.
+    Join { other: LegHandle, reply: Reply },
+}
+
+/// Another task's reach into a leg it does not own, passed in the bridge,
+/// mixer and transfer handshakes: enough to connect media or join peers,
+/// never ownership (DESIGN.md §3).
+#[derive(Clone, Debug)]
+pub struct LegHandle {
+    pub id: LegId,
+    commands: mpsc::UnboundedSender<LegCommand>,
+}
+
+impl LegHandle {
+    /// Sends a command to the leg's network side.
+    pub fn send(&self, command: LegCommand) {
+        let _ = self.commands.send(command);
+    }
 }
 
 /// Who receives what happens on a leg: its owning task. Shared between the
@@ -176,6 +274,14 @@ impl Leg {
     /// ignores it (the hang-up has been reported).
     pub fn send(&self, command: LegCommand) {
         let _ = self.commands.send(command);
+    }
+
+    /// A handle another task may use to reach this leg's media.
+    pub fn handle(&self) -> LegHandle {
+        LegHandle {
+            id: self.id,
+            commands: self.commands.clone(),
+        }
     }
 
     /// Makes `sender`'s task receive what happens on this leg.

@@ -12,18 +12,22 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pbx_media::wav;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::call::{Leg, LegCommand, LegInfo, LegState, Network, Owner, Played};
+use crate::call::{Leg, LegCommand, LegInfo, LegState, Network, Owner, Played, Reply};
 use crate::task::TaskInput;
 
 /// How long a caller waits in silence before pressing the next key.
 pub const THINK: Duration = Duration::from_millis(300);
+/// How long a busy phone takes to say so.
+const BUSY_AFTER: Duration = Duration::from_millis(500);
+/// How long a phone that never answers rings before the attempt ends.
+const NO_ANSWER_AFTER: Duration = Duration::from_secs(32);
 /// How long a simulated call may last before the caller gives up.
 pub const LONGEST_CALL: Duration = Duration::from_secs(3600);
 
@@ -111,35 +115,47 @@ pub enum Keys {
     Live(mpsc::UnboundedReceiver<Option<char>>),
 }
 
-/// The simulated network.
-#[derive(Debug)]
-pub struct SimNetwork {
-    next_leg: AtomicU64,
-    phones: Mutex<HashMap<String, Phone>>,
-    /// What a phone not listed does.
-    default_phone: Phone,
+/// How the phones of the simulated world behave, by user part or number.
+#[derive(Debug, Default)]
+struct Phones(HashMap<String, Phone>);
+
+impl Phones {
+    /// What the phone `to` (an address) does; those not listed answer after
+    /// a second.
+    fn behaviour(&self, to: &str) -> Phone {
+        let user = to
+            .trim_start_matches("sip:")
+            .split(['@', ';'])
+            .next()
+            .unwrap_or(to)
+            .split('#')
+            .next_back()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        self.0
+            .get(&user)
+            .copied()
+            .unwrap_or(Phone::AnswerAfter(Duration::from_secs(1)))
+    }
 }
 
-impl Default for SimNetwork {
-    fn default() -> SimNetwork {
-        SimNetwork {
-            next_leg: AtomicU64::new(0),
-            phones: Mutex::new(HashMap::new()),
-            default_phone: Phone::AnswerAfter(Duration::from_secs(1)),
-        }
-    }
+/// The simulated network.
+#[derive(Debug, Default)]
+pub struct SimNetwork {
+    next_leg: AtomicU64,
+    phones: Arc<Phones>,
 }
 
 impl SimNetwork {
     /// A network whose phones behave as listed (by user part or number).
     pub fn with_phones(phones: HashMap<String, Phone>) -> SimNetwork {
         SimNetwork {
-            phones: Mutex::new(
+            phones: Arc::new(Phones(
                 phones
                     .into_iter()
                     .map(|(name, phone)| (name.to_ascii_lowercase(), phone))
                     .collect(),
-            ),
+            )),
             ..SimNetwork::default()
         }
     }
@@ -163,33 +179,12 @@ impl SimNetwork {
                 address: std::net::IpAddr::from([127, 0, 0, 1]),
                 port: Some(5060),
             }),
+            transfer_supported: true,
             ..LegInfo::default()
         };
-        let peer = Peer {
-            leg: id,
-            owner: owner.clone(),
-            connected: false,
-            keys,
-        };
+        let peer = Peer::new(id, owner.clone(), keys, self.phones.clone());
         tokio::task::spawn_local(peer.run(receiver));
         Leg::new(id, info, LegState::Incoming, false, commands, owner)
-    }
-
-    fn phone(&self, to: &str) -> Phone {
-        let user = to
-            .trim_start_matches("sip:")
-            .split(['@', ';'])
-            .next()
-            .unwrap_or(to)
-            .split('#')
-            .next_back()
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        self.phones
-            .lock()
-            .ok()
-            .and_then(|phones| phones.get(&user).copied())
-            .unwrap_or(self.default_phone)
     }
 }
 
@@ -202,16 +197,12 @@ impl Network for SimNetwork {
             local_uri: format!("sip:{from}"),
             request_uri: format!("sip:{}", to.trim_start_matches("sip:")),
             call_id: format!("sim-{id}@pbxd"),
+            transfer_supported: true,
             ..LegInfo::default()
         };
-        let phone = self.phone(to);
+        let phone = self.phones.behaviour(to);
         let ringing = owner.clone();
-        let peer = Peer {
-            leg: id,
-            owner: owner.clone(),
-            connected: false,
-            keys: Keys::Script(Vec::new()),
-        };
+        let peer = Peer::new(id, owner.clone(), Keys::Script(Vec::new()), self.phones.clone());
         tokio::task::spawn_local(async move {
             ringing.send(TaskInput::Provisional { leg: id, code: 180 });
             peer.run_callee(receiver, phone).await;
@@ -224,8 +215,40 @@ impl Network for SimNetwork {
 struct Peer {
     leg: u64,
     owner: Owner,
+    /// Whether media flows (answered, or early media).
     connected: bool,
+    /// Whether the task answered.
+    answered: bool,
     keys: Keys,
+    phones: Arc<Phones>,
+    /// The first forked target to answer, and when it does.
+    fork: Option<(Instant, String)>,
+    /// A blind transfer under way: when its outcome is known, and what it is.
+    transfer: Option<(Instant, Result<(), String>, Reply)>,
+}
+
+impl Peer {
+    fn new(leg: u64, owner: Owner, keys: Keys, phones: Arc<Phones>) -> Peer {
+        Peer {
+            leg,
+            owner,
+            connected: false,
+            answered: false,
+            keys,
+            phones,
+            fork: None,
+            transfer: None,
+        }
+    }
+
+    /// When `target`'s phone would answer, or why it would not.
+    fn ring(&self, target: &str) -> (Duration, Result<(), String>) {
+        match self.phones.behaviour(target) {
+            Phone::AnswerAfter(after) => (after, Ok(())),
+            Phone::Busy => (BUSY_AFTER, Err("486 Busy Here".into())),
+            Phone::NeverAnswer => (NO_ANSWER_AFTER, Err("408 Request Timeout".into())),
+        }
+    }
 }
 
 /// What the far end is doing with the media.
@@ -251,7 +274,7 @@ impl Peer {
         let answer_at = match phone {
             Phone::AnswerAfter(after) => Some(Instant::now() + after),
             Phone::Busy => {
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(BUSY_AFTER).await;
                 self.owner.send(TaskInput::Completed {
                     leg: self.leg,
                     error: Some("486 Busy Here".into()),
@@ -278,6 +301,7 @@ impl Peer {
             }
         }
         self.connected = true;
+        self.answered = true;
         self.owner.send(TaskInput::Completed {
             leg: self.leg,
             error: None,
@@ -318,7 +342,9 @@ impl Peer {
                 }
             };
             let give_up = started + LONGEST_CALL;
-            let wake = [media_end, key_at, Some(give_up)]
+            let fork_at = self.fork.as_ref().map(|(at, _)| *at);
+            let transfer_at = self.transfer.as_ref().map(|(at, _, _)| *at);
+            let wake = [media_end, key_at, fork_at, transfer_at, Some(give_up)]
                 .into_iter()
                 .flatten()
                 .min()
@@ -349,6 +375,24 @@ impl Peer {
                     if media_end.is_some_and(|end| now >= end) {
                         finish(&mut media, true);
                     }
+                    if fork_at.is_some_and(|at| now >= at) {
+                        if let Some((_, by)) = self.fork.take() {
+                            finish(&mut media, false);
+                            self.owner.send(TaskInput::AnsweredElsewhere { leg: self.leg, by });
+                            return;
+                        }
+                    }
+                    if transfer_at.is_some_and(|at| now >= at) {
+                        if let Some((_, outcome, reply)) = self.transfer.take() {
+                            let transferred = outcome.is_ok();
+                            let _ = reply.send(outcome);
+                            if transferred {
+                                // The caller now talks to the target.
+                                finish(&mut media, false);
+                                return;
+                            }
+                        }
+                    }
                     if key_at.is_some_and(|at| now >= at) {
                         match script.pop_front() {
                             Some(Key::Press(symbol) | Key::BargeIn(symbol)) => {
@@ -373,6 +417,9 @@ impl Peer {
         match command {
             LegCommand::Accept { reply } => {
                 self.connected = true;
+                self.answered = true;
+                // The other branches of a fork stop ringing.
+                self.fork = None;
                 if let Media::Idle { since } = media {
                     *since = Instant::now();
                 }
@@ -411,7 +458,31 @@ impl Peer {
                 };
             }
             LegCommand::Stop => finish(media, false),
-            LegCommand::SendDtmf(_) | LegCommand::Hold(_) => {}
+            LegCommand::Fork { targets } => {
+                let now = Instant::now();
+                for target in targets {
+                    if let (after, Ok(())) = self.ring(&target) {
+                        if self.fork.as_ref().is_none_or(|(at, _)| now + after < *at) {
+                            self.fork = Some((now + after, target));
+                        }
+                    }
+                }
+            }
+            LegCommand::Transfer { target, reply } => {
+                let (after, outcome) = self.ring(&target);
+                self.transfer = Some((Instant::now() + after, outcome, reply));
+            }
+            LegCommand::Join { other, reply } => {
+                // The two callers now talk to each other; neither leg is
+                // pbxd's any more.
+                other.send(LegCommand::Disconnect { reason: None });
+                let _ = reply.send(Ok(()));
+                finish(media, false);
+                return false;
+            }
+            // No audio is simulated: who hears whom changes nothing a
+            // script can observe here, and DTMF still reaches the task.
+            LegCommand::SendDtmf(_) | LegCommand::Hold(_) | LegCommand::Bridge(_) | LegCommand::Mixer(_) => {}
         }
         true
     }

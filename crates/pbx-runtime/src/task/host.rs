@@ -11,12 +11,12 @@ use pbx_lang::bytecode::Program;
 use pbx_lang::value::{text, Array, Bytes, Dict, OpError, Portable, TaskId, Value};
 use pbx_lang::{Host, HostOutcome};
 use pbx_media::wav;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::input::{Queue, QueuedEvent};
 use super::ops::Op;
 use super::TaskInput;
-use crate::call::{Leg, LegCommand, LegState, Media, Owner};
+use crate::call::{Leg, LegCommand, LegHandle, LegId, LegState, Media, MixerCommand, Owner, Reply};
 use crate::directory::{Account, PBX_ACCOUNT};
 use crate::env::Kind;
 use crate::observe::Event;
@@ -49,40 +49,56 @@ pub(crate) struct TaskHost {
     pub skip_next: Duration,
     /// The task whose call is bridged with this one's.
     pub bridged_with: Option<TaskId>,
-    /// Tasks attached to this task's mixer (a conference).
-    pub mixer: Vec<TaskId>,
+    /// Tasks attached to this task's mixer (a conference), with their legs.
+    pub mixer: Vec<(TaskId, Option<LegId>)>,
     /// `StartBridge` requests waiting for this task's answer.
-    pub pending_bridges: HashMap<TaskId, oneshot::Sender<Result<(), String>>>,
+    pub pending_bridges: HashMap<TaskId, Handshake>,
+    /// `StartTransfer` requests waiting for this task's answer.
+    pub pending_transfers: HashMap<TaskId, Handshake>,
     /// Set by `SignalOption` and `MediaOption`.
     pub options: HashMap<String, Portable>,
     /// Whether the runtime asked the task to end.
     pub stop_requested: bool,
 }
 
-fn arg(args: &[Value], index: usize) -> &Value {
+/// A request of another task (bridge, transfer) waiting for an answer.
+pub(crate) struct Handshake {
+    /// The asking task's leg, to connect with.
+    pub leg: Option<LegHandle>,
+    pub reply: Reply,
+}
+
+impl Handshake {
+    /// Gives the asking task its answer.
+    pub fn answer(self, result: Result<(), String>) {
+        let _ = self.reply.send(result);
+    }
+}
+
+pub(super) fn arg(args: &[Value], index: usize) -> &Value {
     const NULL: &Value = &Value::Null;
     args.get(index).unwrap_or(NULL)
 }
 
-fn text_arg(args: &[Value], index: usize) -> Option<String> {
+pub(super) fn text_arg(args: &[Value], index: usize) -> Option<String> {
     arg(args, index)
         .as_str_bytes()
         .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
 }
 
-fn error_string(message: impl Into<String>) -> HostOutcome<Op> {
+pub(super) fn error_string(message: impl Into<String>) -> HostOutcome<Op> {
     HostOutcome::Done(Value::from(message.into()))
 }
 
-fn done(value: Value) -> HostOutcome<Op> {
+pub(super) fn done(value: Value) -> HostOutcome<Op> {
     HostOutcome::Done(value)
 }
 
-fn null() -> HostOutcome<Op> {
+pub(super) fn null() -> HostOutcome<Op> {
     HostOutcome::Done(Value::Null)
 }
 
-fn fail(message: impl Into<String>) -> HostOutcome<Op> {
+pub(super) fn fail(message: impl Into<String>) -> HostOutcome<Op> {
     HostOutcome::Fail(OpError::call(message))
 }
 
@@ -95,7 +111,7 @@ fn millis(value: &Value) -> Option<Duration> {
 }
 
 impl TaskHost {
-    fn event(&self, event: Event) {
+    pub(super) fn event(&self, event: Event) {
         self.runtime.observer.event(event);
     }
 
@@ -103,7 +119,7 @@ impl TaskHost {
         &self.account.domain
     }
 
-    fn state(&self) -> LegState {
+    pub(super) fn state(&self) -> LegState {
         self.call.as_ref().map_or(LegState::Disconnected, |leg| leg.state)
     }
 
@@ -176,32 +192,65 @@ impl TaskHost {
                     ));
                 }
             }
-            TaskInput::StartBridge { from, reply } => {
-                self.event(Event::TaskEvent {
-                    task: self.id,
-                    name: pbx_lang::builtins::events::START_BRIDGE.into(),
-                    from: Some(from),
-                });
-                self.pending_bridges.insert(from, reply);
-                self.queue.events.push_back(QueuedEvent {
-                    name: pbx_lang::builtins::events::START_BRIDGE.into(),
-                    sender: Some(from),
-                    parameter: Portable::Null,
-                });
+            TaskInput::AnsweredElsewhere { leg, by } => {
+                let task = self.id;
+                if let Some(call) = self.call.as_mut().filter(|call| call.id == leg) {
+                    call.state = LegState::Disconnected;
+                    self.runtime.observer.event(Event::Call {
+                        task,
+                        what: format!("{by} answered the forked call"),
+                    });
+                    self.queue.events.push_back(QueuedEvent::system(
+                        pbx_lang::builtins::events::DISCONNECT,
+                        Portable::Null,
+                    ));
+                }
+            }
+            TaskInput::StartBridge { from, leg, reply } => {
+                self.pending_bridges.insert(from, Handshake { leg, reply });
+                self.queue_from(from, pbx_lang::builtins::events::START_BRIDGE);
+            }
+            TaskInput::StartTransfer { from, leg, reply } => {
+                self.pending_transfers.insert(
+                    from,
+                    Handshake {
+                        leg: Some(leg),
+                        reply,
+                    },
+                );
+                self.queue_from(from, pbx_lang::builtins::events::START_TRANSFER);
             }
             TaskInput::BreakBridge { from } => {
                 if self.bridged_with == Some(from) {
                     self.bridged_with = None;
+                    if let Some(leg) = &self.call {
+                        leg.send(LegCommand::Bridge(None));
+                    }
                 }
-                self.mixer.retain(|task| *task != from);
-                self.queue.events.push_back(QueuedEvent {
-                    name: pbx_lang::builtins::events::BREAK_BRIDGE.into(),
-                    sender: Some(from),
-                    parameter: Portable::Null,
-                });
+                if let Some(index) = self.mixer.iter().position(|(task, _)| *task == from) {
+                    let (_, attached) = self.mixer.remove(index);
+                    if let (Some(leg), Some(attached)) = (&self.call, attached) {
+                        leg.send(LegCommand::Mixer(MixerCommand::Detach(attached)));
+                    }
+                }
+                self.queue_from(from, pbx_lang::builtins::events::BREAK_BRIDGE);
             }
             TaskInput::Stop => self.stop_requested = true,
         }
+    }
+
+    /// Queues a special event (`StartBridge`…) from another task.
+    fn queue_from(&mut self, from: TaskId, name: &str) {
+        self.event(Event::TaskEvent {
+            task: self.id,
+            name: name.into(),
+            from: Some(from),
+        });
+        self.queue.events.push_back(QueuedEvent {
+            name: name.into(),
+            sender: Some(from),
+            parameter: Portable::Null,
+        });
     }
 
     /// Takes everything already waiting in the channel.
@@ -454,17 +503,18 @@ impl TaskHost {
 
     fn reject(&mut self, args: &[Value]) -> HostOutcome<Op> {
         let (code, reason) = match arg(args, 0) {
-            Value::Num(code) if (400..700).contains(code) => (*code as u16, String::from("Rejected")),
-            Value::Str(_) => (603, text_arg(args, 0).unwrap_or_default()),
+            Value::Num(code) if (400..700).contains(code) => (*code as u16, None),
+            Value::Str(_) => (603, text_arg(args, 0)),
             Value::Dict(dict) => (
                 dict.get(b"responseCode")
                     .as_num()
                     .filter(|code| (400..700).contains(code))
                     .unwrap_or(603) as u16,
-                text(&dict.get(b"responseText")).unwrap_or_else(|| "Rejected".into()),
+                text(&dict.get(b"responseText")),
             ),
-            _ => (603, String::from("Declined")),
+            _ => (603, None),
         };
+        let reason = reason.unwrap_or_else(|| crate::call::reason_phrase(code).to_string());
         self.end_pending(
             LegCommand::Reject {
                 code,
@@ -485,15 +535,21 @@ impl TaskHost {
 
     fn fork(&mut self, args: &[Value]) -> HostOutcome<Op> {
         let targets = string_list(arg(args, 0));
+        if targets.is_empty() {
+            return fail("ForkCall: give an address or an array of addresses");
+        }
         match self.call.as_ref() {
-            Some(leg) if matches!(leg.state, LegState::Incoming | LegState::Provisioned) => {
+            Some(leg) if matches!(leg.state, LegState::Incoming | LegState::Provisioned) && !leg.outgoing => {
+                leg.send(LegCommand::Fork {
+                    targets: targets.clone(),
+                });
                 self.event(Event::Call {
                     task: self.id,
                     what: format!("forked to {}", targets.join(", ")),
                 });
                 null()
             }
-            _ => fail("ForkCall: there is no pending call"),
+            _ => fail("ForkCall: there is no pending incoming call"),
         }
     }
 
@@ -540,43 +596,46 @@ impl TaskHost {
         ) {
             return error_string("the task already has a call");
         }
-        let target = match arg(args, 0) {
-            Value::Dict(dict) => text(&dict.get(b"")),
-            other => text(other),
-        };
+        let target = destination(arg(args, 0));
         let Some(target) = target else {
             return fail("StartCall: the destination must be a string or a dictionary with a \"\" address");
         };
-        // Numbers beyond the server go through trunks: only where the
-        // account's class of service allows (FEATURES.md §12).
-        let destination = address::resolve(
-            &self.runtime.directory,
-            &target,
-            Some(self.domain()),
-            Some(&self.account),
-        );
-        if let Ok(address::Destination::Outside(number)) = &destination {
-            if !self.account.class_of_service.allows(number) {
-                return error_string(format!("{number} is not allowed by the class of service"));
-            }
-        }
-        let owner = Owner::default();
-        owner.set(Some(self.sender.clone()));
-        match self
-            .runtime
-            .network
-            .place_call(&self.account.address(), &target, owner)
-        {
+        match self.place_call(&target) {
             Ok(leg) => {
-                self.event(Event::Call {
-                    task: self.id,
-                    what: format!("calling {target}"),
-                });
                 self.call = Some(leg);
                 null()
             }
             Err(reason) => error_string(reason),
         }
+    }
+
+    /// Places an outgoing call for this task, where its account's class of
+    /// service allows; the leg reports to this task.
+    pub(super) fn place_call(&mut self, target: &str) -> Result<Leg, String> {
+        // Numbers beyond the server go through trunks: only where the
+        // account's class of service allows (FEATURES.md §12).
+        let destination = address::resolve(
+            &self.runtime.directory,
+            target,
+            Some(self.domain()),
+            Some(&self.account),
+        );
+        if let Ok(address::Destination::Outside(number)) = &destination {
+            if !self.account.class_of_service.allows(number) {
+                return Err(format!("{number} is not allowed by the class of service"));
+            }
+        }
+        let owner = Owner::default();
+        owner.set(Some(self.sender.clone()));
+        let leg = self
+            .runtime
+            .network
+            .place_call(&self.account.address(), target, owner)?;
+        self.event(Event::Call {
+            task: self.id,
+            what: format!("calling {target}"),
+        });
+        Ok(leg)
     }
 
     fn disconnect(&mut self, args: &[Value]) -> HostOutcome<Op> {
@@ -623,7 +682,7 @@ impl TaskHost {
                 .registry
                 .send(peer, TaskInput::BreakBridge { from: self.id });
         }
-        for peer in std::mem::take(&mut self.mixer) {
+        for (peer, _) in std::mem::take(&mut self.mixer) {
             self.runtime
                 .registry
                 .send(peer, TaskInput::BreakBridge { from: self.id });
@@ -657,91 +716,6 @@ impl TaskHost {
                 .find(|(name, _)| name.eq_ignore_ascii_case(&field))
                 .map_or(Value::Null, |(_, value)| Value::str(value)),
         })
-    }
-
-    // ------------------------------------------------------------ §7.4
-
-    fn accept_bridge(&mut self, args: &[Value], mixer: bool) -> HostOutcome<Op> {
-        let Some(from) = event_sender(arg(args, 0)) else {
-            return fail("the argument must be a StartBridge event");
-        };
-        let Some(reply) = self.pending_bridges.remove(&from) else {
-            return error_string("that task no longer asks to bridge");
-        };
-        if !mixer && !self.mixer.is_empty() {
-            // A task with a conference attaches rather than bridges.
-            return self.attach(from, reply);
-        }
-        if !matches!(self.state(), LegState::Connected | LegState::Provisioned) {
-            let _ = reply.send(Err("the other task has no connected call".into()));
-            return error_string("this task has no connected call");
-        }
-        if mixer {
-            return self.attach(from, reply);
-        }
-        let _ = reply.send(Ok(()));
-        self.bridged_with = Some(from);
-        self.event(Event::Call {
-            task: self.id,
-            what: format!("bridged with task {}", from.0),
-        });
-        null()
-    }
-
-    fn attach(&mut self, from: TaskId, reply: oneshot::Sender<Result<(), String>>) -> HostOutcome<Op> {
-        let _ = reply.send(Ok(()));
-        self.mixer.push(from);
-        self.event(Event::Call {
-            task: self.id,
-            what: format!("task {} joined the mixer ({} attached)", from.0, self.mixer.len()),
-        });
-        null()
-    }
-
-    fn reject_bridge(&mut self, args: &[Value]) -> HostOutcome<Op> {
-        let Some(from) = event_sender(arg(args, 0)) else {
-            return fail("the argument must be a StartBridge event");
-        };
-        let reason = text_arg(args, 1).unwrap_or_else(|| "rejected".into());
-        match self.pending_bridges.remove(&from) {
-            Some(reply) => {
-                let _ = reply.send(Err(reason));
-                null()
-            }
-            None => error_string("that task no longer asks to bridge"),
-        }
-    }
-
-    fn break_bridge(&mut self) -> HostOutcome<Op> {
-        match self.bridged_with.take() {
-            Some(peer) => {
-                self.runtime
-                    .registry
-                    .send(peer, TaskInput::BreakBridge { from: self.id });
-                self.event(Event::Call {
-                    task: self.id,
-                    what: format!("bridge with task {} broken", peer.0),
-                });
-                null()
-            }
-            None => error_string("the call is not bridged"),
-        }
-    }
-
-    fn detach(&mut self, args: &[Value]) -> HostOutcome<Op> {
-        let detached: Vec<TaskId> = match arg(args, 0) {
-            Value::Task(task) => vec![*task],
-            _ => self.mixer.clone(),
-        };
-        for task in &detached {
-            if self.mixer.contains(task) {
-                self.runtime
-                    .registry
-                    .send(*task, TaskInput::BreakBridge { from: self.id });
-            }
-        }
-        self.mixer.retain(|task| !detached.contains(task));
-        null()
     }
 
     // ------------------------------------------------------------ §6.9, §6.10
@@ -846,6 +820,15 @@ fn string_list(value: &Value) -> Vec<String> {
     }
 }
 
+/// An address given as a string, or as a dictionary's `""` element
+/// (`StartCall`, `TransferCall`…).
+pub(super) fn destination(value: &Value) -> Option<String> {
+    match value {
+        Value::Dict(dict) => text(&dict.get(b"")),
+        other => text(other),
+    }
+}
+
 fn text(value: &Value) -> Option<String> {
     value
         .as_str_bytes()
@@ -853,7 +836,7 @@ fn text(value: &Value) -> Option<String> {
 }
 
 /// The sender of an event dictionary.
-fn event_sender(value: &Value) -> Option<TaskId> {
+pub(super) fn event_sender(value: &Value) -> Option<TaskId> {
     match value {
         Value::Dict(dict) => match dict.get(b"sender") {
             Value::Task(task) => Some(task),
@@ -1133,38 +1116,24 @@ impl Host for TaskHost {
                 done(previous)
             }
             // §7.4
-            HostFn::StartBridge | HostFn::StartBridgedCall => {
-                let Value::Task(target) = arg(args, 0) else {
-                    return error_string("the argument must be a task handle");
-                };
-                if !matches!(
-                    self.state(),
-                    LegState::Incoming | LegState::Provisioned | LegState::Connected
-                ) {
-                    return error_string("this task has no call to bridge");
-                }
-                HostOutcome::Wait(Op::StartBridge(*target))
-            }
+            HostFn::StartBridge => self.start_bridge(args),
+            HostFn::StartBridgedCall => self.start_bridged_call(args),
             HostFn::AcceptBridge => self.accept_bridge(args, false),
             HostFn::AttachMixer => self.accept_bridge(args, true),
             HostFn::RejectBridge => self.reject_bridge(args),
             HostFn::BreakBridge => self.break_bridge(),
             HostFn::DetachMixer => self.detach(args),
-            HostFn::MixerAttached => {
-                if self.mixer.is_empty() {
-                    null()
-                } else {
-                    done(Value::Array(Array::from_vec(
-                        self.mixer.iter().map(|task| Value::Task(*task)).collect(),
-                    )))
-                }
+            HostFn::MixerAttached => self.mixer_attached(),
+            HostFn::MuteMixer => self.mute(args),
+            HostFn::TransferSupported => {
+                done(Value::from_bool(self.call.as_ref().is_some_and(|leg| {
+                    leg.state == LegState::Connected && leg.info.transfer_supported
+                })))
             }
-            HostFn::MuteMixer => null(),
-            HostFn::TransferSupported => null(),
-            HostFn::TransferCall
-            | HostFn::StartTransfer
-            | HostFn::AcceptTransfer
-            | HostFn::RejectTransfer => error_string("transfer is not supported on this call"),
+            HostFn::TransferCall => self.transfer_call(args),
+            HostFn::StartTransfer => self.start_transfer(args),
+            HostFn::AcceptTransfer => self.accept_transfer(args),
+            HostFn::RejectTransfer => self.reject_transfer(args),
             HostFn::SendCallInfo | HostFn::SendCallOptions | HostFn::SendCallNotify => {
                 error_string("not supported on this call")
             }

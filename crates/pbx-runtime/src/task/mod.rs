@@ -2,6 +2,7 @@
 //! the local executor of the thread that started it, an input queue, and
 //! the calls it owns.
 
+mod bridge;
 mod host;
 mod input;
 mod ops;
@@ -12,9 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use pbx_lang::value::{Portable, TaskId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::call::LegId;
+use crate::call::{LegHandle, LegId, Reply};
 
 pub use run::{start, Start};
 
@@ -31,6 +32,9 @@ pub enum TaskInput {
     },
     /// A leg hung up, or a pending call was cancelled.
     Disconnected { leg: LegId },
+    /// A target the pending call was forked to answered it: the caller
+    /// talks to `by`, and the task no longer has the call.
+    AnsweredElsewhere { leg: LegId, by: String },
     /// A provisional response on an outgoing call.
     Provisional { leg: LegId, code: u16 },
     /// The final response on an outgoing call: `None` when answered.
@@ -38,7 +42,14 @@ pub enum TaskInput {
     /// Another task asks to bridge its call with this one's.
     StartBridge {
         from: TaskId,
-        reply: oneshot::Sender<Result<(), String>>,
+        leg: Option<LegHandle>,
+        reply: Reply,
+    },
+    /// Another task asks this one to take its peer (attended transfer).
+    StartTransfer {
+        from: TaskId,
+        leg: LegHandle,
+        reply: Reply,
     },
     /// The task bridged with this one broke the bridge (or ended).
     BreakBridge { from: TaskId },

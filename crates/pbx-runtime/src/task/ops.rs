@@ -8,7 +8,6 @@ use pbx_lang::value::{TaskId, Value};
 use tokio::sync::oneshot;
 
 use super::host::TaskHost;
-use super::TaskInput;
 use crate::call::{LegCommand, LegState, Media, Played};
 use crate::observe::Event;
 use crate::{http, mail};
@@ -30,6 +29,15 @@ pub(crate) enum Op {
     Http(http::Request),
     /// `StartBridge(task)`: waits for the other task's answer.
     StartBridge(TaskId),
+    /// `StartBridgedCall(destination, event)`: calls out for the task that
+    /// asked to bridge.
+    StartBridgedCall { target: String, from: TaskId },
+    /// `TransferCall(destination)`.
+    Transfer(String),
+    /// `StartTransfer(task)`: waits for the other task's answer.
+    StartTransfer(TaskId),
+    /// `AcceptTransfer(event)`: joins the two peers.
+    AcceptTransfer(TaskId),
 }
 
 impl TaskHost {
@@ -42,7 +50,11 @@ impl TaskHost {
             Op::Accept => self.accept_call().await,
             Op::SendMail(outgoing) => self.deliver(outgoing).await,
             Op::Http(request) => self.fetch(request).await,
-            Op::StartBridge(target) => self.start_bridge(target).await,
+            Op::StartBridge(target) => self.bridge_with(target).await,
+            Op::StartBridgedCall { target, from } => self.call_for(target, from).await,
+            Op::Transfer(target) => self.transfer(target).await,
+            Op::StartTransfer(target) => self.transfer_to_task(target).await,
+            Op::AcceptTransfer(from) => self.join_peers(from).await,
         }
     }
 
@@ -195,7 +207,7 @@ impl TaskHost {
         }
     }
 
-    async fn accept_call(&mut self) -> Value {
+    pub(super) async fn accept_call(&mut self) -> Value {
         let Some(leg) = self.call.as_ref() else {
             return Value::str("there is no call to accept");
         };
@@ -260,51 +272,6 @@ impl TaskHost {
         });
         match result {
             Ok(response) => http::to_value(&response),
-            Err(reason) => Value::from(reason),
-        }
-    }
-
-    async fn start_bridge(&mut self, target: TaskId) -> Value {
-        let (reply, mut answer) = oneshot::channel();
-        if !self
-            .runtime
-            .registry
-            .send(target, TaskInput::StartBridge { from: self.id, reply })
-        {
-            return Value::str("no such task");
-        }
-        let result = loop {
-            tokio::select! {
-                result = &mut answer => break result.unwrap_or_else(|_| Err("the other task ended".into())),
-                input = self.receiver.recv() => {
-                    match input {
-                        Some(input) => self.absorb(input),
-                        None => break Err("the task is ending".into()),
-                    }
-                    if self.call.as_ref().is_none_or(|leg| leg.state == LegState::Disconnected) {
-                        break Err("the call was disconnected".into());
-                    }
-                }
-            }
-        };
-        match result {
-            Ok(()) => {
-                if matches!(
-                    self.call.as_ref().map(|leg| leg.state),
-                    Some(LegState::Incoming | LegState::Provisioned)
-                ) {
-                    let answered = self.accept_call().await;
-                    if !answered.is_null() {
-                        return answered;
-                    }
-                }
-                self.bridged_with = Some(target);
-                self.runtime.observer.event(Event::Call {
-                    task: self.id,
-                    what: format!("bridged with task {}", target.0),
-                });
-                Value::Null
-            }
             Err(reason) => Value::from(reason),
         }
     }

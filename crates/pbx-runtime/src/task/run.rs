@@ -77,6 +77,7 @@ pub fn start(runtime: &Runtime, start: Start) -> TaskId {
         bridged_with: None,
         mixer: Vec::new(),
         pending_bridges: HashMap::new(),
+        pending_transfers: HashMap::new(),
         options: HashMap::new(),
         stop_requested: false,
     };
@@ -137,8 +138,8 @@ async fn drive(mut vm: Vm, mut host: TaskHost) {
     // A task's calls end with it (CGPL.md §0.11): an unanswered incoming
     // call gets 500, an answered one BYE; bridges and mixers are broken.
     host.hang_up(None);
-    for (_, reply) in host.pending_bridges.drain() {
-        let _ = reply.send(Err("the task ended".into()));
+    for (_, handshake) in host.pending_bridges.drain().chain(host.pending_transfers.drain()) {
+        handshake.answer(Err("the task ended".into()));
     }
     host.runtime.registry.remove(host.id);
     host.runtime
