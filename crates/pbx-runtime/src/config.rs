@@ -260,6 +260,11 @@ pub struct AccountConfig {
     pub speed_dials: BTreeMap<String, String>,
     /// The virtual-phone (and mailbox) PIN.
     pub pin: Option<String>,
+    /// A domain administrator acts for the domain's other accounts: their
+    /// preferences, `Impersonate`, their calls over the API. The `pbx`
+    /// account always may (CanImpersonate).
+    #[serde(default)]
+    pub domain_admin: bool,
     /// Preferences scripts read with GetAccountPreferences.
     #[serde(default)]
     pub preferences: BTreeMap<String, toml::Value>,

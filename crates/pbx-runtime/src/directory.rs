@@ -152,11 +152,20 @@ pub struct Account {
     pub caller_id: Option<String>,
     pub speed_dials: BTreeMap<String, String>,
     pub pin: Option<String>,
+    /// Whether it may act for the other accounts of its domain.
+    pub domain_admin: bool,
     /// Preferences: as configured, then as scripts set them.
     preferences: Mutex<BTreeMap<String, Portable>>,
 }
 
 impl Account {
+    /// Whether this account may act for `other` (itself, or, as a domain
+    /// administrator, any account of its domain).
+    pub fn may_act_for(&self, other: &Account) -> bool {
+        (self.name == other.name && self.domain == other.domain)
+            || (self.domain_admin && self.domain == other.domain)
+    }
+
     /// `name@domain`.
     pub fn address(&self) -> String {
         format!("{}@{}", self.name, self.domain)
@@ -402,6 +411,7 @@ fn build_account(
         caller_id: config.caller_id.clone(),
         speed_dials: config.speed_dials.clone(),
         pin: config.pin.clone(),
+        domain_admin: config.domain_admin || name == PBX_ACCOUNT,
         preferences: Mutex::new(preferences),
     })
 }

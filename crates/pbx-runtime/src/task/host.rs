@@ -17,7 +17,7 @@ use super::input::{Queue, QueuedEvent};
 use super::ops::Op;
 use super::TaskInput;
 use crate::call::{Leg, LegCommand, LegHandle, LegId, LegState, Media, MixerCommand, Owner, Reply};
-use crate::directory::{Account, PBX_ACCOUNT};
+use crate::directory::Account;
 use crate::env::Kind;
 use crate::observe::Event;
 use crate::runtime::Runtime;
@@ -288,15 +288,15 @@ impl TaskHost {
             return Ok((self.account.clone(), key.to_string()));
         };
         let (user, key) = rest.split_once('/').unwrap_or((rest, ""));
-        if self.account.name != PBX_ACCOUNT && !user.eq_ignore_ascii_case(&self.account.name) {
-            return Err("no right to another account's preferences".into());
-        }
         let (user, domain) = user.split_once('@').unwrap_or((user, self.domain()));
         let account = self
             .runtime
             .directory
             .find(user, domain)
             .ok_or_else(|| format!("unknown account {user}@{domain}"))?;
+        if !self.account.may_act_for(&account) {
+            return Err("no right to another account's preferences".into());
+        }
         Ok((account, key.to_string()))
     }
 
@@ -369,8 +369,7 @@ impl TaskHost {
             Some(&self.account),
         ) {
             Ok(address::Destination::Account { account, .. } | address::Destination::App { account, .. }) => {
-                let allowed = account.name == self.account.name || self.account.name == PBX_ACCOUNT;
-                if !allowed {
+                if !self.account.may_act_for(&account) {
                     return error_string("no right to impersonate another account");
                 }
                 self.language = account.language.clone();
