@@ -162,8 +162,7 @@ impl Account {
     /// Whether this account may act for `other` (itself, or, as a domain
     /// administrator, any account of its domain).
     pub fn may_act_for(&self, other: &Account) -> bool {
-        (self.name == other.name && self.domain == other.domain)
-            || (self.domain_admin && self.domain == other.domain)
+        self.domain == other.domain && (self.domain_admin || self.name == other.name)
     }
 
     /// `name@domain`.
