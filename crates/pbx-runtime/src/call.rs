@@ -296,4 +296,8 @@ pub trait Network: Send + Sync {
     /// Places a call from `from` (an address) to `to`; what happens is
     /// reported to `owner`. `Err` is a reason to give the script.
     fn place_call(&self, from: &str, to: &str, owner: Owner) -> Result<Leg, String>;
+
+    /// Where the account `address` (`name@domain`) can be called now: its
+    /// registered devices. Empty when none is registered.
+    fn devices(&self, address: &str) -> Vec<String>;
 }

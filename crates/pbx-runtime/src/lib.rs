@@ -15,6 +15,7 @@ pub mod env;
 pub mod http;
 pub mod mail;
 pub mod observe;
+pub mod ring;
 pub mod rules;
 pub mod runtime;
 pub mod sim;

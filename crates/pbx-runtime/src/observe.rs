@@ -74,6 +74,9 @@ pub enum Event {
     /// A program or module changed on disk and no longer compiles; the last
     /// good version stays in use.
     ProgramProblem { file: String, text: String },
+    /// A call to an account, routed by its rules outside any task: which
+    /// rule applied, what rang, who answered.
+    Routing { what: String },
 }
 
 /// Receives events. Implementations must be cheap: they are called on the
@@ -95,6 +98,7 @@ impl Observer for LogObserver {
             }
             Event::ProgramProblem { file, text } => tracing::warn!(file, "{text}"),
             Event::Log { task, text } => tracing::info!(task = task.0, "{text}"),
+            Event::Routing { what } => tracing::info!("{what}"),
             other => tracing::debug!("{other:?}"),
         }
     }

@@ -48,6 +48,16 @@ pub enum Action {
     Reject(u16),
 }
 
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Divert(targets) => write!(f, "divert to {}", targets.join(", ")),
+            Action::Fork(targets) => write!(f, "fork to {}", targets.join(", ")),
+            Action::Reject(code) => write!(f, "reject with {code}"),
+        }
+    }
+}
+
 /// One rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {

@@ -16,6 +16,7 @@ use crate::config::{Config, ConfigError};
 use crate::directory::{Account, Directory};
 use crate::env::{Environments, ProgramError};
 use crate::observe::{Event, Observer};
+use crate::ring::{self, Ringing};
 use crate::rules::{self, Action, CallFacts, Plan};
 use crate::task::{self, Registry, Start};
 
@@ -269,6 +270,7 @@ impl Runtime {
                 .start_app(&app, account, Some(leg), Vec::new())
                 .map(Routed::Task),
             Destination::Account { account, .. } if depth < 8 => self.call_account(leg, account, depth),
+            // Loop protection: too many diverts in a row.
             Destination::Account { .. } => Ok(reject(leg, 482, "Loop Detected")),
             Destination::Outside(number) => {
                 // Trunks come with SIP; nothing can carry the call yet.
@@ -283,28 +285,87 @@ impl Runtime {
         let now = jiff::Timestamp::from_second(self.clock.now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         let working = account.working_hours.as_ref().map(|hours| hours.is_working(now));
         let caller = leg.info.remote_uri.clone();
-        // No device registers with the simulated network; SIP will say.
+        let devices = self.network.devices(&account.address());
         let facts = CallFacts {
             working,
             caller: &caller,
-            registered: false,
+            registered: !devices.is_empty(),
         };
-        let action = match rules::plan(&account.rules, &facts) {
-            Plan::Act(action) => action,
+        let who = account.address();
+        match rules::plan(&account.rules, &facts) {
+            Plan::Act(action) => {
+                self.observer.event(Event::Routing {
+                    what: format!("to {who}: {action}"),
+                });
+                self.act(leg, Some(account), action, depth)
+            }
             Plan::Ring {
-                no_answer: Some((_, action)),
-                ..
-            } => action,
-            Plan::Ring { .. } => Action::Reject(480),
-        };
+                no_answer,
+                busy,
+                also,
+            } => {
+                let mut targets = devices;
+                targets.extend(ring::expand(self, &also, Some(&account)));
+                if targets.is_empty() {
+                    self.observer.event(Event::Routing {
+                        what: format!("to {who}: no device to ring"),
+                    });
+                    return Ok(reject(leg, 480, "Temporarily Unavailable"));
+                }
+                self.observer.event(Event::Routing {
+                    what: format!("to {who}: ringing"),
+                });
+                let plan = Ringing {
+                    account: Some(account),
+                    targets,
+                    no_answer,
+                    busy,
+                    depth,
+                };
+                ring::start(self, leg, plan);
+                Ok(Routed::Ringing)
+            }
+        }
+    }
+
+    /// Does what a rule says with a call to `account`.
+    pub(crate) fn act(
+        &self,
+        leg: Leg,
+        account: Option<Arc<Account>>,
+        action: Action,
+        depth: u8,
+    ) -> Result<Routed, StartError> {
+        if depth >= 8 {
+            return Ok(reject(leg, 482, "Loop Detected"));
+        }
         match action {
-            Action::Divert(targets) | Action::Fork(targets) => {
-                let target = targets.first().cloned().unwrap_or_default();
-                let destination =
-                    address::resolve(&self.directory, &target, Some(&account.domain), Some(&account))?;
+            Action::Divert(targets) if targets.len() == 1 => {
+                let destination = address::resolve(
+                    &self.directory,
+                    &targets[0],
+                    account.as_ref().map(|account| account.domain.as_str()),
+                    account.as_ref(),
+                )?;
                 self.route(leg, destination, depth + 1)
             }
-            Action::Reject(code) => Ok(reject(leg, code, "Rejected by a rule")),
+            // Several addresses at once: ring them all.
+            Action::Divert(targets) | Action::Fork(targets) => {
+                let targets = ring::expand(self, &targets, account.as_ref());
+                if targets.is_empty() {
+                    return Ok(reject(leg, 480, "Temporarily Unavailable"));
+                }
+                let plan = Ringing {
+                    account,
+                    targets,
+                    no_answer: None,
+                    busy: None,
+                    depth,
+                };
+                ring::start(self, leg, plan);
+                Ok(Routed::Ringing)
+            }
+            Action::Reject(code) => Ok(reject(leg, code, crate::call::reason_phrase(code))),
         }
     }
 }
@@ -314,6 +375,8 @@ impl Runtime {
 pub enum Routed {
     /// A task handles it.
     Task(TaskId),
+    /// The account's phones ring (no task; see `ring`).
+    Ringing,
     /// It was refused with this SIP code.
     Rejected(u16),
 }

@@ -28,6 +28,8 @@ pub const THINK: Duration = Duration::from_millis(300);
 const BUSY_AFTER: Duration = Duration::from_millis(500);
 /// How long a phone that never answers rings before the attempt ends.
 const NO_ANSWER_AFTER: Duration = Duration::from_secs(32);
+/// How long a simulated caller talks with the party it was connected to.
+pub const TALK: Duration = Duration::from_secs(30);
 /// How long a simulated call may last before the caller gives up.
 pub const LONGEST_CALL: Duration = Duration::from_secs(3600);
 
@@ -209,6 +211,17 @@ impl Network for SimNetwork {
         });
         Ok(Leg::new(id, info, LegState::Incoming, true, commands, owner))
     }
+
+    /// An account has a simulated phone when `[simulation] phones` lists
+    /// it; the phone is then its one device.
+    fn devices(&self, address: &str) -> Vec<String> {
+        let user = address.split('@').next().unwrap_or(address).to_ascii_lowercase();
+        if self.phones.0.contains_key(&user) {
+            vec![address.to_string()]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// The far end of a simulated leg.
@@ -219,12 +232,16 @@ struct Peer {
     connected: bool,
     /// Whether the task answered.
     answered: bool,
+    /// Whether this is a called phone (rather than a caller).
+    called: bool,
     keys: Keys,
     phones: Arc<Phones>,
     /// The first forked target to answer, and when it does.
     fork: Option<(Instant, String)>,
     /// A blind transfer under way: when its outcome is known, and what it is.
     transfer: Option<(Instant, Result<(), String>, Reply)>,
+    /// Since when the peer talks with another party (a bridge).
+    talking_since: Option<Instant>,
 }
 
 impl Peer {
@@ -234,10 +251,12 @@ impl Peer {
             owner,
             connected: false,
             answered: false,
+            called: false,
             keys,
             phones,
             fork: None,
             transfer: None,
+            talking_since: None,
         }
     }
 
@@ -302,6 +321,7 @@ impl Peer {
         }
         self.connected = true;
         self.answered = true;
+        self.called = true;
         self.owner.send(TaskInput::Completed {
             leg: self.leg,
             error: None,
@@ -341,7 +361,16 @@ impl Peer {
                     Some((*started + THINK).max(pause_until.unwrap_or(*started)))
                 }
             };
-            let give_up = started + LONGEST_CALL;
+            // A caller (not a called phone, which waits for the other side)
+            // with no keys left hangs up after talking a while.
+            let done_talking = match (
+                self.talking_since,
+                script.is_empty() && live.is_none() && !self.called,
+            ) {
+                (Some(since), true) => since + TALK,
+                _ => started + LONGEST_CALL,
+            };
+            let give_up = (started + LONGEST_CALL).min(done_talking);
             let fork_at = self.fork.as_ref().map(|(at, _)| *at);
             let transfer_at = self.transfer.as_ref().map(|(at, _, _)| *at);
             let wake = [media_end, key_at, fork_at, transfer_at, Some(give_up)]
@@ -480,9 +509,14 @@ impl Peer {
                 finish(media, false);
                 return false;
             }
+            // Connected with another party: a caller with nothing left to
+            // dial talks for a while, then hangs up.
+            LegCommand::Bridge(other) => {
+                self.talking_since = other.map(|_| Instant::now());
+            }
             // No audio is simulated: who hears whom changes nothing a
             // script can observe here, and DTMF still reaches the task.
-            LegCommand::SendDtmf(_) | LegCommand::Hold(_) | LegCommand::Bridge(_) | LegCommand::Mixer(_) => {}
+            LegCommand::SendDtmf(_) | LegCommand::Hold(_) | LegCommand::Mixer(_) => {}
         }
         true
     }

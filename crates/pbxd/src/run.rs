@@ -144,7 +144,7 @@ async fn session(
             .map_err(|error| error.to_string())
     };
     match started {
-        Ok(Routed::Task(_)) => {}
+        Ok(Routed::Task(_) | Routed::Ringing) => {}
         Ok(Routed::Rejected(code)) => {
             println!("{:8.3}  call rejected with {code}", 0.0);
             return ExitCode::SUCCESS;

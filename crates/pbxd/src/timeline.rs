@@ -88,6 +88,7 @@ impl Observer for Timeline {
                 line
             }
             Event::ProgramProblem { file, text } => format!("{file}: {text}"),
+            Event::Routing { what } => format!("call: {what}"),
         };
         self.line(&text);
     }

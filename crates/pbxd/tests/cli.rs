@@ -336,6 +336,30 @@ fn run_rejects_bad_dtmf_and_bad_settings_plainly() {
 }
 
 #[test]
+fn run_rings_a_simulated_phone() {
+    let output = pbxd(&[
+        "run",
+        "operator@example.com",
+        "--set",
+        "simulation.phones.operator=answer after 4s",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        events(&output),
+        [
+            "call: to operator@example.com: ringing",
+            "call: ringing operator@example.com",
+            "call: operator@example.com answered; connected",
+            "call: the caller hung up",
+        ]
+    );
+    assert_eq!(
+        time_of(&output, "call: operator@example.com answered; connected"),
+        4.0
+    );
+}
+
+#[test]
 fn a_config_error_names_the_file_line_and_key() {
     let dir = scratch(
         "config",
@@ -376,7 +400,11 @@ fn run_routes_a_call_to_an_account_by_its_rules() {
     assert!(output.status.success(), "{}", stderr(&output));
     let timeline = events(&output);
     assert_eq!(
-        timeline[0], "#1 start callback.sppr for ivanov@example.com",
+        timeline[..2],
+        [
+            "call: to ivanov@example.com: divert to #callback",
+            "#1 start callback.sppr for ivanov@example.com"
+        ],
         "{timeline:?}"
     );
     assert!(

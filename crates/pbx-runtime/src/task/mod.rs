@@ -9,7 +9,7 @@ mod ops;
 mod run;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use pbx_lang::value::{Portable, TaskId};
@@ -71,7 +71,10 @@ struct Entry {
 pub struct Registry {
     tasks: Mutex<HashMap<TaskId, Entry>>,
     next: AtomicU64,
-    /// How many tasks run, for whoever waits for them all to end.
+    /// Calls being routed outside any task (ringing an account's phones).
+    routing: AtomicUsize,
+    /// How many tasks run and calls are routed, for whoever waits for them
+    /// all to end.
     running: tokio::sync::watch::Sender<usize>,
 }
 
@@ -80,6 +83,7 @@ impl Default for Registry {
         Registry {
             tasks: Mutex::new(HashMap::new()),
             next: AtomicU64::new(0),
+            routing: AtomicUsize::new(0),
             running: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -101,6 +105,24 @@ pub struct TaskSummary {
 }
 
 impl Registry {
+    fn update_running(&self) {
+        let tasks = self.tasks.lock().map(|tasks| tasks.len()).unwrap_or(0);
+        self.running
+            .send_replace(tasks + self.routing.load(Ordering::Relaxed));
+    }
+
+    /// Counts a call being routed outside any task, so that `idle` waits
+    /// for it; `end_routing` when it is over.
+    pub(crate) fn start_routing(&self) {
+        self.routing.fetch_add(1, Ordering::Relaxed);
+        self.update_running();
+    }
+
+    pub(crate) fn end_routing(&self) {
+        self.routing.fetch_sub(1, Ordering::Relaxed);
+        self.update_running();
+    }
+
     /// A new task's ID and its input queue.
     pub(crate) fn register(
         &self,
@@ -123,19 +145,19 @@ impl Registry {
                     program,
                 },
             );
-            self.running.send_replace(tasks.len());
         }
+        self.update_running();
         (id, sender, receiver)
     }
 
     pub(crate) fn remove(&self, id: TaskId) {
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.remove(&id);
-            self.running.send_replace(tasks.len());
         }
+        self.update_running();
     }
 
-    /// Waits until no task runs.
+    /// Waits until no task runs and no call is being routed.
     pub async fn idle(&self) {
         let mut running = self.running.subscribe();
         let _ = running.wait_for(|count| *count == 0).await;

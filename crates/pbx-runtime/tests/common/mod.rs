@@ -70,6 +70,19 @@ impl Recorder {
             .collect()
     }
 
+    /// The notes of calls routed outside tasks (ringing, rules).
+    pub fn routing(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|event| match event {
+                Event::Routing { what } => Some(what.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The one-line form of every run-time error.
     pub fn errors(&self) -> Vec<String> {
         self.events

@@ -1,0 +1,245 @@
+//! Ringing an account (FEATURES.md §4): what happens to a call its rules
+//! did not send elsewhere at once. The account's devices ring, with any
+//! addresses a `fork` rule added; the first to answer is connected to the
+//! caller and the others stop. If all are busy the `busy` rule applies; if
+//! none answers in time, the `no answer` rule.
+//!
+//! No task runs meanwhile: the ringer owns the legs (DESIGN.md §3) until it
+//! connects them, or hands the caller to whatever a rule chose.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::address::{self, Destination};
+use crate::call::{Leg, LegCommand, Owner};
+use crate::directory::Account;
+use crate::observe::Event;
+use crate::rules::Action;
+use crate::runtime::Runtime;
+use crate::task::TaskInput;
+
+/// How long phones ring when no `no answer` rule says.
+pub const LONGEST_RING: Duration = Duration::from_secs(60);
+
+/// What to ring, and what the rules say to do when it does not work out.
+pub(crate) struct Ringing {
+    /// The account called (`None` when a rule's `fork` action rings
+    /// addresses on its own).
+    pub account: Option<Arc<Account>>,
+    /// Contacts and addresses to call.
+    pub targets: Vec<String>,
+    pub no_answer: Option<(Duration, Action)>,
+    pub busy: Option<Action>,
+    /// How many times the call has been routed on already (against loops).
+    pub depth: u8,
+}
+
+/// Counts the call as routed until dropped, so a runtime waiting for quiet
+/// waits for it.
+struct Routing(Runtime);
+
+impl Drop for Routing {
+    fn drop(&mut self) {
+        self.0.registry.end_routing();
+    }
+}
+
+/// How ringing ended.
+enum Outcome {
+    /// This branch answered.
+    Answered(usize),
+    Busy,
+    NoAnswer,
+    /// The caller hung up first.
+    CallerLeft,
+}
+
+/// The addresses to call for `targets`: an account's devices, a number as
+/// it is. Applications cannot be rung; they are skipped, with a note.
+pub(crate) fn expand(runtime: &Runtime, targets: &[String], home: Option<&Arc<Account>>) -> Vec<String> {
+    let mut expanded = Vec::new();
+    for target in targets {
+        match address::resolve(
+            &runtime.directory,
+            target,
+            home.map(|account| account.domain.as_str()),
+            home,
+        ) {
+            Ok(Destination::Account { account, .. }) => {
+                expanded.extend(runtime.network.devices(&account.address()))
+            }
+            Ok(Destination::Outside(number)) => expanded.push(number),
+            Ok(Destination::App { .. }) => note(runtime, format!("{target}: an application cannot be rung")),
+            Err(error) => note(runtime, format!("{target}: {error}")),
+        }
+    }
+    expanded
+}
+
+fn note(runtime: &Runtime, what: String) {
+    runtime.observer.event(Event::Routing { what });
+}
+
+/// Starts ringing on the runtime's local executor: counted as routing from
+/// now, so that nobody waiting for quiet misses it.
+pub(crate) fn start(runtime: &Runtime, caller: Leg, plan: Ringing) {
+    runtime.registry.start_routing();
+    let routing = Routing(runtime.clone());
+    tokio::task::spawn_local(ring(routing, caller, plan));
+}
+
+/// Rings, then connects the caller or acts on the rules.
+async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
+    let runtime = routing.0.clone();
+    let (sender, mut inputs) = mpsc::unbounded_channel();
+    caller.set_owner(Some(sender.clone()));
+    caller.send(LegCommand::Provision {
+        code: 180,
+        reason: "Ringing".into(),
+        media: false,
+    });
+    let from = caller.info.remote_uri.trim_start_matches("sip:").to_string();
+    let mut branches: Vec<(String, Option<Leg>)> = Vec::new();
+    for target in &plan.targets {
+        let owner = Owner::default();
+        owner.set(Some(sender.clone()));
+        match runtime.network.place_call(&from, target, owner) {
+            Ok(leg) => {
+                note(&runtime, format!("ringing {target}"));
+                branches.push((target.clone(), Some(leg)));
+            }
+            Err(reason) => note(&runtime, format!("{target}: {reason}")),
+        }
+    }
+    let ring_for = plan.no_answer.as_ref().map_or(LONGEST_RING, |(after, _)| *after);
+    let deadline = Instant::now() + ring_for;
+    let mut busy = 0;
+    let outcome = loop {
+        let pending = branches.iter().filter(|(_, leg)| leg.is_some()).count();
+        if pending == 0 {
+            break if busy > 0 {
+                Outcome::Busy
+            } else {
+                Outcome::NoAnswer
+            };
+        }
+        tokio::select! {
+            input = inputs.recv() => match input {
+                Some(TaskInput::Completed { leg, error }) => {
+                    let Some(index) = branches.iter().position(|(_, branch)| branch.as_ref().is_some_and(|branch| branch.id == leg)) else { continue };
+                    match error {
+                        None => break Outcome::Answered(index),
+                        Some(error) => {
+                            if error.starts_with("486") || error.starts_with("600") {
+                                busy += 1;
+                            }
+                            note(&runtime, format!("{}: {error}", branches[index].0));
+                            branches[index].1 = None;
+                        }
+                    }
+                }
+                Some(TaskInput::Disconnected { leg }) if leg == caller.id => break Outcome::CallerLeft,
+                Some(_) => {}
+                None => break Outcome::CallerLeft,
+            },
+            () = tokio::time::sleep_until(deadline) => break Outcome::NoAnswer,
+        }
+    };
+    // Whatever happened, the branches still ringing stop.
+    let answered = match outcome {
+        Outcome::Answered(index) => branches[index]
+            .1
+            .take()
+            .map(|leg| (branches[index].0.clone(), leg)),
+        _ => None,
+    };
+    for (_, leg) in branches.iter_mut() {
+        if let Some(leg) = leg.take() {
+            leg.send(LegCommand::Disconnect { reason: None });
+        }
+    }
+    match outcome {
+        Outcome::Answered(_) => {
+            if let Some((target, leg)) = answered {
+                connect(&runtime, caller, target, leg, inputs).await;
+            }
+        }
+        Outcome::CallerLeft => note(&runtime, "the caller hung up while it rang".into()),
+        Outcome::Busy => match plan.busy.or_else(|| plan.no_answer.map(|(_, action)| action)) {
+            Some(action) => {
+                note(&runtime, format!("busy: {action}"));
+                act(&runtime, caller, plan.account, action, plan.depth);
+            }
+            None => {
+                note(&runtime, "busy".into());
+                refuse(caller, 486);
+            }
+        },
+        Outcome::NoAnswer => match plan.no_answer {
+            Some((after, action)) => {
+                note(&runtime, format!("no answer in {} s: {action}", after.as_secs()));
+                act(&runtime, caller, plan.account, action, plan.depth);
+            }
+            None => {
+                note(&runtime, "no answer".into());
+                refuse(caller, 480);
+            }
+        },
+    }
+}
+
+/// Answers the caller, connects it with the branch that answered, and
+/// hangs up either side when the other does.
+async fn connect(
+    runtime: &Runtime,
+    caller: Leg,
+    target: String,
+    callee: Leg,
+    mut inputs: mpsc::UnboundedReceiver<TaskInput>,
+) {
+    let (reply, answer) = oneshot::channel();
+    caller.send(LegCommand::Accept { reply });
+    if let Err(reason) = answer.await.unwrap_or_else(|_| Err("the caller is gone".into())) {
+        note(
+            runtime,
+            format!("{target} answered, but the caller could not be: {reason}"),
+        );
+        callee.send(LegCommand::Disconnect { reason: None });
+        return;
+    }
+    caller.send(LegCommand::Bridge(Some(callee.handle())));
+    callee.send(LegCommand::Bridge(Some(caller.handle())));
+    note(runtime, format!("{target} answered; connected"));
+    while let Some(input) = inputs.recv().await {
+        match input {
+            TaskInput::Disconnected { leg } if leg == caller.id => {
+                callee.send(LegCommand::Disconnect { reason: None });
+                note(runtime, "the caller hung up".into());
+                return;
+            }
+            TaskInput::Disconnected { leg } if leg == callee.id => {
+                caller.send(LegCommand::Disconnect { reason: None });
+                note(runtime, format!("{target} hung up"));
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn refuse(caller: Leg, code: u16) {
+    caller.send(LegCommand::Reject {
+        code,
+        reason: crate::call::reason_phrase(code).into(),
+    });
+}
+
+/// Does what a rule said once ringing did not work out.
+fn act(runtime: &Runtime, caller: Leg, account: Option<Arc<Account>>, action: Action, depth: u8) {
+    if let Err(error) = runtime.act(caller, account, action, depth + 1) {
+        note(runtime, error.to_string());
+    }
+}
