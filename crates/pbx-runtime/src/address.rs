@@ -108,8 +108,22 @@ pub enum AddressError {
 }
 
 /// Decides where `text` leads. `domain` is the domain bare names are in;
-/// `current` the account `#app` runs for.
+/// `current` the account `#app` runs for, whose speed dials apply.
 pub fn resolve(
+    directory: &Directory,
+    text: &str,
+    domain: Option<&str>,
+    current: Option<&Arc<Account>>,
+) -> Result<Destination, AddressError> {
+    let dialled = text.trim().trim_start_matches("sip:");
+    if let Some(target) = current.and_then(|account| account.speed_dials.get(dialled)) {
+        // One level only: a speed dial's target is an address, not a code.
+        return resolve_address(directory, target, domain, current);
+    }
+    resolve_address(directory, text, domain, current)
+}
+
+fn resolve_address(
     directory: &Directory,
     text: &str,
     domain: Option<&str>,
@@ -180,7 +194,8 @@ mod tests {
 
     fn directory() -> Directory {
         let config = Config::parse(
-            "[domains.\"example.com\".accounts.ivanov]\naliases = [\"101\"]\n[domains.\"example.com\".accounts.petrov]\n",
+            "[domains.\"example.com\".accounts.ivanov]\naliases = [\"101\"]\n\
+             [domains.\"example.com\".accounts.petrov]\nspeed_dials = { \"*1\" = \"101\", \"*2\" = \"84951234567\" }\n",
             "t",
             &[],
         )
@@ -234,5 +249,25 @@ mod tests {
             resolve(&directory, "nobody@example.com", None, None).unwrap_err(),
             AddressError::UnknownAccount("nobody".into())
         );
+    }
+
+    #[test]
+    fn speed_dials_are_the_callers_own() {
+        let directory = directory();
+        let petrov = directory.find("petrov", "example.com").unwrap();
+        let ivanov = directory.find("ivanov", "example.com").unwrap();
+        let Ok(Destination::Account { account, .. }) = resolve(&directory, "*1", None, Some(&petrov)) else {
+            panic!("petrov's *1 is ivanov")
+        };
+        assert_eq!(account.name, "ivanov");
+        assert!(matches!(
+            resolve(&directory, "*2", None, Some(&petrov)),
+            Ok(Destination::Outside(number)) if number == "84951234567"
+        ));
+        // ivanov has no speed dials: *1 is dialled as it is.
+        assert!(matches!(
+            resolve(&directory, "*1", None, Some(&ivanov)),
+            Ok(Destination::Outside(number)) if number == "*1"
+        ));
     }
 }

@@ -342,3 +342,45 @@ fn a_bridged_call_rings_out_for_the_caller_and_retries_after_a_failure() {
         ]
     );
 }
+
+#[test]
+fn outside_calls_follow_the_class_of_service_and_show_the_caller_id() {
+    let scratch = Scratch::new("outside");
+    scratch.write(
+        "stock/dial.sppr",
+        r#"
+        entry Main is
+          // Let the incoming call go first: StartCall needs a task without one.
+          Disconnect();
+          SysLog("speed dial: " + ObjectToString(StartCall("*9")));
+          loop
+            input = ReadInput(30);
+            exitif IsCallCompletedEvent(input);
+          end loop;
+          Disconnect();
+          SysLog("abroad: " + ObjectToString(StartCall("0014155550100")));
+        end;
+        "#,
+    );
+    let extra = "[domains.\"example.com\".accounts.sales]\nclass_of_service = \"national\"\n\
+                 caller_id = \"+74951234567\"\nspeed_dials = { \"*9\" = \"84957654321\" }\n";
+    let events = run(
+        config(&scratch, extra, &[]),
+        Call::App("dial", "sales@example.com"),
+        "",
+    );
+    assert_eq!(
+        events.logs(),
+        [
+            "speed dial: #null#",
+            "abroad: \"0014155550100 is not allowed by the class of service\""
+        ]
+    );
+    assert!(
+        events
+            .calls()
+            .contains(&"calling *9 (84957654321) as +74951234567".to_string()),
+        "{:?}",
+        events.calls()
+    );
+}

@@ -619,20 +619,29 @@ impl TaskHost {
             Some(self.domain()),
             Some(&self.account),
         );
+        // Beyond the server the account shows its caller ID, if it has one.
+        let mut from = self.account.address();
+        let mut to = target.to_string();
         if let Ok(address::Destination::Outside(number)) = &destination {
             if !self.account.class_of_service.allows(number) {
                 return Err(format!("{number} is not allowed by the class of service"));
             }
+            if let Some(caller_id) = &self.account.caller_id {
+                from = caller_id.clone();
+            }
+            to = number.clone();
         }
         let owner = Owner::default();
         owner.set(Some(self.sender.clone()));
-        let leg = self
-            .runtime
-            .network
-            .place_call(&self.account.address(), target, owner)?;
+        let leg = self.runtime.network.place_call(&from, &to, owner)?;
+        let shown = if to == target {
+            to
+        } else {
+            format!("{target} ({to})")
+        };
         self.event(Event::Call {
             task: self.id,
-            what: format!("calling {target}"),
+            what: format!("calling {shown} as {from}"),
         });
         Ok(leg)
     }
