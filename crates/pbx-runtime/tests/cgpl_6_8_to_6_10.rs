@@ -216,23 +216,7 @@ fn the_application_status_is_readable_from_outside_while_the_task_runs() {
         "stock/status.sppr",
         "entry Main is\n  SetApplicationStatus(ToObject(\"{state=ringing;}\"));\n  Void(ReadInput(10));\nend;\n",
     );
-    let io = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let main = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    let recorder = Arc::new(Recorder::default());
-    let handle = io.handle().clone();
-    let config = config(&scratch, "", &[]);
-    let local = tokio::task::LocalSet::new();
-    let (status, program) = local.block_on(&main, async {
-        let network = Arc::new(pbx_runtime::sim::SimNetwork::default());
-        let runtime = pbx_runtime::Runtime::new(config, network, recorder.clone(), handle, true).unwrap();
+    let (_, (status, program)) = common::world(config(&scratch, "", &[]), async |runtime, _| {
         let petrov = runtime.directory.find("petrov", "example.com").unwrap();
         let task = runtime.start_app("status", petrov, None, Vec::new()).unwrap();
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -241,7 +225,6 @@ fn the_application_status_is_readable_from_outside_while_the_task_runs() {
         assert!(runtime.registry.summary(task).is_none());
         (summary.status, summary.program)
     });
-    io.shutdown_background();
     assert_eq!(program, "status.sppr");
     assert_eq!(pbx_lang::value::Portable::str("ringing"), {
         let pbx_lang::value::Portable::Dict(entries, _) = status else {

@@ -155,24 +155,7 @@ fn the_next_task_runs_the_new_version_and_a_broken_one_keeps_the_last_good() {
     scratch.write("stock/app.sppr", "entry Main is SysLog(\"version 1\"); end;");
     scratch.write("stock/helper.sppi", "function Word() is return \"one\"; end;");
     scratch.write("stock/uses.sppr", "entry Main is SysLog(helper::Word()); end;");
-    let io = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let main = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    let recorder = std::sync::Arc::new(common::Recorder::default());
-    let observer = recorder.clone();
-    let handle = io.handle().clone();
-    let config = config(&scratch, "", &[]);
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&main, async {
-        let network = std::sync::Arc::new(pbx_runtime::sim::SimNetwork::default());
-        let runtime = pbx_runtime::Runtime::new(config, network, observer, handle, true).unwrap();
+    let (recorder, ()) = common::world(config(&scratch, "", &[]), async |runtime, _| {
         let petrov = runtime.directory.find("petrov", "example.com").unwrap();
         let run_app = |name: &str| {
             runtime.start_app(name, petrov.clone(), None, Vec::new()).unwrap();
@@ -195,7 +178,6 @@ fn the_next_task_runs_the_new_version_and_a_broken_one_keeps_the_last_good() {
         run_app("uses");
         runtime.registry.idle().await;
     });
-    io.shutdown_background();
     assert_eq!(
         recorder.logs(),
         ["version 1", "version 2", "version 2", "one", "two"]

@@ -207,30 +207,8 @@ pub fn route(
     dtmf: &str,
     before: impl FnOnce(&Runtime),
 ) -> (Arc<Recorder>, Result<Routed, String>) {
-    let io = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let main = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    let recorder = Arc::new(Recorder::default());
-    let phones = config
-        .simulation
-        .phones
-        .iter()
-        .map(|(name, behaviour)| (name.clone(), sim::Phone::parse(behaviour).unwrap()))
-        .collect::<HashMap<_, _>>();
     let script = sim::parse_script(dtmf).unwrap();
-    let local = tokio::task::LocalSet::new();
-    let observer = recorder.clone();
-    let handle = io.handle().clone();
-    let routed = local.block_on(&main, async move {
-        let network = Arc::new(SimNetwork::with_phones(phones));
-        let runtime = Runtime::new(config, network.clone(), observer, handle, true).unwrap();
+    world(config, async move |runtime, network| {
         before(&runtime);
         let routed = match call {
             Call::To(target) => {
@@ -249,9 +227,40 @@ pub fn route(
         let ended = tokio::time::timeout(Duration::from_secs(7200), runtime.registry.idle()).await;
         assert!(ended.is_ok(), "the tasks did not end");
         routed.map_err(|error| error.to_string())
+    })
+}
+
+/// Runs `body` with a runtime for `config` on the simulated network (its
+/// phones as configured), in virtual time, with SMTP and HTTP on a real
+/// I/O runtime; returns what was observed and what `body` returned.
+pub fn world<T>(config: Config, body: impl AsyncFnOnce(Runtime, Arc<SimNetwork>) -> T) -> (Arc<Recorder>, T) {
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let main = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let phones = config
+        .simulation
+        .phones
+        .iter()
+        .map(|(name, behaviour)| (name.clone(), sim::Phone::parse(behaviour).unwrap()))
+        .collect::<HashMap<_, _>>();
+    let observer = recorder.clone();
+    let handle = io.handle().clone();
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(&main, async move {
+        let network = Arc::new(SimNetwork::with_phones(phones));
+        let runtime = Runtime::new(config, network.clone(), observer, handle, true).unwrap();
+        body(runtime, network).await
     });
     io.shutdown_background();
-    (recorder, routed)
+    (recorder, result)
 }
 
 /// The stock environment of the repository (callback.sppr and prompts).
