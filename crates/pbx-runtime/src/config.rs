@@ -36,6 +36,9 @@ pub struct Config {
     /// How simulated phones behave (`pbxd run`, tests).
     #[serde(default)]
     pub simulation: SimulationConfig,
+    /// SIP trunks by name, tried in name order for a number.
+    #[serde(default)]
+    pub trunks: BTreeMap<String, TrunkConfig>,
     /// Where the file was read from (not a key).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -52,18 +55,76 @@ pub struct SipConfig {
     /// `ip:port` to listen on, UDP and TCP.
     #[serde(default = "default_sip_listen")]
     pub listen: SocketAddr,
+    /// The address phones should reach pbxd (and its RTP) at, when the
+    /// listening one is not it (`0.0.0.0`, or behind NAT).
+    #[serde(default)]
+    pub advertise: Option<std::net::IpAddr>,
+    /// A call whose peer sends no RTP for this long is ended.
+    #[serde(default = "default_rtp_timeout")]
+    pub rtp_timeout_seconds: u64,
+    /// How long a digest nonce stays good.
+    #[serde(default = "default_nonce_lifetime")]
+    pub nonce_lifetime_seconds: u64,
+    /// Longest registration accepted, in seconds (and the default).
+    #[serde(default = "default_max_expires")]
+    pub max_expires_seconds: u32,
+    /// Failed authentications allowed per source address per minute
+    /// before its requests are refused for a while.
+    #[serde(default = "default_auth_failures")]
+    pub auth_failures_per_minute: u32,
 }
 
 fn default_sip_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 5060))
 }
 
+fn default_rtp_timeout() -> u64 {
+    30
+}
+
+fn default_nonce_lifetime() -> u64 {
+    300
+}
+
+fn default_max_expires() -> u32 {
+    3600
+}
+
+fn default_auth_failures() -> u32 {
+    10
+}
+
 impl Default for SipConfig {
     fn default() -> SipConfig {
         SipConfig {
             listen: default_sip_listen(),
+            advertise: None,
+            rtp_timeout_seconds: default_rtp_timeout(),
+            nonce_lifetime_seconds: default_nonce_lifetime(),
+            max_expires_seconds: default_max_expires(),
+            auth_failures_per_minute: default_auth_failures(),
         }
     }
+}
+
+/// `[trunks.NAME]`: a SIP provider calls beyond the server go through.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// `host:port` of the provider's proxy.
+    pub proxy: String,
+    /// The domain to put in From and Request-URI (default: the proxy host).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Credentials to answer the provider's digest challenges with.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Number patterns it carries (`*` any run of digits: `8*`, `+7*`);
+    /// empty: every number.
+    #[serde(default)]
+    pub numbers: Vec<String>,
 }
 
 /// `[http]`
@@ -414,6 +475,7 @@ fn unreachable_defaults() -> Config {
         server: ServerConfig::default(),
         domains: BTreeMap::new(),
         simulation: SimulationConfig::default(),
+        trunks: BTreeMap::new(),
         source: None,
     }
 }

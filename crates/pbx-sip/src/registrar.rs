@@ -1,0 +1,216 @@
+//! The registrar (RFC 3261 §10): REGISTER with digest authentication,
+//! bindings with expiry in the location store, and a limit on failed
+//! authentications per source address.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rsipstack::sip::prelude::*;
+use rsipstack::sip::{Header, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+
+use crate::digest::DigestError;
+use crate::location::{now, Binding};
+use crate::server::SipShared;
+
+/// The shortest registration accepted (RFC 3261 §10.2.8: 423 below it).
+pub const MIN_EXPIRES: u32 = 60;
+
+/// Counts failed authentications per source address over a minute; past
+/// the limit, the source is refused until its minute is over.
+#[derive(Debug, Default)]
+pub struct AuthFailures {
+    by_source: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl AuthFailures {
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    /// Whether `source` has failed too often lately.
+    pub fn blocked(&self, source: IpAddr, limit: u32) -> bool {
+        let Ok(mut sources) = self.by_source.lock() else { return false };
+        match sources.get(&source) {
+            Some((since, _)) if since.elapsed() >= Self::WINDOW => {
+                sources.remove(&source);
+                false
+            }
+            Some((_, count)) => *count >= limit,
+            None => false,
+        }
+    }
+
+    /// Counts a failure of `source`.
+    pub fn failed(&self, source: IpAddr) {
+        let Ok(mut sources) = self.by_source.lock() else { return };
+        // Forget stale entries now and then, so a scan of addresses cannot
+        // grow the map without end.
+        if sources.len() > 10_000 {
+            sources.retain(|_, (since, _)| since.elapsed() < Self::WINDOW);
+        }
+        let entry = sources.entry(source).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= Self::WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+/// Where a request came from.
+pub fn source_of(tx: &Transaction) -> Option<(SocketAddr, String)> {
+    let connection = tx.connection.as_ref()?;
+    let remote = connection.get_remote_addr()?.get_socketaddr().ok()?;
+    let transport = connection.transport().to_string().to_ascii_lowercase();
+    Some((remote, transport))
+}
+
+/// Answers a REGISTER.
+pub async fn register(shared: &SipShared, mut tx: Transaction) {
+    let reply = handle(shared, &tx);
+    let (code, headers) = match reply {
+        Ok(headers) => (StatusCode::OK, headers),
+        Err((code, headers)) => (code, headers),
+    };
+    if let Err(error) = tx.reply_with(code, headers, None).await {
+        tracing::debug!(%error, "REGISTER reply not sent");
+    }
+}
+
+type Refusal = (StatusCode, Vec<Header>);
+
+fn refuse(code: StatusCode) -> Refusal {
+    (code, Vec::new())
+}
+
+fn handle(shared: &SipShared, tx: &Transaction) -> Result<Vec<Header>, Refusal> {
+    let request = &tx.original;
+    let Some((source, transport)) = source_of(tx) else {
+        return Err(refuse(StatusCode::BadRequest));
+    };
+    let limit = shared.config.sip.auth_failures_per_minute;
+    if shared.auth_failures.blocked(source.ip(), limit) {
+        return Err(refuse(StatusCode::Forbidden));
+    }
+    let to = request
+        .to_header()
+        .and_then(|to| to.uri())
+        .map_err(|_| refuse(StatusCode::BadRequest))?;
+    let user = to.user().map(crate::percent_decode).unwrap_or_default();
+    let domain = shared
+        .domain_for(&to.host().to_string())
+        .ok_or_else(|| refuse(StatusCode::NotFound))?;
+    let runtime = shared.runtime().ok_or_else(|| refuse(StatusCode::ServiceUnavailable))?;
+    let account = runtime
+        .directory
+        .find(&user, &domain)
+        .ok_or_else(|| refuse(StatusCode::NotFound))?;
+    // Authentication: the account's password, in the domain's realm.
+    let digest = shared.digest(&account.domain);
+    let authorization = request.authorization_header().map(|header| header.value().to_string());
+    let Some(authorization) = authorization else {
+        return Err((StatusCode::Unauthorized, challenge(&digest.challenges(false))));
+    };
+    let password_of = |given: &str| {
+        let name = given.split('@').next().unwrap_or(given);
+        runtime
+            .directory
+            .find(name, &account.domain)
+            .filter(|found| found.name == account.name)
+            .and_then(|found| found.password.clone())
+    };
+    match digest.verify("REGISTER", &authorization, password_of) {
+        Ok(_) => {}
+        Err(DigestError::Stale) => {
+            return Err((StatusCode::Unauthorized, challenge(&digest.challenges(true))));
+        }
+        Err(error) => {
+            shared.auth_failures.failed(source.ip());
+            tracing::info!(account = %account.address(), %source, "REGISTER refused: {error}");
+            return Err(refuse(StatusCode::Forbidden));
+        }
+    }
+    let aor = account.address();
+    let mut bindings = shared
+        .location
+        .lookup(&aor)
+        .map_err(|_| refuse(StatusCode::ServerInternalError))?;
+    let call_id = request
+        .call_id_header()
+        .map(|header| header.value().to_string())
+        .unwrap_or_default();
+    let cseq = request
+        .cseq_header()
+        .and_then(|header| header.seq())
+        .unwrap_or(0);
+    let default_expires = request
+        .expires_header()
+        .and_then(|header| header.value().trim().parse::<u32>().ok())
+        .unwrap_or(shared.config.sip.max_expires_seconds);
+    let user_agent = request
+        .user_agent_header()
+        .map(|header| header.value().to_string())
+        .unwrap_or_default();
+    let contacts = request
+        .typed_contact_headers()
+        .map_err(|_| refuse(StatusCode::BadRequest))?;
+    let now = now();
+    for contact in contacts {
+        let text = contact.uri.to_string();
+        if text == "*" {
+            // Remove every binding: only with Expires: 0 (§10.3 step 6).
+            if default_expires != 0 {
+                return Err(refuse(StatusCode::BadRequest));
+            }
+            bindings.clear();
+            continue;
+        }
+        let expires = contact.expires().unwrap_or(default_expires);
+        if expires != 0 && expires < MIN_EXPIRES {
+            return Err((
+                StatusCode::IntervalTooBrief,
+                vec![Header::MinExpires(MIN_EXPIRES.to_string().into())],
+            ));
+        }
+        let expires = expires.min(shared.config.sip.max_expires_seconds);
+        let existing = bindings.iter().position(|binding| binding.contact == text);
+        if let Some(index) = existing {
+            // A retransmitted or reordered REGISTER must not undo a newer one.
+            let known = &bindings[index];
+            if known.call_id == call_id && known.cseq > cseq {
+                return Err(refuse(StatusCode::BadRequest));
+            }
+            bindings.remove(index);
+        }
+        if expires > 0 {
+            bindings.push(Binding {
+                contact: text,
+                source,
+                transport: transport.clone(),
+                expires_at: now + u64::from(expires),
+                call_id: call_id.clone(),
+                cseq,
+                user_agent: user_agent.clone(),
+            });
+        }
+    }
+    shared
+        .location
+        .store(&aor, &bindings)
+        .map_err(|_| refuse(StatusCode::ServerInternalError))?;
+    tracing::info!(account = %aor, %source, bindings = bindings.len(), "registered");
+    Ok(bindings
+        .iter()
+        .map(|binding| {
+            Header::Contact(format!("<{}>;expires={}", binding.contact, binding.remaining(now)).into())
+        })
+        .collect())
+}
+
+/// WWW-Authenticate headers for a 401.
+pub fn challenge(values: &[String]) -> Vec<Header> {
+    values
+        .iter()
+        .map(|value| Header::WwwAuthenticate(value.clone().into()))
+        .collect()
+}
