@@ -1,12 +1,15 @@
-//! WAV files: reading what a prompt is (format, rate, length) and writing
-//! recordings. A malformed file is an error value, never a panic.
+//! WAV files: reading what a prompt is (format, rate, length), decoding it to
+//! the 8 kHz mono audio calls carry, and writing recordings. A malformed file
+//! is an error value, never a panic.
 
 use std::time::Duration;
+
+use crate::codec::Codec;
 
 /// The sample encoding of a WAV file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoding {
-    /// Linear PCM, 8 (unsigned) or 16 bits.
+    /// Linear PCM: 8 bits unsigned, or 16, 24 or 32 bits signed.
     Pcm,
     /// ITU-T G.711 A-law.
     Alaw,
@@ -17,9 +20,13 @@ pub enum Encoding {
 /// What a WAV file holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WavInfo {
+    /// How samples are coded.
     pub encoding: Encoding,
+    /// Interleaved channels (1 = mono).
     pub channels: u16,
+    /// Sample frames per second.
     pub sample_rate: u32,
+    /// Bits of one sample of one channel.
     pub bits_per_sample: u16,
     /// Where the samples start in the file, and how many bytes they take.
     pub data_offset: usize,
@@ -54,7 +61,20 @@ pub enum WavError {
     Encoding(u16),
     #[error("unsupported WAV layout: {0}")]
     Layout(String),
+    #[error(
+        "sample rate {0} Hz is outside what pbxd plays ({MINIMUM_SAMPLE_RATE}..={MAXIMUM_SAMPLE_RATE} Hz)"
+    )]
+    SampleRate(u32),
+    #[error("cannot resample the audio: {0}")]
+    Resample(String),
+    #[error("cannot read the file: {0}")]
+    Io(String),
 }
+
+/// The lowest sample rate a prompt may have: below it speech is not intelligible.
+pub const MINIMUM_SAMPLE_RATE: u32 = 4000;
+/// The highest sample rate a prompt may have; higher claims are broken headers.
+pub const MAXIMUM_SAMPLE_RATE: u32 = 384_000;
 
 fn u16_at(bytes: &[u8], at: usize) -> Result<u16, WavError> {
     let slice = bytes.get(at..at + 2).ok_or(WavError::Truncated)?;
@@ -99,7 +119,7 @@ pub fn info(bytes: &[u8]) -> Result<WavInfo, WavError> {
                     return Err(WavError::Layout("no channels or no sample rate".into()));
                 }
                 let bits_ok = match encoding {
-                    Encoding::Pcm => bits == 8 || bits == 16,
+                    Encoding::Pcm => matches!(bits, 8 | 16 | 24 | 32),
                     Encoding::Alaw | Encoding::Ulaw => bits == 8,
                 };
                 if !bits_ok {
@@ -131,18 +151,62 @@ pub fn info(bytes: &[u8]) -> Result<WavInfo, WavError> {
     Err(WavError::NoData)
 }
 
+/// Decodes a WAV file (PCM 8/16/24/32-bit, A-law or µ-law, any channel count,
+/// any rate from [`MINIMUM_SAMPLE_RATE`] to [`MAXIMUM_SAMPLE_RATE`]) to 16-bit
+/// mono samples at 8 kHz: channels are averaged, other rates resampled.
+pub fn decode_to_8k(bytes: &[u8]) -> Result<Vec<i16>, WavError> {
+    let info = info(bytes)?;
+    if !(MINIMUM_SAMPLE_RATE..=MAXIMUM_SAMPLE_RATE).contains(&info.sample_rate) {
+        return Err(WavError::SampleRate(info.sample_rate));
+    }
+    let data = bytes
+        .get(info.data_offset..info.data_offset + info.data_len)
+        .ok_or(WavError::Truncated)?;
+    let sample_bytes = usize::from(info.bits_per_sample).div_ceil(8);
+    let channels = i64::from(info.channels);
+    // A trailing partial frame (a file cut mid-sample) is dropped.
+    let mono: Vec<i16> = data
+        .chunks_exact(info.block_align().max(1))
+        .map(|frame| {
+            let sum: i64 = frame
+                .chunks_exact(sample_bytes.max(1))
+                .map(|sample| i64::from(linear_sample(info.encoding, sample)))
+                .sum();
+            (sum / channels) as i16
+        })
+        .collect();
+    crate::resample::to_8k(&mono, info.sample_rate)
+}
+
+/// One sample as 16-bit linear audio. `bytes` is one sample of the file's width.
+fn linear_sample(encoding: Encoding, bytes: &[u8]) -> i16 {
+    match (encoding, bytes) {
+        (Encoding::Ulaw, [byte]) => Codec::Pcmu.decode_one(*byte),
+        (Encoding::Alaw, [byte]) => Codec::Pcma.decode_one(*byte),
+        // 8-bit WAV is unsigned, centred on 128.
+        (Encoding::Pcm, [byte]) => (i16::from(*byte) - 128) << 8,
+        (Encoding::Pcm, [low, high]) => i16::from_le_bytes([*low, *high]),
+        // Wider samples keep their most significant 16 bits.
+        (Encoding::Pcm, [_, middle, high]) => i16::from_le_bytes([*middle, *high]),
+        (Encoding::Pcm, [_, _, upper, high]) => i16::from_le_bytes([*upper, *high]),
+        _ => 0,
+    }
+}
+
 /// A 16-bit mono PCM WAV file of `samples` at `sample_rate`.
 pub fn pcm16_mono(samples: &[i16], sample_rate: u32) -> Vec<u8> {
-    let data_len = (samples.len() * 2) as u32;
+    // Lengths and byte rates that do not fit the header's 32 bits saturate
+    // rather than wrap; such a file is broken either way, but not misleading.
+    let data_len = u32::try_from(samples.len().saturating_mul(2)).unwrap_or(u32::MAX);
     let mut out = Vec::with_capacity(44 + samples.len() * 2);
     out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(&data_len.saturating_add(36).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
     out.extend_from_slice(&16u32.to_le_bytes());
     out.extend_from_slice(&1u16.to_le_bytes());
     out.extend_from_slice(&1u16.to_le_bytes());
     out.extend_from_slice(&sample_rate.to_le_bytes());
-    out.extend_from_slice(&(sample_rate * 2).to_le_bytes());
+    out.extend_from_slice(&sample_rate.saturating_mul(2).to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&16u16.to_le_bytes());
     out.extend_from_slice(b"data");

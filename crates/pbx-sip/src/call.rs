@@ -22,7 +22,7 @@ use rsipstack::transaction::transaction::{Transaction, TransactionEvent};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::digest::DigestError;
-use crate::registrar::{self, source_of};
+use crate::registrar::source_of;
 use crate::sdp::{self, Direction, Negotiated};
 use crate::server::SipShared;
 
@@ -47,7 +47,10 @@ struct SipCall {
     answered: bool,
     session: Session,
     /// For a call that came in: where responses to its INVITE go (302).
-    invite: Option<(Request, rsipstack::transaction::transaction::TransactionEventSender)>,
+    invite: Option<(
+        Request,
+        rsipstack::transaction::transaction::TransactionEventSender,
+    )>,
     /// A blind transfer waiting for the REFER's outcome.
     transfer: Option<Reply>,
     /// Whether pbxd put the peer on hold.
@@ -136,15 +139,19 @@ pub async fn incoming(shared: Arc<SipShared>, mut tx: Transaction) {
         }
     };
     let session_id = u64::from(crate::random_u32());
-    let (answer, negotiated) = match sdp::answer(&offer, shared.advertise, media.local_addr().port(), session_id, 1)
-    {
-        Ok(answered) => answered,
-        Err(_) => {
-            let _ = tx.reply(StatusCode::NotAcceptableHere).await;
-            return;
-        }
-    };
-    media.set_remote(negotiated.remote, codec_of(&negotiated), negotiated.telephone_event);
+    let (answer, negotiated) =
+        match sdp::answer(&offer, shared.advertise, media.local_addr().port(), session_id, 1) {
+            Ok(answered) => answered,
+            Err(_) => {
+                let _ = tx.reply(StatusCode::NotAcceptableHere).await;
+                return;
+            }
+        };
+    media.set_remote(
+        negotiated.remote,
+        codec_of(&negotiated),
+        negotiated.telephone_event,
+    );
     let (state_sender, states) = shared.dialogs.new_dialog_state_channel();
     let contact = Uri::try_from(shared.contact().as_str()).ok();
     let dialog = match shared
@@ -248,14 +255,10 @@ fn authenticate(
             .map(|value| Header::ProxyAuthenticate(value.into()))
             .collect::<Vec<_>>()
     };
-    let authorization = tx
-        .original
-        .headers
-        .iter()
-        .find_map(|header| match header {
-            Header::ProxyAuthorization(value) => Some(value.value().to_string()),
-            _ => None,
-        });
+    let authorization = tx.original.headers.iter().find_map(|header| match header {
+        Header::ProxyAuthorization(value) => Some(value.value().to_string()),
+        _ => None,
+    });
     let Some(authorization) = authorization else {
         return Err((StatusCode::ProxyAuthenticationRequired, proxy_challenge(false)));
     };
@@ -333,7 +336,13 @@ async fn dial(
         .await
         .map_err(|error| format!("503 Service Unavailable (no media socket: {error})"))?;
     let session_id = u64::from(crate::random_u32());
-    let offer = sdp::offer(shared.advertise, media.local_addr().port(), session_id, 1, Direction::SendRecv);
+    let offer = sdp::offer(
+        shared.advertise,
+        media.local_addr().port(),
+        session_id,
+        1,
+        Direction::SendRecv,
+    );
     let caller = Uri::try_from(format!("sip:{}", from.trim_start_matches("sip:")).as_str())
         .map_err(|_| format!("400 Bad Request (`{from}` is not an address)"))?;
     let callee = Uri::try_from(route.request_uri.as_str())
@@ -381,7 +390,11 @@ async fn dial(
 
 impl SipCall {
     /// Serves the leg until it ends.
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<LegCommand>, mut states: DialogStateReceiver) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<LegCommand>,
+        mut states: DialogStateReceiver,
+    ) {
         let mut events = self.media.take_events();
         loop {
             tokio::select! {
@@ -453,7 +466,11 @@ impl SipCall {
             LegCommand::Fork { targets } => {
                 // Forking a pending call to more phones needs a proxy's
                 // branch handling; pbxd refuses it plainly for now.
-                tracing::info!(leg = self.id, ?targets, "ForkCall on a SIP call is not supported yet");
+                tracing::info!(
+                    leg = self.id,
+                    ?targets,
+                    "ForkCall on a SIP call is not supported yet"
+                );
             }
             LegCommand::Disconnect { reason } => {
                 self.hang_up(reason).await;
@@ -540,12 +557,15 @@ impl SipCall {
         if matches!(state, DialogState::Terminated(..)) {
             return;
         }
-        let confirmed = matches!(state, DialogState::Confirmed(..) | DialogState::WaitAck(..)) || self.answered;
+        let confirmed =
+            matches!(state, DialogState::Confirmed(..) | DialogState::WaitAck(..)) || self.answered;
         let result = if confirmed {
             match reason {
                 Some((code, text)) => {
                     let reason = format!("SIP;cause={code};text=\"{}\"", text.replace('"', "'"));
-                    self.dialog.bye_with_headers(Some(vec![Header::Reason(reason.into())])).await
+                    self.dialog
+                        .bye_with_headers(Some(vec![Header::Reason(reason.into())]))
+                        .await
                 }
                 None => self.dialog.bye().await,
             }
@@ -561,14 +581,14 @@ impl SipCall {
 
     /// 302 with the targets as Contacts.
     fn redirect(&self, targets: &[String]) {
-        let Some((request, responder)) = &self.invite else { return };
+        let Some((request, responder)) = &self.invite else {
+            return;
+        };
         let mut request = request.clone();
         let tag = self.dialog.id().local_tag;
         if let Ok(to) = request.to_header() {
             let tagged = to.clone().with_tag(tag.into());
-            if let Ok(tagged) = tagged {
-                request.headers.unique_push(tagged.into());
-            }
+            request.headers.unique_push(tagged.into());
         }
         let mut response = self
             .shared
@@ -592,7 +612,11 @@ impl SipCall {
         }
         self.holding = on;
         self.session.version += 1;
-        let direction = if on { Direction::SendOnly } else { Direction::SendRecv };
+        let direction = if on {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
         let offer = sdp::offer(
             self.shared.advertise,
             self.media.local_addr().port(),
@@ -622,7 +646,9 @@ impl SipCall {
             return;
         };
         match self.dialog.refer(uri.as_str(), None, None).await {
-            Ok(Some(response)) if response.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful => {
+            Ok(Some(response))
+                if response.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful =>
+            {
                 self.transfer = Some(reply);
             }
             Ok(Some(response)) => {
@@ -656,7 +682,9 @@ impl SipCall {
         );
         let refer_to = format!("<{contact}?Replaces={replaces}>");
         match self.dialog.refer(refer_to.as_str(), None, None).await {
-            Ok(Some(response)) if response.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful => {
+            Ok(Some(response))
+                if response.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful =>
+            {
                 Ok(())
             }
             Ok(Some(response)) => Err(response.status_code.to_string()),
@@ -740,11 +768,15 @@ impl SipCall {
         if body.is_empty() {
             return;
         }
-        let parsed = sdp::parse(&String::from_utf8_lossy(body)).and_then(|answer| sdp::negotiated_from_answer(&answer));
+        let parsed = sdp::parse(&String::from_utf8_lossy(body))
+            .and_then(|answer| sdp::negotiated_from_answer(&answer));
         match parsed {
             Ok(negotiated) => {
-                self.media
-                    .set_remote(negotiated.remote, codec_of(&negotiated), negotiated.telephone_event);
+                self.media.set_remote(
+                    negotiated.remote,
+                    codec_of(&negotiated),
+                    negotiated.telephone_event,
+                );
                 self.session.negotiated = Some(negotiated);
             }
             Err(error) => tracing::info!(leg = self.id, %error, "unusable SDP answer"),
@@ -778,13 +810,20 @@ impl SipCall {
             self.session.version,
         ) {
             Ok((answer, negotiated)) => {
-                self.media
-                    .set_remote(negotiated.remote, codec_of(&negotiated), negotiated.telephone_event);
+                self.media.set_remote(
+                    negotiated.remote,
+                    codec_of(&negotiated),
+                    negotiated.telephone_event,
+                );
                 self.media.hold(negotiated.on_hold());
                 self.session.local_sdp = answer.clone();
                 self.session.negotiated = Some(negotiated);
                 let _ = handle
-                    .respond(StatusCode::OK, Some(vec![content_type_sdp()]), Some(answer.into_bytes()))
+                    .respond(
+                        StatusCode::OK,
+                        Some(vec![content_type_sdp()]),
+                        Some(answer.into_bytes()),
+                    )
                     .await;
             }
             Err(_) => {
@@ -824,9 +863,9 @@ fn failure(reason: &TerminatedReason) -> Option<String> {
         TerminatedReason::UasBusy | TerminatedReason::UacBusy => 486,
         TerminatedReason::UasDecline => 603,
         TerminatedReason::ProxyAuthRequired => 407,
-        TerminatedReason::ProxyError(code) | TerminatedReason::UacOther(code) | TerminatedReason::UasOther(code) => {
-            u16::from(code.clone())
-        }
+        TerminatedReason::ProxyError(code)
+        | TerminatedReason::UacOther(code)
+        | TerminatedReason::UasOther(code) => u16::from(code.clone()),
         TerminatedReason::UacBye | TerminatedReason::UasBye => return None,
     };
     Some(format!("{code} {}", pbx_runtime::call::reason_phrase(code)))
@@ -888,6 +927,9 @@ mod tests {
         };
         assert_eq!(notify("SIP/2.0 100 Trying\r\n"), None);
         assert_eq!(notify("SIP/2.0 200 OK\r\n"), Some(Ok(())));
-        assert_eq!(notify("SIP/2.0 486 Busy Here\r\n"), Some(Err("486 Busy Here".into())));
+        assert_eq!(
+            notify("SIP/2.0 486 Busy Here\r\n"),
+            Some(Err("486 Busy Here".into()))
+        );
     }
 }

@@ -6,10 +6,9 @@
 //! what a PBX decides (who may register, where a call goes, which codecs)
 //! is ours.
 
-pub mod digest;
-pub mod sdp;
 #[cfg(feature = "wip")]
 pub mod call;
+pub mod digest;
 #[cfg(feature = "wip")]
 pub mod location;
 #[cfg(feature = "wip")]
@@ -18,6 +17,7 @@ pub mod network;
 pub mod registrar;
 #[cfg(feature = "wip")]
 pub mod route;
+pub mod sdp;
 #[cfg(feature = "wip")]
 pub mod server;
 

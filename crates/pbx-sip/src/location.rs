@@ -124,7 +124,7 @@ impl LocationStore {
                 .collect(),
             None => Vec::new(),
         };
-        bindings.sort_by(|a, b| b.expires_at.cmp(&a.expires_at));
+        bindings.sort_by_key(|binding| std::cmp::Reverse(binding.expires_at));
         Ok(bindings)
     }
 

@@ -30,7 +30,9 @@ impl AuthFailures {
 
     /// Whether `source` has failed too often lately.
     pub fn blocked(&self, source: IpAddr, limit: u32) -> bool {
-        let Ok(mut sources) = self.by_source.lock() else { return false };
+        let Ok(mut sources) = self.by_source.lock() else {
+            return false;
+        };
         match sources.get(&source) {
             Some((since, _)) if since.elapsed() >= Self::WINDOW => {
                 sources.remove(&source);
@@ -43,7 +45,9 @@ impl AuthFailures {
 
     /// Counts a failure of `source`.
     pub fn failed(&self, source: IpAddr) {
-        let Ok(mut sources) = self.by_source.lock() else { return };
+        let Ok(mut sources) = self.by_source.lock() else {
+            return;
+        };
         // Forget stale entries now and then, so a scan of addresses cannot
         // grow the map without end.
         if sources.len() > 10_000 {
@@ -100,14 +104,18 @@ fn handle(shared: &SipShared, tx: &Transaction) -> Result<Vec<Header>, Refusal> 
     let domain = shared
         .domain_for(&to.host().to_string())
         .ok_or_else(|| refuse(StatusCode::NotFound))?;
-    let runtime = shared.runtime().ok_or_else(|| refuse(StatusCode::ServiceUnavailable))?;
+    let runtime = shared
+        .runtime()
+        .ok_or_else(|| refuse(StatusCode::ServiceUnavailable))?;
     let account = runtime
         .directory
         .find(&user, &domain)
         .ok_or_else(|| refuse(StatusCode::NotFound))?;
     // Authentication: the account's password, in the domain's realm.
     let digest = shared.digest(&account.domain);
-    let authorization = request.authorization_header().map(|header| header.value().to_string());
+    let authorization = request
+        .authorization_header()
+        .map(|header| header.value().to_string());
     let Some(authorization) = authorization else {
         return Err((StatusCode::Unauthorized, challenge(&digest.challenges(false))));
     };
@@ -139,10 +147,7 @@ fn handle(shared: &SipShared, tx: &Transaction) -> Result<Vec<Header>, Refusal> 
         .call_id_header()
         .map(|header| header.value().to_string())
         .unwrap_or_default();
-    let cseq = request
-        .cseq_header()
-        .and_then(|header| header.seq())
-        .unwrap_or(0);
+    let cseq = request.cseq_header().and_then(|header| header.seq()).unwrap_or(0);
     let default_expires = request
         .expires_header()
         .and_then(|header| header.value().trim().parse::<u32>().ok())

@@ -14,7 +14,7 @@ use crate::server::SipShared;
 
 /// An outgoing call's Request-URI, where to send the INVITE, and the
 /// credentials to answer a challenge with.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Route {
     pub request_uri: String,
     pub destination: Option<SipAddr>,
@@ -79,7 +79,9 @@ fn trunk(shared: &SipShared, number: &str) -> Result<Route, String> {
         .config
         .trunks
         .iter()
-        .find(|(_, trunk)| trunk.numbers.is_empty() || trunk.numbers.iter().any(|pattern| matches(pattern, number)))
+        .find(|(_, trunk)| {
+            trunk.numbers.is_empty() || trunk.numbers.iter().any(|pattern| matches(pattern, number))
+        })
         .ok_or_else(|| format!("404 Not Found (no trunk carries {number})"))?;
     let host = trunk
         .domain
@@ -112,9 +114,7 @@ pub fn refer_target(shared: &SipShared, runtime: &Runtime, target: &str) -> Opti
     let server = crate::server::host_port(shared.advertise, shared.listen.port());
     match address::resolve(&runtime.directory, text, default_domain.as_deref(), None) {
         Ok(Destination::Account { account, .. }) => Some(format!("sip:{}@{server}", account.name)),
-        Ok(Destination::App { app, account, .. }) => {
-            Some(format!("sip:{}%23{}@{server}", app, account.name))
-        }
+        Ok(Destination::App { app, account, .. }) => Some(format!("sip:{}%23{}@{server}", app, account.name)),
         Ok(Destination::Outside(number)) if !number.contains('@') => Some(format!("sip:{number}@{server}")),
         Ok(Destination::Outside(address)) => Some(format!("sip:{address}")),
         Err(_) => None,

@@ -259,7 +259,10 @@ impl SipServer {
     }
 }
 
-async fn take_transactions(shared: Arc<SipShared>, mut incoming: rsipstack::transaction::TransactionReceiver) {
+async fn take_transactions(
+    shared: Arc<SipShared>,
+    mut incoming: rsipstack::transaction::TransactionReceiver,
+) {
     while let Some(tx) = incoming.recv().await {
         let shared = shared.clone();
         tokio::task::spawn_local(async move { dispatch(shared, tx).await });
@@ -268,10 +271,7 @@ async fn take_transactions(shared: Arc<SipShared>, mut incoming: rsipstack::tran
 
 /// Sends one transaction where it belongs.
 async fn dispatch(shared: Arc<SipShared>, mut tx: Transaction) {
-    let in_dialog = tx
-        .original
-        .to_header_tag()
-        .is_some();
+    let in_dialog = tx.original.to_header_tag().is_some();
     let method = tx.original.method;
     if in_dialog || !matches!(method, Method::Invite | Method::Register | Method::Options) {
         if let Some(mut dialog) = shared.dialogs.match_dialog(&tx) {
@@ -282,9 +282,12 @@ async fn dispatch(shared: Arc<SipShared>, mut tx: Transaction) {
         }
         if method != Method::Ack {
             let code = match method {
-                Method::Bye | Method::Cancel | Method::Info | Method::Update | Method::Refer | Method::Notify => {
-                    StatusCode::CallTransactionDoesNotExist
-                }
+                Method::Bye
+                | Method::Cancel
+                | Method::Info
+                | Method::Update
+                | Method::Refer
+                | Method::Notify => StatusCode::CallTransactionDoesNotExist,
                 Method::Invite => StatusCode::CallTransactionDoesNotExist,
                 _ => StatusCode::MethodNotAllowed,
             };

@@ -154,7 +154,10 @@ impl Drop for HttpServer {
 /// The `sipp` program (Debian's sip-tester), or `None` (after saying why)
 /// when it is missing and peers are not required.
 pub fn sipp() -> Option<std::path::PathBuf> {
-    for dir in std::env::var_os("PATH").into_iter().flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>()) {
+    for dir in std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+    {
         let candidate = dir.join("sipp");
         if candidate.is_file() {
             return Some(candidate);
@@ -171,7 +174,8 @@ pub fn free_udp_port() -> u16 {
             if let Ok(address) = socket.local_addr() {
                 let port = address.port();
                 // sipp also takes the next ports for RTCP and video.
-                let next_free = (1..4).all(|offset| std::net::UdpSocket::bind(("127.0.0.1", port + offset)).is_ok());
+                let next_free =
+                    (1..4).all(|offset| std::net::UdpSocket::bind(("127.0.0.1", port + offset)).is_ok());
                 if port % 2 == 0 && port < 65000 && next_free {
                     return port;
                 }

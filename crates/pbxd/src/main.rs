@@ -5,6 +5,7 @@ mod check;
 mod loader;
 mod report;
 mod run;
+mod serve;
 mod timeline;
 
 use std::path::PathBuf;
@@ -31,6 +32,16 @@ enum Command {
         /// Also print the compiled bytecode (for pbxd's developers).
         #[arg(long, hide = true)]
         bytecode: bool,
+    },
+    /// Serve: answer phones and trunks over SIP on `sip.listen`, run the
+    /// programs calls are addressed to, until Ctrl-C.
+    Serve {
+        /// The configuration file (default: ./pbxd.toml if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides a configuration key: --set sip.listen=0.0.0.0:5060.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Run a program on a simulated incoming call and print a timeline of
     /// what it plays, reads, sends and logs.
@@ -62,6 +73,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { paths, bytecode } => check::check(&paths, bytecode),
+        Command::Serve { config, set } => serve::serve(serve::ServeArgs { config, set }),
         Command::Run {
             target,
             entry,

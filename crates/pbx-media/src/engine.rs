@@ -1,0 +1,356 @@
+//! The media engine: one worker paces RTP for every call.
+//!
+//! [`MediaEngine::start`] spawns one task with one 20 ms interval. Each tick
+//! it reads every session's socket (non-blocking, so an idle call costs one
+//! failed read), then runs the conference mixers, then sends each session's
+//! next packet: a DTMF packet, the bridged partner's audio, the conference
+//! mix, a prompt frame, or comfort silence. The worker owns all session state;
+//! a [`MediaSession`] is a handle that sends it commands over a channel and
+//! reads its events, so nothing is locked on the packet path.
+//!
+//! What a session sends, in order of precedence, each tick:
+//! 1. a DTMF key being sent ([`MediaSession::send_dtmf`]),
+//! 2. when bridged, what the partner's peer sent (prompts are refused while bridged),
+//! 3. when in a conference, the mix of the others (plus its own prompt, if playing),
+//! 4. its prompt,
+//! 5. silence, while "active" (the default once the remote is known): phones
+//!    and NATs expect a continuous stream; [`MediaSession::set_active`] turns it off.
+//!
+//! Nothing is sent before [`MediaSession::set_remote`] or while on hold, but
+//! prompts keep playing (their time passes) so a task waiting for one is not stuck.
+
+mod mixer;
+mod receive;
+mod session;
+mod worker;
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec::Codec;
+use crate::prompt::Prompt;
+use worker::Command;
+
+/// How the engine treats every session.
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    /// A session whose peer sends no RTP this long after the remote was set
+    /// reports [`MediaEvent::Inactive`] (the peer vanished). Default 30 s.
+    pub inactivity_timeout: Duration,
+    /// Detect DTMF tones in the audio when the peer did not negotiate
+    /// telephone-events. Default true.
+    pub inband_dtmf: bool,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            inactivity_timeout: Duration::from_secs(30),
+            inband_dtmf: true,
+        }
+    }
+}
+
+/// What a session tells its task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A key pressed by the peer, by RFC 4733 or in-band; once per press.
+    Dtmf(char),
+    /// No RTP for the inactivity timeout; reported once until RTP flows again.
+    Inactive,
+}
+
+/// How a prompt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Played {
+    /// How long it played (at most the limit, or the prompt's length).
+    pub length: Duration,
+    /// False when stopped, replaced by a newer prompt, refused or closed.
+    pub completed: bool,
+}
+
+/// Conference settings for one participant (CG/PL `MuteMixer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MuteMode {
+    /// `true`: the others do not hear this participant; `false`: they do again.
+    Muted(bool),
+    /// Marks the participant special (see `HearsSpecial`).
+    Special,
+    /// The participant hears only the special participants.
+    HearsSpecial,
+    /// The participant hears no one.
+    HearsMute,
+    /// The participant hears everyone again.
+    HearsNormal,
+}
+
+/// Packet counters of one session, for tests and statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Packets handed to the socket.
+    pub packets_sent: u64,
+    /// RTP payload bytes, headers not counted.
+    pub bytes_sent: u64,
+    /// Packets accepted (well-formed, from the peer).
+    pub packets_received: u64,
+    /// RTP payload bytes of the accepted packets.
+    pub bytes_received: u64,
+}
+
+/// Written by the worker, read by the session handle.
+#[derive(Debug, Default)]
+struct Counters {
+    packets_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    packets_received: AtomicU64,
+    bytes_received: AtomicU64,
+}
+
+/// Shared by every handle of one engine.
+#[derive(Debug, Default)]
+struct EngineShared {
+    /// Incremented by `open`, decremented when a session handle is dropped.
+    open_sessions: AtomicUsize,
+    next_session_id: AtomicU64,
+}
+
+/// The media engine: a handle to the worker that paces every session.
+#[derive(Clone, Debug)]
+pub struct MediaEngine {
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<EngineShared>,
+}
+
+impl MediaEngine {
+    /// Starts the worker on the current tokio runtime: one task, one 20 ms
+    /// interval. The worker stops when the engine and all its sessions are dropped.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (as `tokio::spawn` does).
+    pub fn start(config: MediaConfig) -> MediaEngine {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(worker::run(config, receiver));
+        MediaEngine {
+            commands,
+            shared: Arc::new(EngineShared::default()),
+        }
+    }
+
+    /// Opens a session: a UDP socket on `ip`, port chosen by the OS (even if
+    /// one comes in a few tries, as RTP custom has it).
+    pub async fn open(&self, ip: IpAddr) -> std::io::Result<MediaSession> {
+        let socket = bind_preferring_even_port(ip)?;
+        socket.set_nonblocking(true)?;
+        let local_addr = socket.local_addr()?;
+        let id = self.shared.next_session_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let counters = Arc::new(Counters::default());
+        let (events_sender, events) = mpsc::unbounded_channel();
+        let state = session::SessionState::new(id, socket, counters.clone(), events_sender)?;
+        self.commands
+            .send(Command::Open(Box::new(state)))
+            .map_err(|_| std::io::Error::other("the media engine has stopped"))?;
+        self.shared.open_sessions.fetch_add(1, Ordering::Relaxed);
+        Ok(MediaSession {
+            id,
+            local_addr,
+            commands: self.commands.clone(),
+            events: Mutex::new(Some(events)),
+            counters,
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// How many sessions are open (handles not yet dropped).
+    pub fn open_sessions(&self) -> usize {
+        self.shared.open_sessions.load(Ordering::Relaxed)
+    }
+}
+
+fn bind_preferring_even_port(ip: IpAddr) -> std::io::Result<UdpSocket> {
+    let mut socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+    for _ in 0..4 {
+        if socket.local_addr()?.port() % 2 == 0 {
+            break;
+        }
+        socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+    }
+    Ok(socket)
+}
+
+/// One call leg's media: a socket and what the worker does with it.
+/// Dropping it closes the socket: a prompt playing ends (not completed), a
+/// recording delivers what it has, bridges and conferences let go of it.
+#[derive(Debug)]
+pub struct MediaSession {
+    id: u64,
+    local_addr: SocketAddr,
+    commands: mpsc::UnboundedSender<Command>,
+    /// Written by the worker; read by `next_event`, or taken out by
+    /// `take_events` when the session is shared behind an `Arc`. The lock is
+    /// only taken by `take_events`; `next_event` has `&mut self`.
+    events: Mutex<Option<mpsc::UnboundedReceiver<MediaEvent>>>,
+    counters: Arc<Counters>,
+    shared: Arc<EngineShared>,
+}
+
+impl MediaSession {
+    /// Unique within its engine.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The address to put in SDP.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    fn command(&self, command: Command) {
+        // The worker is gone only when the runtime shuts down; then there is
+        // no one left to care, and oneshot senders inside are dropped.
+        let _ = self.commands.send(command);
+    }
+
+    /// Where to send and how, as SDP negotiated. `telephone_event` is the
+    /// RFC 4733 payload type, if negotiated. Symmetric RTP: the first packets
+    /// from the peer decide where to send from then on (a phone behind NAT);
+    /// another source takes over only after the first is silent for 2 s.
+    /// Calling it again (re-INVITE) keeps the stream's SSRC and sequence.
+    pub fn set_remote(&self, remote: SocketAddr, codec: Codec, telephone_event: Option<u8>) {
+        self.command(Command::SetRemote {
+            id: self.id,
+            remote,
+            codec,
+            telephone_event,
+        });
+    }
+
+    /// Whether to send silence when nothing else is sent (default true).
+    pub fn set_active(&self, active: bool) {
+        self.command(Command::SetActive { id: self.id, active });
+    }
+
+    /// Plays `prompt`; with a `limit`, loops it until the limit (a limit
+    /// shorter than the prompt cuts it). The receiver learns how long it played
+    /// and whether it completed; `stop()`, a newer play, a bridge or closing
+    /// end it early. Refused (not completed, length 0) while bridged.
+    pub fn play(&self, prompt: Arc<Prompt>, limit: Option<Duration>) -> oneshot::Receiver<Played> {
+        let (reply, receiver) = oneshot::channel();
+        self.command(Command::Play {
+            id: self.id,
+            prompt,
+            limit,
+            reply,
+        });
+        receiver
+    }
+
+    /// Stops the prompt and the recording.
+    pub fn stop(&self) {
+        self.command(Command::Stop { id: self.id });
+    }
+
+    /// Records what the peer sends, up to `limit`; the receiver gets a WAV
+    /// file (8 kHz 16-bit mono) when the limit is reached, or on `stop()`, a
+    /// newer `record` or close. Gaps in the peer's timestamps (silence
+    /// suppression) are recorded as silence; time when nothing at all arrives is not.
+    pub fn record(&self, limit: Duration) -> oneshot::Receiver<Vec<u8>> {
+        let (reply, receiver) = oneshot::channel();
+        self.command(Command::Record {
+            id: self.id,
+            limit,
+            reply,
+        });
+        receiver
+    }
+
+    /// Sends one DTMF key (`0-9 * # A-D`): RFC 4733 events if negotiated,
+    /// else tones in the audio. Takes about 100 ms, plus 60 ms before the next
+    /// key; keys queue. Other symbols are ignored.
+    pub fn send_dtmf(&self, symbol: char) {
+        self.command(Command::SendDtmf { id: self.id, symbol });
+    }
+
+    /// Media bridge: what this session receives is sent to `other`'s peer and
+    /// vice versa, transcoded if needed, with each session's own SSRC,
+    /// sequence and timestamps so each peer sees one continuous stream. `None`
+    /// undoes it for both. Bridging stops prompts and leaves conferences.
+    pub fn bridge(&self, other: Option<&MediaSession>) {
+        self.command(Command::Bridge {
+            id: self.id,
+            other: other.map(|session| session.id),
+        });
+    }
+
+    /// Conference: adds `other` to this session's mixer (made on first use;
+    /// this session is in it too). Every participant hears the sum of the
+    /// others. A session is in one mixer at most; attaching moves it.
+    pub fn mixer_attach(&self, other: &MediaSession) {
+        self.command(Command::MixerAttach {
+            id: self.id,
+            other: other.id,
+        });
+    }
+
+    /// Takes the participant `other_id` out of this session's mixer.
+    pub fn mixer_detach(&self, other_id: u64) {
+        self.command(Command::MixerDetach {
+            id: self.id,
+            other: other_id,
+        });
+    }
+
+    /// Changes how the participant `other_id` (this session's own id
+    /// included) is heard and hears, in this session's mixer.
+    pub fn mixer_mute(&self, other_id: u64, mode: MuteMode) {
+        self.command(Command::MixerMute {
+            id: self.id,
+            other: other_id,
+            mode,
+        });
+    }
+
+    /// Hold: stop sending to the peer (`true`) or resume (`false`). While on
+    /// hold the peer may stay silent, so inactivity is not reported.
+    pub fn hold(&self, on: bool) {
+        self.command(Command::Hold { id: self.id, on });
+    }
+
+    /// The next thing that happened; `None` once the engine has stopped
+    /// (or the events were taken by `take_events`).
+    pub async fn next_event(&mut self) -> Option<MediaEvent> {
+        let events = self.events.get_mut().unwrap_or_else(PoisonError::into_inner);
+        match events {
+            Some(receiver) => receiver.recv().await,
+            None => None,
+        }
+    }
+
+    /// Takes the event queue out of the session, for a session shared behind
+    /// an `Arc` (where `next_event`'s `&mut self` is not available). Only the
+    /// first call gets it; afterwards `next_event` returns `None`.
+    pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<MediaEvent>> {
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// Packets and bytes sent and received so far.
+    pub fn stats(&self) -> SessionStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        SessionStats {
+            packets_sent: read(&self.counters.packets_sent),
+            bytes_sent: read(&self.counters.bytes_sent),
+            packets_received: read(&self.counters.packets_received),
+            bytes_received: read(&self.counters.bytes_received),
+        }
+    }
+}
+
+impl Drop for MediaSession {
+    fn drop(&mut self) {
+        self.shared.open_sessions.fetch_sub(1, Ordering::Relaxed);
+        let _ = self.commands.send(Command::Close { id: self.id });
+    }
+}

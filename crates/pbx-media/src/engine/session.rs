@@ -1,0 +1,479 @@
+//! One session as the worker sees it: its socket, its outgoing RTP stream,
+//! what it plays, and its receiving half.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::receive::{Frame, ReceiveContext, ReceiveState};
+use super::{Counters, MediaEvent, Played};
+use crate::codec::Codec;
+use crate::dtmf::{self, EventPackets};
+use crate::prompt::{Prompt, FRAME_DURATION, FRAME_SAMPLES};
+use crate::rtp::RtpHeader;
+
+/// Timestamp units per packet: 20 ms at 8 kHz.
+const TIMESTAMP_STEP: u32 = FRAME_SAMPLES as u32;
+/// A DTMF key sounds this many packets (100 ms)...
+const DTMF_TONE_PACKETS: u16 = 5;
+/// ...and the next key waits this many more (60 ms), so the peer sees a pause.
+const DTMF_PAUSE_PACKETS: u8 = 3;
+/// The power level of sent RFC 4733 events, in -dBm0.
+const DTMF_EVENT_VOLUME: u8 = 10;
+/// The most datagrams read from one socket per tick; the rest wait for the next.
+const READS_PER_TICK: usize = 32;
+
+const PCMU_SILENCE: [u8; FRAME_SAMPLES] = [0xFF; FRAME_SAMPLES];
+const PCMA_SILENCE: [u8; FRAME_SAMPLES] = [0xD5; FRAME_SAMPLES];
+
+fn silence(codec: Codec) -> &'static [u8] {
+    match codec {
+        Codec::Pcmu => &PCMU_SILENCE,
+        Codec::Pcma => &PCMA_SILENCE,
+    }
+}
+
+/// Where and how to send, as negotiated.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Remote {
+    pub address: SocketAddr,
+    pub codec: Codec,
+    pub telephone_event: Option<u8>,
+}
+
+/// Buffers the worker lends every session in turn, so sending allocates nothing.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    pub datagram: Vec<u8>,
+    samples: Vec<i16>,
+    encoded: Vec<u8>,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch {
+            datagram: vec![0; 2048],
+            samples: Vec::new(),
+            encoded: Vec::with_capacity(FRAME_SAMPLES),
+        }
+    }
+}
+
+/// The outgoing RTP stream and the socket it leaves by.
+#[derive(Debug)]
+struct Output {
+    socket: UdpSocket,
+    counters: Arc<Counters>,
+    ssrc: u32,
+    sequence: u16,
+    /// The sampling instant of this tick's packet; moves on 160 every tick,
+    /// sent or not, so a pause shows as a timestamp jump.
+    timestamp: u32,
+    /// Set after a tick without a packet and when a prompt starts: the next
+    /// audio packet starts a talk spurt.
+    marker_due: bool,
+    /// Whether this tick sent a packet.
+    sent_this_tick: bool,
+    packet: Vec<u8>,
+}
+
+impl Output {
+    fn send(
+        &mut self,
+        destination: Option<SocketAddr>,
+        payload_type: u8,
+        marker: bool,
+        timestamp: u32,
+        payload: &[u8],
+    ) {
+        let Some(destination) = destination else {
+            return;
+        };
+        let header = RtpHeader {
+            marker,
+            payload_type,
+            sequence: self.sequence,
+            timestamp,
+            ssrc: self.ssrc,
+            csrcs: Vec::new(),
+        };
+        self.packet.clear();
+        header.write(&mut self.packet);
+        self.packet.extend_from_slice(payload);
+        self.sequence = self.sequence.wrapping_add(1);
+        self.sent_this_tick = true;
+        match self.socket.send_to(&self.packet, destination) {
+            Ok(_) => {
+                self.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .bytes_sent
+                    .fetch_add(payload.len() as u64, Ordering::Relaxed);
+            }
+            // A full send buffer drops the packet, as the network would.
+            Err(error) => tracing::trace!(%destination, %error, "RTP packet not sent"),
+        }
+    }
+
+    /// Sends one audio packet at this tick's timestamp.
+    fn send_audio(&mut self, destination: Option<SocketAddr>, codec: Codec, payload: &[u8]) {
+        let marker = std::mem::take(&mut self.marker_due);
+        self.send(destination, codec.payload_type(), marker, self.timestamp, payload);
+    }
+}
+
+/// A prompt being played.
+#[derive(Debug)]
+struct Playback {
+    prompt: Arc<Prompt>,
+    next_frame: usize,
+    frames_played: u64,
+    /// With a limit: how many frames to play, looping.
+    frames_allowed: Option<u64>,
+    /// The most `Played::length` can say: the limit, or the prompt's length.
+    longest: Duration,
+    reply: oneshot::Sender<Played>,
+}
+
+impl Playback {
+    /// Moves past the frame just played; true when the prompt is done.
+    fn advance(&mut self) -> bool {
+        self.frames_played += 1;
+        self.next_frame += 1;
+        match self.frames_allowed {
+            Some(allowed) => {
+                if self.next_frame >= self.prompt.frames() {
+                    self.next_frame = 0;
+                }
+                self.frames_played >= allowed
+            }
+            None => self.next_frame >= self.prompt.frames(),
+        }
+    }
+
+    fn finish(self, completed: bool) {
+        let played = FRAME_DURATION.saturating_mul(u32::try_from(self.frames_played).unwrap_or(u32::MAX));
+        let _ = self.reply.send(Played {
+            length: played.min(self.longest),
+            completed,
+        });
+    }
+}
+
+/// A DTMF key being sent.
+#[derive(Debug)]
+enum DtmfInProgress {
+    /// RFC 4733: every packet carries the timestamp of the press's start.
+    Event {
+        packets: EventPackets,
+        payload_type: u8,
+        timestamp: u32,
+    },
+    /// Tones in the audio, one frame per tick.
+    Tone { prompt: Prompt, next_frame: usize },
+}
+
+#[derive(Debug, Default)]
+struct DtmfSender {
+    queue: VecDeque<char>,
+    current: Option<DtmfInProgress>,
+    pause_left: u8,
+}
+
+/// What the worker keeps for one session.
+#[derive(Debug)]
+pub(super) struct SessionState {
+    pub id: u64,
+    output: Output,
+    /// Written by the worker; read by the session handle's `next_event`.
+    events: mpsc::UnboundedSender<MediaEvent>,
+    pub remote: Option<Remote>,
+    pub active: bool,
+    pub held: bool,
+    /// The session whose peer's audio this one sends (both point at each other).
+    pub bridge: Option<u64>,
+    /// The conference mixer this session is in.
+    pub mixer: Option<u64>,
+    playback: Option<Playback>,
+    dtmf: DtmfSender,
+    pub receive: ReceiveState,
+}
+
+fn random_u32() -> std::io::Result<u32> {
+    getrandom::u32().map_err(|error| std::io::Error::other(format!("no randomness for RTP: {error}")))
+}
+
+impl SessionState {
+    pub fn new(
+        id: u64,
+        socket: UdpSocket,
+        counters: Arc<Counters>,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> std::io::Result<SessionState> {
+        // RFC 3550 §5.1: random initial sequence and timestamp make
+        // known-plaintext attacks on encrypted streams harder; a random SSRC
+        // avoids collisions.
+        let output = Output {
+            socket,
+            counters,
+            ssrc: random_u32()?,
+            sequence: random_u32()? as u16,
+            timestamp: random_u32()?,
+            marker_due: true,
+            sent_this_tick: false,
+            packet: Vec::with_capacity(12 + FRAME_SAMPLES),
+        };
+        Ok(SessionState {
+            id,
+            output,
+            events,
+            remote: None,
+            active: true,
+            held: false,
+            bridge: None,
+            mixer: None,
+            playback: None,
+            dtmf: DtmfSender::default(),
+            receive: ReceiveState::default(),
+        })
+    }
+
+    fn destination(&self) -> Option<SocketAddr> {
+        if self.held {
+            return None;
+        }
+        let remote = self.remote.as_ref()?;
+        Some(self.receive.latched.unwrap_or(remote.address))
+    }
+
+    fn codec(&self) -> Codec {
+        self.remote.map_or(Codec::Pcmu, |remote| remote.codec)
+    }
+
+    pub fn play(&mut self, prompt: Arc<Prompt>, limit: Option<Duration>, reply: oneshot::Sender<Played>) {
+        self.stop_playback();
+        if self.bridge.is_some() {
+            let _ = reply.send(Played {
+                length: Duration::ZERO,
+                completed: false,
+            });
+            return;
+        }
+        let frames_allowed = limit.map(|limit| limit.as_micros().div_ceil(FRAME_DURATION.as_micros()) as u64);
+        if prompt.frames() == 0 || frames_allowed == Some(0) {
+            let _ = reply.send(Played {
+                length: Duration::ZERO,
+                completed: true,
+            });
+            return;
+        }
+        let longest = limit.unwrap_or_else(|| prompt.duration());
+        self.output.marker_due = true;
+        self.playback = Some(Playback {
+            prompt,
+            next_frame: 0,
+            frames_played: 0,
+            frames_allowed,
+            longest,
+            reply,
+        });
+    }
+
+    /// Ends the prompt, not completed.
+    pub fn stop_playback(&mut self) {
+        if let Some(playback) = self.playback.take() {
+            playback.finish(false);
+        }
+    }
+
+    pub fn stop_recording(&mut self) {
+        if let Some(recording) = self.receive.recording.take() {
+            recording.finish();
+        }
+    }
+
+    pub fn queue_dtmf(&mut self, symbol: char) {
+        if dtmf::event_for_symbol(symbol).is_some() {
+            self.dtmf.queue.push_back(symbol);
+        } else {
+            tracing::warn!(session = self.id, ?symbol, "not a DTMF symbol; not sent");
+        }
+    }
+
+    /// Reads what arrived on the socket.
+    pub fn receive(&mut self, now: Instant, datagram: &mut [u8]) {
+        let context = ReceiveContext {
+            remote_known: self.remote.is_some(),
+            telephone_event: self.remote.and_then(|remote| remote.telephone_event),
+            events: &self.events,
+            counters: &self.output.counters,
+            now,
+        };
+        for _ in 0..READS_PER_TICK {
+            match self.output.socket.recv_from(datagram) {
+                Ok((length, source)) => self.receive.on_datagram(&datagram[..length], source, &context),
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(error) => {
+                    // ICMP errors from earlier sends can surface here; they
+                    // say nothing about what arrives.
+                    tracing::trace!(session = self.id, %error, "RTP receive error");
+                }
+            }
+        }
+    }
+
+    pub fn check_inactivity(&mut self, now: Instant, timeout: Duration) {
+        let watching = self.remote.is_some() && !self.held;
+        self.receive
+            .check_inactivity(now, timeout, watching, &self.events);
+    }
+
+    /// Sends this tick's packet and moves the stream on by 20 ms.
+    pub fn send_tick(
+        &mut self,
+        heard: &HashMap<u64, Frame>,
+        mixed: &HashMap<u64, Frame>,
+        scratch: &mut Scratch,
+    ) {
+        self.output.sent_this_tick = false;
+        let destination = self.destination();
+        let codec = self.codec();
+        if !self.send_dtmf(destination, codec) {
+            if let Some(partner) = self.bridge {
+                match heard.get(&partner) {
+                    Some(frame) => {
+                        scratch.encoded.clear();
+                        codec.encode(frame, &mut scratch.encoded);
+                        self.output.send_audio(destination, codec, &scratch.encoded);
+                    }
+                    None => self.send_idle(destination, codec),
+                }
+            } else if self.mixer.is_some() {
+                self.send_mix(destination, codec, mixed.get(&self.id), scratch);
+            } else if let Some(playback) = &mut self.playback {
+                let frame = playback.prompt.frame(codec, playback.next_frame);
+                self.output.send_audio(destination, codec, frame);
+                if playback.advance() {
+                    self.complete_playback();
+                }
+            } else {
+                self.send_idle(destination, codec);
+            }
+        }
+        if !self.output.sent_this_tick {
+            self.output.marker_due = true;
+        }
+        self.output.timestamp = self.output.timestamp.wrapping_add(TIMESTAMP_STEP);
+    }
+
+    fn complete_playback(&mut self) {
+        if let Some(playback) = self.playback.take() {
+            playback.finish(true);
+        }
+    }
+
+    fn send_idle(&mut self, destination: Option<SocketAddr>, codec: Codec) {
+        if self.active {
+            self.output.send_audio(destination, codec, silence(codec));
+        }
+    }
+
+    /// A conference participant hears the mix, and its own prompt on top.
+    fn send_mix(
+        &mut self,
+        destination: Option<SocketAddr>,
+        codec: Codec,
+        mix: Option<&Frame>,
+        scratch: &mut Scratch,
+    ) {
+        scratch.samples.clear();
+        scratch
+            .samples
+            .extend_from_slice(mix.unwrap_or(&[0; FRAME_SAMPLES]));
+        let mut finished = false;
+        if let Some(playback) = &mut self.playback {
+            let prompt_samples = playback.prompt.frame_samples(playback.next_frame);
+            for (sample, &extra) in scratch.samples.iter_mut().zip(prompt_samples) {
+                *sample = sample.saturating_add(extra);
+            }
+            finished = playback.advance();
+        }
+        if finished {
+            self.complete_playback();
+        }
+        scratch.encoded.clear();
+        codec.encode(&scratch.samples, &mut scratch.encoded);
+        self.output.send_audio(destination, codec, &scratch.encoded);
+    }
+
+    /// Sends the next DTMF packet, if a key is being sent; the prompt waits meanwhile.
+    fn send_dtmf(&mut self, destination: Option<SocketAddr>, codec: Codec) -> bool {
+        if self.dtmf.current.is_none() {
+            if self.dtmf.pause_left > 0 {
+                self.dtmf.pause_left -= 1;
+                return false;
+            }
+            let Some(symbol) = self.dtmf.queue.pop_front() else {
+                return false;
+            };
+            self.dtmf.current = self.start_dtmf(symbol);
+        }
+        let finished = match &mut self.dtmf.current {
+            None => return false,
+            Some(DtmfInProgress::Event {
+                packets,
+                payload_type,
+                timestamp,
+            }) => {
+                let Some(packet) = packets.next() else {
+                    self.dtmf.current = None;
+                    return false;
+                };
+                let payload = packet.event.to_bytes();
+                self.output
+                    .send(destination, *payload_type, packet.marker, *timestamp, &payload);
+                packets.remaining() == 0
+            }
+            Some(DtmfInProgress::Tone { prompt, next_frame }) => {
+                let frame = prompt.frame(codec, *next_frame);
+                self.output.send_audio(destination, codec, frame);
+                *next_frame += 1;
+                *next_frame >= prompt.frames()
+            }
+        };
+        if finished {
+            self.dtmf.current = None;
+            self.dtmf.pause_left = DTMF_PAUSE_PACKETS;
+        }
+        true
+    }
+
+    fn start_dtmf(&self, symbol: char) -> Option<DtmfInProgress> {
+        let event = dtmf::event_for_symbol(symbol)?;
+        match self.remote.and_then(|remote| remote.telephone_event) {
+            Some(payload_type) => Some(DtmfInProgress::Event {
+                packets: EventPackets::new(event, DTMF_EVENT_VOLUME, DTMF_TONE_PACKETS),
+                payload_type,
+                timestamp: self.output.timestamp,
+            }),
+            None => {
+                let (row, column) = dtmf::frequencies_for_symbol(symbol)?;
+                let length = FRAME_DURATION * u32::from(DTMF_TONE_PACKETS);
+                Some(DtmfInProgress::Tone {
+                    prompt: Prompt::tone(&[row, column], None, length),
+                    next_frame: 0,
+                })
+            }
+        }
+    }
+
+    /// The session is going away: whoever waits hears how things ended.
+    pub fn close(mut self) {
+        self.stop_playback();
+        self.stop_recording();
+    }
+}
