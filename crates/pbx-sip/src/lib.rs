@@ -6,19 +6,13 @@
 //! what a PBX decides (who may register, where a call goes, which codecs)
 //! is ours.
 
-#[cfg(feature = "wip")]
 pub mod call;
 pub mod digest;
-#[cfg(feature = "wip")]
 pub mod location;
-#[cfg(feature = "wip")]
 pub mod network;
-#[cfg(feature = "wip")]
 pub mod registrar;
-#[cfg(feature = "wip")]
 pub mod route;
 pub mod sdp;
-#[cfg(feature = "wip")]
 pub mod server;
 
 /// Undoes `%XX` escapes (a Request-URI's `callback%23ivanov`); a broken
