@@ -72,6 +72,16 @@ pub struct SipConfig {
     /// before its requests are refused for a while.
     #[serde(default = "default_auth_failures")]
     pub auth_failures_per_minute: u32,
+    /// Digest algorithms challenged with, most preferred first: `MD5`,
+    /// `SHA-256`. MD5 first by default: most phones (and sipp) take the
+    /// first challenge and know only MD5; clients that can should use the
+    /// SHA-256 one when it is listed first.
+    #[serde(default = "default_digest_algorithms")]
+    pub digest_algorithms: Vec<String>,
+}
+
+fn default_digest_algorithms() -> Vec<String> {
+    vec!["MD5".into(), "SHA-256".into()]
 }
 
 fn default_sip_listen() -> SocketAddr {
@@ -103,6 +113,7 @@ impl Default for SipConfig {
             nonce_lifetime_seconds: default_nonce_lifetime(),
             max_expires_seconds: default_max_expires(),
             auth_failures_per_minute: default_auth_failures(),
+            digest_algorithms: default_digest_algorithms(),
         }
     }
 }
@@ -404,6 +415,14 @@ impl Config {
             line_of_key(text, key).map_or_else(|| name.to_string(), |line| format!("{name}:{line}"))
         };
         let zone_ok = |zone: &str| jiff::tz::TimeZone::get(zone).is_ok();
+        for algorithm in &self.sip.digest_algorithms {
+            if !algorithm.eq_ignore_ascii_case("MD5") && !algorithm.eq_ignore_ascii_case("SHA-256") {
+                return Err(ConfigError {
+                    location: at("digest_algorithms"),
+                    message: format!("sip.digest_algorithms: `{algorithm}`; expected `MD5` or `SHA-256`"),
+                });
+            }
+        }
         if !zone_ok(&self.server.time_zone) {
             return Err(ConfigError {
                 location: at("time_zone"),

@@ -356,6 +356,12 @@ async fn dial(
         offer: Some(offer.clone().into_bytes()),
         contact,
         credential: route.credential.clone(),
+        call_id: Some(format!(
+            "{:08x}{:08x}@{}",
+            crate::random_u32(),
+            crate::random_u32(),
+            shared.advertise
+        )),
         ..Default::default()
     };
     let (state_sender, states) = shared.dialogs.new_dialog_state_channel();
@@ -432,6 +438,14 @@ impl SipCall {
         }
         self.shared.forget(self.id, &self.dialog);
         self.media.stop();
+        let stats = self.media.stats();
+        tracing::info!(
+            leg = self.id,
+            call_id = %self.dialog.id().call_id,
+            rtp_sent = stats.packets_sent,
+            rtp_received = stats.packets_received,
+            "call leg ended"
+        );
     }
 
     /// Carries out a command; false when the leg is over.

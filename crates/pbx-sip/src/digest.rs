@@ -107,6 +107,14 @@ impl Algorithm {
 
     /// Reads an `algorithm=` token; the bool says whether it is a `-sess`
     /// variant. None for an algorithm not supported at all.
+    /// `MD5` or `SHA-256` (any case), as written in the configuration.
+    pub fn parse(name: &str) -> Option<Algorithm> {
+        match Algorithm::from_token(name.trim()) {
+            Some((algorithm, false)) => Some(algorithm),
+            _ => None,
+        }
+    }
+
     fn from_token(token: &str) -> Option<(Algorithm, bool)> {
         let (base, session) = match token
             .len()
@@ -167,6 +175,8 @@ impl ResponseInputs<'_> {
 pub struct DigestServer {
     realm: String,
     nonce_lifetime: Duration,
+    /// The algorithms challenged with, in this order; no other is accepted.
+    algorithms: Vec<Algorithm>,
 }
 
 impl std::fmt::Debug for DigestServer {
@@ -185,7 +195,20 @@ impl DigestServer {
     /// process, so every `DigestServer` of a realm accepts the others' nonces
     /// and none survives a restart: phones then get `Stale` and retry.
     pub fn new(realm: &str, nonce_lifetime: Duration) -> DigestServer {
+        DigestServer::with_algorithms(realm, nonce_lifetime, &[Algorithm::Sha256, Algorithm::Md5])
+    }
+
+    /// Like `new`, challenging with `algorithms` in that order (a client
+    /// takes the first it supports; many phones and test tools know only
+    /// MD5 and give up when SHA-256 comes first). An empty list means both.
+    pub fn with_algorithms(realm: &str, nonce_lifetime: Duration, algorithms: &[Algorithm]) -> DigestServer {
+        let algorithms = if algorithms.is_empty() {
+            vec![Algorithm::Sha256, Algorithm::Md5]
+        } else {
+            algorithms.to_vec()
+        };
         DigestServer {
+            algorithms,
             realm: realm.to_owned(),
             nonce_lifetime,
         }
@@ -197,8 +220,8 @@ impl DigestServer {
     }
 
     /// The WWW-Authenticate (401) or Proxy-Authenticate (407) values to send:
-    /// one per algorithm, SHA-256 first, then MD5, as RFC 8760 §2.4 orders
-    /// them (a client takes the first it supports). Both share one nonce.
+    /// one per algorithm, in the server's order (by default SHA-256 first,
+    /// then MD5, as RFC 8760 §2.4 orders them). All share one nonce.
     /// `stale` adds `stale=true`, for answering [`DigestError::Stale`].
     pub fn challenges(&self, stale: bool) -> Vec<String> {
         self.challenges_at(unix_seconds_now(), stale)
@@ -208,8 +231,8 @@ impl DigestServer {
         let nonce = self.make_nonce(now);
         let realm = escape_quoted(&self.realm);
         let stale_parameter = if stale { ", stale=true" } else { "" };
-        [Algorithm::Sha256, Algorithm::Md5]
-            .into_iter()
+        self.algorithms
+            .iter()
             .map(|algorithm| {
                 format!(
                     "Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{stale_parameter}",
@@ -271,6 +294,11 @@ impl DigestServer {
                 None => return Err(DigestError::Unsupported { reason: "algorithm" }),
             },
         };
+        if !self.algorithms.contains(&algorithm) {
+            return Err(DigestError::Unsupported {
+                reason: "algorithm not offered",
+            });
+        }
         if parameters
             .get("userhash")
             .is_some_and(|value| value.eq_ignore_ascii_case("true"))

@@ -159,6 +159,13 @@ fn handle(shared: &SipShared, tx: &Transaction) -> Result<Vec<Header>, Refusal> 
     let contacts = request
         .typed_contact_headers()
         .map_err(|_| refuse(StatusCode::BadRequest))?;
+    // A device that asked for symmetric responses (rport, RFC 3581) is
+    // reached where its REGISTER came from (it may be behind NAT); one that
+    // did not, at its Contact.
+    let symmetric = request
+        .via_header()
+        .map(|via| via.value().to_ascii_lowercase().contains("rport"))
+        .unwrap_or(false);
     let now = now();
     for contact in contacts {
         let text = contact.uri.to_string();
@@ -188,9 +195,14 @@ fn handle(shared: &SipShared, tx: &Transaction) -> Result<Vec<Header>, Refusal> 
             bindings.remove(index);
         }
         if expires > 0 {
+            let reach = if symmetric {
+                source
+            } else {
+                contact_address(&contact.uri).unwrap_or(source)
+            };
             bindings.push(Binding {
                 contact: text,
-                source,
+                source: reach,
                 transport: transport.clone(),
                 expires_at: now + u64::from(expires),
                 call_id: call_id.clone(),
@@ -210,6 +222,19 @@ fn handle(shared: &SipShared, tx: &Transaction) -> Result<Vec<Header>, Refusal> 
             Header::Contact(format!("<{}>;expires={}", binding.contact, binding.remaining(now)).into())
         })
         .collect())
+}
+
+/// The address of a Contact URI given as an IP literal (default port 5060).
+fn contact_address(uri: &rsipstack::sip::Uri) -> Option<SocketAddr> {
+    let host = uri.host().to_string();
+    let ip: IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    let port = uri
+        .host_with_port
+        .port
+        .as_ref()
+        .map(|port| u16::from(port.clone()))
+        .unwrap_or(5060);
+    Some(SocketAddr::new(ip, port))
 }
 
 /// WWW-Authenticate headers for a 401.

@@ -23,7 +23,7 @@ use rsipstack::transport::TransportLayer;
 use rsipstack::EndpointBuilder;
 use tokio_util::sync::CancellationToken;
 
-use crate::digest::DigestServer;
+use crate::digest::{Algorithm, DigestServer};
 use crate::location::LocationStore;
 use crate::registrar::{self, AuthFailures};
 
@@ -76,12 +76,17 @@ impl SipShared {
     /// The digest server of `domain` (its realm).
     pub fn digest(&self, domain: &str) -> Arc<DigestServer> {
         let lifetime = Duration::from_secs(self.config.sip.nonce_lifetime_seconds);
+        let algorithms: Vec<Algorithm> = self
+            .config
+            .sip
+            .digest_algorithms
+            .iter()
+            .filter_map(|name| Algorithm::parse(name))
+            .collect();
+        let make = || Arc::new(DigestServer::with_algorithms(domain, lifetime, &algorithms));
         match self.digests.lock() {
-            Ok(mut digests) => digests
-                .entry(domain.to_string())
-                .or_insert_with(|| Arc::new(DigestServer::new(domain, lifetime)))
-                .clone(),
-            Err(_) => Arc::new(DigestServer::new(domain, lifetime)),
+            Ok(mut digests) => digests.entry(domain.to_string()).or_insert_with(make).clone(),
+            Err(_) => make(),
         }
     }
 

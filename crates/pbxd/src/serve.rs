@@ -39,6 +39,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let io = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -82,29 +82,39 @@ impl Drop for Pbxd {
     }
 }
 
-/// Runs a sipp scenario of tests/sipp against `pbxd` for one call.
-fn sipp(sipp: &Path, scenario: &str, pbxd: &Pbxd, extra: &[&str]) -> Output {
+/// A sipp command for a scenario of tests/sipp against `pbxd`, one call.
+fn sipp_command(sipp: &Path, scenario: &str, pbxd: &Pbxd, extra: &[&str]) -> Command {
     let media_port = pbx_test_peers::free_udp_port().to_string();
     let scenario = repository().join("tests/sipp").join(scenario);
-    Command::new(sipp)
+    let mut command = Command::new(sipp);
+    command
         .arg(pbxd.sip.to_string())
         .arg("-sf")
         .arg(&scenario)
         .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", &media_port])
-        .args([
-            "-m",
-            "1",
-            "-l",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "90s",
-            "-timeout_error",
-        ])
+        .args(["-m", "1", "-l", "1", "-nostdin"])
+        .args(["-timeout", "90s", "-timeout_error"])
         .args(extra)
-        .current_dir(std::env::temp_dir())
+        .current_dir(std::env::temp_dir());
+    command
+}
+
+/// Runs a sipp scenario to its end.
+fn sipp(sipp: &Path, scenario: &str, pbxd: &Pbxd, extra: &[&str]) -> Output {
+    sipp_command(sipp, scenario, pbxd, extra)
         .output()
         .expect("sipp runs")
+}
+
+/// The RTP packets each leg received, from pbxd's log of ended legs.
+fn rtp_received(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|line| line.contains("call leg ended"))
+        .filter_map(|line| {
+            let value = line.split("rtp_received=").nth(1)?;
+            value.split_whitespace().next()?.parse().ok()
+        })
+        .collect()
 }
 
 fn assert_passed(output: &Output, pbxd: &Pbxd) {
@@ -137,4 +147,45 @@ fn callback_over_sip_mails_the_number_dialled_with_rfc4733() {
         "{}",
         messages[0]
     );
+}
+
+/// (b) A phone registers as ivanov with digest; a caller from outside calls
+/// ivanov@example.com; pbxd rings the phone, it answers, and RTP flows both
+/// ways through pbxd (the phone echoes what the caller sends).
+#[test]
+fn a_registered_phone_answers_and_media_flows_both_ways() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    // Monday noon in Moscow: ivanov's working hours, so his phone rings.
+    let pbxd = Pbxd::start("bridge", &["clock.start=2026-11-23T12:00:00+03:00".into()]);
+    let phone_port = pbx_test_peers::free_udp_port().to_string();
+    let phone = sipp_command(
+        &sipp_program,
+        "ivanov_answers.xml",
+        &pbxd,
+        &["-rtp_echo", "-p", &phone_port],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("sipp runs");
+    let registered = sipp(
+        &sipp_program,
+        "register_ivanov.xml",
+        &pbxd,
+        &["-key", "phone_port", &phone_port],
+    );
+    assert_passed(&registered, &pbxd);
+    let caller = sipp(&sipp_program, "call_ivanov.xml", &pbxd, &[]);
+    assert_passed(&caller, &pbxd);
+    let phone = phone.wait_with_output().expect("the phone's sipp ends");
+    assert_passed(&phone, &pbxd);
+    // Both legs ended having heard their peer: ~5 s of the caller's voice
+    // reached pbxd, and the phone's echo of it too.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = pbxd.log();
+    let received = rtp_received(&log);
+    assert_eq!(received.len(), 2, "{log}");
+    assert!(received.iter().all(|count| *count > 100), "{received:?}\n{log}");
 }
