@@ -232,7 +232,7 @@ fn contact_address(uri: &rsipstack::sip::Uri) -> Option<SocketAddr> {
         .host_with_port
         .port
         .as_ref()
-        .map(|port| u16::from(port.clone()))
+        .map(|port| u16::from(*port))
         .unwrap_or(5060);
     Some(SocketAddr::new(ip, port))
 }
