@@ -55,6 +55,16 @@ struct SipCall {
     transfer: Option<Reply>,
     /// Whether pbxd put the peer on hold.
     holding: bool,
+    /// The caller's address, shown to the phones a fork rings.
+    caller: String,
+    /// Phones a `ForkCall` rings while the task keeps the call, and where
+    /// their legs report.
+    forks: Vec<(String, Leg)>,
+    fork_sender: mpsc::UnboundedSender<TaskInput>,
+    fork_inputs: mpsc::UnboundedReceiver<TaskInput>,
+    /// The forked phone that answered: the caller talks to it, and the leg
+    /// no longer belongs to the task.
+    joined: Option<Leg>,
 }
 
 fn status(code: u16) -> StatusCode {
@@ -114,20 +124,23 @@ pub async fn incoming(shared: Arc<SipShared>, mut tx: Transaction) {
             return;
         }
     }
-    // The offer: audio in PCMU or PCMA, or 488.
-    let offer = match sdp::parse(&String::from_utf8_lossy(request.body())) {
-        Ok(offer) => offer,
-        Err(error) => {
-            tracing::debug!(%error, "INVITE without a usable offer");
-            // No audio pbxd can take is 488; an offer that is not SDP at
-            // all (or none: pbxd does not make offers in 200 yet) is 400.
-            let code = if error.is_not_acceptable() || request.body().is_empty() {
-                StatusCode::NotAcceptableHere
-            } else {
-                StatusCode::BadRequest
-            };
-            let _ = tx.reply(code).await;
-            return;
+    // The offer: audio in PCMU or PCMA, or 488. An INVITE without one
+    // gets pbxd's offer in the 200, and the answer comes in the ACK.
+    let offer = if request.body().is_empty() {
+        None
+    } else {
+        match sdp::parse(&String::from_utf8_lossy(request.body())) {
+            Ok(offer) => Some(offer),
+            Err(error) => {
+                tracing::debug!(%error, "INVITE without a usable offer");
+                let code = if error.is_not_acceptable() {
+                    StatusCode::NotAcceptableHere
+                } else {
+                    StatusCode::BadRequest
+                };
+                let _ = tx.reply(code).await;
+                return;
+            }
         }
     };
     let media = match shared.media.open(shared.media_ip()).await {
@@ -139,19 +152,27 @@ pub async fn incoming(shared: Arc<SipShared>, mut tx: Transaction) {
         }
     };
     let session_id = u64::from(crate::random_u32());
-    let (answer, negotiated) =
-        match sdp::answer(&offer, shared.advertise, media.local_addr().port(), session_id, 1) {
-            Ok(answered) => answered,
+    let port = media.local_addr().port();
+    let (local_sdp, negotiated) = match &offer {
+        Some(offer) => match sdp::answer(offer, shared.advertise, port, session_id, 1) {
+            Ok((answer, negotiated)) => {
+                media.set_remote(
+                    negotiated.remote,
+                    codec_of(&negotiated),
+                    negotiated.telephone_event,
+                );
+                (answer, Some(negotiated))
+            }
             Err(_) => {
                 let _ = tx.reply(StatusCode::NotAcceptableHere).await;
                 return;
             }
-        };
-    media.set_remote(
-        negotiated.remote,
-        codec_of(&negotiated),
-        negotiated.telephone_event,
-    );
+        },
+        None => (
+            sdp::offer(shared.advertise, port, session_id, 1, Direction::SendRecv),
+            None,
+        ),
+    };
     let (state_sender, states) = shared.dialogs.new_dialog_state_channel();
     let contact = Uri::try_from(shared.contact().as_str()).ok();
     let dialog = match shared
@@ -196,6 +217,7 @@ pub async fn incoming(shared: Arc<SipShared>, mut tx: Transaction) {
     };
     let media = Arc::new(media);
     let (commands, command_receiver) = mpsc::unbounded_channel();
+    let (fork_sender, fork_inputs) = mpsc::unbounded_channel();
     let owner = Owner::default();
     let leg = Leg::new(id, info, LegState::Incoming, false, commands, owner.clone());
     shared.remember(id, &media, &dialog);
@@ -208,14 +230,19 @@ pub async fn incoming(shared: Arc<SipShared>, mut tx: Transaction) {
         outgoing: false,
         answered: false,
         session: Session {
-            local_sdp: answer,
+            local_sdp,
             session_id,
             version: 1,
-            negotiated: Some(negotiated),
+            negotiated,
         },
         invite: Some((request.clone(), tx.tu_sender.clone())),
         transfer: None,
         holding: false,
+        caller: from.to_string(),
+        forks: Vec::new(),
+        fork_sender,
+        fork_inputs,
+        joined: None,
     };
     tokio::task::spawn_local(call.run(command_receiver, states));
     // The INVITE transaction: 100 Trying, then the ACK or a CANCEL.
@@ -371,6 +398,7 @@ async fn dial(
         .map_err(|error| format!("500 Server Internal Error ({error})"))?;
     let media = Arc::new(media);
     shared.remember(id, &media, &dialog);
+    let (fork_sender, fork_inputs) = mpsc::unbounded_channel();
     Ok((
         SipCall {
             shared: shared.clone(),
@@ -389,6 +417,11 @@ async fn dial(
             invite: None,
             transfer: None,
             holding: false,
+            caller: from.to_string(),
+            forks: Vec::new(),
+            fork_sender,
+            fork_inputs,
+            joined: None,
         },
         states,
     ))
@@ -396,26 +429,33 @@ async fn dial(
 
 impl SipCall {
     /// Serves the leg until it ends.
-    async fn run(
-        mut self,
-        mut commands: mpsc::UnboundedReceiver<LegCommand>,
-        mut states: DialogStateReceiver,
-    ) {
+    async fn run(mut self, commands: mpsc::UnboundedReceiver<LegCommand>, mut states: DialogStateReceiver) {
         let mut events = self.media.take_events();
+        let mut commands = Some(commands);
         loop {
             tokio::select! {
-                command = commands.recv() => match command {
+                command = next_command(&mut commands) => match command {
                     Some(command) => {
                         if !self.command(command).await {
                             break;
                         }
                     }
+                    // A forked phone took the call: the task's letting go
+                    // of the leg changes nothing.
+                    None if self.joined.is_some() => commands = None,
                     // The owner let go of the leg without a word: hang up.
                     None => {
                         self.hang_up(None).await;
                         break;
                     }
                 },
+                input = self.fork_inputs.recv() => {
+                    if let Some(input) = input {
+                        if !self.fork_input(input).await {
+                            break;
+                        }
+                    }
+                }
                 state = states.recv() => match state {
                     Some(state) => {
                         if !self.state(state).await {
@@ -436,6 +476,10 @@ impl SipCall {
                 },
             }
         }
+        self.end_forks();
+        if let Some(joined) = self.joined.take() {
+            joined.send(LegCommand::Disconnect { reason: None });
+        }
         self.shared.forget(self.id, &self.dialog);
         self.media.stop();
         let stats = self.media.stats();
@@ -452,7 +496,9 @@ impl SipCall {
     async fn command(&mut self, command: LegCommand) -> bool {
         match command {
             LegCommand::Provision { code, media, .. } => {
-                let body = media.then(|| self.session.local_sdp.clone().into_bytes());
+                // Early media needs the offer answered (not a late offer).
+                let early = media && self.session.negotiated.is_some();
+                let body = early.then(|| self.session.local_sdp.clone().into_bytes());
                 let headers = body.as_ref().map(|_| vec![content_type_sdp()]);
                 let _ = code;
                 if let Err(error) = self.dialog.ringing(headers, body) {
@@ -460,6 +506,8 @@ impl SipCall {
                 }
             }
             LegCommand::Accept { reply } => {
+                // The task answers: the forked phones stop ringing.
+                self.end_forks();
                 let body = self.session.local_sdp.clone().into_bytes();
                 let result = self
                     .dialog
@@ -478,13 +526,14 @@ impl SipCall {
                 return false;
             }
             LegCommand::Fork { targets } => {
-                // Forking a pending call to more phones needs a proxy's
-                // branch handling; pbxd refuses it plainly for now.
-                tracing::info!(
-                    leg = self.id,
-                    ?targets,
-                    "ForkCall on a SIP call is not supported yet"
-                );
+                for target in targets {
+                    let owner = Owner::default();
+                    owner.set(Some(self.fork_sender.clone()));
+                    match place(&self.shared, &self.caller, &target, owner) {
+                        Ok(leg) => self.forks.push((target, leg)),
+                        Err(reason) => tracing::info!(leg = self.id, %target, "fork not placed: {reason}"),
+                    }
+                }
             }
             LegCommand::Disconnect { reason } => {
                 self.hang_up(reason).await;
@@ -530,6 +579,59 @@ impl SipCall {
                     return false;
                 }
             }
+        }
+        true
+    }
+
+    /// Cancels the forked phones still ringing.
+    fn end_forks(&mut self) {
+        for (_, leg) in self.forks.drain(..) {
+            leg.send(LegCommand::Disconnect { reason: None });
+        }
+    }
+
+    /// What happened on a forked phone's leg; false when this leg is over.
+    async fn fork_input(&mut self, input: TaskInput) -> bool {
+        match input {
+            TaskInput::Completed { leg, error: None } => {
+                let Some(index) = self.forks.iter().position(|(_, fork)| fork.id == leg) else {
+                    return true;
+                };
+                let (target, fork) = self.forks.remove(index);
+                if self.answered || self.joined.is_some() {
+                    fork.send(LegCommand::Disconnect { reason: None });
+                    return true;
+                }
+                self.end_forks();
+                let body = self.session.local_sdp.clone().into_bytes();
+                if let Err(error) = self.dialog.accept(Some(vec![content_type_sdp()]), Some(body)) {
+                    tracing::info!(leg = self.id, %error, "the caller could not be answered for a fork");
+                    fork.send(LegCommand::Disconnect { reason: None });
+                    return true;
+                }
+                self.answered = true;
+                if let Some(other) = self.shared.media_of(fork.id) {
+                    self.media.bridge(Some(&other));
+                }
+                self.owner.send(TaskInput::AnsweredElsewhere {
+                    leg: self.id,
+                    by: target,
+                });
+                self.owner = Owner::default();
+                self.joined = Some(fork);
+            }
+            TaskInput::Completed { leg, error: Some(_) } => {
+                self.forks.retain(|(_, fork)| fork.id != leg);
+            }
+            TaskInput::Disconnected { leg }
+                if self.joined.as_ref().is_some_and(|joined| joined.id == leg) =>
+            {
+                // The phone that took the forked call hung up.
+                self.joined = None;
+                self.hang_up(None).await;
+                return false;
+            }
+            _ => {}
         }
         true
     }
@@ -720,6 +822,18 @@ impl SipCall {
                 }
             }
             DialogState::Confirmed(_, response) => {
+                if !self.outgoing && self.session.negotiated.is_none() {
+                    // A late offer: pbxd offered in its 200, the ACK answers.
+                    let ack = self.dialog.last_remote_ack();
+                    let answer = ack.as_ref().map(|ack| ack.body().clone()).unwrap_or_default();
+                    self.take_answer(&answer);
+                    if self.session.negotiated.is_none() {
+                        tracing::info!(leg = self.id, "the ACK brought no usable answer: hanging up");
+                        self.hang_up(Some((488, "Not Acceptable Here".into()))).await;
+                        self.owner.send(TaskInput::Disconnected { leg: self.id });
+                        return false;
+                    }
+                }
                 if self.outgoing && !self.answered {
                     self.answered = true;
                     self.take_answer(response.body());
@@ -859,6 +973,13 @@ fn media_mute(mode: MuteMode) -> pbx_media::engine::MuteMode {
         MuteMode::HearsSpecial => Engine::HearsSpecial,
         MuteMode::HearsMute => Engine::HearsMute,
         MuteMode::HearsNormal => Engine::HearsNormal,
+    }
+}
+
+async fn next_command(commands: &mut Option<mpsc::UnboundedReceiver<LegCommand>>) -> Option<LegCommand> {
+    match commands {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }
 
