@@ -148,10 +148,10 @@ fn every_way_a_task_ends_releases_its_legs_and_media() {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let petrov = runtime.directory.find("petrov", "example.com").unwrap();
-        runtime
-            .start_app("dial", petrov, None, Vec::new())
-            .map_err(|error| error.to_string())?;
-        passed(&finished(phone).await)?;
+        let dialled = runtime.start_app("dial", petrov, None, Vec::new());
+        let phone_output = finished(phone).await;
+        dialled.map_err(|error| error.to_string())?;
+        passed(&phone_output)?;
 
         // Everything is released: no task, no leg, no RTP socket.
         for _ in 0..100 {
