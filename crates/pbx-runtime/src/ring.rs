@@ -26,6 +26,8 @@ pub const LONGEST_RING: Duration = Duration::from_secs(60);
 
 /// What to ring, and what the rules say to do when it does not work out.
 pub(crate) struct Ringing {
+    /// Who the called phones see calling (default: the caller's address).
+    pub from: Option<String>,
     /// The account called (`None` when a rule's `fork` action rings
     /// addresses on its own).
     pub account: Option<Arc<Account>>,
@@ -101,7 +103,10 @@ async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
         reason: "Ringing".into(),
         media: false,
     });
-    let from = caller.info.remote_uri.trim_start_matches("sip:").to_string();
+    let from = plan
+        .from
+        .clone()
+        .unwrap_or_else(|| caller.info.remote_uri.trim_start_matches("sip:").to_string());
     let mut branches: Vec<(String, Option<Leg>)> = Vec::new();
     for target in &plan.targets {
         let owner = Owner::default();

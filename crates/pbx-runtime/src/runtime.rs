@@ -273,9 +273,31 @@ impl Runtime {
             // Loop protection: too many diverts in a row.
             Destination::Account { .. } => Ok(reject(leg, 482, "Loop Detected")),
             Destination::Outside(number) => {
-                // Trunks come with SIP; nothing can carry the call yet.
-                let _ = number;
-                Ok(reject(leg, 404, "Not Found"))
+                // A number beyond the server: the network (a trunk) carries
+                // it. Whoever may call out was checked where the call came
+                // in (the SIP side authenticates and applies the class of
+                // service); the number is shown the caller's caller ID.
+                let caller = leg
+                    .info
+                    .authenticated
+                    .as_deref()
+                    .and_then(|address| address.split_once('@'))
+                    .and_then(|(user, domain)| self.directory.find(user, domain));
+                self.observer.event(Event::Routing {
+                    what: format!("to {number}: out through the network"),
+                });
+                let plan = Ringing {
+                    from: caller.as_ref().map(|account| {
+                        account.caller_id.clone().unwrap_or_else(|| account.address())
+                    }),
+                    account: caller,
+                    targets: vec![number],
+                    no_answer: None,
+                    busy: None,
+                    depth,
+                };
+                ring::start(self, leg, plan);
+                Ok(Routed::Ringing)
             }
         }
     }
@@ -316,6 +338,7 @@ impl Runtime {
                     what: format!("to {who}: ringing"),
                 });
                 let plan = Ringing {
+                    from: None,
                     account: Some(account),
                     targets,
                     no_answer,
@@ -356,6 +379,7 @@ impl Runtime {
                     return Ok(reject(leg, 480, "Temporarily Unavailable"));
                 }
                 let plan = Ringing {
+                    from: None,
                     account,
                     targets,
                     no_answer: None,

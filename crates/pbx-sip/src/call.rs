@@ -155,14 +155,9 @@ pub async fn incoming(shared: Arc<SipShared>, mut tx: Transaction) {
     let port = media.local_addr().port();
     let (local_sdp, negotiated) = match &offer {
         Some(offer) => match sdp::answer(offer, shared.advertise, port, session_id, 1) {
-            Ok((answer, negotiated)) => {
-                media.set_remote(
-                    negotiated.remote,
-                    codec_of(&negotiated),
-                    negotiated.telephone_event,
-                );
-                (answer, Some(negotiated))
-            }
+            // Media starts flowing when the call is answered (or early
+            // media is provisioned), not before.
+            Ok((answer, negotiated)) => (answer, Some(negotiated)),
             Err(_) => {
                 let _ = tx.reply(StatusCode::NotAcceptableHere).await;
                 return;
@@ -498,6 +493,9 @@ impl SipCall {
             LegCommand::Provision { code, media, .. } => {
                 // Early media needs the offer answered (not a late offer).
                 let early = media && self.session.negotiated.is_some();
+                if early {
+                    self.start_media();
+                }
                 let body = early.then(|| self.session.local_sdp.clone().into_bytes());
                 let headers = body.as_ref().map(|_| vec![content_type_sdp()]);
                 let _ = code;
@@ -508,6 +506,7 @@ impl SipCall {
             LegCommand::Accept { reply } => {
                 // The task answers: the forked phones stop ringing.
                 self.end_forks();
+                self.start_media();
                 let body = self.session.local_sdp.clone().into_bytes();
                 let result = self
                     .dialog
@@ -583,6 +582,15 @@ impl SipCall {
         true
     }
 
+    /// Sends media where the offer/answer said (once the call is answered,
+    /// or has early media).
+    fn start_media(&self) {
+        if let Some(negotiated) = &self.session.negotiated {
+            self.media
+                .set_remote(negotiated.remote, codec_of(negotiated), negotiated.telephone_event);
+        }
+    }
+
     /// Cancels the forked phones still ringing.
     fn end_forks(&mut self) {
         for (_, leg) in self.forks.drain(..) {
@@ -603,6 +611,7 @@ impl SipCall {
                     return true;
                 }
                 self.end_forks();
+                self.start_media();
                 let body = self.session.local_sdp.clone().into_bytes();
                 if let Err(error) = self.dialog.accept(Some(vec![content_type_sdp()]), Some(body)) {
                     tracing::info!(leg = self.id, %error, "the caller could not be answered for a fork");
