@@ -99,6 +99,13 @@ impl Observer for LogObserver {
             Event::ProgramProblem { file, text } => tracing::warn!(file, "{text}"),
             Event::Log { task, text } => tracing::info!(task = task.0, "{text}"),
             Event::Routing { what } => tracing::info!("{what}"),
+            // One line per call (task) start and end, with its task ID.
+            Event::TaskStarted {
+                task,
+                program,
+                account,
+            } => tracing::info!(task = task.0, %account, "start {program}"),
+            Event::TaskEnded { task, how } => tracing::info!(task = task.0, "{how}"),
             other => tracing::debug!("{other:?}"),
         }
     }

@@ -287,9 +287,9 @@ impl Runtime {
                     what: format!("to {number}: out through the network"),
                 });
                 let plan = Ringing {
-                    from: caller.as_ref().map(|account| {
-                        account.caller_id.clone().unwrap_or_else(|| account.address())
-                    }),
+                    from: caller
+                        .as_ref()
+                        .map(|account| account.caller_id.clone().unwrap_or_else(|| account.address())),
                     account: caller,
                     targets: vec![number],
                     no_answer: None,

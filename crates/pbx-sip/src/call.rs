@@ -181,6 +181,12 @@ pub async fn incoming(shared: Arc<SipShared>, mut tx: Transaction) {
             return;
         }
     };
+    // Every response to this INVITE carries the dialog's To tag, the 487
+    // that answers a CANCEL included (rsipstack would make up another).
+    if let Ok(to) = tx.original.to_header() {
+        let tagged = to.clone().with_tag(dialog.id().local_tag.into());
+        tx.original.headers.unique_push(tagged.into());
+    }
     let id = shared.next_leg();
     let info = LegInfo {
         remote_uri: from.to_string(),
@@ -365,9 +371,9 @@ async fn dial(
         1,
         Direction::SendRecv,
     );
-    let caller = Uri::try_from(format!("sip:{}", from.trim_start_matches("sip:")).as_str())
+    let caller = crate::sip_uri(format!("sip:{}", from.trim_start_matches("sip:")).as_str())
         .map_err(|_| format!("400 Bad Request (`{from}` is not an address)"))?;
-    let callee = Uri::try_from(route.request_uri.as_str())
+    let callee = crate::sip_uri(route.request_uri.as_str())
         .map_err(|_| format!("400 Bad Request (`{}` is not an address)", route.request_uri))?;
     let contact = Uri::try_from(shared.contact().as_str()).map_err(|error| error.to_string())?;
     let option = rsipstack::dialog::invitation::InviteOption {
@@ -586,8 +592,11 @@ impl SipCall {
     /// or has early media).
     fn start_media(&self) {
         if let Some(negotiated) = &self.session.negotiated {
-            self.media
-                .set_remote(negotiated.remote, codec_of(negotiated), negotiated.telephone_event);
+            self.media.set_remote(
+                negotiated.remote,
+                codec_of(negotiated),
+                negotiated.telephone_event,
+            );
         }
     }
 

@@ -59,6 +59,8 @@ pub struct SipShared {
     runtime: OnceLock<Runtime>,
     next_leg: AtomicU64,
     cancel: CancellationToken,
+    /// Set when shutting down: new calls get 503, running ones go on.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SipShared {
@@ -206,6 +208,7 @@ impl SipServer {
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transport_layer)
             .with_user_agent(concat!("pbxd/", env!("CARGO_PKG_VERSION")))
+            .with_inspector(Box::new(crate::EscapeRepair))
             .build();
         let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
         let location = LocationStore::open(&config.data_dir.join("location.redb"))?;
@@ -231,6 +234,7 @@ impl SipServer {
             runtime: OnceLock::new(),
             next_leg: AtomicU64::new(0),
             cancel,
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
         Ok(SipServer { shared, endpoint })
     }
@@ -274,10 +278,60 @@ async fn take_transactions(
     }
 }
 
+/// Headers a request must not carry twice (RFC 3261 §7.3.1, §20).
+fn duplicated_header(request: &rsipstack::sip::Request) -> Option<&'static str> {
+    let mut seen = [0u8; 6];
+    for header in request.headers.iter() {
+        let index = match header {
+            Header::CallId(_) => 0,
+            Header::CSeq(_) => 1,
+            Header::From(_) => 2,
+            Header::To(_) => 3,
+            Header::MaxForwards(_) => 4,
+            Header::ContentLength(_) => 5,
+            _ => continue,
+        };
+        seen[index] += 1;
+        if seen[index] > 1 {
+            return Some(["Call-ID", "CSeq", "From", "To", "Max-Forwards", "Content-Length"][index]);
+        }
+    }
+    None
+}
+
+/// The largest request taken over a stream transport (UDP is bounded by
+/// its datagrams already).
+const LARGEST_MESSAGE: usize = 64 * 1024;
+
+fn message_size(request: &rsipstack::sip::Request) -> usize {
+    request
+        .headers
+        .iter()
+        .map(|header| header.to_string().len() + 2)
+        .sum::<usize>()
+        + request.body.len()
+}
+
 /// Sends one transaction where it belongs.
 async fn dispatch(shared: Arc<SipShared>, mut tx: Transaction) {
-    let in_dialog = tx.original.to_header_tag().is_some();
     let method = tx.original.method;
+    if method != Method::Ack {
+        if let Some(name) = duplicated_header(&tx.original) {
+            tracing::info!(%method, "refused: {name} given twice");
+            let _ = tx.reply(StatusCode::BadRequest).await;
+            return;
+        }
+        let reliable = tx
+            .connection
+            .as_ref()
+            .is_some_and(|connection| connection.is_reliable());
+        if reliable && message_size(&tx.original) > LARGEST_MESSAGE {
+            tracing::info!(%method, "refused: message too large");
+            let _ = tx.reply(StatusCode::MessageTooLarge).await;
+            return;
+        }
+    }
+    let in_dialog = tx.original.to_header_tag().is_some();
     if in_dialog || !matches!(method, Method::Invite | Method::Register | Method::Options) {
         if let Some(mut dialog) = shared.dialogs.match_dialog(&tx) {
             if let Err(error) = dialog.handle(&mut tx).await {
@@ -309,6 +363,9 @@ async fn dispatch(shared: Arc<SipShared>, mut tx: Transaction) {
                 Header::Supported("replaces".into()),
             ];
             let _ = tx.reply_with(StatusCode::OK, headers, None).await;
+        }
+        Method::Invite if shared.draining.load(Ordering::Relaxed) => {
+            let _ = tx.reply(StatusCode::ServiceUnavailable).await;
         }
         Method::Invite => crate::call::incoming(shared, tx).await,
         _ => {

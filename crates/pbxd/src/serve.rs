@@ -18,6 +18,36 @@ use pbx_sip::server::SipServer;
 
 use crate::run::load_config;
 
+/// How long running calls may go on after Ctrl-C before they are stopped.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// A line on stdout; whoever reads it may have gone (a closed pipe is no
+/// reason to stop serving).
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Says where to point a phone and what to call.
+fn print_how_to_call(runtime: &Runtime, address: std::net::SocketAddr) {
+    let Some(domain) = runtime.directory.first_domain() else {
+        say("pbxd: no domain is configured: add one to pbxd.toml to take calls");
+        return;
+    };
+    let accounts: Vec<&str> = domain.accounts().map(|account| account.name.as_str()).collect();
+    say(&format!(
+        "pbxd: domain {} with accounts {}",
+        domain.name,
+        accounts.join(", ")
+    ));
+    say(&format!(
+        "pbxd: register a phone at {address} as one of them, or call sip:callback%23ivanov@{}",
+        domain.name
+    ));
+}
+
 /// What `pbxd serve` was asked.
 pub struct ServeArgs {
     pub config: Option<std::path::PathBuf>,
@@ -91,16 +121,25 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         let shared = server.shared();
-        // Tests and scripts read this line for the port the OS chose.
-        println!("pbxd: SIP on udp and tcp {}", server.local_addr());
+        // Tests and scripts read the first line for the port the OS chose.
+        say(&format!("pbxd: SIP on udp and tcp {}", server.local_addr()));
+        print_how_to_call(&runtime, server.local_addr());
+        let mut serving = tokio::task::spawn_local(server.serve(runtime.clone()));
         tokio::select! {
-            () = server.serve(runtime.clone()) => {}
+            _ = &mut serving => {}
             _ = tokio::signal::ctrl_c() => {
-                eprintln!("pbxd: stopping");
+                // Stop taking calls, let the running ones end (for a while),
+                // then ask what is left to stop.
+                eprintln!("pbxd: stopping: new calls are refused; waiting for running calls to end");
+                shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                let drained = tokio::time::timeout(SHUTDOWN_GRACE, runtime.registry.idle()).await;
+                if drained.is_err() {
+                    runtime.registry.stop_all();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), runtime.registry.idle()).await;
+                }
             }
         }
-        runtime.registry.stop_all();
-        let _ = tokio::time::timeout(Duration::from_secs(5), runtime.registry.idle()).await;
+        serving.abort();
         shared.shutdown();
         ExitCode::SUCCESS
     });

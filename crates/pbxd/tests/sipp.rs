@@ -4,11 +4,12 @@
 // Helpers are test code: a panic is how a test fails.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use pbx_test_peers::SmtpServer;
 
@@ -23,18 +24,26 @@ struct Pbxd {
     sip: SocketAddr,
     log: Arc<Mutex<String>>,
     data: PathBuf,
+    settings: Vec<String>,
+    /// Whether dropping this pbxd leaves its data directory (a restart).
+    keep_data: bool,
 }
 
 impl Pbxd {
     fn start(name: &str, settings: &[String]) -> Pbxd {
         let data = std::env::temp_dir().join(format!("pbxd-sipp-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
+        Pbxd::spawn(data, "127.0.0.1:0", settings)
+    }
+
+    fn spawn(data: PathBuf, listen: &str, settings: &[String]) -> Pbxd {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pbxd"));
         command
             .arg("serve")
-            .args(["--set", "sip.listen=127.0.0.1:0"])
+            .args(["--set", &format!("sip.listen={listen}")])
             .args(["--set", &format!("data_dir={}", data.display())])
             .current_dir(repository())
+            // The runtime's events at debug: tasks starting and ending.
             .env("RUST_LOG", "info,rsipstack=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -66,11 +75,38 @@ impl Pbxd {
             sip,
             log,
             data,
+            settings: settings.to_vec(),
+            keep_data: false,
         }
     }
 
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 10 s) until the log has a line containing each of
+    /// `texts`; the log then.
+    fn wait_for_log(&self, texts: &[&str]) -> String {
+        for _ in 0..200 {
+            let log = self.log();
+            if texts.iter().all(|text| log.contains(text)) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.log()
+    }
+
+    /// Stops pbxd as Ctrl-C does (SIGINT) and starts it again on the same
+    /// address with the same data directory and settings.
+    fn restart(mut self) -> Pbxd {
+        let pid = self.child.id().to_string();
+        let signalled = Command::new("kill").args(["-INT", &pid]).status();
+        assert!(signalled.is_ok_and(|status| status.success()), "kill -INT {pid}");
+        let status = self.child.wait().expect("pbxd stops");
+        assert!(status.success(), "pbxd stopped with {status}\n{}", self.log());
+        self.keep_data = true;
+        Pbxd::spawn(self.data.clone(), &self.sip.to_string(), &self.settings)
     }
 }
 
@@ -78,7 +114,9 @@ impl Drop for Pbxd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data);
+        if !self.keep_data {
+            let _ = std::fs::remove_dir_all(&self.data);
+        }
     }
 }
 
@@ -183,9 +221,477 @@ fn a_registered_phone_answers_and_media_flows_both_ways() {
     assert_passed(&phone, &pbxd);
     // Both legs ended having heard their peer: ~5 s of the caller's voice
     // reached pbxd, and the phone's echo of it too.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(300));
     let log = pbxd.log();
     let received = rtp_received(&log);
     assert_eq!(received.len(), 2, "{log}");
     assert!(received.iter().all(|count| *count > 100), "{received:?}\n{log}");
+}
+
+/// (c) The callback app with the digits sent as SIP INFO
+/// (`application/dtmf-relay`), one request per digit.
+#[test]
+fn callback_over_sip_mails_the_number_dialled_with_sip_info() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let Some(smtp) = SmtpServer::start() else { return };
+    let pbxd = Pbxd::start("info", &[format!("smtp.relay={}", smtp.relay())]);
+    let output = sipp(&sipp_program, "callback_info.xml", &pbxd, &[]);
+    assert_passed(&output, &pbxd);
+    let messages = smtp.messages(1);
+    assert_eq!(messages.len(), 1, "{messages:?}\n{}", pbxd.log());
+    assert!(messages[0].contains("To: ivanov@example.com"), "{}", messages[0]);
+    assert!(
+        messages[0].contains("Subject: Call back:5551234\n"),
+        "{}",
+        messages[0]
+    );
+}
+
+/// FEATURES.md §12: a local phone calls a number beyond the server; pbxd
+/// makes it authenticate, checks its class of service, and carries the call
+/// out through the configured trunk, answering the trunk's digest challenge.
+#[test]
+fn an_authenticated_phone_calls_out_through_a_trunk() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let trunk_port = pbx_test_peers::free_udp_port().to_string();
+    let pbxd = Pbxd::start(
+        "trunk",
+        &[
+            format!("trunks.provider.proxy=127.0.0.1:{trunk_port}"),
+            "trunks.provider.username=pbxtrunk".into(),
+            "trunks.provider.password=trunk-secret".into(),
+        ],
+    );
+    let trunk = sipp_command(
+        &sipp_program,
+        "trunk_challenges_and_answers.xml",
+        &pbxd,
+        &["-p", &trunk_port],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("sipp runs");
+    let caller = sipp(&sipp_program, "petrov_calls_out.xml", &pbxd, &[]);
+    let trunk = trunk.wait_with_output().expect("the trunk's sipp ends");
+    assert_passed(&trunk, &pbxd);
+    assert_passed(&caller, &pbxd);
+}
+
+/// `environments.server` set to tests/sipp/env, which holds this file's
+/// own programs (slow.sppr, wait.sppr).
+fn test_programs() -> String {
+    format!(
+        "environments.server={}",
+        repository().join("tests/sipp/env").display()
+    )
+}
+
+/// The log lines that contain `text`.
+fn lines_with<'a>(log: &'a str, text: &str) -> Vec<&'a str> {
+    log.lines().filter(|line| line.contains(text)).collect()
+}
+
+/// (d) The caller hangs up while a program lets the call ring: the CANCEL
+/// gets 200 and the INVITE 487, the program sees the hang-up and ends, and
+/// the call's leg ends with it.
+#[test]
+fn a_call_cancelled_while_ringing_ends_its_task_and_its_leg() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = Pbxd::start("cancel", &[test_programs()]);
+    let output = sipp(&sipp_program, "cancel_slow.xml", &pbxd, &[]);
+    assert_passed(&output, &pbxd);
+    let log = pbxd.wait_for_log(&["slow: done", TASK_ENDED, "call leg ended"]);
+    assert_eq!(
+        lines_with(&log, "slow: the caller hung up before the answer").len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(lines_with(&log, TASK_ENDED).len(), 1, "{log}");
+    assert_eq!(lines_with(&log, "call leg ended").len(), 1, "{log}");
+}
+
+/// pbxd logs one line when a task (a call's program) starts, and one when
+/// it ends: `start PROGRAM task=N` and `finished task=N` (or `ended by an
+/// error`, `stopped`).
+const TASK_STARTED: &str = "pbx_runtime::observe: start ";
+const TASK_ENDED: &str = "pbx_runtime::observe: finished";
+
+/// Runs a sipp scenario to its end, keeping its trace of messages; the
+/// messages it received, in order.
+fn sipp_received(sipp_program: &Path, scenario: &str, pbxd: &Pbxd) -> (Output, Vec<String>) {
+    let trace = std::env::temp_dir().join(format!(
+        "pbxd-sipp-{}-{}.messages",
+        scenario.trim_end_matches(".xml"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&trace);
+    let trace_text = trace.display().to_string();
+    let output = sipp(
+        sipp_program,
+        scenario,
+        pbxd,
+        &["-trace_msg", "-message_file", &trace_text],
+    );
+    let text = std::fs::read_to_string(&trace).unwrap_or_default();
+    let _ = std::fs::remove_file(&trace);
+    let received = text
+        .split("\n-----------------------------------------------")
+        .filter(|entry| entry.contains("message received"))
+        .filter_map(|entry| {
+            entry
+                .split_once("\n\n")
+                .map(|(_, message)| message.trim().to_string())
+        })
+        .collect();
+    (output, received)
+}
+
+/// A header's value in a message (the first such header).
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().find_map(|line| {
+        let (found, value) = line.split_once(':')?;
+        found.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// (d) Every response to the INVITE of test (d) but 100 Trying carries
+/// the request's To URI as sent and one and the same tag (RFC 3261
+/// §8.2.6.2): the 180 and the 487 after the CANCEL belong to one dialog.
+#[test]
+fn responses_to_a_cancelled_invite_keep_its_to() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = Pbxd::start("cancel-to", &[test_programs()]);
+    let (output, received) = sipp_received(&sipp_program, "cancel_slow.xml", &pbxd);
+    assert_passed(&output, &pbxd);
+    let to_headers: Vec<&str> = received
+        .iter()
+        .filter(|message| header(message, "CSeq") == Some("1 INVITE"))
+        .filter(|message| !message.starts_with("SIP/2.0 100 "))
+        .filter_map(|message| header(message, "To"))
+        .collect();
+    assert_eq!(to_headers.len(), 2, "{received:#?}");
+    assert!(
+        to_headers[0].starts_with("<sip:slow%23petrov@example.com>;tag="),
+        "{to_headers:?}"
+    );
+    assert_eq!(to_headers[0], to_headers[1], "{to_headers:?}");
+}
+
+/// (f) A caller whose RTP never comes and who never hangs up: after
+/// `sip.rtp_timeout_seconds` pbxd sends BYE, and the program holding the
+/// call sees it end.
+#[test]
+fn a_call_without_rtp_is_hung_up_by_pbxd() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = Pbxd::start(
+        "rtp-timeout",
+        &[test_programs(), "sip.rtp_timeout_seconds=3".into()],
+    );
+    let output = sipp(&sipp_program, "silent_caller.xml", &pbxd, &[]);
+    assert_passed(&output, &pbxd);
+    let log = pbxd.wait_for_log(&["wait: the call is gone", TASK_ENDED, "call leg ended"]);
+    assert_eq!(lines_with(&log, "wait: answered").len(), 1, "{log}");
+    assert_eq!(lines_with(&log, "no RTP from the peer").len(), 1, "{log}");
+    assert_eq!(lines_with(&log, "wait: the call is gone").len(), 1, "{log}");
+    assert_eq!(lines_with(&log, TASK_ENDED).len(), 1, "{log}");
+    assert_eq!(rtp_received(&log), vec![0], "{log}");
+}
+
+/// A request to pbxd from `local`, with `headers` (one a line, no
+/// Content-Length) and `body`.
+fn request(first_line: &str, local: SocketAddr, headers: &[&str], body: &str) -> Vec<u8> {
+    let mut text = format!("{first_line}\r\n");
+    text.push_str(&format!(
+        "Via: SIP/2.0/UDP {local};branch=z9hG4bK-pbxd-test-{}\r\n",
+        local.port()
+    ));
+    for header in headers {
+        text.push_str(header);
+        text.push_str("\r\n");
+    }
+    text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    text.into_bytes()
+}
+
+/// How long `exchange` waits for the first response: to one that must come,
+/// and to one that may not (a wait that ends the same way either way).
+const ANSWER: Duration = Duration::from_secs(5);
+const MAYBE: Duration = Duration::from_secs(1);
+
+/// Sends one datagram to pbxd from a socket of its own and returns the
+/// status lines of the responses that come back: the first within `wait`,
+/// the others while they keep coming.
+fn exchange(pbxd: &Pbxd, wait: Duration, datagram: impl FnOnce(SocketAddr) -> Vec<u8>) -> Vec<String> {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = socket.local_addr().unwrap();
+    socket.send_to(&datagram(local), pbxd.sip).unwrap();
+    let mut responses = Vec::new();
+    let mut buffer = vec![0u8; 70_000];
+    socket.set_read_timeout(Some(wait)).unwrap();
+    while let Ok(length) = socket.recv(&mut buffer) {
+        let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        responses.push(text.lines().next().unwrap_or_default().to_string());
+        socket.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    }
+    responses
+}
+
+const AUDIO_OFFER: &str = "v=0\r\no=caller 7004 7004 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+    t=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+/// An INVITE to callback#ivanov from outside with this Call-ID and CSeq
+/// (`None` leaves the header out), `extra` headers and `body`.
+fn invite(
+    local: SocketAddr,
+    call_id: Option<&str>,
+    cseq: Option<&str>,
+    extra: &[&str],
+    body: &str,
+) -> Vec<u8> {
+    let contact = format!("Contact: <sip:caller@{local}>");
+    let mut headers = vec![
+        "From: <sip:5550000@outside.test>;tag=malformed",
+        "To: <sip:callback%23ivanov@example.com>",
+        "Max-Forwards: 70",
+        contact.as_str(),
+        "Content-Type: application/sdp",
+    ];
+    let call_id = call_id.map(|id| format!("Call-ID: {id}"));
+    let cseq = cseq.map(|cseq| format!("CSeq: {cseq}"));
+    headers.extend(call_id.as_deref());
+    headers.extend(cseq.as_deref());
+    headers.extend_from_slice(extra);
+    request(
+        "INVITE sip:callback%23ivanov@example.com SIP/2.0",
+        local,
+        &headers,
+        body,
+    )
+}
+
+/// An OPTIONS from `local`.
+fn options(local: SocketAddr, call_id: &str, extra: &[&str]) -> Vec<u8> {
+    let call_id = format!("Call-ID: {call_id}");
+    let mut headers = vec![
+        "From: <sip:probe@outside.test>;tag=probe",
+        "To: <sip:example.com>",
+        call_id.as_str(),
+        "CSeq: 1 OPTIONS",
+        "Max-Forwards: 70",
+    ];
+    headers.extend_from_slice(extra);
+    request("OPTIONS sip:example.com SIP/2.0", local, &headers, "")
+}
+
+/// The responses other than 100 Trying (a final response may come more
+/// than once: pbxd retransmits it until the ACK that never comes).
+fn finals(responses: &[String]) -> Vec<&str> {
+    let mut finals: Vec<&str> = responses
+        .iter()
+        .map(String::as_str)
+        .filter(|status| !status.starts_with("SIP/2.0 100 "))
+        .collect();
+    finals.dedup();
+    finals
+}
+
+/// What a request pbxd cannot take may get: a 400, or nothing at all
+/// when the stack cannot even read it.
+fn refused_or_dropped(what: &str, responses: &[String], pbxd: &Pbxd) {
+    let finals = finals(responses);
+    assert!(
+        finals.is_empty() || finals == ["SIP/2.0 400 Bad Request"],
+        "{what}: {responses:?}\n{}",
+        pbxd.log()
+    );
+}
+
+/// (e) Malformed SIP over UDP gets 400, 488 or nothing (when it cannot be
+/// read at all), never an answer; and pbxd keeps serving everyone else:
+/// OPTIONS, then a whole call.
+#[test]
+fn malformed_sip_is_refused_and_pbxd_keeps_serving() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let Some(smtp) = SmtpServer::start() else { return };
+    let pbxd = Pbxd::start("malformed", &[format!("smtp.relay={}", smtp.relay())]);
+    let garbage = exchange(&pbxd, MAYBE, |_| {
+        b"\x00\xff\x13\x37 not SIP at all\r\n\r\n\x80\x81".to_vec()
+    });
+    assert_eq!(garbage, Vec::<String>::new(), "{}", pbxd.log());
+    let no_call_id = exchange(&pbxd, MAYBE, |local| {
+        invite(local, None, Some("1 INVITE"), &[], AUDIO_OFFER)
+    });
+    refused_or_dropped("no Call-ID", &no_call_id, &pbxd);
+    let no_cseq = exchange(&pbxd, MAYBE, |local| {
+        invite(local, Some("no-cseq@test"), None, &[], AUDIO_OFFER)
+    });
+    refused_or_dropped("no CSeq", &no_cseq, &pbxd);
+    // Near the largest datagram UDP carries (a 100 KB one cannot be sent).
+    let long = format!("X-Long: {}", "a".repeat(60_000));
+    let huge = exchange(&pbxd, MAYBE, |local| options(local, "huge@test", &[&long]));
+    refused_or_dropped("a 60 KB header", &huge, &pbxd);
+    let broken_sdp = "v=0\r\n\x01\x02 ]]> not a line of SDP\r\nm=\r\n";
+    let broken = exchange(&pbxd, ANSWER, |local| {
+        invite(local, Some("broken-sdp@test"), Some("1 INVITE"), &[], broken_sdp)
+    });
+    assert_eq!(finals(&broken), ["SIP/2.0 400 Bad Request"], "{}", pbxd.log());
+    let g729_opus = "v=0\r\no=caller 7005 7005 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        m=audio 40000 RTP/AVP 18 111\r\na=rtpmap:18 G729/8000\r\na=rtpmap:111 opus/48000/2\r\n";
+    let unknown_codecs = exchange(&pbxd, ANSWER, |local| {
+        invite(local, Some("codecs@test"), Some("1 INVITE"), &[], g729_opus)
+    });
+    assert_eq!(
+        finals(&unknown_codecs),
+        ["SIP/2.0 488 Not Acceptable Here"],
+        "{}",
+        pbxd.log()
+    );
+    // Everyone else is still served.
+    let answered = exchange(&pbxd, ANSWER, |local| options(local, "after@test", &[]));
+    assert_eq!(answered, ["SIP/2.0 200 OK"], "{}", pbxd.log());
+    let output = sipp(&sipp_program, "callback_info.xml", &pbxd, &[]);
+    assert_passed(&output, &pbxd);
+    let messages = smtp.messages(1);
+    assert_eq!(messages.len(), 1, "{messages:?}\n{}", pbxd.log());
+    assert!(
+        messages[0].contains("Subject: Call back:5551234\n"),
+        "{}",
+        messages[0]
+    );
+    // None of the malformed requests started a program.
+    assert_eq!(lines_with(&pbxd.log(), TASK_STARTED).len(), 1, "{}", pbxd.log());
+}
+
+/// (e) An INVITE with two different Call-IDs is not a request anyone can
+/// answer (RFC 3261 §7.3.1, RFC 4475 §3.1.2.19): 400, and no call.
+#[test]
+fn an_invite_with_two_call_ids_gets_400() {
+    let pbxd = Pbxd::start("two-call-ids", &[]);
+    let responses = exchange(&pbxd, ANSWER, |local| {
+        invite(
+            local,
+            Some("one@test"),
+            Some("1 INVITE"),
+            &["Call-ID: two@test"],
+            AUDIO_OFFER,
+        )
+    });
+    assert_eq!(finals(&responses), ["SIP/2.0 400 Bad Request"], "{}", pbxd.log());
+    assert_eq!(lines_with(&pbxd.log(), TASK_STARTED).len(), 0, "{}", pbxd.log());
+}
+
+/// (e) A 100 KB header (over TCP: no UDP datagram is that big) is refused,
+/// with 400 or 513 Message Too Large, or the connection closed.
+#[test]
+fn a_100_kb_header_over_tcp_is_refused() {
+    let pbxd = Pbxd::start("huge-tcp", &[]);
+    let mut connection = TcpStream::connect(pbxd.sip).unwrap();
+    let local = connection.local_addr().unwrap();
+    let long = format!("X-Long: {}", "a".repeat(100_000));
+    let message = String::from_utf8(options(local, "huge-tcp@test", &[&long]))
+        .unwrap()
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    // pbxd may close the connection before it has read everything.
+    let _ = connection.write_all(message.as_bytes());
+    connection.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buffer = vec![0u8; 4096];
+    let status = match connection.read(&mut buffer) {
+        Ok(length) => String::from_utf8_lossy(&buffer[..length])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        Err(error) => format!("{error}"),
+    };
+    assert!(
+        status.is_empty() || status.starts_with("SIP/2.0 400 ") || status.starts_with("SIP/2.0 513 "),
+        "{status}\n{}",
+        pbxd.log()
+    );
+    // And pbxd still answers.
+    let answered = exchange(&pbxd, ANSWER, |local| options(local, "after-tcp@test", &[]));
+    assert_eq!(answered, ["SIP/2.0 200 OK"], "{}", pbxd.log());
+}
+
+/// (e) Someone guesses ivanov's password from one address: past
+/// `sip.auth_failures_per_minute` failures, that address gets 403 even
+/// with the right password; a phone elsewhere still registers.
+#[test]
+fn repeated_wrong_passwords_shut_the_source_out() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = Pbxd::start("auth-flood", &["sip.auth_failures_per_minute=3".into()]);
+    let flood = sipp(&sipp_program, "register_flood.xml", &pbxd, &[]);
+    assert_passed(&flood, &pbxd);
+    // The three wrong passwords were refused as such; the right one was
+    // refused without being checked.
+    assert_eq!(
+        lines_with(&pbxd.log(), "REGISTER refused").len(),
+        3,
+        "{}",
+        pbxd.log()
+    );
+    let phone_port = pbx_test_peers::free_udp_port().to_string();
+    let elsewhere = sipp(
+        &sipp_program,
+        "register_ivanov.xml",
+        &pbxd,
+        &["-key", "phone_port", &phone_port, "-i", "127.0.0.2"],
+    );
+    assert_passed(&elsewhere, &pbxd);
+    let registered = lines_with(&pbxd.log(), "registered")
+        .into_iter()
+        .filter(|line| line.contains("127.0.0.2"))
+        .count();
+    assert_eq!(registered, 1, "{}", pbxd.log());
+}
+
+/// (g) Registrations are kept across a restart: ivanov's phone registers,
+/// pbxd stops (as on Ctrl-C) and starts again on the same data, and a call
+/// to ivanov rings the phone without it registering again.
+#[test]
+fn registrations_survive_a_restart() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    // Monday noon in Moscow: ivanov's working hours, so his phone rings.
+    let pbxd = Pbxd::start("restart", &["clock.start=2026-11-23T12:00:00+03:00".into()]);
+    let phone_port = pbx_test_peers::free_udp_port().to_string();
+    let registered = sipp(
+        &sipp_program,
+        "register_ivanov.xml",
+        &pbxd,
+        &["-key", "phone_port", &phone_port],
+    );
+    assert_passed(&registered, &pbxd);
+    let pbxd = pbxd.restart();
+    let phone = sipp_command(
+        &sipp_program,
+        "ivanov_answers.xml",
+        &pbxd,
+        &["-rtp_echo", "-p", &phone_port],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("sipp runs");
+    let caller = sipp(&sipp_program, "call_ivanov.xml", &pbxd, &[]);
+    assert_passed(&caller, &pbxd);
+    let phone = phone.wait_with_output().expect("the phone's sipp ends");
+    assert_passed(&phone, &pbxd);
+    assert!(lines_with(&pbxd.log(), "registered").is_empty(), "{}", pbxd.log());
 }
