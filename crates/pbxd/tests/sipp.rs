@@ -695,3 +695,183 @@ fn registrations_survive_a_restart() {
     assert_passed(&phone, &pbxd);
     assert!(lines_with(&pbxd.log(), "registered").is_empty(), "{}", pbxd.log());
 }
+
+/// Sends `message` from `socket` and returns the whole responses that come
+/// back (the first within `ANSWER`, the rest while they keep coming).
+fn responses_to(socket: &UdpSocket, pbxd: &Pbxd, message: &[u8]) -> Vec<String> {
+    socket.send_to(message, pbxd.sip).unwrap();
+    let mut responses = Vec::new();
+    let mut buffer = vec![0u8; 70_000];
+    socket.set_read_timeout(Some(ANSWER)).unwrap();
+    while let Ok(length) = socket.recv(&mut buffer) {
+        responses.push(String::from_utf8_lossy(&buffer[..length]).into_owned());
+        socket.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    }
+    responses
+}
+
+/// The final response among `responses` (not 100 Trying).
+fn final_response(responses: &[String]) -> String {
+    responses
+        .iter()
+        .find(|response| !response.starts_with("SIP/2.0 100 "))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Answers the first digest challenge in `response` (`header` is
+/// `WWW-Authenticate` or `Proxy-Authenticate`) as `user`.
+fn digest_answer(
+    response: &str,
+    header: &str,
+    method: &str,
+    uri: &str,
+    user: &str,
+    password: &str,
+) -> String {
+    let challenge = response
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{header}: ")))
+        .unwrap_or_else(|| panic!("no {header} in {response}"));
+    pbx_sip::digest::client_response(challenge, method, uri, user, password, "0a4f113b", 1).unwrap()
+}
+
+/// FEATURES.md §12, no toll fraud: a call to a number beyond the server is
+/// challenged when it comes unauthenticated, and refused when the account
+/// that proves itself has a class of service that does not allow it.
+#[test]
+fn calls_beyond_the_server_need_an_account_allowed_to_make_them() {
+    let pbxd = Pbxd::start(
+        "toll",
+        &[
+            "domains.\"example.com\".accounts.guest.password=guest-secret".into(),
+            "trunks.provider.proxy=127.0.0.1:9".into(),
+        ],
+    );
+    let uri = "sip:84951234567@example.com";
+    let call = |socket: &UdpSocket, cseq: u32, from: &str, extra: &[&str]| {
+        let local = socket.local_addr().unwrap();
+        let from = format!("From: <sip:{from}>;tag=toll");
+        let cseq = format!("CSeq: {cseq} INVITE");
+        let contact = format!("Contact: <sip:caller@{local}>");
+        let mut headers = vec![
+            from.as_str(),
+            "To: <sip:84951234567@example.com>",
+            "Call-ID: toll-fraud@test",
+            cseq.as_str(),
+            "Max-Forwards: 70",
+            contact.as_str(),
+            "Content-Type: application/sdp",
+        ];
+        headers.extend_from_slice(extra);
+        request(&format!("INVITE {uri} SIP/2.0"), local, &headers, AUDIO_OFFER)
+    };
+    // From outside, with no credentials: challenged, never carried.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let challenged = final_response(&responses_to(
+        &socket,
+        &pbxd,
+        &call(&socket, 1, "5550000@outside.test", &[]),
+    ));
+    assert!(challenged.starts_with("SIP/2.0 407 "), "{challenged}");
+    // guest proves who it is, but its class of service (internal, the
+    // default) does not reach numbers outside.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let challenge = final_response(&responses_to(
+        &socket,
+        &pbxd,
+        &call(&socket, 1, "guest@example.com", &[]),
+    ));
+    assert!(challenge.starts_with("SIP/2.0 407 "), "{challenge}");
+    let answer = digest_answer(
+        &challenge,
+        "Proxy-Authenticate",
+        "INVITE",
+        uri,
+        "guest",
+        "guest-secret",
+    );
+    let authorization = format!("Proxy-Authorization: {answer}");
+    let refused = final_response(&responses_to(
+        &socket,
+        &pbxd,
+        &call(&socket, 2, "guest@example.com", &[&authorization]),
+    ));
+    assert!(refused.starts_with("SIP/2.0 403 "), "{refused}\n{}", pbxd.log());
+    assert_eq!(
+        lines_with(&pbxd.log(), "out through the network").len(),
+        0,
+        "{}",
+        pbxd.log()
+    );
+}
+
+/// A phone behind NAT registers a private Contact but asks for rport: pbxd
+/// rings it where its REGISTER came from.
+#[test]
+fn a_phone_behind_nat_is_rung_where_it_registered_from() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = Pbxd::start("nat", &["clock.start=2026-11-23T12:00:00+03:00".into()]);
+    let phone_port = pbx_test_peers::free_udp_port();
+    {
+        // The phone's REGISTER, from its own port, with a Contact at an
+        // address nobody can reach (the phone's private one).
+        let socket = UdpSocket::bind(("127.0.0.1", phone_port)).unwrap();
+        let local = socket.local_addr().unwrap();
+        let register = |cseq: u32, extra: &[&str]| {
+            let cseq = format!("CSeq: {cseq} REGISTER");
+            let mut headers = vec![
+                "From: <sip:ivanov@example.com>;tag=nat",
+                "To: <sip:ivanov@example.com>",
+                "Call-ID: nat-register@test",
+                cseq.as_str(),
+                "Contact: <sip:ivanov@10.255.255.1:5060>",
+                "Expires: 300",
+                "Max-Forwards: 70",
+            ];
+            headers.extend_from_slice(extra);
+            let mut message = request("REGISTER sip:example.com SIP/2.0", local, &headers, "");
+            // Ask for symmetric responses, as a phone behind NAT does.
+            let text = String::from_utf8(message)
+                .unwrap()
+                .replacen(";branch=", ";rport;branch=", 1);
+            message = text.into_bytes();
+            message
+        };
+        let challenge = final_response(&responses_to(&socket, &pbxd, &register(1, &[])));
+        assert!(challenge.starts_with("SIP/2.0 401 "), "{challenge}");
+        let answer = digest_answer(
+            &challenge,
+            "WWW-Authenticate",
+            "REGISTER",
+            "sip:example.com",
+            "ivanov",
+            "ivanov-demo",
+        );
+        let authorization = format!("Authorization: {answer}");
+        let registered = final_response(&responses_to(&socket, &pbxd, &register(2, &[&authorization])));
+        assert!(
+            registered.starts_with("SIP/2.0 200 "),
+            "{registered}\n{}",
+            pbxd.log()
+        );
+    }
+    // The same port now answers calls: sipp is the phone.
+    let phone_port = phone_port.to_string();
+    let phone = sipp_command(
+        &sipp_program,
+        "ivanov_answers.xml",
+        &pbxd,
+        &["-rtp_echo", "-p", &phone_port],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("sipp runs");
+    let caller = sipp(&sipp_program, "call_ivanov.xml", &pbxd, &[]);
+    let phone = phone.wait_with_output().expect("the phone's sipp ends");
+    assert_passed(&phone, &pbxd);
+    assert_passed(&caller, &pbxd);
+}
