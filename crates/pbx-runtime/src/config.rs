@@ -73,15 +73,15 @@ pub struct SipConfig {
     #[serde(default = "default_auth_failures")]
     pub auth_failures_per_minute: u32,
     /// Digest algorithms challenged with, most preferred first: `MD5`,
-    /// `SHA-256`. MD5 first by default: most phones (and sipp) take the
-    /// first challenge and know only MD5; clients that can should use the
-    /// SHA-256 one when it is listed first.
+    /// `SHA-256`. MD5 alone by default: many phones know only MD5, and some
+    /// (baresip 1.0's libre, sipp) give up when any challenge names an
+    /// algorithm they do not know, wherever it is listed.
     #[serde(default = "default_digest_algorithms")]
     pub digest_algorithms: Vec<String>,
 }
 
 fn default_digest_algorithms() -> Vec<String> {
-    vec!["MD5".into(), "SHA-256".into()]
+    vec!["MD5".into()]
 }
 
 fn default_sip_listen() -> SocketAddr {

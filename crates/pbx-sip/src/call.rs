@@ -169,7 +169,17 @@ pub async fn incoming(shared: Arc<SipShared>, mut tx: Transaction) {
         ),
     };
     let (state_sender, states) = shared.dialogs.new_dialog_state_channel();
-    let contact = Uri::try_from(shared.contact().as_str()).ok();
+    // Over TCP the Contact says so, or the peer would send ACK and BYE by UDP.
+    let reliable = tx
+        .connection
+        .as_ref()
+        .is_some_and(|connection| connection.is_reliable());
+    let contact = if reliable {
+        format!("{};transport=tcp", shared.contact())
+    } else {
+        shared.contact()
+    };
+    let contact = Uri::try_from(contact.as_str()).ok();
     let dialog = match shared
         .dialogs
         .get_or_create_server_invite(&tx, state_sender, None, contact)

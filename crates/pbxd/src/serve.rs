@@ -122,9 +122,18 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         };
         let shared = server.shared();
         // Tests and scripts read the first line for the port the OS chose.
-        say(&format!("pbxd: SIP on udp and tcp {}", server.local_addr()));
-        print_how_to_call(&runtime, server.local_addr());
+        let address = server.local_addr();
         let mut serving = tokio::task::spawn_local(server.serve(runtime.clone()));
+        // The TCP listener starts with the server: say where pbxd is only
+        // once it takes connections there too.
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(address).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        say(&format!("pbxd: SIP on udp and tcp {address}"));
+        print_how_to_call(&runtime, address);
         tokio::select! {
             _ = &mut serving => {}
             _ = tokio::signal::ctrl_c() => {

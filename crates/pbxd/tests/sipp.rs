@@ -653,11 +653,12 @@ fn repeated_wrong_passwords_shut_the_source_out() {
         &["-key", "phone_port", &phone_port, "-i", "127.0.0.2"],
     );
     assert_passed(&elsewhere, &pbxd);
-    let registered = lines_with(&pbxd.log(), "registered")
+    let log = pbxd.wait_for_log(&["source=127.0.0.2"]);
+    let registered = lines_with(&log, "registered")
         .into_iter()
         .filter(|line| line.contains("127.0.0.2"))
         .count();
-    assert_eq!(registered, 1, "{}", pbxd.log());
+    assert_eq!(registered, 1, "{log}");
 }
 
 /// (g) Registrations are kept across a restart: ivanov's phone registers,
@@ -874,4 +875,54 @@ fn a_phone_behind_nat_is_rung_where_it_registered_from() {
     let phone = phone.wait_with_output().expect("the phone's sipp ends");
     assert_passed(&phone, &pbxd);
     assert_passed(&caller, &pbxd);
+}
+
+/// RFC 7616: with SHA-256 offered, a phone that answers the SHA-256
+/// challenge registers.
+#[test]
+fn a_phone_registers_with_sha256_digest() {
+    let pbxd = Pbxd::start("sha256", &["sip.digest_algorithms=[\"SHA-256\", \"MD5\"]".into()]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = socket.local_addr().unwrap();
+    let register = |cseq: u32, extra: &[&str]| {
+        let cseq = format!("CSeq: {cseq} REGISTER");
+        let contact = format!("Contact: <sip:ivanov@{local}>");
+        let mut headers = vec![
+            "From: <sip:ivanov@example.com>;tag=sha",
+            "To: <sip:ivanov@example.com>",
+            "Call-ID: sha256-register@test",
+            cseq.as_str(),
+            contact.as_str(),
+            "Expires: 300",
+            "Max-Forwards: 70",
+        ];
+        headers.extend_from_slice(extra);
+        request("REGISTER sip:example.com SIP/2.0", local, &headers, "")
+    };
+    let challenge = final_response(&responses_to(&socket, &pbxd, &register(1, &[])));
+    let first = challenge
+        .lines()
+        .find(|line| line.starts_with("WWW-Authenticate: "))
+        .unwrap_or_default();
+    assert!(first.contains("algorithm=SHA-256"), "{challenge}");
+    let answer = digest_answer(
+        &challenge,
+        "WWW-Authenticate",
+        "REGISTER",
+        "sip:example.com",
+        "ivanov",
+        "ivanov-demo",
+    );
+    assert!(answer.contains("algorithm=SHA-256"), "{answer}");
+    let authorization = format!("Authorization: {answer}");
+    let registered = final_response(&responses_to(&socket, &pbxd, &register(2, &[&authorization])));
+    assert!(
+        registered.starts_with("SIP/2.0 200 "),
+        "{registered}\n{}",
+        pbxd.log()
+    );
+    assert!(
+        registered.contains(&format!("<sip:ivanov@{local}>;expires=")),
+        "{registered}"
+    );
 }
