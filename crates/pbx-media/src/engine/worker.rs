@@ -78,12 +78,19 @@ pub(super) enum Command {
     },
 }
 
+/// How late a tick may be and still be made up (five frames).
+const LONGEST_CATCH_UP: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Runs until every engine and session handle is dropped.
 pub(super) async fn run(config: MediaConfig, mut commands: mpsc::UnboundedReceiver<Command>) {
     let mut worker = Worker::new(config);
     let mut ticks = tokio::time::interval(FRAME_DURATION);
-    // After a stall, carry on from now rather than bursting the missed packets.
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    // A tick that comes late is made up at once, so every stream stays on
+    // its 20 ms grid (a receiver's jitter buffer takes two packets close
+    // together; it cannot take a stream that slipped a frame for good).
+    // After a long stall, though, a burst would flood the peers: then the
+    // grid starts again from now and the missed packets are not sent.
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
     loop {
         tokio::select! {
             biased;
@@ -91,7 +98,13 @@ pub(super) async fn run(config: MediaConfig, mut commands: mpsc::UnboundedReceiv
                 Some(command) => worker.apply(command),
                 None => break,
             },
-            now = ticks.tick() => worker.tick(now),
+            scheduled = ticks.tick() => {
+                let now = Instant::now();
+                if now.saturating_duration_since(scheduled) > LONGEST_CATCH_UP {
+                    ticks.reset();
+                }
+                worker.tick(now);
+            }
         }
     }
     for (_, session) in worker.sessions.drain() {
