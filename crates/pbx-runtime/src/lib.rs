@@ -19,6 +19,7 @@ pub mod ring;
 pub mod rules;
 pub mod runtime;
 pub mod sim;
+pub mod store;
 pub mod task;
 
 pub use config::{Config, ConfigError};

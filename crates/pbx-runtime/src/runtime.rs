@@ -18,6 +18,7 @@ use crate::env::{Environments, ProgramError};
 use crate::observe::{Event, Observer};
 use crate::ring::{self, Ringing};
 use crate::rules::{self, Action, CallFacts, Plan};
+use crate::store::{Meetings, Storage};
 use crate::task::{self, Registry, Start};
 
 /// The server clock: starts at `clock.start` (or the system time) and runs
@@ -69,6 +70,11 @@ pub struct Shared {
     pub http: reqwest::Client,
     pub server_zone: TimeZone,
     pub limits: Limits,
+    /// Each account's files (`data_dir/storage.redb`; in memory in
+    /// virtual time).
+    pub storage: Storage,
+    /// Meetings (CGPL §6.11), in memory.
+    pub meetings: Meetings,
 }
 
 /// A handle on the runtime.
@@ -142,6 +148,15 @@ impl Runtime {
                 location: "http".into(),
                 message: error.to_string(),
             })?;
+        let storage = if virtual_time {
+            Storage::in_memory()
+        } else {
+            Storage::open(&config.data_dir.join("storage.redb"))
+        }
+        .map_err(|error| ConfigError {
+            location: "data_dir".into(),
+            message: error.to_string(),
+        })?;
         Ok(Runtime(Arc::new(Shared {
             config,
             directory,
@@ -155,6 +170,8 @@ impl Runtime {
             http,
             server_zone,
             limits: Limits::default(),
+            storage,
+            meetings: Meetings::default(),
         })))
     }
 
@@ -266,8 +283,14 @@ impl Runtime {
 
     fn route(&self, leg: Leg, destination: Destination, depth: u8) -> Result<Routed, StartError> {
         match destination {
-            Destination::App { app, account, .. } => self
-                .start_app(&app, account, Some(leg), Vec::new())
+            // The program learns the name it was called by (`pbx.sppr`
+            // acts on it: `conference` is the conference center).
+            Destination::App {
+                app,
+                account,
+                called_as,
+            } => self
+                .start_app(&app, account, Some(leg), vec![Portable::str(&called_as)])
                 .map(Routed::Task),
             Destination::Account { account, .. } if depth < 8 => self.call_account(leg, account, depth),
             // Loop protection: too many diverts in a row.

@@ -91,6 +91,15 @@ host_builtins! {
     CheckQueue: function 1..=1 "queue";
     Dequeue: procedure 1..=1 "queue";
     ReadQueue: function 1..=1 "queue";
+    // §6.12 file storage (per account, kept in the store)
+    ReadStorageFile: function 1..=1 "file";
+    WriteStorageFile: function 2..=2 "file, data";
+    AppendStorageFile: function 2..=2 "file, data";
+    DeleteStorageFile: function 1..=1 "file";
+    RenameStorageFile: function 2..=2 "old, new";
+    ListStorageFiles: function 0..=1 "[folder]";
+    // pbxd: checks the account's PIN without revealing it
+    CheckAccountPIN: function 1..=1 "pin";
     // §7.2 call signalling
     AcceptCall: function 0..=0 "";
     RejectCall: procedure 1..=1 "code";

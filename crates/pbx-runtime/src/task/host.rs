@@ -115,7 +115,7 @@ impl TaskHost {
         self.runtime.observer.event(event);
     }
 
-    fn domain(&self) -> &str {
+    pub(super) fn domain(&self) -> &str {
         &self.account.domain
     }
 
@@ -974,10 +974,20 @@ impl Host for TaskHost {
             | HostFn::ActivateMeeting
             | HostFn::DeactivateMeeting
             | HostFn::RemoveMeeting
-            | HostFn::ClearMeeting => error_string("meetings are not available yet"),
-            HostFn::FindMeeting => null(),
-            HostFn::Enqueue | HostFn::CheckQueue | HostFn::ReadQueue => null(),
+            | HostFn::FindMeeting
+            | HostFn::ClearMeeting => self.meeting(function, args),
+            HostFn::Enqueue | HostFn::CheckQueue | HostFn::ReadQueue => {
+                error_string("queues are not available yet")
+            }
             HostFn::Dequeue => null(),
+            // §6.12
+            HostFn::ReadStorageFile
+            | HostFn::WriteStorageFile
+            | HostFn::AppendStorageFile
+            | HostFn::DeleteStorageFile
+            | HostFn::RenameStorageFile
+            | HostFn::ListStorageFiles => self.storage(function, args),
+            HostFn::CheckAccountPIN => self.check_pin(args),
             // §7.2
             HostFn::AcceptCall => self.accept(),
             HostFn::RejectCall => self.reject(args),

@@ -5,6 +5,7 @@
 mod bridge;
 mod host;
 mod input;
+mod keep;
 mod ops;
 mod run;
 

@@ -1,0 +1,459 @@
+//! What scripts keep: each account's file storage (CGPL §6.12; voicemail
+//! keeps its messages and greeting there) in the embedded store, and the
+//! meetings of §6.11 (named rendezvous, e.g. conference rooms) in memory.
+//!
+//! Storage file names are paths inside the account's own storage:
+//! `voicemail/1700000000-1.wav`. Folders are implicit: a file makes its
+//! folder exist, and listing a folder shows its files and sub-folders.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use pbx_lang::value::{Portable, TaskId};
+use redb::{Database, ReadableTable, TableDefinition};
+
+/// File contents by `account@domain/path`.
+const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("storage_files");
+/// When each file was last written, in seconds since the Unix epoch.
+const MODIFIED: TableDefinition<&str, i64> = TableDefinition::new("storage_modified");
+
+/// The largest file a script may keep (a ten-minute recording at 8 kHz,
+/// 16-bit, is 9.6 MB).
+pub const LARGEST_FILE: usize = 16 * 1024 * 1024;
+
+/// Why a storage operation failed, in words a script can show.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StorageError {
+    #[error("bad file name: {0}")]
+    BadName(String),
+    #[error("file not found")]
+    NotFound,
+    #[error("a file with that name exists")]
+    Exists,
+    #[error("the file would exceed {} bytes", LARGEST_FILE)]
+    TooLarge,
+    #[error("storage failed: {0}")]
+    Store(String),
+}
+
+fn store_failed(error: impl std::fmt::Display) -> StorageError {
+    StorageError::Store(error.to_string())
+}
+
+/// One entry of a folder listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listed {
+    File { size: u64, modified: i64 },
+    Folder { files: u64 },
+}
+
+/// Every account's files.
+pub struct Storage {
+    database: Database,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Storage")
+    }
+}
+
+/// Checks a script's file name: relative, no `..`, no empty or hidden
+/// parts, printable, not too long. Returns it without a trailing `/`.
+pub fn check_name(name: &str) -> Result<&str, StorageError> {
+    let trimmed = name.trim_end_matches('/');
+    let bad = trimmed.is_empty()
+        || trimmed.len() > 255
+        || trimmed.starts_with('/')
+        || trimmed.chars().any(|c| c.is_control() || c == '\\')
+        || trimmed
+            .split('/')
+            .any(|part| part.is_empty() || part.starts_with('.'));
+    if bad {
+        return Err(StorageError::BadName(name.chars().take(80).collect()));
+    }
+    Ok(trimmed)
+}
+
+fn key(account: &str, name: &str) -> String {
+    format!("{account}/{name}")
+}
+
+impl Storage {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path) -> Result<Storage, StorageError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(store_failed)?;
+        }
+        Storage::prepared(Database::create(path).map_err(store_failed)?)
+    }
+
+    /// A store that lives in memory only (simulations and tests).
+    pub fn in_memory() -> Result<Storage, StorageError> {
+        let database = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(store_failed)?;
+        Storage::prepared(database)
+    }
+
+    fn prepared(database: Database) -> Result<Storage, StorageError> {
+        let write = database.begin_write().map_err(store_failed)?;
+        write.open_table(FILES).map_err(store_failed)?;
+        write.open_table(MODIFIED).map_err(store_failed)?;
+        write.commit().map_err(store_failed)?;
+        Ok(Storage { database })
+    }
+
+    /// The contents of `account`'s file `name`.
+    pub fn read(&self, account: &str, name: &str) -> Result<Vec<u8>, StorageError> {
+        let name = check_name(name)?;
+        let read = self.database.begin_read().map_err(store_failed)?;
+        let table = read.open_table(FILES).map_err(store_failed)?;
+        let found = table.get(key(account, name).as_str()).map_err(store_failed)?;
+        found
+            .map(|value| value.value().to_vec())
+            .ok_or(StorageError::NotFound)
+    }
+
+    /// Writes (or, with `append`, adds to) `account`'s file `name`.
+    pub fn write(
+        &self,
+        account: &str,
+        name: &str,
+        data: &[u8],
+        append: bool,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let name = check_name(name)?;
+        let key = key(account, name);
+        let write = self.database.begin_write().map_err(store_failed)?;
+        {
+            let mut files = write.open_table(FILES).map_err(store_failed)?;
+            let mut contents = if append {
+                let existing = files.get(key.as_str()).map_err(store_failed)?;
+                existing.map(|value| value.value().to_vec()).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            if contents.len() + data.len() > LARGEST_FILE {
+                return Err(StorageError::TooLarge);
+            }
+            contents.extend_from_slice(data);
+            files
+                .insert(key.as_str(), contents.as_slice())
+                .map_err(store_failed)?;
+            let mut modified = write.open_table(MODIFIED).map_err(store_failed)?;
+            modified.insert(key.as_str(), now).map_err(store_failed)?;
+        }
+        write.commit().map_err(store_failed)
+    }
+
+    /// Removes `account`'s file `name`.
+    pub fn delete(&self, account: &str, name: &str) -> Result<(), StorageError> {
+        let name = check_name(name)?;
+        let key = key(account, name);
+        let write = self.database.begin_write().map_err(store_failed)?;
+        {
+            let mut files = write.open_table(FILES).map_err(store_failed)?;
+            if files.remove(key.as_str()).map_err(store_failed)?.is_none() {
+                return Err(StorageError::NotFound);
+            }
+            let mut modified = write.open_table(MODIFIED).map_err(store_failed)?;
+            modified.remove(key.as_str()).map_err(store_failed)?;
+        }
+        write.commit().map_err(store_failed)
+    }
+
+    /// Renames `account`'s file `old` to `new` (which must not exist).
+    pub fn rename(&self, account: &str, old: &str, new: &str) -> Result<(), StorageError> {
+        let (old, new) = (key(account, check_name(old)?), key(account, check_name(new)?));
+        let write = self.database.begin_write().map_err(store_failed)?;
+        {
+            let mut files = write.open_table(FILES).map_err(store_failed)?;
+            if files.get(new.as_str()).map_err(store_failed)?.is_some() {
+                return Err(StorageError::Exists);
+            }
+            let contents = files
+                .remove(old.as_str())
+                .map_err(store_failed)?
+                .map(|value| value.value().to_vec())
+                .ok_or(StorageError::NotFound)?;
+            files
+                .insert(new.as_str(), contents.as_slice())
+                .map_err(store_failed)?;
+            let mut modified = write.open_table(MODIFIED).map_err(store_failed)?;
+            let when = modified
+                .remove(old.as_str())
+                .map_err(store_failed)?
+                .map_or(0, |value| value.value());
+            modified.insert(new.as_str(), when).map_err(store_failed)?;
+        }
+        write.commit().map_err(store_failed)
+    }
+
+    /// The files and sub-folders directly in `account`'s folder `folder`
+    /// (the top with `None`), in name order.
+    pub fn list(&self, account: &str, folder: Option<&str>) -> Result<Vec<(String, Listed)>, StorageError> {
+        let prefix = match folder {
+            Some(folder) => format!("{}/", key(account, check_name(folder)?)),
+            None => format!("{account}/"),
+        };
+        let read = self.database.begin_read().map_err(store_failed)?;
+        let files = read.open_table(FILES).map_err(store_failed)?;
+        let modified = read.open_table(MODIFIED).map_err(store_failed)?;
+        let mut listed: Vec<(String, Listed)> = Vec::new();
+        for entry in files.range(prefix.as_str()..).map_err(store_failed)? {
+            let (name, contents) = entry.map_err(store_failed)?;
+            let Some(rest) = name.value().strip_prefix(prefix.as_str()) else {
+                break;
+            };
+            match rest.split_once('/') {
+                Some((sub, _)) => match listed.last_mut() {
+                    Some((last, Listed::Folder { files })) if last == sub => *files += 1,
+                    _ => listed.push((sub.to_string(), Listed::Folder { files: 1 })),
+                },
+                None => {
+                    let when = modified
+                        .get(name.value())
+                        .map_err(store_failed)?
+                        .map_or(0, |value| value.value());
+                    listed.push((
+                        rest.to_string(),
+                        Listed::File {
+                            size: contents.value().len() as u64,
+                            modified: when,
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(listed)
+    }
+}
+
+/// One meeting: a parameter and, while a task holds it, that task.
+#[derive(Clone, Debug)]
+pub struct Meeting {
+    pub parameter: Portable,
+    pub task: Option<TaskId>,
+}
+
+/// Meetings by account, set and key.
+#[derive(Debug, Default)]
+pub struct Meetings {
+    meetings: Mutex<HashMap<(String, String, String), Meeting>>,
+}
+
+/// Why a meeting operation failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MeetingError {
+    #[error("meeting already exists")]
+    Exists,
+    #[error("meeting not found")]
+    NotFound,
+    #[error("the meeting is active in another task")]
+    Busy,
+}
+
+impl Meetings {
+    fn with<T>(&self, work: impl FnOnce(&mut HashMap<(String, String, String), Meeting>) -> T) -> T {
+        let mut meetings = self
+            .meetings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        work(&mut meetings)
+    }
+
+    /// `CreateMeeting`.
+    pub fn create(
+        &self,
+        account: &str,
+        set: &str,
+        key: &str,
+        parameter: Portable,
+    ) -> Result<(), MeetingError> {
+        self.with(|meetings| {
+            let id = (account.to_string(), set.to_string(), key.to_string());
+            if meetings.contains_key(&id) {
+                return Err(MeetingError::Exists);
+            }
+            meetings.insert(
+                id,
+                Meeting {
+                    parameter,
+                    task: None,
+                },
+            );
+            Ok(())
+        })
+    }
+
+    /// `ActivateMeeting` (`task` takes it; `alive` says whether a task
+    /// still runs, so a meeting left by a task that ended can be taken) and
+    /// `DeactivateMeeting` (`task` lets it go).
+    pub fn activate(
+        &self,
+        account: &str,
+        set: &str,
+        key: &str,
+        parameter: Option<Portable>,
+        task: TaskId,
+        on: bool,
+        alive: impl Fn(TaskId) -> bool,
+    ) -> Result<(), MeetingError> {
+        self.with(|meetings| {
+            let id = (account.to_string(), set.to_string(), key.to_string());
+            let meeting = meetings.get_mut(&id).ok_or(MeetingError::NotFound)?;
+            match meeting.task {
+                Some(holder) if holder != task && alive(holder) => return Err(MeetingError::Busy),
+                _ => {}
+            }
+            meeting.task = on.then_some(task);
+            if let Some(parameter) = parameter {
+                meeting.parameter = parameter;
+            }
+            Ok(())
+        })
+    }
+
+    /// `FindMeeting`: the meeting, its task only while that task runs.
+    pub fn find(
+        &self,
+        account: &str,
+        set: &str,
+        key: &str,
+        alive: impl Fn(TaskId) -> bool,
+    ) -> Option<Meeting> {
+        self.with(|meetings| {
+            let id = (account.to_string(), set.to_string(), key.to_string());
+            meetings.get(&id).map(|meeting| Meeting {
+                parameter: meeting.parameter.clone(),
+                task: meeting.task.filter(|task| alive(*task)),
+            })
+        })
+    }
+
+    /// `ClearMeeting` (the task is forgotten) or `RemoveMeeting`.
+    pub fn clear(&self, account: &str, set: &str, key: &str, remove: bool) -> Result<(), MeetingError> {
+        self.with(|meetings| {
+            let id = (account.to_string(), set.to_string(), key.to_string());
+            if remove {
+                return meetings.remove(&id).map(drop).ok_or(MeetingError::NotFound);
+            }
+            let meeting = meetings.get_mut(&id).ok_or(MeetingError::NotFound)?;
+            meeting.task = None;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_written_read_listed_renamed_and_deleted() {
+        let storage = Storage::in_memory().unwrap();
+        let who = "ivanov@example.com";
+        storage.write(who, "voicemail/1.wav", b"one", false, 10).unwrap();
+        storage.write(who, "voicemail/2.wav", b"two", false, 20).unwrap();
+        storage
+            .write(who, "voicemail/old/3.wav", b"3", false, 30)
+            .unwrap();
+        storage.write(who, "notes", b"a", false, 40).unwrap();
+        storage.write(who, "notes", b"b", true, 41).unwrap();
+        storage
+            .write("petrov@example.com", "voicemail/9.wav", b"x", false, 1)
+            .unwrap();
+        assert_eq!(storage.read(who, "notes").unwrap(), b"ab");
+        assert_eq!(
+            storage.list(who, Some("voicemail")).unwrap(),
+            vec![
+                (
+                    "1.wav".into(),
+                    Listed::File {
+                        size: 3,
+                        modified: 10
+                    }
+                ),
+                (
+                    "2.wav".into(),
+                    Listed::File {
+                        size: 3,
+                        modified: 20
+                    }
+                ),
+                ("old".into(), Listed::Folder { files: 1 }),
+            ]
+        );
+        assert_eq!(storage.list(who, None).unwrap().len(), 2);
+        storage
+            .rename(who, "voicemail/1.wav", "voicemail/2.wav")
+            .unwrap_err();
+        storage
+            .rename(who, "voicemail/1.wav", "voicemail/kept.wav")
+            .unwrap();
+        assert_eq!(storage.read(who, "voicemail/kept.wav").unwrap(), b"one");
+        storage.delete(who, "voicemail/kept.wav").unwrap();
+        assert_eq!(
+            storage.read(who, "voicemail/kept.wav"),
+            Err(StorageError::NotFound)
+        );
+        assert_eq!(
+            storage.delete(who, "voicemail/kept.wav"),
+            Err(StorageError::NotFound)
+        );
+    }
+
+    #[test]
+    fn names_cannot_leave_the_account() {
+        for name in [
+            "",
+            "/x",
+            "../petrov@example.com/x",
+            "a//b",
+            "a/../b",
+            ".hidden",
+            "a\\b",
+            "a\nb",
+        ] {
+            assert!(check_name(name).is_err(), "{name:?}");
+        }
+        assert_eq!(check_name("voicemail/").unwrap(), "voicemail");
+    }
+
+    #[test]
+    fn a_meeting_is_held_by_one_running_task_at_a_time() {
+        let meetings = Meetings::default();
+        let who = "pbx@example.com";
+        meetings.create(who, "conference", "1", Portable::Null).unwrap();
+        assert_eq!(
+            meetings.create(who, "conference", "1", Portable::Null),
+            Err(MeetingError::Exists)
+        );
+        meetings
+            .activate(who, "conference", "1", None, TaskId(1), true, |_| true)
+            .unwrap();
+        assert_eq!(
+            meetings.activate(who, "conference", "1", None, TaskId(2), true, |_| true),
+            Err(MeetingError::Busy)
+        );
+        // Task 1 ended: task 2 may take the room.
+        meetings
+            .activate(who, "conference", "1", None, TaskId(2), true, |task| {
+                task != TaskId(1)
+            })
+            .unwrap();
+        assert_eq!(
+            meetings.find(who, "conference", "1", |_| true).unwrap().task,
+            Some(TaskId(2))
+        );
+        assert_eq!(
+            meetings.find(who, "conference", "1", |_| false).unwrap().task,
+            None
+        );
+        meetings.clear(who, "conference", "1", true).unwrap();
+        assert!(meetings.find(who, "conference", "1", |_| true).is_none());
+    }
+}

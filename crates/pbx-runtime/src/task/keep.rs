@@ -1,0 +1,203 @@
+//! The built-ins that keep things for a task: file storage (CGPL §6.12),
+//! meetings (§6.11) and the PIN check.
+
+use pbx_lang::builtins::HostFn;
+use pbx_lang::value::time::Clock;
+use pbx_lang::value::{Bytes, Portable, TaskId, Value};
+use pbx_lang::HostOutcome;
+
+use super::host::{arg, done, error_string, null, text_arg, TaskHost};
+use super::ops::Op;
+use crate::store::{Listed, Meeting};
+
+/// The bytes of a string or datablock argument.
+fn data_arg(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::Str(bytes) | Value::Data(bytes) => Some(bytes.as_slice()),
+        _ => None,
+    }
+}
+
+fn portable(parameter: Option<&Value>) -> Result<Option<Portable>, HostOutcome<Op>> {
+    match parameter {
+        None => Ok(None),
+        Some(value) => value.to_portable().map(Some).map_err(HostOutcome::Fail),
+    }
+}
+
+impl TaskHost {
+    /// Whose storage and which file: a name, or `{fileName; accountName}`
+    /// for another account the task may act for.
+    fn storage_target(&self, value: &Value) -> Result<(String, String), String> {
+        let (name, account) = match value {
+            Value::Dict(_) => {
+                let dict = value.to_portable().map_err(|error| error.message)?;
+                let field = |wanted: &str| match &dict {
+                    Portable::Dict(entries, _) => entries.iter().find_map(|(key, value)| match value {
+                        Portable::Str(text) if key.to_str_lossy().eq_ignore_ascii_case(wanted) => {
+                            Some(text.to_str_lossy().into_owned())
+                        }
+                        _ => None,
+                    }),
+                    _ => None,
+                };
+                (field("fileName"), field("accountName"))
+            }
+            _ => (text_arg(std::slice::from_ref(value), 0), None),
+        };
+        let name = name.ok_or("the file must be named by a string")?;
+        let owner = match account {
+            None => self.account.address(),
+            Some(other) => {
+                let (user, domain) = other.split_once('@').unwrap_or((&other, self.domain()));
+                let found = self
+                    .runtime
+                    .directory
+                    .find(user, domain)
+                    .ok_or_else(|| format!("unknown account {user}@{domain}"))?;
+                if !self.account.may_act_for(&found) {
+                    return Err("no right to another account's files".into());
+                }
+                found.address()
+            }
+        };
+        Ok((owner, name))
+    }
+
+    pub(super) fn storage(&mut self, function: HostFn, args: &[Value]) -> HostOutcome<Op> {
+        let storage = &self.runtime.storage;
+        let now = self.runtime.clock.now();
+        let target = |index: usize| self.storage_target(arg(args, index));
+        let outcome = match function {
+            HostFn::ReadStorageFile => {
+                return match target(0)
+                    .and_then(|(owner, name)| storage.read(&owner, &name).map_err(|error| error.to_string()))
+                {
+                    Ok(contents) => done(Value::Data(Bytes::from_vec(contents))),
+                    Err(_) => null(),
+                };
+            }
+            HostFn::WriteStorageFile | HostFn::AppendStorageFile => {
+                let Some(data) = data_arg(arg(args, 1)) else {
+                    return error_string("the data must be a string or a datablock");
+                };
+                let append = function == HostFn::AppendStorageFile;
+                target(0).and_then(|(owner, name)| {
+                    storage
+                        .write(&owner, &name, data, append, now)
+                        .map_err(|error| error.to_string())
+                })
+            }
+            HostFn::DeleteStorageFile => target(0)
+                .and_then(|(owner, name)| storage.delete(&owner, &name).map_err(|error| error.to_string())),
+            HostFn::RenameStorageFile => target(0).and_then(|(owner, old)| {
+                let (_, new) = target(1)?;
+                storage
+                    .rename(&owner, &old, &new)
+                    .map_err(|error| error.to_string())
+            }),
+            HostFn::ListStorageFiles => {
+                let listing = match arg(args, 0) {
+                    Value::Null => Ok((self.account.address(), None)),
+                    other => self
+                        .storage_target(other)
+                        .map(|(owner, name)| (owner, Some(name))),
+                }
+                .and_then(|(owner, folder)| {
+                    storage
+                        .list(&owner, folder.as_deref())
+                        .map_err(|error| error.to_string())
+                });
+                return match listing {
+                    Ok(entries) => done(listing_value(entries)),
+                    Err(message) => error_string(message),
+                };
+            }
+            _ => Err(format!("{} is not a storage function", function.name())),
+        };
+        match outcome {
+            Ok(()) => null(),
+            Err(message) => error_string(message),
+        }
+    }
+
+    pub(super) fn meeting(&mut self, function: HostFn, args: &[Value]) -> HostOutcome<Op> {
+        let (Some(set), Some(key)) = (text_arg(args, 0), text_arg(args, 1)) else {
+            return error_string("the meeting set and key must be strings");
+        };
+        let parameter = match portable(args.get(2)) {
+            Ok(parameter) => parameter,
+            Err(failure) => return failure,
+        };
+        let owner = self.account.address();
+        let meetings = &self.runtime.meetings;
+        let registry = &self.runtime.registry;
+        let alive = |task: TaskId| registry.sender(task).is_some();
+        let outcome = match function {
+            HostFn::CreateMeeting => meetings.create(&owner, &set, &key, parameter.unwrap_or(Portable::Null)),
+            HostFn::ActivateMeeting | HostFn::DeactivateMeeting => meetings.activate(
+                &owner,
+                &set,
+                &key,
+                parameter,
+                self.id,
+                function == HostFn::ActivateMeeting,
+                alive,
+            ),
+            HostFn::FindMeeting => {
+                return match meetings.find(&owner, &set, &key, alive) {
+                    Some(meeting) => done(meeting_value(meeting)),
+                    None => null(),
+                };
+            }
+            HostFn::ClearMeeting => meetings.clear(&owner, &set, &key, false),
+            _ => meetings.clear(&owner, &set, &key, true),
+        };
+        match outcome {
+            Ok(()) => null(),
+            Err(error) => error_string(error.to_string()),
+        }
+    }
+
+    /// `CheckAccountPIN(pin)`: whether `pin` is the account's PIN. The PIN
+    /// itself never reaches the script (nor the log).
+    pub(super) fn check_pin(&self, args: &[Value]) -> HostOutcome<Op> {
+        let given = text_arg(args, 0).unwrap_or_default();
+        let matches = self
+            .account
+            .pin
+            .as_deref()
+            .is_some_and(|pin| !pin.is_empty() && constant_time_eq(pin.as_bytes(), given.as_bytes()));
+        done(Value::from_bool(matches))
+    }
+}
+
+/// Compares without stopping at the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn listing_value(entries: Vec<(String, Listed)>) -> Value {
+    let entries = entries
+        .into_iter()
+        .map(|(name, listed)| {
+            let attributes = match listed {
+                Listed::File { size, modified } => vec![
+                    (Bytes::from("STSize"), Portable::Num(size as i64)),
+                    (Bytes::from("STModified"), Portable::Date(modified)),
+                ],
+                Listed::Folder { files } => vec![(Bytes::from("STFiles"), Portable::Num(files as i64))],
+            };
+            (Bytes::from(name), Portable::Dict(attributes, false))
+        })
+        .collect();
+    Portable::Dict(entries, false).to_value()
+}
+
+fn meeting_value(meeting: Meeting) -> Value {
+    let mut entries = vec![(Bytes::from("parameter"), meeting.parameter)];
+    if let Some(task) = meeting.task {
+        entries.push((Bytes::from("id"), Portable::Task(task)));
+    }
+    Portable::Dict(entries, false).to_value()
+}
