@@ -57,6 +57,19 @@ impl Recorder {
             .collect()
     }
 
+    /// The tones played (`880 Hz`).
+    pub fn tones(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|event| match event {
+                Event::Tone { frequencies, .. } => Some(frequencies.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// What happened to calls (`accepted`, `hung up`…).
     pub fn calls(&self) -> Vec<String> {
         self.events
