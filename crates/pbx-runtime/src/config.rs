@@ -226,6 +226,17 @@ fn instant<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<j
     })
 }
 
+fn pin<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    match toml::Value::deserialize(deserializer)? {
+        toml::Value::String(text) => Ok(Some(text)),
+        toml::Value::Integer(number) if number >= 0 => Ok(Some(number.to_string())),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a PIN like \"1234\", not {}",
+            other.type_str()
+        ))),
+    }
+}
+
 /// `[environments]`: where programs and prompts are.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -330,7 +341,9 @@ pub struct AccountConfig {
     pub caller_id: Option<String>,
     #[serde(default)]
     pub speed_dials: BTreeMap<String, String>,
-    /// The virtual-phone (and mailbox) PIN.
+    /// The virtual-phone (and mailbox) PIN. Digits may be written as a
+    /// number (`--set ...pin=4321`) when they do not start with 0.
+    #[serde(default, deserialize_with = "pin")]
     pub pin: Option<String>,
     /// A domain administrator acts for the domain's other accounts: their
     /// preferences, `Impersonate`, their calls over the API. The `pbx`
