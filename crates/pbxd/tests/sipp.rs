@@ -4,167 +4,16 @@
 // Helpers are test code: a panic is how a test fails.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use common::{assert_passed, header, lines_with, repository, rtp_received, sipp, sipp_command, Pbxd};
 use pbx_test_peers::SmtpServer;
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `pbxd serve` on a port the OS chose, with the demo configuration and
-/// `settings`; stopped when dropped.
-struct Pbxd {
-    child: Child,
-    sip: SocketAddr,
-    log: Arc<Mutex<String>>,
-    data: PathBuf,
-    settings: Vec<String>,
-    /// Whether dropping this pbxd leaves its data directory (a restart).
-    keep_data: bool,
-}
-
-impl Pbxd {
-    fn start(name: &str, settings: &[String]) -> Pbxd {
-        let data = std::env::temp_dir().join(format!("pbxd-sipp-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data);
-        Pbxd::spawn(data, "127.0.0.1:0", settings)
-    }
-
-    fn spawn(data: PathBuf, listen: &str, settings: &[String]) -> Pbxd {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pbxd"));
-        command
-            .arg("serve")
-            .args(["--set", &format!("sip.listen={listen}")])
-            .args(["--set", &format!("data_dir={}", data.display())])
-            .current_dir(repository())
-            // The runtime's events at debug: tasks starting and ending.
-            .env("RUST_LOG", "info,rsipstack=warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for setting in settings {
-            command.args(["--set", setting]);
-        }
-        let mut child = command.spawn().expect("pbxd starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let collected = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = collected.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("pbxd says where it listens");
-        let sip = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .and_then(|address| address.parse().ok())
-            .unwrap_or_else(|| panic!("pbxd did not start: {line}\n{}", log.lock().unwrap()));
-        Pbxd {
-            child,
-            sip,
-            log,
-            data,
-            settings: settings.to_vec(),
-            keep_data: false,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits (up to 10 s) until the log has a line containing each of
-    /// `texts`; the log then.
-    fn wait_for_log(&self, texts: &[&str]) -> String {
-        for _ in 0..200 {
-            let log = self.log();
-            if texts.iter().all(|text| log.contains(text)) {
-                return log;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.log()
-    }
-
-    /// Stops pbxd as Ctrl-C does (SIGINT) and starts it again on the same
-    /// address with the same data directory and settings.
-    fn restart(mut self) -> Pbxd {
-        let pid = self.child.id().to_string();
-        let signalled = Command::new("kill").args(["-INT", &pid]).status();
-        assert!(signalled.is_ok_and(|status| status.success()), "kill -INT {pid}");
-        let status = self.child.wait().expect("pbxd stops");
-        assert!(status.success(), "pbxd stopped with {status}\n{}", self.log());
-        self.keep_data = true;
-        Pbxd::spawn(self.data.clone(), &self.sip.to_string(), &self.settings)
-    }
-}
-
-impl Drop for Pbxd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if !self.keep_data {
-            let _ = std::fs::remove_dir_all(&self.data);
-        }
-    }
-}
-
-/// A sipp command for a scenario of tests/sipp against `pbxd`, one call.
-fn sipp_command(sipp: &Path, scenario: &str, pbxd: &Pbxd, extra: &[&str]) -> Command {
-    let media_port = pbx_test_peers::free_udp_port().to_string();
-    let scenario = repository().join("tests/sipp").join(scenario);
-    let mut command = Command::new(sipp);
-    command
-        .arg(pbxd.sip.to_string())
-        .arg("-sf")
-        .arg(&scenario)
-        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", &media_port])
-        .args(["-m", "1", "-l", "1", "-nostdin"])
-        .args(["-timeout", "90s", "-timeout_error"])
-        .args(extra)
-        .current_dir(std::env::temp_dir());
-    command
-}
-
-/// Runs a sipp scenario to its end.
-fn sipp(sipp: &Path, scenario: &str, pbxd: &Pbxd, extra: &[&str]) -> Output {
-    sipp_command(sipp, scenario, pbxd, extra)
-        .output()
-        .expect("sipp runs")
-}
-
-/// The RTP packets each leg received, from pbxd's log of ended legs.
-fn rtp_received(log: &str) -> Vec<u64> {
-    log.lines()
-        .filter(|line| line.contains("call leg ended"))
-        .filter_map(|line| {
-            let value = line.split("rtp_received=").nth(1)?;
-            value.split_whitespace().next()?.parse().ok()
-        })
-        .collect()
-}
-
-fn assert_passed(output: &Output, pbxd: &Pbxd) {
-    assert!(
-        output.status.success(),
-        "sipp failed ({}):\n{}\n{}\n--- pbxd ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        pbxd.log()
-    );
-}
 
 /// (a) The callback app over SIP: RFC 4733 digits from sip-tester's pcaps,
 /// the number mailed through a real SMTP server.
@@ -291,11 +140,6 @@ fn test_programs() -> String {
     )
 }
 
-/// The log lines that contain `text`.
-fn lines_with<'a>(log: &'a str, text: &str) -> Vec<&'a str> {
-    log.lines().filter(|line| line.contains(text)).collect()
-}
-
 /// (d) The caller hangs up while a program lets the call ring: the CANCEL
 /// gets 200 and the INVITE 487, the program sees the hang-up and ends, and
 /// the call's leg ends with it.
@@ -351,14 +195,6 @@ fn sipp_received(sipp_program: &Path, scenario: &str, pbxd: &Pbxd) -> (Output, V
         })
         .collect();
     (output, received)
-}
-
-/// A header's value in a message (the first such header).
-fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
-    message.lines().find_map(|line| {
-        let (found, value) = line.split_once(':')?;
-        found.trim().eq_ignore_ascii_case(name).then(|| value.trim())
-    })
 }
 
 /// (d) Every response to the INVITE of test (d) but 100 Trying carries

@@ -1,0 +1,1472 @@
+//! The stock applications end to end (FEATURES.md, issue 5 item 5): `pbxd
+//! serve` on the demo configuration (pbxd.toml), sipp as callers and as
+//! registered phones, aiosmtpd taking the mail, and tcpdump capturing the
+//! RTP pbxd sends, so that a test can tell what a caller heard.
+//!
+//! - the auto-attendant (200): a department's digit, an extension number
+//!   and silence each ring the right phone, and caller and phone hear each
+//!   other;
+//! - callback: after hours, a call to ivanov goes to it, and the number
+//!   keyed reaches ivanov by mail;
+//! - voicemail: ivanov does not answer; the caller's message reaches him by
+//!   mail as a WAV, and waits in his mailbox;
+//! - the conference center: three callers in room 1 hear each other, and a
+//!   tone when someone comes or goes.
+//!
+//! Callers are sipp scenarios written by [`Caller`] (keys as RFC 4733
+//! events from sip-tester's pcaps, speech from its g711a.pcap); phones are
+//! tests/sipp/stock_*.xml.
+
+// Helpers are test code: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{assert_passed, header, repository, rtp_received, sipp, sipp_command_with_media, Pbxd};
+use pbx_test_peers::SmtpServer;
+
+/// Monday 23 November 2026, 10:00 in Moscow: ivanov's and petrov's
+/// working hours.
+const IN_HOURS: &str = "clock.start=2026-11-23T10:00:00+03:00";
+/// The same Monday at 20:00: after hours.
+const AFTER_HOURS: &str = "clock.start=2026-11-23T20:00:00+03:00";
+/// sipp sends RTP only while it plays a pcap, where a phone would send
+/// silence: pbxd must not hang up callers who listen for half a minute.
+const PATIENT: &str = "sip.rtp_timeout_seconds=120";
+/// pbxd's log: as usual, plus every runtime event (prompts played, DTMF
+/// received), so that a failure shows what the caller went through.
+const LOG_FILTER: &str = "info,rsipstack=warn,pbx_runtime::observe=debug";
+
+/// sip-tester's sample of speech: 7 s of PCMA in 30 ms packets.
+const SPEECH_PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
+/// How long g711a.pcap plays.
+const SPEECH_PCAP_SECONDS: f64 = 7.1;
+
+/// A 20 ms frame whose RMS (16-bit samples) is above this is sound; pbxd's
+/// silence is a few units, sip-tester's speech hundreds to thousands.
+const LOUD: f64 = 300.0;
+
+// ------------------------------------------------------------ prompts
+
+/// A WAV file's format and sound, from its header.
+struct Wav<'a> {
+    format: u16,
+    channels: u16,
+    rate: u32,
+    bits: u16,
+    data: &'a [u8],
+}
+
+impl Wav<'_> {
+    fn parse(bytes: &[u8]) -> Option<Wav<'_>> {
+        if bytes.get(..4)? != b"RIFF" || bytes.get(8..12)? != b"WAVE" {
+            return None;
+        }
+        let mut format = None;
+        let mut offset = 12;
+        while offset + 8 <= bytes.len() {
+            let id = &bytes[offset..offset + 4];
+            let size = u32_le(&bytes[offset + 4..offset + 8]) as usize;
+            let body = offset + 8;
+            if id == b"fmt " {
+                let fmt = bytes.get(body..body + 16)?;
+                format = Some((
+                    u16_le(&fmt[0..2]),
+                    u16_le(&fmt[2..4]),
+                    u32_le(&fmt[4..8]),
+                    u16_le(&fmt[14..16]),
+                ));
+            } else if id == b"data" {
+                let (format, channels, rate, bits) = format?;
+                // A recording cut short may claim more than it holds.
+                let data = &bytes[body..(body + size).min(bytes.len())];
+                return Some(Wav {
+                    format,
+                    channels,
+                    rate,
+                    bits,
+                    data,
+                });
+            }
+            offset = body + size + (size & 1);
+        }
+        None
+    }
+
+    fn seconds(&self) -> f64 {
+        let bytes_per_second = f64::from(self.rate) * f64::from(self.channels) * f64::from(self.bits) / 8.0;
+        self.data.len() as f64 / bytes_per_second
+    }
+
+    /// The samples of 16-bit PCM.
+    fn samples(&self) -> Vec<i16> {
+        self.data
+            .chunks_exact(2)
+            .map(|pair| i16::from_le_bytes([pair[0], pair[1]]))
+            .collect()
+    }
+}
+
+fn u16_le(bytes: &[u8]) -> u16 {
+    u16::from_le_bytes([bytes[0], bytes[1]])
+}
+
+fn u32_le(bytes: &[u8]) -> u32 {
+    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+}
+
+/// How long a stock prompt plays in `folder` ("" for English, "russian").
+fn prompt_seconds_in(folder: &str, name: &str) -> f64 {
+    let path = repository()
+        .join("stdlib-scripts")
+        .join(folder)
+        .join(format!("{name}.wav"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    Wav::parse(&bytes)
+        .unwrap_or_else(|| panic!("{} is not a WAV file", path.display()))
+        .seconds()
+}
+
+/// How long a stock prompt plays at most, in English or Russian (which
+/// one the pbx account speaks is the demo configuration's choice).
+fn prompt_seconds(name: &str) -> f64 {
+    prompt_seconds_in("", name).max(prompt_seconds_in("russian", name))
+}
+
+/// How long prompts play one after the other, at most.
+fn prompts_seconds(names: &[&str]) -> f64 {
+    names.iter().map(|name| prompt_seconds(name)).sum()
+}
+
+// ------------------------------------------------------------ callers
+
+/// What a sipp caller does once its call is answered.
+enum Step {
+    Pause(f64),
+    /// Presses keys, RFC 4733 events from sip-tester's pcaps, 0.7 s apart.
+    Keys(&'static str),
+    /// Starts sending the RTP of a pcap file; it plays on while the next
+    /// steps run (a pause lets it finish).
+    Play(PathBuf),
+}
+
+/// How a caller's call ends.
+enum Ending {
+    /// The caller hangs up.
+    HangsUp,
+    /// pbxd hangs up (the program ends); the caller waits up to a minute.
+    PbxdHangsUp,
+}
+
+/// A sipp caller from outside (5550000@outside.test): calls `called` at
+/// example.com, offering PCMA and telephone-event, and once answered does
+/// `steps`.
+struct Caller {
+    called: &'static str,
+    steps: Vec<Step>,
+    ending: Ending,
+}
+
+/// Time each key takes: its packets, then a pause.
+const KEY_SECONDS: f64 = 0.7;
+
+/// sip-tester's pcap of the RFC 4733 event for `key`.
+fn key_pcap(key: char) -> String {
+    let name = match key {
+        '#' => "pound".to_string(),
+        '*' => "star".to_string(),
+        digit => digit.to_string(),
+    };
+    format!("/usr/share/sip-tester/dtmf_2833_{name}.pcap")
+}
+
+fn milliseconds(seconds: f64) -> u64 {
+    (seconds * 1000.0).round() as u64
+}
+
+impl Caller {
+    /// The scenario, as sipp reads it.
+    fn xml(&self) -> String {
+        let called = self.called;
+        let mut xml = format!(
+            r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<!-- Written by crates/pbxd/tests/stock_apps.rs. -->
+<scenario name="call {called}">
+  <send retrans="500">
+    <![CDATA[
+
+      INVITE sip:{called}@example.com SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: "Caller" <sip:5550000@outside.test>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:{called}@example.com>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=caller 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=ptime:20
+
+    ]]>
+  </send>
+
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+
+  <send>
+    <![CDATA[
+
+      ACK sip:{called}@example.com SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: "Caller" <sip:5550000@outside.test>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:{called}@example.com>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+
+"#
+        );
+        let play = |xml: &mut String, pcap: &str| {
+            writeln!(
+                xml,
+                r#"  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>"#
+            )
+            .unwrap();
+        };
+        let pause = |xml: &mut String, seconds: f64| {
+            writeln!(xml, r#"  <pause milliseconds="{}"/>"#, milliseconds(seconds)).unwrap();
+        };
+        for step in &self.steps {
+            match step {
+                Step::Pause(seconds) => pause(&mut xml, *seconds),
+                Step::Keys(keys) => {
+                    for key in keys.chars() {
+                        play(&mut xml, &key_pcap(key));
+                        pause(&mut xml, KEY_SECONDS);
+                    }
+                }
+                Step::Play(pcap) => play(&mut xml, &pcap.display().to_string()),
+            }
+        }
+        xml.push_str(match self.ending {
+            Ending::HangsUp => {
+                r#"
+  <send retrans="500">
+    <![CDATA[
+
+      BYE sip:CALLED@example.com SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: "Caller" <sip:5550000@outside.test>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:CALLED@example.com>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+
+  <recv response="200"/>
+</scenario>
+"#
+            }
+            Ending::PbxdHangsUp => {
+                r#"
+  <recv request="BYE" timeout="60000"/>
+
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"#
+            }
+        });
+        xml.replace("CALLED", called)
+    }
+
+    /// Writes the scenario to a scratch file named after `name`.
+    fn write(&self, name: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("pbxd-stock-{name}-{}.xml", std::process::id()));
+        std::fs::write(&path, self.xml()).unwrap();
+        path
+    }
+
+    /// Runs the call to its end from sipp's RTP port `media_port`.
+    fn call(&self, name: &str, sipp_program: &Path, pbxd: &Pbxd, media_port: u16) -> Output {
+        let scenario = self.write(name);
+        let output = sipp_command_with_media(sipp_program, &scenario, pbxd, media_port, &[])
+            .output()
+            .expect("sipp runs");
+        let _ = std::fs::remove_file(&scenario);
+        output
+    }
+
+    /// Starts the call in the background (see `call`).
+    fn start(&self, name: &str, sipp_program: &Path, pbxd: &Pbxd, media_port: u16) -> Running {
+        let scenario = self.write(name);
+        let child = sipp_command_with_media(sipp_program, &scenario, pbxd, media_port, &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sipp runs");
+        Running { child, scenario }
+    }
+}
+
+/// A caller's sipp running in the background.
+struct Running {
+    child: Child,
+    scenario: PathBuf,
+}
+
+impl Running {
+    fn finish(self) -> Output {
+        let output = self.child.wait_with_output().expect("sipp ends");
+        let _ = std::fs::remove_file(&self.scenario);
+        output
+    }
+}
+
+/// `count` UDP ports free now for sipp's RTP, at least 4 apart (sipp also
+/// takes the next ports).
+fn media_ports(count: usize) -> Vec<u16> {
+    let mut ports: Vec<u16> = Vec::new();
+    while ports.len() < count {
+        let port = pbx_test_peers::free_udp_port();
+        if ports.iter().all(|other| other.abs_diff(port) >= 4) {
+            ports.push(port);
+        }
+    }
+    ports
+}
+
+/// The prompts pbxd's log says were played (its debug events), by name:
+/// "vmyouhave" for russian/vmyouhave.wav.
+fn prompts_played(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|line| line.contains("Play {"))
+        .filter_map(|line| {
+            let file = line.split("file: \"").nth(1)?.split('"').next()?;
+            file.rsplit('/').next()?.strip_suffix(".wav")
+        })
+        .collect()
+}
+
+/// The middle of g711a.pcap, where someone speaks all along: 3 s of
+/// packets, written once to a scratch file.
+fn speech_clip() -> &'static Path {
+    static CLIP: OnceLock<PathBuf> = OnceLock::new();
+    CLIP.get_or_init(|| {
+        let bytes = std::fs::read(SPEECH_PCAP).unwrap_or_else(|error| panic!("{SPEECH_PCAP}: {error}"));
+        let pcap = Pcap::parse(&bytes).unwrap();
+        let start = pcap.records[0].time;
+        let mut clip = pcap.header.to_vec();
+        for record in &pcap.records {
+            if (1.6..1.6 + SPEECH_CLIP_SECONDS).contains(&(record.time - start)) {
+                clip.extend_from_slice(record.whole);
+            }
+        }
+        let path = std::env::temp_dir().join(format!("pbxd-stock-speech-{}.pcap", std::process::id()));
+        std::fs::write(&path, clip).unwrap();
+        path
+    })
+}
+
+/// How long `speech_clip` plays.
+const SPEECH_CLIP_SECONDS: f64 = 3.0;
+
+/// A sipp phone (tests/sipp/stock_phone_answers.xml): registers as
+/// `account` with `password`, then waits for pbxd to ring it, answers and
+/// echoes what it hears until pbxd hangs up.
+struct Phone {
+    child: Child,
+    media_port: u16,
+}
+
+impl Phone {
+    fn register(sipp_program: &Path, pbxd: &Pbxd, account: &str, password: &str, media_port: u16) -> Phone {
+        let phone_port = pbx_test_peers::free_udp_port().to_string();
+        let child = sipp_command_with_media(
+            sipp_program,
+            "stock_phone_answers.xml",
+            pbxd,
+            media_port,
+            &["-rtp_echo", "-p", &phone_port],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp runs");
+        register(sipp_program, pbxd, account, password, &phone_port);
+        Phone { child, media_port }
+    }
+
+    /// Waits for the phone's call to end (see `finish_soon`).
+    fn finish(self) -> Output {
+        finish_soon(self.child)
+    }
+}
+
+/// Waits for a phone's sipp, which should end with the caller's call
+/// that has just ended: after 10 s it is stopped, and fails (a phone never
+/// rung would otherwise wait for its INVITE for a minute and a half).
+fn finish_soon(phone: Child) -> Output {
+    let pid = phone.id().to_string();
+    let (sender, ended) = std::sync::mpsc::channel();
+    // Its output is read meanwhile, so that sipp never waits on a full pipe.
+    std::thread::spawn(move || sender.send(phone.wait_with_output()));
+    let output = ended.recv_timeout(Duration::from_secs(10)).or_else(|_| {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        ended.recv()
+    });
+    output.unwrap().expect("the phone's sipp ends")
+}
+
+/// Registers `account`'s phone, listening on `phone_port`, with digest.
+fn register(sipp_program: &Path, pbxd: &Pbxd, account: &str, password: &str, phone_port: &str) {
+    let registered = sipp(
+        sipp_program,
+        "stock_register.xml",
+        pbxd,
+        &["-s", account, "-ap", password, "-key", "phone_port", phone_port],
+    );
+    assert_passed(&registered, pbxd);
+}
+
+/// Waits (up to 15 s) until `done` says yes of pbxd's log; the log then.
+fn wait_for(pbxd: &Pbxd, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = pbxd.log();
+        if done(&log) || Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits (up to 15 s) for `count` messages at `smtp`.
+fn mail(smtp: &SmtpServer, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let messages = smtp.messages(count);
+        if messages.len() >= count || Instant::now() > deadline {
+            return messages;
+        }
+    }
+}
+
+/// Whether a From or To header's value is `address` (with or without angle
+/// brackets; the local part's case ignored, as mail servers do here).
+fn address_is(value: &str, address: &str) -> bool {
+    value
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .eq_ignore_ascii_case(address)
+}
+
+// ------------------------------------------------------------ capturing RTP
+
+/// One RTP packet over UDP and IPv4: when it was captured, between which
+/// ports, and what it carried.
+#[derive(Clone, Debug)]
+struct Rtp {
+    time: f64,
+    source_port: u16,
+    destination_port: u16,
+    payload_type: u8,
+    payload: Vec<u8>,
+}
+
+/// One record of a pcap file.
+struct Record<'a> {
+    /// Seconds since the epoch.
+    time: f64,
+    /// The record as in the file: its header, then the packet.
+    whole: &'a [u8],
+    packet: &'a [u8],
+}
+
+/// A pcap file (libpcap's format, not pcapng).
+struct Pcap<'a> {
+    /// The 24-byte global header.
+    header: &'a [u8],
+    link_type: u32,
+    records: Vec<Record<'a>>,
+}
+
+impl Pcap<'_> {
+    fn parse(bytes: &[u8]) -> Result<Pcap<'_>, String> {
+        let header = bytes.get(..24).ok_or("shorter than a pcap header")?;
+        let magic = [header[0], header[1], header[2], header[3]];
+        let (big_endian, nanoseconds) = match magic {
+            [0xd4, 0xc3, 0xb2, 0xa1] => (false, false),
+            [0x4d, 0x3c, 0xb2, 0xa1] => (false, true),
+            [0xa1, 0xb2, 0xc3, 0xd4] => (true, false),
+            [0xa1, 0xb2, 0x3c, 0x4d] => (true, true),
+            other => return Err(format!("not a pcap file (magic {other:02x?})")),
+        };
+        let word = |bytes: &[u8]| {
+            let four = [bytes[0], bytes[1], bytes[2], bytes[3]];
+            if big_endian {
+                u32::from_be_bytes(four)
+            } else {
+                u32::from_le_bytes(four)
+            }
+        };
+        let link_type = word(&header[20..24]);
+        let fraction = if nanoseconds { 1e-9 } else { 1e-6 };
+        let mut records = Vec::new();
+        let mut offset = 24;
+        while offset < bytes.len() {
+            let record = bytes
+                .get(offset..offset + 16)
+                .ok_or_else(|| format!("a record header cut short at byte {offset}"))?;
+            let time = f64::from(word(&record[0..4])) + f64::from(word(&record[4..8])) * fraction;
+            let length = word(&record[8..12]) as usize;
+            let end = offset + 16 + length;
+            // tcpdump stopped mid-write: the last record may be cut short.
+            let Some(whole) = bytes.get(offset..end) else {
+                break;
+            };
+            records.push(Record {
+                time,
+                whole,
+                packet: &whole[16..],
+            });
+            offset = end;
+        }
+        Ok(Pcap {
+            header,
+            link_type,
+            records,
+        })
+    }
+
+    /// The RTP packets (UDP over IPv4, RTP version 2); others are skipped.
+    fn rtp(&self) -> Result<Vec<Rtp>, String> {
+        let mut packets = Vec::new();
+        for record in &self.records {
+            let ip = match self.link_type {
+                // Ethernet (what tcpdump gives on Linux's lo): IPv4 only.
+                1 => record
+                    .packet
+                    .get(12..14)
+                    .filter(|kind| *kind == [0x08, 0x00])
+                    .and(record.packet.get(14..)),
+                // BSD loopback: a 4-byte address family.
+                0 => record.packet.get(4..),
+                // Raw IP.
+                101 | 228 => Some(record.packet),
+                // Linux cooked capture, v1 and v2.
+                113 => record
+                    .packet
+                    .get(14..16)
+                    .filter(|kind| *kind == [0x08, 0x00])
+                    .and(record.packet.get(16..)),
+                276 => record
+                    .packet
+                    .get(0..2)
+                    .filter(|kind| *kind == [0x08, 0x00])
+                    .and(record.packet.get(20..)),
+                other => return Err(format!("link type {other} is not one this test reads")),
+            };
+            if let Some(rtp) = ip.and_then(|ip| rtp_in_ip(ip, record.time)) {
+                packets.push(rtp);
+            }
+        }
+        Ok(packets)
+    }
+}
+
+/// The RTP packet in an IPv4 datagram, if it carries one.
+fn rtp_in_ip(ip: &[u8], time: f64) -> Option<Rtp> {
+    let first = *ip.first()?;
+    let header_length = usize::from(first & 0x0f) * 4;
+    let total_length = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    let fragment = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]);
+    // IPv4, UDP, not a fragment (offset or more-fragments flag).
+    if first >> 4 != 4 || *ip.get(9)? != 17 || fragment & 0x3fff != 0 || header_length < 20 {
+        return None;
+    }
+    let ip = ip.get(..total_length.min(ip.len()))?;
+    let udp = ip.get(header_length..)?;
+    let source_port = u16::from_be_bytes([*udp.first()?, *udp.get(1)?]);
+    let destination_port = u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?]);
+    let udp_length = usize::from(u16::from_be_bytes([*udp.get(4)?, *udp.get(5)?]));
+    let rtp = udp.get(8..udp_length.min(udp.len()))?;
+    let flags = *rtp.first()?;
+    if flags >> 6 != 2 {
+        return None;
+    }
+    let contributing = usize::from(flags & 0x0f);
+    let mut start = 12 + 4 * contributing;
+    if flags & 0x10 != 0 {
+        let words = usize::from(u16::from_be_bytes([*rtp.get(start + 2)?, *rtp.get(start + 3)?]));
+        start += 4 + 4 * words;
+    }
+    let mut end = rtp.len();
+    if flags & 0x20 != 0 {
+        end = end.checked_sub(usize::from(*rtp.last()?))?;
+    }
+    Some(Rtp {
+        time,
+        source_port,
+        destination_port,
+        payload_type: rtp.get(1)? & 0x7f,
+        payload: rtp.get(start..end)?.to_vec(),
+    })
+}
+
+/// G.711 A-law to 16-bit linear.
+fn alaw_to_linear(byte: u8) -> i16 {
+    let value = byte ^ 0x55;
+    let mantissa = i16::from(value & 0x0f) << 4;
+    let segment = (value & 0x70) >> 4;
+    let magnitude = match segment {
+        0 => mantissa + 8,
+        1 => mantissa + 0x108,
+        _ => (mantissa + 0x108) << (segment - 1),
+    };
+    if value & 0x80 != 0 {
+        magnitude
+    } else {
+        -magnitude
+    }
+}
+
+fn rms(samples: &[i16]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let energy: f64 = samples.iter().map(|&sample| f64::from(sample).powi(2)).sum();
+    (energy / samples.len() as f64).sqrt()
+}
+
+/// The share of a frame's energy at `frequency` Hz (Goertzel): near 1 for
+/// a pure tone, small for speech or noise.
+fn tone_share(samples: &[i16], frequency: f64) -> f64 {
+    let coefficient = 2.0 * (2.0 * std::f64::consts::PI * frequency / 8000.0).cos();
+    let (mut previous, mut before) = (0.0, 0.0);
+    let mut energy = 0.0;
+    for &sample in samples {
+        let sample = f64::from(sample);
+        energy += sample * sample;
+        let current = sample + coefficient * previous - before;
+        before = previous;
+        previous = current;
+    }
+    if energy == 0.0 {
+        return 0.0;
+    }
+    let power = previous * previous + before * before - coefficient * previous * before;
+    2.0 * power / (samples.len() as f64 * energy)
+}
+
+/// A frame with more of its energy than this at one frequency is a tone:
+/// a pure tone through A-law has nearly all of it there, while not one
+/// frame of the stock prompts (espeak's speech) has this much.
+const TONE: f64 = 0.8;
+
+/// A PCMA packet that pbxd sent to a port, decoded.
+struct Heard {
+    time: f64,
+    samples: Vec<i16>,
+}
+
+impl Heard {
+    fn loud(&self) -> bool {
+        rms(&self.samples) > LOUD
+    }
+
+    /// Whether this is a tone at `frequency` Hz.
+    fn tone_at(&self, frequency: f64) -> bool {
+        self.loud() && tone_share(&self.samples, frequency) > TONE
+    }
+
+    /// Whether this is a tone of any pitch (a chime, a beep) rather than
+    /// speech or silence.
+    fn tone(&self) -> bool {
+        self.loud() && (20..=340).any(|tens| tone_share(&self.samples, f64::from(tens) * 10.0) > TONE)
+    }
+}
+
+/// What one sipp peer (by its RTP port) sent and heard in a capture.
+struct Peer {
+    /// When it sent PCMA: the first and last packet.
+    spoke: Option<(f64, f64)>,
+    /// The last RFC 4733 packet it sent.
+    last_key: Option<f64>,
+    heard: Vec<Heard>,
+}
+
+impl Peer {
+    fn of(packets: &[Rtp], port: u16) -> Peer {
+        let spoke_at: Vec<f64> = packets
+            .iter()
+            .filter(|packet| packet.source_port == port && packet.payload_type == 8)
+            .map(|packet| packet.time)
+            .collect();
+        let last_key = packets
+            .iter()
+            .rev()
+            .find(|packet| packet.source_port == port && packet.payload_type == 101)
+            .map(|packet| packet.time);
+        let heard = packets
+            .iter()
+            .filter(|packet| packet.destination_port == port && packet.payload_type == 8)
+            .map(|packet| Heard {
+                time: packet.time,
+                samples: packet.payload.iter().map(|&byte| alaw_to_linear(byte)).collect(),
+            })
+            .collect();
+        Peer {
+            spoke: spoke_at
+                .first()
+                .zip(spoke_at.last())
+                .map(|(&first, &last)| (first, last)),
+            last_key,
+            heard,
+        }
+    }
+
+    /// What it heard between `from` and `to`.
+    fn heard_between(&self, from: f64, to: f64) -> impl Iterator<Item = &Heard> {
+        self.heard
+            .iter()
+            .filter(move |heard| heard.time >= from && heard.time <= to)
+    }
+
+    /// The share of loud frames among those heard between `from` and `to`,
+    /// and how many there were.
+    fn loudness_between(&self, from: f64, to: f64) -> (f64, usize) {
+        let frames: Vec<&Heard> = self.heard_between(from, to).collect();
+        let loud = frames.iter().filter(|heard| heard.loud()).count();
+        (loud as f64 / frames.len().max(1) as f64, frames.len())
+    }
+
+    /// What it heard, a line per half second from `origin`: the loudest
+    /// frame's RMS, and whether there was a tone (for failure messages).
+    fn describe(&self, origin: f64) -> String {
+        // (half second, loudest, tone)
+        let mut buckets: Vec<(i64, f64, bool)> = Vec::new();
+        for heard in &self.heard {
+            let index = ((heard.time - origin) * 2.0).floor() as i64;
+            if buckets.last().is_none_or(|bucket| bucket.0 != index) {
+                buckets.push((index, 0.0, false));
+            }
+            if let Some(bucket) = buckets.last_mut() {
+                bucket.1 = bucket.1.max(rms(&heard.samples));
+                bucket.2 |= heard.tone();
+            }
+        }
+        let mut text = String::new();
+        for (index, loudest, tone) in buckets {
+            let tone = if tone { " tone" } else { "" };
+            writeln!(text, "  {:6.1} s: {loudest:6.0}{tone}", index as f64 / 2.0).unwrap();
+        }
+        text
+    }
+}
+
+/// tcpdump capturing UDP on lo to and from some ports, into a scratch file.
+struct Capture {
+    child: Child,
+    file: PathBuf,
+}
+
+/// The `tcpdump` program, or `None` (after saying why) when it is missing
+/// and peers are not required.
+fn tcpdump() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join("tcpdump"))
+        .find(|candidate| candidate.is_file())
+        .or_else(|| pbx_test_peers::missing("tcpdump is not installed (apt-get install tcpdump)"))
+}
+
+impl Capture {
+    /// Starts capturing, once tcpdump says it listens; `None` (after saying
+    /// why) when tcpdump is missing or may not capture, and peers are not
+    /// required.
+    fn start(name: &str, ports: &[u16]) -> Option<Capture> {
+        let program = tcpdump()?;
+        let file = std::env::temp_dir().join(format!("pbxd-stock-{name}-{}.pcap", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let ports: Vec<String> = ports.iter().map(|port| format!("port {port}")).collect();
+        let filter = format!("udp and ({})", ports.join(" or "));
+        let mut child = Command::new(program)
+            .args(["-i", "lo", "-n", "-U", "-w"])
+            .arg(&file)
+            .arg(filter)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let stderr = child.stderr.take()?;
+        let (sender, said) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let mut lines = String::new();
+        while let Ok(line) = said.recv_timeout(Duration::from_secs(10)) {
+            if line.contains("listening on") {
+                return Some(Capture { child, file });
+            }
+            lines.push_str(&line);
+            lines.push('\n');
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        pbx_test_peers::missing(&format!("tcpdump does not capture on lo (run as root):\n{lines}"))
+    }
+
+    /// Stops capturing (as Ctrl-C does) and reads what was captured.
+    fn stop(mut self) -> Vec<Rtp> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let _ = self.child.wait();
+        let bytes = std::fs::read(&self.file).unwrap_or_default();
+        Pcap::parse(&bytes)
+            .and_then(|pcap| pcap.rtp())
+            .unwrap_or_else(|error| panic!("{}: {error}", self.file.display()))
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+// ------------------------------------------------------------ the auto-attendant
+
+/// A caller dials the auto-attendant (200), keys `keys` one second after
+/// the answer (nothing: stays silent), and then speaks (g711a.pcap) once
+/// `connected_after` seconds have passed; the phone registered as
+/// `account` must ring and answer, and each must hear the other (the phone
+/// echoes what it hears, so the caller hears its own voice back through
+/// the phone).
+fn attendant_connects(name: &str, keys: &'static str, account: &str, password: &str, connected_after: f64) {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = Pbxd::start_logging(name, &[IN_HOURS.into(), PATIENT.into()], LOG_FILTER);
+    let ports = media_ports(2);
+    let phone = Phone::register(&sipp_program, &pbxd, account, password, ports[0]);
+    let caller_port = ports[1];
+    let capture = Capture::start(name, &[caller_port, phone.media_port]);
+    let caller = Caller {
+        called: "200",
+        steps: vec![
+            Step::Pause(1.0),
+            Step::Keys(keys),
+            Step::Pause(connected_after),
+            Step::Play(PathBuf::from(SPEECH_PCAP)),
+            Step::Pause(SPEECH_PCAP_SECONDS + 0.5),
+        ],
+        ending: Ending::HangsUp,
+    };
+    let called = caller.call(name, &sipp_program, &pbxd, caller_port);
+    let phone_port = phone.media_port;
+    let answered = phone.finish();
+    let packets = capture.map(Capture::stop);
+    assert_passed(&called, &pbxd);
+    // The phone rang, answered, and was hung up when the caller hung up.
+    if !answered.status.success() {
+        eprintln!("{account}'s phone was not rung, or its call did not go as it should");
+    }
+    assert_passed(&answered, &pbxd);
+    // Both legs (the caller's, the phone's) carried the caller's 7 s of
+    // speech: 236 packets, each way.
+    let log = wait_for(&pbxd, |log| rtp_received(log).len() >= 2);
+    let received = rtp_received(&log);
+    assert_eq!(received.len(), 2, "{log}");
+    assert!(received.iter().all(|&count| count > 100), "{received:?}\n{log}");
+    // The caller heard "trying extension", and nothing went wrong.
+    let played = prompts_played(&log);
+    assert!(played.contains(&"tryingextension"), "{played:?}\n{log}");
+    assert!(!played.contains(&"failure"), "{played:?}\n{log}");
+    let Some(packets) = packets else {
+        eprintln!("not checking what caller and phone heard: no capture");
+        return;
+    };
+    // What they heard: the phone, the caller's speech; the caller, that
+    // speech again as the phone sent it back.
+    let caller = Peer::of(&packets, caller_port);
+    let phone = Peer::of(&packets, phone_port);
+    let (start, end) = caller
+        .spoke
+        .unwrap_or_else(|| panic!("the caller's speech was not captured\n{log}"));
+    // g711a.pcap's speech starts 1.7 s in.
+    let speech = (start + 1.8, end);
+    for (who, peer) in [("phone", &phone), ("caller", &caller)] {
+        let (loud, frames) = peer.loudness_between(speech.0, speech.1);
+        assert!(
+            loud > 0.5 && frames > 100,
+            "the {who} heard {:.0}% sound in {frames} frames while the caller spoke ({:.1}..{:.1} s):\n{}\n{log}",
+            loud * 100.0,
+            speech.0 - start,
+            speech.1 - start,
+            peer.describe(start)
+        );
+    }
+}
+
+/// The department menu, all of it, at most: "welcome",
+/// "dialknownextension", "for ivanov, press 1", "for petrov, press 3",
+/// "for the operator, press 0", "tospeakoperator".
+fn menu_seconds() -> f64 {
+    prompts_seconds(&[
+        "welcome",
+        "dialknownextension",
+        "forivanov",
+        "press",
+        "1",
+        "forpetrov",
+        "press",
+        "3",
+        "foroperator",
+        "press",
+        "0",
+        "tospeakoperator",
+    ])
+}
+
+/// From the moment the auto-attendant knows whom to ring until that phone
+/// (which rings for a second) is connected, at most, with a margin.
+fn connecting_seconds() -> f64 {
+    prompt_seconds("tryingextension") + 1.0 + 1.5
+}
+
+/// (a) 200, then 1: ivanov's phone rings, answers, and the two talk.
+#[test]
+fn the_attendant_connects_a_department_by_its_digit() {
+    attendant_connects("attendant-1", "1", "ivanov", "ivanov-demo", connecting_seconds());
+}
+
+/// (b) 200, then 2 0 2 (the directory prefix 2 starts an extension of
+/// three digits): petrov's phone (alias 202) rings and answers.
+#[test]
+fn the_attendant_connects_an_extension_number() {
+    attendant_connects(
+        "attendant-202",
+        "202",
+        "petrov",
+        "petrov-demo",
+        connecting_seconds(),
+    );
+}
+
+/// (c) 200, then nothing: after the menu and 5 s of silence, the
+/// operator's phone rings and answers.
+#[test]
+fn the_attendant_connects_a_silent_caller_to_the_operator() {
+    attendant_connects(
+        "attendant-silent",
+        "",
+        "operator",
+        "operator-demo",
+        menu_seconds() + 5.0 + connecting_seconds(),
+    );
+}
+
+// ------------------------------------------------------------ callback
+
+/// (d) After hours, a call to ivanov's extension (201) is diverted to the
+/// callback app: the caller keys a number and `#`, and ivanov gets it by
+/// mail.
+#[test]
+fn after_hours_a_call_to_ivanov_leaves_a_number_to_call_back() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let Some(smtp) = SmtpServer::start() else { return };
+    let pbxd = Pbxd::start_logging(
+        "stock-callback",
+        &[
+            AFTER_HOURS.into(),
+            PATIENT.into(),
+            format!("smtp.relay={}", smtp.relay()),
+        ],
+        LOG_FILTER,
+    );
+    let caller = Caller {
+        called: "201",
+        steps: vec![Step::Pause(1.0), Step::Keys("5553210#")],
+        ending: Ending::PbxdHangsUp,
+    };
+    let output = caller.call("callback", &sipp_program, &pbxd, pbx_test_peers::free_udp_port());
+    assert_passed(&output, &pbxd);
+    let messages = mail(&smtp, 1);
+    assert_eq!(messages.len(), 1, "{messages:?}\n{}", pbxd.log());
+    let message = &messages[0];
+    assert_eq!(header(message, "To"), Some("ivanov@example.com"), "{message}");
+    assert!(
+        header(message, "From").is_some_and(|from| address_is(from, "CallbackMailer@example.com")),
+        "{message}"
+    );
+    assert_eq!(header(message, "Subject"), Some("Call back:5553210"), "{message}");
+}
+
+// ------------------------------------------------------------ voicemail
+
+/// Standard base64, whitespace ignored; `None` on anything else.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let (mut bits, mut count) = (0u32, 0);
+    for character in text.bytes().filter(|byte| !byte.is_ascii_whitespace()) {
+        let value = match character {
+            b'A'..=b'Z' => character - b'A',
+            b'a'..=b'z' => character - b'a' + 26,
+            b'0'..=b'9' => character - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(bytes)
+}
+
+/// The MIME part of `message` whose headers name `filename`: its headers
+/// and its body (the lines up to the next boundary).
+fn attachment<'a>(message: &'a str, filename: &str) -> Option<(&'a str, &'a str)> {
+    message.split("\n--").find_map(|part| {
+        let (headers, body) = part.split_once("\n\n")?;
+        headers.contains(filename).then_some((headers, body))
+    })
+}
+
+/// (e) ivanov's phone rings and nobody answers: after 20 s the voicemail
+/// answers, greets, beeps and records; the caller speaks 3 s and hangs up.
+/// ivanov gets a mail with the message as a WAV, and the message waits in
+/// his mailbox (voicemail#ivanov, `*` during the greeting, PIN 1111).
+#[test]
+fn an_unanswered_call_leaves_a_voice_message_mailed_and_kept() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let Some(smtp) = SmtpServer::start() else { return };
+    let pbxd = Pbxd::start_logging(
+        "stock-voicemail",
+        &[
+            IN_HOURS.into(),
+            PATIENT.into(),
+            format!("smtp.relay={}", smtp.relay()),
+        ],
+        LOG_FILTER,
+    );
+    // ivanov's phone rings until pbxd gives up on it (CANCEL).
+    let phone_port = pbx_test_peers::free_udp_port().to_string();
+    let phone = common::sipp_command(
+        &sipp_program,
+        "uas_ring_until_cancel.xml",
+        &pbxd,
+        &["-p", &phone_port],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("sipp runs");
+    register(&sipp_program, &pbxd, "ivanov", "ivanov-demo", &phone_port);
+    // ivanov speaks Russian: his greeting, then a 0.5 s beep.
+    let greeting = prompt_seconds_in("russian", "vmgreeting");
+    let caller_port = media_ports(1)[0];
+    let capture = Capture::start("voicemail", &[caller_port]);
+    let caller = Caller {
+        called: "201",
+        steps: vec![
+            Step::Pause(greeting + 0.5 + 0.8),
+            Step::Play(speech_clip().to_path_buf()),
+            Step::Pause(SPEECH_CLIP_SECONDS + 0.2),
+        ],
+        ending: Ending::HangsUp,
+    };
+    let started = Instant::now();
+    let called = caller.call("voicemail", &sipp_program, &pbxd, caller_port);
+    let phone = finish_soon(phone);
+    let packets = capture.map(Capture::stop);
+    assert_passed(&phone, &pbxd);
+    assert_passed(&called, &pbxd);
+    // The call waited the 20 s of the no-answer rule.
+    assert!(started.elapsed() > Duration::from_secs(20), "{}", pbxd.log());
+    // The caller heard the beep, 1000 Hz for half a second, before speaking.
+    if let Some(packets) = packets {
+        let caller = Peer::of(&packets, caller_port);
+        let spoke = caller.spoke.map_or(f64::MAX, |(start, _)| start);
+        let beep = caller.heard.iter().filter(|heard| heard.tone_at(1000.0));
+        let beep_before_speaking = beep.filter(|heard| heard.time < spoke).count();
+        let origin = caller.heard.first().map_or(0.0, |heard| heard.time);
+        assert!(
+            (20..=30).contains(&beep_before_speaking),
+            "{beep_before_speaking} frames of 1000 Hz before the caller spoke:\n{}\n{}",
+            caller.describe(origin),
+            pbxd.log()
+        );
+    }
+
+    let messages = mail(&smtp, 1);
+    assert_eq!(messages.len(), 1, "{messages:?}\n{}", pbxd.log());
+    let message = &messages[0];
+    assert_eq!(header(message, "To"), Some("ivanov@example.com"), "{message}");
+    assert!(
+        header(message, "From").is_some_and(|from| address_is(from, "voicemail@example.com")),
+        "{message}"
+    );
+    let (headers, body) =
+        attachment(message, "message.wav").unwrap_or_else(|| panic!("no message.wav in {message}"));
+    let lowercase = headers.to_ascii_lowercase();
+    assert!(lowercase.contains("content-type: audio/wav"), "{headers}");
+    assert!(
+        lowercase.contains("content-transfer-encoding: base64"),
+        "{headers}"
+    );
+    let wav = base64_decode(body).unwrap_or_else(|| panic!("message.wav is not base64: {body}"));
+    let recording = Wav::parse(&wav)
+        .unwrap_or_else(|| panic!("message.wav is not a WAV file: {:?}", &wav[..wav.len().min(64)]));
+    assert_eq!(
+        (
+            recording.format,
+            recording.channels,
+            recording.rate,
+            recording.bits
+        ),
+        (1, 1, 8000, 16),
+        "message.wav: 8 kHz 16-bit mono PCM"
+    );
+    let seconds = recording.seconds();
+    assert!(
+        (2.0..=4.5).contains(&seconds),
+        "message.wav is {seconds:.2} s long\n{}",
+        pbxd.log()
+    );
+    // What the caller said, not silence.
+    let level = rms(&recording.samples());
+    assert!(level > LOUD, "message.wav is silent (RMS {level:.0})");
+
+    // ivanov calls his mailbox: `*` during the greeting, his PIN, and the
+    // menu says he has one message.
+    let owner = Caller {
+        called: "voicemail%23ivanov",
+        steps: vec![
+            Step::Pause(1.0),
+            Step::Keys("*"),
+            Step::Keys("1111#"),
+            Step::Pause(prompts_seconds(&["vmyouhave", "1", "vmmessages"]) + 1.0),
+        ],
+        ending: Ending::HangsUp,
+    };
+    let output = owner.call("mailbox", &sipp_program, &pbxd, pbx_test_peers::free_udp_port());
+    assert_passed(&output, &pbxd);
+    let log = pbxd.log();
+    let played = prompts_played(&log);
+    assert!(
+        played
+            .windows(3)
+            .any(|prompts| prompts == ["vmyouhave", "1", "vmmessages"]),
+        "the mailbox did not say \"you have 1 messages\": {played:?}\n{log}"
+    );
+}
+
+// ------------------------------------------------------------ the conference
+
+/// (f) Three callers dial `conference`, key room 1 and its PIN 1234 (the
+/// third some seconds after the others), and speak in turn, 3 s each, the
+/// third then hanging up first. Each hears the others, and not itself;
+/// the first two hear a tone when the third comes in and when it leaves.
+#[test]
+fn three_callers_in_a_conference_room_hear_each_other() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = Pbxd::start_logging("stock-conference", &[PATIENT.into()], LOG_FILTER);
+    let ports = media_ports(3);
+    let Some(capture) = Capture::start("conference", &ports) else {
+        return;
+    };
+    // Room and PIN keyed from 1 s in; a caller is in the room after
+    // "joining" (and the first in the room hears "you are alone" first).
+    // The third keys its PIN once the first two are in, so that the tone
+    // they hear when it comes in is not the one for each other.
+    let keys_end = 1.0 + 7.0 * KEY_SECONDS;
+    let joined = keys_end + prompts_seconds(&["confjoining", "confalone"]) + 1.0;
+    let third_later = joined + 1.0 - (keys_end - KEY_SECONDS);
+    let turn = SPEECH_CLIP_SECONDS + 1.0;
+    let first_turn = keys_end + third_later + prompt_seconds("confjoining") + 2.0;
+    let ends = first_turn + 3.0 * turn;
+    let callers: Vec<Running> = (0..3)
+        .map(|index| {
+            let late = if index == 2 { third_later } else { 0.0 };
+            let speaks = first_turn + index as f64 * turn;
+            let caller = Caller {
+                called: "conference",
+                steps: vec![
+                    Step::Pause(1.0 + late),
+                    Step::Keys("1#"),
+                    Step::Keys("1234#"),
+                    Step::Pause(speaks - keys_end - late),
+                    Step::Play(speech_clip().to_path_buf()),
+                    Step::Pause(ends - speaks + if index == 2 { 0.0 } else { 3.0 }),
+                ],
+                ending: Ending::HangsUp,
+            };
+            caller.start(&format!("conference-{index}"), &sipp_program, &pbxd, ports[index])
+        })
+        .collect();
+    let outputs: Vec<Output> = callers.into_iter().map(Running::finish).collect();
+    let packets = capture.stop();
+    for output in &outputs {
+        assert_passed(output, &pbxd);
+    }
+    let log = pbxd.log();
+    let peers: Vec<Peer> = ports.iter().map(|&port| Peer::of(&packets, port)).collect();
+    let origin = packets.first().map_or(0.0, |packet| packet.time);
+    let describe = |index: usize| format!("caller {index} heard:\n{}", peers[index].describe(origin));
+    let turns: Vec<(f64, f64)> = peers
+        .iter()
+        .enumerate()
+        .map(|(index, peer)| {
+            peer.spoke
+                .unwrap_or_else(|| panic!("caller {index}'s speech was not captured\n{log}"))
+        })
+        .collect();
+    for (listener, peer) in peers.iter().enumerate() {
+        for (speaker, &(start, end)) in turns.iter().enumerate() {
+            let (loud, frames) = peer.loudness_between(start + 0.3, end);
+            if speaker == listener {
+                assert!(
+                    loud < 0.1,
+                    "caller {listener} heard itself ({:.0}% sound from {:.1} s)\n{}\n{log}",
+                    loud * 100.0,
+                    start - origin,
+                    describe(listener)
+                );
+            } else {
+                assert!(
+                    loud > 0.6 && frames > 100,
+                    "caller {listener} heard {:.0}% sound in {frames} frames while caller {speaker} spoke (from {:.1} s)\n{}\n{log}",
+                    loud * 100.0,
+                    start - origin,
+                    describe(listener)
+                );
+            }
+        }
+    }
+    // The first two hear a tone when the third comes in (after its PIN
+    // and "joining") and when it hangs up.
+    let third_keyed = peers[2]
+        .last_key
+        .unwrap_or_else(|| panic!("caller 2's keys were not captured"));
+    let third_left = turns[2].1 + 0.2;
+    for (listener, peer) in peers.iter().enumerate().take(2) {
+        for (what, from, to) in [
+            (
+                "came in",
+                third_keyed,
+                third_keyed + prompt_seconds("confjoining") + 2.5,
+            ),
+            ("left", third_left, third_left + 2.5),
+        ] {
+            let tones = peer.heard_between(from, to).filter(|heard| heard.tone()).count();
+            assert!(
+                tones >= 3,
+                "caller {listener} heard no tone when caller 2 {what} ({:.1}..{:.1} s)\n{}\n{log}",
+                from - origin,
+                to - origin,
+                describe(listener)
+            );
+        }
+    }
+    // Nobody was turned away.
+    let played = prompts_played(&log);
+    assert!(
+        !played.contains(&"failure") && !played.contains(&"confwrongpin"),
+        "{played:?}\n{log}"
+    );
+}
+
+// ------------------------------------------------------------ unit tests
+
+/// A little-endian pcap of one Ethernet frame carrying `rtp` over UDP
+/// from port 4000 to 5000.
+fn pcap_of(rtp: &[u8]) -> Vec<u8> {
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&4000u16.to_be_bytes());
+    udp.extend_from_slice(&5000u16.to_be_bytes());
+    udp.extend_from_slice(&((8 + rtp.len()) as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(rtp);
+    let mut ip = vec![
+        0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+    ];
+    let total = (20 + udp.len()) as u16;
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&udp);
+    let mut frame = vec![0; 12];
+    frame.extend_from_slice(&[0x08, 0x00]);
+    frame.extend_from_slice(&ip);
+    // Ethernet pads short frames: the IP length says where the packet ends.
+    frame.extend_from_slice(&[0xee; 6]);
+    let mut pcap = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    pcap.extend_from_slice(&2u16.to_le_bytes());
+    pcap.extend_from_slice(&4u16.to_le_bytes());
+    for word in [0u32, 0, 262_144, 1] {
+        pcap.extend_from_slice(&word.to_le_bytes());
+    }
+    for word in [1_700_000_000u32, 250_000, frame.len() as u32, frame.len() as u32] {
+        pcap.extend_from_slice(&word.to_le_bytes());
+    }
+    pcap.extend_from_slice(&frame);
+    pcap
+}
+
+#[test]
+fn pcap_rtp_packets_are_read_past_csrcs_extensions_and_padding() {
+    // Version 2, padding, extension, two CSRCs; marker and payload type 8.
+    let mut rtp = vec![0xb2, 0x88, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+    rtp.extend_from_slice(&[0; 8]);
+    // An extension of one word.
+    rtp.extend_from_slice(&[0xbe, 0xde, 0, 1, 9, 9, 9, 9]);
+    rtp.extend_from_slice(&[0xd5, 0x55, 0x2a]);
+    // Three bytes of padding, the last saying so.
+    rtp.extend_from_slice(&[0, 0, 3]);
+    let bytes = pcap_of(&rtp);
+    let pcap = Pcap::parse(&bytes).unwrap();
+    assert_eq!(pcap.link_type, 1);
+    assert_eq!(pcap.records.len(), 1);
+    assert!((pcap.records[0].time - 1_700_000_000.25).abs() < 1e-6);
+    let packets = pcap.rtp().unwrap();
+    assert_eq!(packets.len(), 1);
+    let packet = &packets[0];
+    assert_eq!((packet.source_port, packet.destination_port), (4000, 5000));
+    assert_eq!(packet.payload_type, 8);
+    assert_eq!(packet.payload, [0xd5, 0x55, 0x2a]);
+    // A record cut short (tcpdump stopped) is left out, not an error.
+    let cut = &bytes[..bytes.len() - 5];
+    assert_eq!(Pcap::parse(cut).unwrap().records.len(), 0);
+    // Not RTP (version 0): skipped.
+    let mut not_rtp = rtp.clone();
+    not_rtp[0] = 0x00;
+    assert!(Pcap::parse(&pcap_of(&not_rtp)).unwrap().rtp().unwrap().is_empty());
+    assert!(Pcap::parse(b"not a pcap file at all, no").is_err());
+}
+
+#[test]
+fn sip_testers_speech_is_read_as_pcma_and_is_loud() {
+    let Ok(bytes) = std::fs::read(SPEECH_PCAP) else {
+        let _ = pbx_test_peers::missing::<()>(
+            "sip-tester's pcaps are not installed (apt-get install sip-tester)",
+        );
+        return;
+    };
+    let packets = Pcap::parse(&bytes).unwrap().rtp().unwrap();
+    assert_eq!(packets.len(), 236);
+    assert!(packets
+        .iter()
+        .all(|packet| packet.payload_type == 8 && packet.payload.len() == 240));
+    let duration = packets[235].time - packets[0].time;
+    assert!((7.0..SPEECH_PCAP_SECONDS).contains(&duration), "{duration}");
+    // Quiet at first, then speech.
+    let level = |packet: &Rtp| {
+        rms(&packet
+            .payload
+            .iter()
+            .map(|&byte| alaw_to_linear(byte))
+            .collect::<Vec<_>>())
+    };
+    assert!(level(&packets[0]) < 50.0);
+    let loud = packets.iter().filter(|packet| level(packet) > LOUD).count();
+    assert!(loud > 150, "{loud}");
+    // The clip the conference plays is all speech.
+    let clip = Pcap::parse(&std::fs::read(speech_clip()).unwrap())
+        .unwrap()
+        .rtp()
+        .unwrap();
+    assert_eq!(clip.len(), 100);
+    assert!(clip.iter().filter(|packet| level(packet) > LOUD).count() > 90);
+}
+
+#[test]
+fn alaw_decodes_and_tones_are_told_from_silence() {
+    // G.711: 0xd5 and 0x55 are the two smallest values, ±8; 0xaa and 0x2a
+    // the largest, ±32256.
+    assert_eq!(alaw_to_linear(0xd5), 8);
+    assert_eq!(alaw_to_linear(0x55), -8);
+    assert_eq!(alaw_to_linear(0xaa), 32256);
+    assert_eq!(alaw_to_linear(0x2a), -32256);
+    let tone: Vec<i16> = (0..160)
+        .map(|n| (8000.0 * (2.0 * std::f64::consts::PI * 880.0 * f64::from(n) / 8000.0).sin()) as i16)
+        .collect();
+    assert!(tone_share(&tone, 880.0) > 0.8, "{}", tone_share(&tone, 880.0));
+    assert!(tone_share(&tone, 440.0) < 0.2, "{}", tone_share(&tone, 440.0));
+    let heard = Heard {
+        time: 0.0,
+        samples: tone,
+    };
+    assert!(heard.loud() && heard.tone() && heard.tone_at(880.0) && !heard.tone_at(1000.0));
+    let silence = Heard {
+        time: 0.0,
+        samples: vec![8; 160],
+    };
+    assert!(!silence.loud() && !silence.tone());
+}
+
+#[test]
+fn wav_headers_give_the_length_of_prompts() {
+    let greeting = prompt_seconds_in("russian", "vmgreeting");
+    assert!((1.0..30.0).contains(&greeting), "{greeting}");
+    assert!(prompt_seconds("welcome") >= prompt_seconds_in("", "welcome"));
+    assert_eq!(base64_decode("UklGRg==\n"), Some(b"RIFF".to_vec()));
+    assert_eq!(base64_decode("UklG Rg"), Some(b"RIFF".to_vec()));
+    assert_eq!(base64_decode("not*base64"), None);
+}
