@@ -389,7 +389,7 @@ fn prompts_played(log: &str) -> Vec<&str> {
 }
 
 /// The middle of g711a.pcap, where someone speaks all along: 3 s of
-/// packets, written once to a scratch file.
+/// packets, written once by each test run.
 fn speech_clip() -> &'static Path {
     static CLIP: OnceLock<PathBuf> = OnceLock::new();
     CLIP.get_or_init(|| {
@@ -402,8 +402,11 @@ fn speech_clip() -> &'static Path {
                 clip.extend_from_slice(record.whole);
             }
         }
-        let path = std::env::temp_dir().join(format!("pbxd-stock-speech-{}.pcap", std::process::id()));
-        std::fs::write(&path, clip).unwrap();
+        // In target/tmp, replaced whole (other test runs may read it).
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("stock-speech.pcap");
+        let written = path.with_extension(format!("{}.pcap", std::process::id()));
+        std::fs::write(&written, clip).unwrap();
+        std::fs::rename(&written, &path).unwrap();
         path
     })
 }
