@@ -3,7 +3,7 @@
 
 use pbx_lang::builtins::HostFn;
 use pbx_lang::value::time::Clock;
-use pbx_lang::value::{Bytes, Portable, TaskId, Value};
+use pbx_lang::value::{Bytes, OpError, Portable, TaskId, Value};
 use pbx_lang::HostOutcome;
 
 use super::host::{arg, done, error_string, null, text_arg, TaskHost};
@@ -18,11 +18,8 @@ fn data_arg(value: &Value) -> Option<&[u8]> {
     }
 }
 
-fn portable(parameter: Option<&Value>) -> Result<Option<Portable>, HostOutcome<Op>> {
-    match parameter {
-        None => Ok(None),
-        Some(value) => value.to_portable().map(Some).map_err(HostOutcome::Fail),
-    }
+fn portable(parameter: Option<&Value>) -> Result<Option<Portable>, OpError> {
+    parameter.map(Value::to_portable).transpose()
 }
 
 impl TaskHost {
@@ -127,7 +124,7 @@ impl TaskHost {
         };
         let parameter = match portable(args.get(2)) {
             Ok(parameter) => parameter,
-            Err(failure) => return failure,
+            Err(error) => return HostOutcome::Fail(error),
         };
         let owner = self.account.address();
         let meetings = &self.runtime.meetings;
