@@ -43,7 +43,8 @@ fn print_how_to_call(runtime: &Runtime, address: std::net::SocketAddr) {
         accounts.join(", ")
     ));
     say(&format!(
-        "pbxd: register a phone at {address} as one of them, or call sip:callback%23ivanov@{}",
+        "pbxd: register a phone at {address} as one of them, then call 200 (the auto-attendant, \
+         sip:200@{}) or conference",
         domain.name
     ));
 }
