@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::address::{self, Destination};
-use crate::call::{Leg, LegCommand, Owner};
+use crate::call::{Leg, LegCommand, LegState, Media, Owner};
 use crate::directory::Account;
 use crate::observe::Event;
 use crate::rules::Action;
@@ -103,6 +103,17 @@ async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
         reason: "Ringing".into(),
         media: false,
     });
+    // A caller answered already (a script handed the call on) hears the
+    // ringing from pbxd.
+    let ringback = caller.state == LegState::Connected;
+    if ringback {
+        let (reply, _) = oneshot::channel();
+        caller.send(LegCommand::Play {
+            media: ringback_tone(),
+            limit: Some(LONGEST_RING),
+            reply,
+        });
+    }
     let from = plan
         .from
         .clone()
@@ -153,6 +164,9 @@ async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
             () = tokio::time::sleep_until(deadline) => break Outcome::NoAnswer,
         }
     };
+    if ringback {
+        caller.send(LegCommand::Stop);
+    }
     // Whatever happened, the branches still ringing stop.
     let answered = match outcome {
         Outcome::Answered(index) => branches[index]
@@ -193,6 +207,28 @@ async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
                 refuse(caller, 480);
             }
         },
+    }
+}
+
+/// The ring-back tone: 425 Hz for a second, four seconds of silence.
+fn ringback_tone() -> Media {
+    static TONE: std::sync::OnceLock<Arc<[u8]>> = std::sync::OnceLock::new();
+    let bytes = TONE.get_or_init(|| {
+        let samples: Vec<i16> = (0..5 * 8000)
+            .map(|index| {
+                if index < 8000 {
+                    let phase = 2.0 * std::f64::consts::PI * 425.0 * f64::from(index) / 8000.0;
+                    (phase.sin() * 6000.0) as i16
+                } else {
+                    0
+                }
+            })
+            .collect();
+        Arc::from(pbx_media::wav::pcm16_mono(&samples, 8000))
+    });
+    Media::Data {
+        bytes: bytes.clone(),
+        length: Duration::from_secs(5),
     }
 }
 

@@ -281,7 +281,7 @@ impl Runtime {
         self.route(leg, destination, 0)
     }
 
-    fn route(&self, leg: Leg, destination: Destination, depth: u8) -> Result<Routed, StartError> {
+    pub(crate) fn route(&self, leg: Leg, destination: Destination, depth: u8) -> Result<Routed, StartError> {
         match destination {
             // The program learns the name it was called by (`pbx.sppr`
             // acts on it: `conference` is the conference center).

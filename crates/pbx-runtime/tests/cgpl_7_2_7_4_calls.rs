@@ -384,3 +384,30 @@ fn outside_calls_follow_the_class_of_service_and_show_the_caller_id() {
         events.calls()
     );
 }
+
+#[test]
+fn an_answered_call_redirected_is_routed_inside_pbxd_unless_its_class_of_service_forbids() {
+    let events = run_program(
+        "handon",
+        r#"
+        entry Main is
+          if AcceptCall() != null then stop; end if;
+          // petrov's class of service is internal: no outside numbers.
+          RedirectCall("84951234567");
+          SysLog("after the outside number: " + (IsConnected() ? "still ours" : "gone"));
+          RedirectCall("operator");
+          SysLog("after operator: " + (IsConnected() ? "still ours" : "gone"));
+        end;
+        "#,
+        r#"operator = "answer after 1s""#,
+    );
+    assert_eq!(
+        events.logs(),
+        ["after the outside number: still ours", "after operator: gone"]
+    );
+    let routing = events.routing();
+    assert!(
+        routing.contains(&"operator@example.com answered; connected".to_string()),
+        "{routing:?}"
+    );
+}

@@ -12,6 +12,9 @@ use pbx_test_peers::SmtpServer;
 
 /// The pbx account as in pbxd.toml; the clock on a Monday at 10:00 Moscow.
 const PBX: &str = r#"
+[simulation]
+phones = { ivanov = "answer after 2s", petrov = "answer after 2s", operator = "answer after 2s" }
+
 [domains."example.com".accounts.pbx]
 aliases = ["200", "conference"]
 preferences = { DepartmentMenu = ["ivanov", "petrov", "operator"], DirectoryPrefix = "1", DirectoryDigits = 3, ConferenceRooms = { "1" = "1234", "7" = "" } }
@@ -44,6 +47,18 @@ fn menu() -> Vec<&'static str> {
     ]
 }
 
+/// The auto-attendant handed the call on, and `account`'s phone answered.
+fn assert_connected(events: &common::Recorder, account: &str) {
+    let calls = events.calls();
+    assert!(
+        calls.iter().any(|call| call.starts_with("handed on to")),
+        "{calls:?}"
+    );
+    let routing = events.routing();
+    let answered = format!("{account} answered; connected");
+    assert!(routing.contains(&answered), "{routing:?}");
+}
+
 #[test]
 fn the_menu_skips_the_directory_prefix_puts_the_operator_last_and_silence_reaches_the_operator() {
     let scratch = Scratch::new("stock-menu");
@@ -51,17 +66,7 @@ fn the_menu_skips_the_directory_prefix_puts_the_operator_last_and_silence_reache
     let played = events.played();
     assert_eq!(played[..12], menu(), "{played:?}");
     assert_eq!(played[12], "tryingextension.wav", "{played:?}");
-    let calls = events.calls();
-    assert!(
-        calls
-            .iter()
-            .any(|call| call == "calling operator as pbx@example.com"),
-        "{calls:?}"
-    );
-    assert!(
-        calls.iter().any(|call| call.starts_with("operator answered")),
-        "{calls:?}"
-    );
+    assert_connected(&events, "operator@example.com");
 }
 
 #[test]
@@ -71,11 +76,7 @@ fn a_department_digit_over_the_prompts_rings_that_account() {
     let played = events.played();
     assert_eq!(played, ["welcome.wav", "tryingextension.wav"], "{played:?}");
     assert_eq!(events.logs(), ["pbx: department petrov"]);
-    let calls = events.calls();
-    assert!(
-        calls.iter().any(|call| call.starts_with("petrov answered")),
-        "{calls:?}"
-    );
+    assert_connected(&events, "petrov@example.com");
 }
 
 #[test]
@@ -83,11 +84,7 @@ fn the_directory_prefix_dials_an_extension_and_a_short_number_is_a_failure() {
     let scratch = Scratch::new("stock-extension");
     let events = run(demo(&scratch, "", &[]), Call::To("200@example.com"), "!1,0,1");
     assert_eq!(events.logs(), ["pbx: extension 101"]);
-    let calls = events.calls();
-    assert!(
-        calls.iter().any(|call| call.starts_with("101 answered")),
-        "{calls:?}"
-    );
+    assert_connected(&events, "ivanov@example.com");
 
     // "1" then nothing: not a number; the menu again, then the operator.
     let scratch = Scratch::new("stock-short");
@@ -241,4 +238,52 @@ fn voicemail_mails_the_message_keeps_it_and_the_owner_hears_and_deletes_it_with_
     );
     assert!(played.iter().any(|file| file == "vmdeleted.wav"), "{played:?}");
     assert!(played.iter().any(|file| file == "vmnomessages.wav"), "{played:?}");
+}
+
+#[test]
+fn a_department_out_of_hours_or_not_answering_gets_its_rules_callback_or_voicemail() {
+    // ivanov's rules (test world): after hours -> #callback.
+    let scratch = Scratch::new("stock-after-hours");
+    let events = run(
+        demo(&scratch, "", &["clock.start=2026-11-23T20:00:00+03:00"]),
+        Call::To("200@example.com"),
+        "!2",
+    );
+    let routing = events.routing();
+    assert!(
+        routing.contains(&"to ivanov@example.com: divert to #callback".to_string()),
+        "{routing:?}"
+    );
+    let played = events.played();
+    assert!(
+        played.contains(&"russian/callbackbusy.wav".to_string()),
+        "{played:?}"
+    );
+
+    // petrov never answers; his rule sends the call to voicemail after 20 s,
+    // with the caller still the one who called the auto-attendant.
+    let scratch = Scratch::new("stock-no-answer");
+    let rule = "domains.\"example.com\".accounts.petrov.rules=[{ when = \"no answer after 20s\", then = \"divert #voicemail\" }]";
+    let events = run(
+        demo(&scratch, "", &[rule, "simulation.phones.petrov=never answer"]),
+        Call::To("200@example.com"),
+        "!3",
+    );
+    let routing = events.routing();
+    assert!(
+        routing.contains(&"no answer in 20 s: divert to #voicemail".to_string()),
+        "{routing:?}"
+    );
+    let played = events.played();
+    assert!(played.contains(&"vmgreeting.wav".to_string()), "{played:?}");
+    let calls = events.calls();
+    let incoming: Vec<&String> = calls
+        .iter()
+        .filter(|call| call.starts_with("incoming call"))
+        .collect();
+    assert_eq!(incoming.len(), 2, "{calls:?}");
+    assert!(
+        incoming.iter().all(|call| call.contains("from sip:caller@sim")),
+        "{calls:?}"
+    );
 }

@@ -506,6 +506,17 @@ impl SipCall {
     /// Carries out a command; false when the leg is over.
     async fn command(&mut self, command: LegCommand) -> bool {
         match command {
+            // A call handed on after it was answered (RedirectCall on a
+            // connected call): it rings on and is connected again without
+            // another provisional or final response.
+            LegCommand::Provision { .. } if self.answered => {}
+            LegCommand::Accept { reply } if self.answered => {
+                let _ = reply.send(Ok(()));
+            }
+            LegCommand::Reject { .. } | LegCommand::Redirect { .. } if self.answered => {
+                self.hang_up(None).await;
+                return false;
+            }
             LegCommand::Provision { code, media, .. } => {
                 // Early media needs the offer answered (not a late offer).
                 let early = media && self.session.negotiated.is_some();

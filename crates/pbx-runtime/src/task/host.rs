@@ -483,6 +483,9 @@ impl TaskHost {
             {
                 HostOutcome::Wait(Op::Accept)
             }
+            // A call handed on after it was answered (RedirectCall) is
+            // connected already: answering it is done.
+            LegState::Connected if self.call.as_ref().is_some_and(|leg| !leg.outgoing) => null(),
             LegState::Connected => error_string("the call is already connected"),
             _ => error_string("there is no call to accept"),
         }
@@ -528,8 +531,63 @@ impl TaskHost {
         if targets.is_empty() {
             return fail("RedirectCall: give an address or an array of addresses");
         }
+        if let [target] = targets.as_slice() {
+            if self
+                .call
+                .as_ref()
+                .is_some_and(|leg| !leg.outgoing && leg.state == LegState::Connected)
+            {
+                return self.hand_on(target);
+            }
+        }
         let what = format!("redirected to {}", targets.join(", "));
         self.end_pending(LegCommand::Redirect { targets }, what)
+    }
+
+    /// `RedirectCall(address)` on an answered incoming call (pbxd's own):
+    /// the call is routed to `address` inside pbxd, as if it had been
+    /// dialled there (an account's rules and phones, an app); the task no
+    /// longer has it. Numbers beyond the server need this task's class of
+    /// service, as StartCall does.
+    fn hand_on(&mut self, target: &str) -> HostOutcome<Op> {
+        let destination = address::resolve(
+            &self.runtime.directory,
+            target,
+            Some(self.domain()),
+            Some(&self.account),
+        )
+        .map_err(|error| error.to_string())
+        .and_then(|destination| match &destination {
+            address::Destination::Outside(number) if !self.account.class_of_service.allows(number) => {
+                Err(format!("{number} is not allowed by the class of service"))
+            }
+            _ => Ok(destination),
+        });
+        let destination = match destination {
+            Ok(destination) => destination,
+            Err(reason) => {
+                // RedirectCall is a procedure: the reason goes to the log.
+                self.event(Event::Call {
+                    task: self.id,
+                    what: format!("not handed on to {target}: {reason}"),
+                });
+                return error_string(reason);
+            }
+        };
+        let Some(leg) = self.call.take() else {
+            return error_string("there is no call");
+        };
+        self.event(Event::Call {
+            task: self.id,
+            what: format!("handed on to {target}"),
+        });
+        if let Err(error) = self.runtime.route(leg, destination, 1) {
+            self.event(Event::Call {
+                task: self.id,
+                what: format!("{target}: {error}"),
+            });
+        }
+        null()
     }
 
     fn fork(&mut self, args: &[Value]) -> HostOutcome<Op> {
