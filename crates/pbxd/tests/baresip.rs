@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -15,104 +15,9 @@ use std::time::{Duration, Instant};
 
 use pbx_test_peers::SmtpServer;
 
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-/// Collects what a child writes to `stream`, line by line.
-fn collect(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let collected = text.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            let mut text = collected.lock().unwrap();
-            text.push_str(&line);
-            text.push('\n');
-        }
-    });
-    text
-}
-
-/// Waits up to `seconds` until `done` holds for the text; the text then.
-fn wait_until(text: &Mutex<String>, seconds: u64, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        let now = text.lock().unwrap().clone();
-        if done(&now) || Instant::now() > deadline {
-            return now;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// `pbxd serve` on a port the OS chose, with the demo configuration and
-/// `settings`; stopped when dropped.
-struct Pbxd {
-    child: Child,
-    sip: SocketAddr,
-    log: Arc<Mutex<String>>,
-    data: PathBuf,
-}
-
-impl Pbxd {
-    fn start(settings: &[String]) -> Pbxd {
-        let data = std::env::temp_dir().join(format!("pbxd-baresip-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pbxd"));
-        command
-            .arg("serve")
-            .args(["--set", "sip.listen=127.0.0.1:0"])
-            .args(["--set", &format!("data_dir={}", data.display())])
-            .current_dir(repository())
-            // The runtime's events at debug: the task, its prompts, digits, mail.
-            .env("RUST_LOG", "info,rsipstack=warn,pbx_runtime::observe=debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for setting in settings {
-            command.args(["--set", setting]);
-        }
-        let mut child = command.spawn().expect("pbxd starts");
-        let log = collect(child.stderr.take().expect("stderr"));
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("pbxd says where it listens");
-        let sip = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .and_then(|address| address.parse().ok())
-            .unwrap_or_else(|| panic!("pbxd did not start: {line}\n{}", log.lock().unwrap()));
-        // The rest of stdout (the demo's greeting) is not needed, but must not block pbxd.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        Pbxd {
-            child,
-            sip,
-            log,
-            data,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits (up to `seconds`) until some line of the log contains all of
-    /// `texts`; the log then.
-    fn wait_for_line(&self, seconds: u64, texts: &[&str]) -> String {
-        wait_until(&self.log, seconds, |log| {
-            log.lines()
-                .any(|line| texts.iter().all(|text| line.contains(text)))
-        })
-    }
-}
-
-impl Drop for Pbxd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data);
-    }
-}
+use common::{collect, wait_until, Pbxd};
 
 /// The baresip program and its modules folder, or `None` (after saying
 /// why) when baresip is missing and peers are not required.
@@ -380,7 +285,12 @@ fn baresip_registers_and_calls_the_callback_demo() {
     // The demo as it comes: pbxd challenges with MD5 only by default,
     // which is what baresip 1.0's libre knows (it gives up on a SHA-256
     // challenge, even beside an MD5 one).
-    let pbxd = Pbxd::start(&[format!("smtp.relay={}", smtp.relay())]);
+    // The runtime's events at debug: the task, its prompts, digits, mail.
+    let pbxd = Pbxd::start_logging(
+        "baresip",
+        &[format!("smtp.relay={}", smtp.relay())],
+        "info,rsipstack=warn,pbx_runtime::observe=debug",
+    );
     let mut phone = Baresip::start(&program, &modules, &pbxd);
 
     let log = pbxd.wait_for_line(10, &["registered account=ivanov@example.com", "bindings=1"]);

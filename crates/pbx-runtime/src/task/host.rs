@@ -288,6 +288,12 @@ impl TaskHost {
             return Ok((self.account.clone(), key.to_string()));
         };
         let (user, key) = rest.split_once('/').unwrap_or((rest, ""));
+        Ok((self.account_acted_for(user, "preferences")?, key.to_string()))
+    }
+
+    /// The account `user` (or `user@domain`), if this task's account may
+    /// act for it; else why not (`what`: what the task wanted of it).
+    pub(super) fn account_acted_for(&self, user: &str, what: &str) -> Result<Arc<Account>, String> {
         let (user, domain) = user.split_once('@').unwrap_or((user, self.domain()));
         let account = self
             .runtime
@@ -295,9 +301,9 @@ impl TaskHost {
             .find(user, domain)
             .ok_or_else(|| format!("unknown account {user}@{domain}"))?;
         if !self.account.may_act_for(&account) {
-            return Err("no right to another account's preferences".into());
+            return Err(format!("no right to another account's {what}"));
         }
-        Ok((account, key.to_string()))
+        Ok(account)
     }
 
     fn set_preferences(&self, args: &[Value]) -> HostOutcome<Op> {

@@ -45,18 +45,7 @@ impl TaskHost {
         let name = name.ok_or("the file must be named by a string")?;
         let owner = match account {
             None => self.account.address(),
-            Some(other) => {
-                let (user, domain) = other.split_once('@').unwrap_or((&other, self.domain()));
-                let found = self
-                    .runtime
-                    .directory
-                    .find(user, domain)
-                    .ok_or_else(|| format!("unknown account {user}@{domain}"))?;
-                if !self.account.may_act_for(&found) {
-                    return Err("no right to another account's files".into());
-                }
-                found.address()
-            }
+            Some(other) => self.account_acted_for(&other, "files")?.address(),
         };
         Ok((owner, name))
     }

@@ -1,5 +1,5 @@
 //! Shared by the tests that run `pbxd serve` against real peers (sipp.rs,
-//! stock_apps.rs): pbxd on a free port with its log collected, sipp
+//! stock_apps.rs, baresip.rs): pbxd on a free port with its log collected, sipp
 //! scenarios played against it, and what pbxd's log says of each call leg.
 
 // Each test file uses its own part of these.
@@ -7,12 +7,12 @@
 // Helpers are test code: a panic is how a test fails.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// pbxd's log filter unless a test asks for another: the runtime's
 /// events at info (tasks starting and ending, routing, SysLog).
@@ -21,6 +21,32 @@ pub const LOG_FILTER: &str = "info,rsipstack=warn";
 /// The repository's root (pbxd runs there, on its demo pbxd.toml).
 pub fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Collects what a child writes to `stream`, line by line.
+pub fn collect(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let collected = text.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let mut text = collected.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    text
+}
+
+/// Waits up to `seconds` until `done` holds for the text; the text then.
+pub fn wait_until(text: &Mutex<String>, seconds: u64, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let now = text.lock().unwrap().clone();
+        if done(&now) || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `pbxd serve` on a port the OS chose, with the demo configuration and
@@ -63,16 +89,7 @@ impl Pbxd {
             command.args(["--set", setting]);
         }
         let mut child = command.spawn().expect("pbxd starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let collected = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = collected.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
+        let log = collect(child.stderr.take().expect("stderr"));
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("pbxd says where it listens");
@@ -95,6 +112,15 @@ impl Pbxd {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (up to `seconds`) until some line of the log contains all of
+    /// `texts`; the log then.
+    pub fn wait_for_line(&self, seconds: u64, texts: &[&str]) -> String {
+        wait_until(&self.log, seconds, |log| {
+            log.lines()
+                .any(|line| texts.iter().all(|text| line.contains(text)))
+        })
     }
 
     /// Waits (up to 10 s) until the log has a line containing each of
