@@ -15,6 +15,9 @@ use super::{Counters, MediaEvent, Played};
 use crate::codec::Codec;
 use crate::dtmf::{self, EventPackets};
 use crate::prompt::{Prompt, FRAME_DURATION, FRAME_SAMPLES};
+
+/// Bytes of an RTP header without CSRCs (what `bytes_sent` leaves out).
+const RTP_HEADER: usize = 12;
 use crate::rtp::RtpHeader;
 
 /// Timestamp units per packet: 20 ms at 8 kHz.
@@ -79,7 +82,10 @@ struct Output {
     marker_due: bool,
     /// Whether this tick sent a packet.
     sent_this_tick: bool,
-    packet: Vec<u8>,
+    /// This tick's packets, back to back, and where each goes: made at
+    /// the tick, sent at the session's slot within it (`flush`).
+    packets: Vec<u8>,
+    queued: Vec<(SocketAddr, std::ops::Range<usize>)>,
 }
 
 impl Output {
@@ -102,21 +108,30 @@ impl Output {
             ssrc: self.ssrc,
             csrcs: Vec::new(),
         };
-        self.packet.clear();
-        header.write(&mut self.packet);
-        self.packet.extend_from_slice(payload);
+        let start = self.packets.len();
+        header.write(&mut self.packets);
+        self.packets.extend_from_slice(payload);
+        self.queued.push((destination, start..self.packets.len()));
         self.sequence = self.sequence.wrapping_add(1);
         self.sent_this_tick = true;
-        match self.socket.send_to(&self.packet, destination) {
-            Ok(_) => {
-                self.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .bytes_sent
-                    .fetch_add(payload.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Sends the packets this tick made.
+    fn flush(&mut self) {
+        for (destination, range) in self.queued.drain(..) {
+            let packet = &self.packets[range];
+            match self.socket.send_to(packet, destination) {
+                Ok(_) => {
+                    self.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .bytes_sent
+                        .fetch_add(packet.len().saturating_sub(RTP_HEADER) as u64, Ordering::Relaxed);
+                }
+                // A full send buffer drops the packet, as the network would.
+                Err(error) => tracing::trace!(%destination, %error, "RTP packet not sent"),
             }
-            // A full send buffer drops the packet, as the network would.
-            Err(error) => tracing::trace!(%destination, %error, "RTP packet not sent"),
         }
+        self.packets.clear();
     }
 
     /// Sends one audio packet at this tick's timestamp.
@@ -225,7 +240,8 @@ impl SessionState {
             timestamp: random_u32()?,
             marker_due: true,
             sent_this_tick: false,
-            packet: Vec::with_capacity(12 + FRAME_SAMPLES),
+            packets: Vec::with_capacity(RTP_HEADER + FRAME_SAMPLES),
+            queued: Vec::with_capacity(1),
         };
         Ok(SessionState {
             id,
@@ -332,7 +348,13 @@ impl SessionState {
             .check_inactivity(now, timeout, watching, &self.events);
     }
 
-    /// Sends this tick's packet and moves the stream on by 20 ms.
+    /// Sends what this tick made (at the session's slot in the tick).
+    pub fn flush(&mut self) {
+        self.output.flush();
+    }
+
+    /// Makes this tick's packet and moves the stream on by 20 ms; `flush`
+    /// sends it.
     pub fn send_tick(
         &mut self,
         heard: &HashMap<u64, Frame>,

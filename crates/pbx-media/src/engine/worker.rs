@@ -81,10 +81,18 @@ pub(super) enum Command {
 /// How late a tick may be and still be made up (five frames).
 const LONGEST_CATCH_UP: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Each 20 ms tick is cut into this many slots. Every stream's packets are
+/// made at the start of the tick and sent in the stream's own slot (its
+/// session ID decides which): a thousand streams are not sent all at
+/// once, one after the other, but a hundred at a time every 2 ms, each
+/// stream always at the same point of the tick, so it keeps its 20 ms grid.
+const SLOTS: u32 = 10;
+
 /// Runs until every engine and session handle is dropped.
 pub(super) async fn run(config: MediaConfig, mut commands: mpsc::UnboundedReceiver<Command>) {
     let mut worker = Worker::new(config);
-    let mut ticks = tokio::time::interval(FRAME_DURATION);
+    let mut ticks = tokio::time::interval(FRAME_DURATION / SLOTS);
+    let mut slot = 0;
     // A tick that comes late is made up at once, so every stream stays on
     // its 20 ms grid (a receiver's jitter buffer takes two packets close
     // together; it cannot take a stream that slipped a frame for good).
@@ -103,7 +111,11 @@ pub(super) async fn run(config: MediaConfig, mut commands: mpsc::UnboundedReceiv
                 if now.saturating_duration_since(scheduled) > LONGEST_CATCH_UP {
                     ticks.reset();
                 }
-                worker.tick(now);
+                if slot == 0 {
+                    worker.tick(now);
+                }
+                worker.flush(slot);
+                slot = (slot + 1) % SLOTS;
             }
         }
     }
@@ -148,6 +160,15 @@ impl Worker {
         self.mixers.mix(&self.heard, &mut self.mixed);
         for session in self.sessions.values_mut() {
             session.send_tick(&self.heard, &self.mixed, &mut self.scratch);
+        }
+    }
+
+    /// Sends the packets of the streams whose slot this is.
+    fn flush(&mut self, slot: u32) {
+        for session in self.sessions.values_mut() {
+            if session.id % u64::from(SLOTS) == u64::from(slot) {
+                session.flush();
+            }
         }
     }
 
