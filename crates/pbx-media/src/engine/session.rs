@@ -348,6 +348,11 @@ impl SessionState {
             .check_inactivity(now, timeout, watching, &self.events);
     }
 
+    /// Whether this tick made packets not sent yet.
+    pub fn has_queued(&self) -> bool {
+        !self.output.queued.is_empty()
+    }
+
     /// Sends what this tick made (at the session's slot in the tick).
     pub fn flush(&mut self) {
         self.output.flush();

@@ -100,13 +100,21 @@ pub(super) async fn run(config: MediaConfig, mut commands: mpsc::UnboundedReceiv
     // grid starts again from now and the missed packets are not sent.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
     loop {
+        // With no session the clock stops: an idle pbxd does not wake.
+        let idle = worker.sessions.is_empty();
         tokio::select! {
             biased;
             command = commands.recv() => match command {
-                Some(command) => worker.apply(command),
+                Some(command) => {
+                    worker.apply(command);
+                    if idle && !worker.sessions.is_empty() {
+                        ticks.reset();
+                        slot = 0;
+                    }
+                }
                 None => break,
             },
-            scheduled = ticks.tick() => {
+            scheduled = ticks.tick(), if !idle => {
                 let now = Instant::now();
                 if now.saturating_duration_since(scheduled) > LONGEST_CATCH_UP {
                     ticks.reset();
@@ -133,6 +141,8 @@ struct Worker {
     /// What each conference participant hears this tick.
     mixed: HashMap<u64, Frame>,
     scratch: Scratch,
+    /// The sessions with packets to send, by slot of the tick.
+    due: [Vec<u64>; SLOTS as usize],
 }
 
 impl Worker {
@@ -144,6 +154,7 @@ impl Worker {
             heard: HashMap::new(),
             mixed: HashMap::new(),
             scratch: Scratch::new(),
+            due: Default::default(),
         }
     }
 
@@ -158,15 +169,21 @@ impl Worker {
             }
         }
         self.mixers.mix(&self.heard, &mut self.mixed);
-        for session in self.sessions.values_mut() {
+        for (&id, session) in &mut self.sessions {
             session.send_tick(&self.heard, &self.mixed, &mut self.scratch);
+            if session.has_queued() {
+                self.due[(id % u64::from(SLOTS)) as usize].push(id);
+            }
         }
     }
 
     /// Sends the packets of the streams whose slot this is.
     fn flush(&mut self, slot: u32) {
-        for session in self.sessions.values_mut() {
-            if session.id % u64::from(SLOTS) == u64::from(slot) {
+        let Some(due) = self.due.get_mut(slot as usize) else {
+            return;
+        };
+        for id in due.drain(..) {
+            if let Some(session) = self.sessions.get_mut(&id) {
                 session.flush();
             }
         }
