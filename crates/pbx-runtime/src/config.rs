@@ -30,6 +30,12 @@ pub struct Config {
     pub environments: EnvironmentsConfig,
     #[serde(default)]
     pub server: ServerConfig,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    #[serde(default)]
+    pub media: MediaThreadsConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// Domains by name.
     #[serde(default)]
     pub domains: BTreeMap<String, DomainConfig>,
@@ -295,6 +301,91 @@ impl Default for ServerConfig {
     }
 }
 
+/// `[runtime]`: how the SIP stack and the script tasks use the machine.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Shards: threads that each run a share of the calls (their SIP
+    /// dialogs and transactions, call legs and script tasks). Default: the
+    /// number of cores.
+    #[serde(default)]
+    pub threads: Option<usize>,
+}
+
+impl RuntimeConfig {
+    /// How many shards to run.
+    pub fn shard_count(&self) -> usize {
+        self.threads.unwrap_or_else(cores).max(1)
+    }
+}
+
+/// `[media]`: the RTP engine.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaThreadsConfig {
+    /// Media workers, each with its own 20 ms clock, sending and receiving
+    /// the RTP of a share of the calls. Default: one per four cores, at
+    /// least one (one worker carries several thousand calls).
+    #[serde(default)]
+    pub threads: Option<usize>,
+}
+
+impl MediaThreadsConfig {
+    /// How many media workers to run.
+    pub fn worker_count(&self) -> usize {
+        self.threads.unwrap_or_else(|| cores().div_ceil(4)).max(1)
+    }
+}
+
+/// The cores this process may use.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// `[limits]`: when new calls are refused (`503` with `Retry-After`) so
+/// that the calls in progress keep their audio.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// The most calls at once (incoming call legs); none by default.
+    #[serde(default)]
+    pub max_calls: Option<usize>,
+    /// New calls are refused while a media clock's lateness (99th
+    /// percentile over the last second) is beyond this, in milliseconds.
+    #[serde(default = "default_media_lateness")]
+    pub media_lateness_ms: u64,
+    /// New calls are refused while a shard's tasks wait longer than this
+    /// to run (the most over the last second), in milliseconds.
+    #[serde(default = "default_task_delay")]
+    pub task_delay_ms: u64,
+    /// What `Retry-After` says in a refusal for load, in seconds.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_seconds: u32,
+}
+
+fn default_media_lateness() -> u64 {
+    10
+}
+
+fn default_task_delay() -> u64 {
+    100
+}
+
+fn default_retry_after() -> u32 {
+    5
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            max_calls: None,
+            media_lateness_ms: default_media_lateness(),
+            task_delay_ms: default_task_delay(),
+            retry_after_seconds: default_retry_after(),
+        }
+    }
+}
+
 /// `[simulation]`
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -436,6 +527,17 @@ impl Config {
                 });
             }
         }
+        for (key, threads) in [
+            ("runtime.threads", self.runtime.threads),
+            ("media.threads", self.media.threads),
+        ] {
+            if threads.is_some_and(|threads| !(1..=1024).contains(&threads)) {
+                return Err(ConfigError {
+                    location: at("threads"),
+                    message: format!("{key}: expected a number of threads from 1 to 1024"),
+                });
+            }
+        }
         if !zone_ok(&self.server.time_zone) {
             return Err(ConfigError {
                 location: at("time_zone"),
@@ -505,6 +607,9 @@ fn unreachable_defaults() -> Config {
         clock: ClockConfig::default(),
         environments: EnvironmentsConfig::default(),
         server: ServerConfig::default(),
+        runtime: RuntimeConfig::default(),
+        media: MediaThreadsConfig::default(),
+        limits: LimitsConfig::default(),
         domains: BTreeMap::new(),
         simulation: SimulationConfig::default(),
         trunks: BTreeMap::new(),
