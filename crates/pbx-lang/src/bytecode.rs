@@ -318,37 +318,168 @@ impl Constant {
 }
 
 /// A compiled entry, procedure or function.
+///
+/// Outside this crate a `Function` can only be read (through a
+/// [`Program`]), never built or changed, so its code, registers and
+/// constants are the ones [`Program`]'s verifier checked.
+///
+/// ```compile_fail,E0451
+/// // Proves that safe code outside the crate cannot build a function whose
+/// // instructions name registers it does not have: the fields are private.
+/// use pbx_lang::bytecode::{Function, Instr};
+/// use pbx_lang::syntax::ast::SectionKind;
+///
+/// let _ = Function {
+///     title: String::from("entry Main"),
+///     key: String::from("main"),
+///     kind: SectionKind::Entry,
+///     file: 0,
+///     params: 0,
+///     registers: 0,
+///     code: vec![Instr::Return { src: 1000 }],
+///     spans: vec![pbx_lang::Span::default()],
+///     constants: Vec::new(),
+/// };
+/// ```
 #[derive(Debug)]
 pub struct Function {
     /// `entry Main`, `procedure Helper`, `function m::F`, for stacks.
-    pub title: String,
+    pub(crate) title: String,
     /// The name, folded, with its module: `m::f` or `f`.
-    pub key: String,
-    pub kind: SectionKind,
+    pub(crate) key: String,
+    pub(crate) kind: SectionKind,
     /// Index into [`Program::files`].
-    pub file: u16,
-    pub params: u16,
+    pub(crate) file: u16,
+    pub(crate) params: u16,
     /// Registers needed: parameters, variables and temporaries.
-    pub registers: u16,
-    pub code: Vec<Instr>,
+    pub(crate) registers: u16,
+    pub(crate) code: Vec<Instr>,
     /// The source span of each instruction, for error messages.
-    pub spans: Vec<Span>,
-    pub constants: Vec<Constant>,
+    pub(crate) spans: Vec<Span>,
+    pub(crate) constants: Vec<Constant>,
+}
+
+impl Function {
+    /// `entry Main`, `procedure Helper`, `function m::F`, for stacks.
+    #[inline]
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// The name, folded, with its module: `m::f` or `f` (empty for the
+    /// function that sets a file's file-wide variables).
+    #[inline]
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Entry, procedure or function.
+    #[inline]
+    pub fn kind(&self) -> SectionKind {
+        self.kind
+    }
+
+    /// The file it comes from: an index into [`Program::files`].
+    #[inline]
+    pub fn file(&self) -> u16 {
+        self.file
+    }
+
+    /// How many parameters it takes (its first registers).
+    #[inline]
+    pub fn params(&self) -> u16 {
+        self.params
+    }
+
+    /// Registers needed: parameters, variables and temporaries.
+    #[inline]
+    pub fn registers(&self) -> u16 {
+        self.registers
+    }
+
+    /// Its instructions.
+    #[inline]
+    pub fn code(&self) -> &[Instr] {
+        &self.code
+    }
+
+    /// The source span of each instruction, for error messages.
+    #[inline]
+    pub fn spans(&self) -> &[Span] {
+        &self.spans
+    }
+
+    /// The constants its instructions name.
+    #[inline]
+    pub fn constants(&self) -> &[Constant] {
+        &self.constants
+    }
+}
+
+/// A program as the compiler emits it, before [`verify`] has checked it.
+/// Only `verify` turns it into a [`Program`].
+#[derive(Debug)]
+pub(crate) struct Unverified {
+    /// The main file first, then modules.
+    pub(crate) files: Vec<Arc<SourceFile>>,
+    pub(crate) functions: Vec<Function>,
+    /// Entries of the main file by folded name.
+    pub(crate) entries: HashMap<String, u16>,
+    /// Every procedure and function by folded key.
+    pub(crate) callable: HashMap<String, u16>,
+    /// Number of file-wide variables, all files.
+    pub(crate) globals: u16,
 }
 
 /// A compiled program: its main file, the modules it uses, and their code.
+///
+/// *Invariant:* every `Program` passed `bytecode::verify`, which is its only
+/// constructor (the compiler calls it), and nothing can change one
+/// afterwards: its fields are private to this module and it lends its
+/// functions out only as `&Function`. The interpreter relies on this to
+/// read registers, constants and jump targets without checking them.
+///
+/// ```compile_fail,E0451
+/// // Proves that safe code outside the crate cannot build a program that
+/// // skips the verifier: the fields are private, so there is no literal.
+/// use std::collections::HashMap;
+/// use pbx_lang::bytecode::Program;
+///
+/// let _ = Program {
+///     files: Vec::new(),
+///     functions: Vec::new(),
+///     entries: HashMap::new(),
+///     callable: HashMap::new(),
+///     globals: 0,
+/// };
+/// ```
+///
+/// ```compile_fail,E0616
+/// // Proves that a compiled (verified) program cannot be changed from
+/// // outside the crate, even by its only owner: its functions are
+/// // reachable only as `&Function`, so a verified function cannot lose
+/// // the registers its code names.
+/// use std::sync::Arc;
+/// use pbx_lang::compile::NoModules;
+/// use pbx_lang::SourceFile;
+///
+/// let file = SourceFile::new("a.sppr", "entry Main is x = 1; end;");
+/// let compiled = pbx_lang::compile(Arc::new(file), &NoModules).expect("compiles");
+/// let mut program = Arc::try_unwrap(compiled).expect("one owner");
+/// program.functions[0].registers = 0;
+/// ```
 #[derive(Debug)]
 pub struct Program {
     /// The main file first, then modules.
-    pub files: Vec<Arc<SourceFile>>,
-    pub functions: Vec<Function>,
+    files: Vec<Arc<SourceFile>>,
+    functions: Vec<Function>,
     /// Entries of the main file by folded name.
-    pub entries: HashMap<String, u16>,
+    entries: HashMap<String, u16>,
     /// Every procedure and function by folded key (`f` for the main file,
     /// `m::f` for module `m`), for `ProcCall` and `FuncCall`.
-    pub callable: HashMap<String, u16>,
+    callable: HashMap<String, u16>,
     /// Number of file-wide (`var` outside sections) variables, all files.
-    pub globals: u16,
+    globals: u16,
 }
 
 impl Program {
@@ -358,8 +489,40 @@ impl Program {
     }
 
     /// The main file.
+    #[inline]
     pub fn main_file(&self) -> &Arc<SourceFile> {
         &self.files[0]
+    }
+
+    /// The main file first, then modules; [`Function::file`] indexes it.
+    #[inline]
+    pub fn files(&self) -> &[Arc<SourceFile>] {
+        &self.files
+    }
+
+    /// Every function; `Instr::Call`, entries and frames index it.
+    #[inline]
+    pub fn functions(&self) -> &[Function] {
+        &self.functions
+    }
+
+    /// Entries of the main file by folded name.
+    #[inline]
+    pub fn entries(&self) -> &HashMap<String, u16> {
+        &self.entries
+    }
+
+    /// Every procedure and function by folded key (`f` for the main file,
+    /// `m::f` for module `m`), for `ProcCall` and `FuncCall`.
+    #[inline]
+    pub fn callable(&self) -> &HashMap<String, u16> {
+        &self.callable
+    }
+
+    /// Number of file-wide (`var` outside sections) variables, all files.
+    #[inline]
+    pub fn globals(&self) -> u16 {
+        self.globals
     }
 }
 
@@ -388,9 +551,29 @@ impl Program {
 /// Checks what the interpreter relies on without checking it again at run
 /// time: every register an instruction names is within its function's
 /// registers, every jump lands inside the function, every constant,
-/// function and built-in exists, arguments fit in the caller's registers,
-/// and no function can run past its last instruction.
-pub fn verify(program: &Program) -> Result<(), String> {
+/// function, file and built-in exists, arguments fit in the caller's
+/// registers, and no function can run past its last instruction. This is
+/// the only way to make a [`Program`]: on success it returns `program`,
+/// now trusted.
+pub(crate) fn verify(program: Unverified) -> Result<Program, String> {
+    check(&program)?;
+    let Unverified {
+        files,
+        functions,
+        entries,
+        callable,
+        globals,
+    } = program;
+    Ok(Program {
+        files,
+        functions,
+        entries,
+        callable,
+        globals,
+    })
+}
+
+fn check(program: &Unverified) -> Result<(), String> {
     let builtin_count = crate::builtins::all().count();
     for (index, function) in program.functions.iter().enumerate() {
         let fail = |pc: usize, what: &str| {
@@ -406,6 +589,9 @@ pub fn verify(program: &Program) -> Result<(), String> {
         }
         if usize::from(function.params) > registers {
             return fail(0, "more parameters than registers");
+        }
+        if usize::from(function.file) >= program.files.len() {
+            return fail(0, "its file does not exist");
         }
         match function.code.last() {
             Some(Instr::Return { .. } | Instr::ReturnNull | Instr::Stop | Instr::Jump { .. }) => {}
@@ -479,10 +665,13 @@ pub fn verify(program: &Program) -> Result<(), String> {
             }
         }
     }
-    for &entry in program.entries.values() {
+    for &entry in program.entries.values().chain(program.callable.values()) {
         if usize::from(entry) >= program.functions.len() {
-            return Err(format!("entry #{entry} does not exist"));
+            return Err(format!("entry or callable #{entry} does not exist"));
         }
+    }
+    if program.files.is_empty() {
+        return Err("the program has no main file".into());
     }
     Ok(())
 }
@@ -494,5 +683,34 @@ mod tests {
     #[test]
     fn instructions_are_eight_bytes() {
         assert_eq!(std::mem::size_of::<Instr>(), 8);
+    }
+
+    /// A one-function program returning register `returned` of `registers`.
+    fn returning(returned: Reg, registers: u16) -> Unverified {
+        let function = Function {
+            title: String::from("entry Main"),
+            key: String::from("main"),
+            kind: SectionKind::Entry,
+            file: 0,
+            params: 0,
+            registers,
+            code: vec![Instr::Return { src: returned }],
+            spans: vec![Span::default()],
+            constants: Vec::new(),
+        };
+        Unverified {
+            files: vec![Arc::new(SourceFile::new("a.sppr", ""))],
+            functions: vec![function],
+            entries: HashMap::from([(String::from("main"), 0)]),
+            callable: HashMap::new(),
+            globals: 0,
+        }
+    }
+
+    #[test]
+    fn verify_makes_a_program_only_of_code_in_bounds() {
+        assert!(verify(returning(0, 1)).is_ok());
+        let error = verify(returning(1, 1)).unwrap_err();
+        assert!(error.contains("Return { src: 1 } is out of bounds"), "{error}");
     }
 }

@@ -245,7 +245,7 @@ fn a_watched_environment_reports_a_broken_save_at_once() {
     scratch.write("stock/helper.sppi", "function Word() is return \"three\"; end;");
     let (fixed, _) = environments.program("example.com", "app").unwrap();
     assert!(!Arc::ptr_eq(&first, &fixed));
-    assert!(fixed.files.iter().any(|file| file.text().contains("three")));
+    assert!(fixed.files().iter().any(|file| file.text().contains("three")));
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(recorder.errors().len(), 2, "{:?}", recorder.errors());
 }

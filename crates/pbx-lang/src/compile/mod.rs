@@ -12,7 +12,7 @@ mod emit;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::bytecode::{Function, Program};
+use crate::bytecode::{Function, Program, Unverified};
 use crate::diagnostic::{Diagnostic, ErrorKind};
 use crate::resolve::{self, Callee, Namespace};
 use crate::source::{SourceFile, Span};
@@ -109,14 +109,15 @@ pub fn compile_as(
     if !linker.errors.is_empty() {
         return Err(linker.errors);
     }
-    // The interpreter trusts verified code; a failure here is a compiler bug.
-    if let Err(problem) = crate::bytecode::verify(&program) {
-        return Err(vec![Diagnostic::without_place(
+    // The interpreter trusts verified code, and `verify` is the only way to
+    // make a `Program`; a failure here is a compiler bug.
+    match crate::bytecode::verify(program) {
+        Ok(program) => Ok(Arc::new(program)),
+        Err(problem) => Err(vec![Diagnostic::without_place(
             ErrorKind::Internal,
             format!("pbxd compiled this program wrongly ({problem}); please report it"),
-        )]);
+        )]),
     }
-    Ok(Arc::new(program))
 }
 
 /// One file of the program.
@@ -467,7 +468,7 @@ impl Linker {
         }
     }
 
-    fn compile_sections(&mut self) -> Program {
+    fn compile_sections(&mut self) -> Unverified {
         let mut functions: Vec<Function> = Vec::with_capacity(self.planned.len());
         let mut errors = Vec::new();
         for plan in &self.planned {
@@ -546,7 +547,7 @@ impl Linker {
             }
         }
         self.errors.extend(errors);
-        Program {
+        Unverified {
             files: self.units.iter().map(|unit| unit.file.clone()).collect(),
             functions,
             entries: self.entries.clone(),

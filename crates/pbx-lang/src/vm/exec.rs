@@ -57,7 +57,7 @@ impl Vm {
     pub(super) fn execute<H: Host>(&mut self, host: &mut H, mut budget: i64) -> Exit<H::Op> {
         let initial_budget = budget;
         let program = self.program.clone();
-        let functions: &[Function] = &program.functions;
+        let functions: &[Function] = program.functions();
 
         // The running frame, kept in locals; written back to `self.frames`
         // only when leaving it.
@@ -66,7 +66,8 @@ impl Vm {
         let mut ip: *const Instr;
         let mut base: usize;
         let mut regs: *mut Value;
-        // SAFETY (`r!`, `w!`): `bytecode::verify` checked that every
+        // SAFETY (`r!`, `w!`): `bytecode::verify` (the only way to make a
+        // `Program`, which nothing changes afterwards) checked that every
         // register operand is below `function.registers`, and `enter` (or
         // `Vm::new`) made `registers.len() >= base + function.registers`
         // before the frame started. `regs` points at the frame's first
@@ -596,9 +597,9 @@ impl Vm {
         };
         let name = String::from_utf8_lossy(name).into_owned();
         let key = name.to_ascii_lowercase();
-        let Some(&index) = self.program.callable.get(&key) else {
+        let Some(&index) = self.program.callable().get(&key) else {
             let help = match key.split_once("::") {
-                Some((module, _)) if self.program.callable.keys().any(|known| known.starts_with(&format!("{module}::"))) => {
+                Some((module, _)) if self.program.callable().keys().any(|known| known.starts_with(&format!("{module}::"))) => {
                     format!("module `{module}` has no such procedure or function")
                 }
                 Some((module, _)) => format!(

@@ -175,8 +175,8 @@ impl Vm {
             // A fresh dictionary cannot be inside the parameter.
             let _ = vars.set(Bytes::from("startParameter"), start_parameter);
         }
-        let registers = usize::from(program.functions[usize::from(entry)].registers);
-        let globals = vec![Value::Null; usize::from(program.globals)];
+        let registers = usize::from(program.functions()[usize::from(entry)].registers);
+        let globals = vec![Value::Null; usize::from(program.globals())];
         Vm {
             registers: vec![Value::Null; registers.max(1)],
             frames: vec![Frame {
@@ -334,7 +334,12 @@ impl Vm {
         let mut diagnostic = match place {
             Some((file, span)) => {
                 let program = &self.program;
-                Diagnostic::new(error.kind, &program.files[usize::from(file)], span, error.message)
+                Diagnostic::new(
+                    error.kind,
+                    &program.files()[usize::from(file)],
+                    span,
+                    error.message,
+                )
             }
             None => Diagnostic::without_place(error.kind, error.message),
         };
@@ -347,7 +352,7 @@ impl Vm {
 
     /// File and span of the instruction a frame is executing.
     fn position(&self, frame: &Frame) -> (u16, crate::source::Span) {
-        let function = &self.program.functions[usize::from(frame.function)];
+        let function = &self.program.functions()[usize::from(frame.function)];
         let index = (frame.pc as usize)
             .saturating_sub(1)
             .min(function.spans.len().saturating_sub(1));
@@ -364,10 +369,10 @@ impl Vm {
             .rev()
             .map(|frame| {
                 let (file, span) = self.position(frame);
-                let function = &self.program.functions[usize::from(frame.function)];
+                let function = &self.program.functions()[usize::from(frame.function)];
                 StackEntry {
                     section: function.title.clone(),
-                    location: self.program.files[usize::from(file)].location(span.start),
+                    location: self.program.files()[usize::from(file)].location(span.start),
                 }
             })
             .collect()

@@ -94,9 +94,9 @@ pub(crate) fn spawn(
     parameters: Vec<Portable>,
 ) -> TaskId {
     let shown = program
-        .functions
+        .functions()
         .get(usize::from(entry))
-        .map_or_else(String::new, |function| function.title.clone());
+        .map_or_else(String::new, |function| function.title().to_owned());
     start(
         runtime,
         Start {
