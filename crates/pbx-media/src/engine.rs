@@ -1,12 +1,21 @@
-//! The media engine: one worker paces RTP for every call.
+//! The media engine: workers that pace RTP for every call.
 //!
-//! [`MediaEngine::start`] spawns one task with one 20 ms interval. Each tick
-//! it reads every session's socket (non-blocking, so an idle call costs one
-//! failed read), then runs the conference mixers, then sends each session's
-//! next packet: a DTMF packet, the bridged partner's audio, the conference
-//! mix, a prompt frame, or comfort silence. The worker owns all session state;
-//! a [`MediaSession`] is a handle that sends it commands over a channel and
-//! reads its events, so nothing is locked on the packet path.
+//! [`MediaEngine::start`] runs `workers` workers (tasks on the current
+//! tokio runtime; [`MediaEngine::start_threads`]: a thread each), each with
+//! one interval for all of its sessions. Each tick a worker reads the
+//! sockets of its sessions that are readable, runs its conference mixers,
+//! then makes each session's next packet: a DTMF packet, the bridged
+//! partner's audio, the conference mix, a prompt frame, or comfort
+//! silence. A worker owns all of its sessions' state; a [`MediaSession`]
+//! is a handle that sends it commands over a channel and reads its events,
+//! so nothing is locked on the packet path.
+//!
+//! A new session goes to the worker with the fewest sessions, or next to a
+//! session it will likely be bridged with. Sessions that are bridged or
+//! mixed together must be on one worker: bridging or mixing sessions of
+//! two workers first moves one (its state and socket) to the other's
+//! (`Command::Gather`). Each worker measures how late its ticks are; the
+//! engine's [`MediaEngine::lateness`] is what admission control reads.
 //!
 //! What a session sends, in order of precedence, each tick:
 //! 1. a DTMF key being sent ([`MediaSession::send_dtmf`]),
@@ -33,7 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::Codec;
 use crate::prompt::Prompt;
-use worker::Command;
+use worker::{Command, JoinKind, SessionRef};
 
 /// How the engine treats every session.
 #[derive(Clone, Debug)]
@@ -44,6 +53,8 @@ pub struct MediaConfig {
     /// Detect DTMF tones in the audio when the peer did not negotiate
     /// telephone-events. Default true.
     pub inband_dtmf: bool,
+    /// How many workers share the sessions. Default 1.
+    pub workers: usize,
 }
 
 impl Default for MediaConfig {
@@ -51,6 +62,7 @@ impl Default for MediaConfig {
         MediaConfig {
             inactivity_timeout: Duration::from_secs(30),
             inband_dtmf: true,
+            workers: 1,
         }
     }
 }
@@ -110,63 +122,182 @@ struct Counters {
     bytes_received: AtomicU64,
 }
 
-/// Shared by every handle of one engine.
-#[derive(Debug, Default)]
+/// The engine's reach into one worker.
+#[derive(Debug)]
+struct WorkerLink {
+    commands: mpsc::UnboundedSender<Command>,
+    /// Sessions on the worker: written by the worker, read to place new ones.
+    sessions: AtomicUsize,
+    /// The 99th percentile of the worker's tick lateness over the last
+    /// second, in µs (0 while it has no session). Written by the worker.
+    lateness_micros: AtomicU64,
+}
+
+/// Shared by every handle of one engine. Workers hold it weakly, so the
+/// workers stop once every engine and session handle is dropped.
+#[derive(Debug)]
 struct EngineShared {
     /// Incremented by `open`, decremented when a session handle is dropped.
     open_sessions: AtomicUsize,
     next_session_id: AtomicU64,
+    workers: Box<[WorkerLink]>,
 }
 
-/// The media engine: a handle to the worker that paces every session.
+/// Which worker a session is on. Locked by a handle while it sends a
+/// command, and by the worker that moves the session while it switches it,
+/// so no command is left behind on the old worker.
+#[derive(Debug)]
+struct Route(Mutex<usize>);
+
+impl Route {
+    fn worker(&self) -> usize {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The media engine: a handle to the workers that pace every session.
 #[derive(Clone, Debug)]
 pub struct MediaEngine {
-    commands: mpsc::UnboundedSender<Command>,
     shared: Arc<EngineShared>,
 }
 
 impl MediaEngine {
-    /// Starts the worker on the current tokio runtime: one task, one 20 ms
-    /// interval. The worker stops when the engine and all its sessions are dropped.
+    /// Starts `config.workers` workers as tasks on the current tokio
+    /// runtime (tests run them on a paused clock). The workers stop when
+    /// the engine and all its sessions are dropped.
     ///
     /// # Panics
     /// Outside a tokio runtime (as `tokio::spawn` does).
     pub fn start(config: MediaConfig) -> MediaEngine {
-        let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(worker::run(config, receiver));
-        MediaEngine {
-            commands,
-            shared: Arc::new(EngineShared::default()),
+        let (engine, receivers) = MediaEngine::links(config.workers);
+        for (index, receiver) in receivers.into_iter().enumerate() {
+            tokio::spawn(worker::run(
+                config.clone(),
+                index,
+                Arc::downgrade(&engine.shared),
+                receiver,
+            ));
         }
+        engine
+    }
+
+    /// Starts `config.workers` workers, each on a thread of its own with its
+    /// own clock (`pbxd-media-N`).
+    pub fn start_threads(config: MediaConfig) -> std::io::Result<MediaEngine> {
+        let (engine, receivers) = MediaEngine::links(config.workers);
+        for (index, receiver) in receivers.into_iter().enumerate() {
+            let executor = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let config = config.clone();
+            let shared = Arc::downgrade(&engine.shared);
+            std::thread::Builder::new()
+                .name(format!("pbxd-media-{index}"))
+                .spawn(move || executor.block_on(worker::run(config, index, shared, receiver)))?;
+        }
+        Ok(engine)
+    }
+
+    fn links(workers: usize) -> (MediaEngine, Vec<mpsc::UnboundedReceiver<Command>>) {
+        let (links, receivers): (Vec<_>, Vec<_>) = (0..workers.max(1))
+            .map(|_| {
+                let (commands, receiver) = mpsc::unbounded_channel();
+                let link = WorkerLink {
+                    commands,
+                    sessions: AtomicUsize::new(0),
+                    lateness_micros: AtomicU64::new(0),
+                };
+                (link, receiver)
+            })
+            .unzip();
+        let shared = Arc::new(EngineShared {
+            open_sessions: AtomicUsize::new(0),
+            next_session_id: AtomicU64::new(0),
+            workers: links.into_boxed_slice(),
+        });
+        (MediaEngine { shared }, receivers)
     }
 
     /// Opens a session: a UDP socket on `ip`, port chosen by the OS (even if
-    /// one comes in a few tries, as RTP custom has it).
+    /// one comes in a few tries, as RTP custom has it), on the worker with
+    /// the fewest sessions.
     pub async fn open(&self, ip: IpAddr) -> std::io::Result<MediaSession> {
+        self.open_near(ip, None).await
+    }
+
+    /// Opens a session on the worker of `near` (a session it will likely
+    /// be bridged with), or on the least busy one.
+    pub async fn open_near(&self, ip: IpAddr, near: Option<&MediaSession>) -> std::io::Result<MediaSession> {
         let socket = bind_preferring_even_port(ip)?;
         socket.set_nonblocking(true)?;
         let local_addr = socket.local_addr()?;
         let id = self.shared.next_session_id.fetch_add(1, Ordering::Relaxed) + 1;
         let counters = Arc::new(Counters::default());
         let (events_sender, events) = mpsc::unbounded_channel();
-        let state = session::SessionState::new(id, socket, counters.clone(), events_sender)?;
-        self.commands
+        let worker = match near {
+            Some(session) => session.route.worker(),
+            None => self.least_busy_worker(),
+        };
+        let route = Arc::new(Route(Mutex::new(worker)));
+        let state = session::SessionState::new(id, socket, route.clone(), counters.clone(), events_sender)?;
+        // Counted now, so that sessions opened together spread.
+        self.shared.workers[worker]
+            .sessions
+            .fetch_add(1, Ordering::Relaxed);
+        self.shared.workers[worker]
+            .commands
             .send(Command::Open(Box::new(state)))
             .map_err(|_| std::io::Error::other("the media engine has stopped"))?;
         self.shared.open_sessions.fetch_add(1, Ordering::Relaxed);
         Ok(MediaSession {
             id,
             local_addr,
-            commands: self.commands.clone(),
+            route,
             events: Mutex::new(Some(events)),
             counters,
             shared: self.shared.clone(),
         })
     }
 
+    fn least_busy_worker(&self) -> usize {
+        self.shared
+            .workers
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, link)| link.sessions.load(Ordering::Relaxed))
+            .map_or(0, |(index, _)| index)
+    }
+
     /// How many sessions are open (handles not yet dropped).
     pub fn open_sessions(&self) -> usize {
         self.shared.open_sessions.load(Ordering::Relaxed)
+    }
+
+    /// How many workers there are.
+    pub fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// Sessions on each worker, in worker order.
+    pub fn sessions_per_worker(&self) -> Vec<usize> {
+        self.shared
+            .workers
+            .iter()
+            .map(|link| link.sessions.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// How late the latest clock runs: the highest of the workers' 99th
+    /// percentile of tick lateness over the last second.
+    pub fn lateness(&self) -> Duration {
+        let micros = self
+            .shared
+            .workers
+            .iter()
+            .map(|link| link.lateness_micros.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        Duration::from_micros(micros)
     }
 }
 
@@ -188,7 +319,7 @@ fn bind_preferring_even_port(ip: IpAddr) -> std::io::Result<UdpSocket> {
 pub struct MediaSession {
     id: u64,
     local_addr: SocketAddr,
-    commands: mpsc::UnboundedSender<Command>,
+    route: Arc<Route>,
     /// Written by the worker; read by `next_event`, or taken out by
     /// `take_events` when the session is shared behind an `Arc`. The lock is
     /// only taken by `take_events`; `next_event` has `&mut self`.
@@ -209,9 +340,14 @@ impl MediaSession {
     }
 
     fn command(&self, command: Command) {
+        // The route stays locked while sending, so a worker moving this
+        // session finds every command sent before the move in its queue.
         // The worker is gone only when the runtime shuts down; then there is
         // no one left to care, and oneshot senders inside are dropped.
-        let _ = self.commands.send(command);
+        let worker = self.route.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(link) = self.shared.workers.get(*worker) {
+            let _ = link.commands.send(command);
+        }
     }
 
     /// Where to send and how, as SDP negotiated. `telephone_event` is the
@@ -279,19 +415,33 @@ impl MediaSession {
     /// sequence and timestamps so each peer sees one continuous stream. `None`
     /// undoes it for both. Bridging stops prompts and leaves conferences.
     pub fn bridge(&self, other: Option<&MediaSession>) {
-        self.command(Command::Bridge {
+        match other {
+            None => self.command(Command::Unbridge { id: self.id }),
+            Some(other) => self.command(Command::Join {
+                kind: JoinKind::Bridge,
+                first: self.reference(),
+                second: other.reference(),
+                hops: 0,
+            }),
+        }
+    }
+
+    fn reference(&self) -> SessionRef {
+        SessionRef {
             id: self.id,
-            other: other.map(|session| session.id),
-        });
+            route: self.route.clone(),
+        }
     }
 
     /// Conference: adds `other` to this session's mixer (made on first use;
     /// this session is in it too). Every participant hears the sum of the
     /// others. A session is in one mixer at most; attaching moves it.
     pub fn mixer_attach(&self, other: &MediaSession) {
-        self.command(Command::MixerAttach {
-            id: self.id,
-            other: other.id,
+        self.command(Command::Join {
+            kind: JoinKind::Mix,
+            first: self.reference(),
+            second: other.reference(),
+            hops: 0,
         });
     }
 
@@ -351,6 +501,6 @@ impl MediaSession {
 impl Drop for MediaSession {
     fn drop(&mut self) {
         self.shared.open_sessions.fetch_sub(1, Ordering::Relaxed);
-        let _ = self.commands.send(Command::Close { id: self.id });
+        self.command(Command::Close { id: self.id });
     }
 }

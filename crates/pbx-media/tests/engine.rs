@@ -417,11 +417,32 @@ async fn symmetric_rtp_follows_the_phone_behind_nat() {
 
 #[tokio::test(start_paused = true)]
 async fn a_bridge_carries_audio_both_ways_and_transcodes() {
-    let engine = engine();
+    bridge_both_ways(&engine()).await;
+}
+
+/// With two workers, two sessions opened one after the other land on
+/// different ones; bridged, one moves to the other's worker first, and the
+/// bridge works as on one.
+#[tokio::test(start_paused = true)]
+async fn sessions_of_two_workers_are_gathered_to_be_bridged() {
+    let engine = MediaEngine::start(MediaConfig {
+        workers: 2,
+        ..MediaConfig::default()
+    });
+    bridge_both_ways(&engine).await;
+    assert_eq!(engine.open_sessions(), 0);
+}
+
+/// Opens two sessions, bridges them, checks the audio both ways and that
+/// they share a worker, then unbridges.
+async fn bridge_both_ways(engine: &MediaEngine) {
     let mut phone_a = Phone::new().await;
     let mut phone_b = Phone::new().await;
-    let session_a = session_for(&engine, &phone_a, Codec::Pcmu).await;
-    let session_b = session_for(&engine, &phone_b, Codec::Pcma).await;
+    let session_a = session_for(engine, &phone_a, Codec::Pcmu).await;
+    let session_b = session_for(engine, &phone_b, Codec::Pcma).await;
+    if engine.workers() > 1 {
+        assert_eq!(engine.sessions_per_worker(), vec![1, 1]);
+    }
     session_a.bridge(Some(&session_b));
     // Prompts are refused while bridged.
     assert!(!session_a.play(tone(100), None).await.unwrap().completed);
@@ -451,6 +472,9 @@ async fn a_bridge_carries_audio_both_ways_and_transcodes() {
     assert!(phone_b.recv_all(QUIET).await.is_empty());
     // Unbridged, prompts play again.
     assert!(session_a.play(tone(100), None).await.unwrap().completed);
+    let mut together = engine.sessions_per_worker();
+    together.sort_unstable();
+    assert_eq!(together.last(), Some(&2), "{:?}", engine.sessions_per_worker());
 }
 
 /// The most common first sample of the packets: the steady level heard.
@@ -497,17 +521,34 @@ async fn levels_heard(phones: &[Phone]) -> Vec<i16> {
 
 #[tokio::test(start_paused = true)]
 async fn a_conference_lets_everyone_hear_the_others() {
-    let engine = engine();
+    conference(&engine()).await;
+}
+
+/// Three participants on three workers: each joins the mixer's worker.
+#[tokio::test(start_paused = true)]
+async fn participants_of_three_workers_meet_at_the_mixer() {
+    let engine = MediaEngine::start(MediaConfig {
+        workers: 3,
+        ..MediaConfig::default()
+    });
+    conference(&engine).await;
+}
+
+async fn conference(engine: &MediaEngine) {
     let mut phones = vec![Phone::new().await, Phone::new().await, Phone::new().await];
     let mut sessions = Vec::new();
     for phone in &phones {
-        sessions.push(session_for(&engine, phone, Codec::Pcmu).await);
+        sessions.push(session_for(engine, phone, Codec::Pcmu).await);
     }
     sessions[0].mixer_attach(&sessions[1]);
     sessions[0].mixer_attach(&sessions[2]);
     let levels = [1000, 2000, 4000];
 
     talk(&mut phones, &sessions, &levels).await;
+    if engine.workers() > 1 {
+        let per_worker = engine.sessions_per_worker();
+        assert_eq!(per_worker[0], 3, "{per_worker:?}");
+    }
     let heard = levels_heard(&phones).await;
     assert!(
         near(heard[0], 6000) && near(heard[1], 5000) && near(heard[2], 3000),
@@ -540,7 +581,7 @@ async fn a_conference_lets_everyone_hear_the_others() {
 async fn a_vanished_peer_is_reported_inactive() {
     let engine = MediaEngine::start(MediaConfig {
         inactivity_timeout: Duration::from_secs(3),
-        inband_dtmf: true,
+        ..MediaConfig::default()
     });
     let mut phone = Phone::new().await;
     let mut session = engine.open(LOCALHOST).await.unwrap();

@@ -7,6 +7,7 @@
 //! trait (the simulated one here, SIP in `pbx-sip`).
 
 pub mod address;
+pub mod admission;
 pub mod calendar;
 pub mod call;
 pub mod config;
@@ -18,9 +19,12 @@ pub mod observe;
 pub mod ring;
 pub mod rules;
 pub mod runtime;
+pub mod server;
+pub mod shard;
 pub mod sim;
 pub mod store;
 pub mod task;
 
 pub use config::{Config, ConfigError};
 pub use runtime::{Routed, Runtime, StartError};
+pub use server::{Mode, NetworkSetup, Server, ServerError, ServerOptions};

@@ -14,12 +14,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::address::{self, Destination};
-use crate::call::{Leg, LegCommand, LegState, Media, Owner};
+use crate::call::{Leg, LegCommand, LegEvent, LegReport, LegState, Media, OutgoingCall, Status, Target};
 use crate::directory::Account;
 use crate::observe::Event;
 use crate::rules::Action;
 use crate::runtime::Runtime;
-use crate::task::TaskInput;
 
 /// How long phones ring when no `no answer` rule says.
 pub const LONGEST_RING: Duration = Duration::from_secs(60);
@@ -31,8 +30,8 @@ pub(crate) struct Ringing {
     /// The account called (`None` when a rule's `fork` action rings
     /// addresses on its own).
     pub account: Option<Arc<Account>>,
-    /// Contacts and addresses to call.
-    pub targets: Vec<String>,
+    /// Devices, numbers and addresses to call.
+    pub targets: Vec<Target>,
     pub no_answer: Option<(Duration, Action)>,
     pub busy: Option<Action>,
     /// How many times the call has been routed on already (against loops).
@@ -59,9 +58,10 @@ enum Outcome {
     CallerLeft,
 }
 
-/// The addresses to call for `targets`: an account's devices, a number as
-/// it is. Applications cannot be rung; they are skipped, with a note.
-pub(crate) fn expand(runtime: &Runtime, targets: &[String], home: Option<&Arc<Account>>) -> Vec<String> {
+/// What to call for `targets` (addresses as written): an account's
+/// registered devices, a number or address elsewhere as it is.
+/// Applications cannot be rung; they are skipped, with a note.
+pub(crate) fn expand(runtime: &Runtime, targets: &[String], home: Option<&Arc<Account>>) -> Vec<Target> {
     let mut expanded = Vec::new();
     for target in targets {
         match address::resolve(
@@ -71,9 +71,9 @@ pub(crate) fn expand(runtime: &Runtime, targets: &[String], home: Option<&Arc<Ac
             home,
         ) {
             Ok(Destination::Account { account, .. }) => {
-                expanded.extend(runtime.network.devices(&account.address()))
+                expanded.extend(runtime.network.devices(&account).into_iter().map(Target::Device))
             }
-            Ok(Destination::Outside(number)) => expanded.push(number),
+            Ok(Destination::Outside(number)) => expanded.push(Target::outside(&number)),
             Ok(Destination::App { .. }) => note(runtime, format!("{target}: an application cannot be rung")),
             Err(error) => note(runtime, format!("{target}: {error}")),
         }
@@ -97,10 +97,9 @@ pub(crate) fn start(runtime: &Runtime, caller: Leg, plan: Ringing) {
 async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
     let runtime = routing.0.clone();
     let (sender, mut inputs) = mpsc::unbounded_channel();
-    caller.set_owner(Some(sender.clone()));
+    caller.set_owner(Some(Box::new(sender.clone())));
     caller.send(LegCommand::Provision {
-        code: 180,
-        reason: "Ringing".into(),
+        status: Status::RINGING,
         media: false,
     });
     // A caller answered already (a script handed the call on) hears the
@@ -119,15 +118,20 @@ async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
         .clone()
         .unwrap_or_else(|| caller.info.remote_uri.trim_start_matches("sip:").to_string());
     let mut branches: Vec<(String, Option<Leg>)> = Vec::new();
-    for target in &plan.targets {
-        let owner = Owner::default();
-        owner.set(Some(sender.clone()));
-        match runtime.network.place_call(&from, target, owner) {
+    for target in plan.targets {
+        let shown = target.to_string();
+        let call = OutgoingCall {
+            from: from.clone(),
+            target,
+            owner: Box::new(sender.clone()),
+            near: Some(caller.id),
+        };
+        match runtime.network.place_call(call) {
             Ok(leg) => {
-                note(&runtime, format!("ringing {target}"));
-                branches.push((target.clone(), Some(leg)));
+                note(&runtime, format!("ringing {shown}"));
+                branches.push((shown, Some(leg)));
             }
-            Err(reason) => note(&runtime, format!("{target}: {reason}")),
+            Err(reason) => note(&runtime, format!("{shown}: {reason}")),
         }
     }
     let ring_for = plan.no_answer.as_ref().map_or(LONGEST_RING, |(after, _)| *after);
@@ -143,21 +147,21 @@ async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
             };
         }
         tokio::select! {
-            input = inputs.recv() => match input {
-                Some(TaskInput::Completed { leg, error }) => {
+            report = inputs.recv() => match report {
+                Some(LegReport { leg, event: event @ (LegEvent::Answered | LegEvent::Failed(_)) }) => {
                     let Some(index) = branches.iter().position(|(_, branch)| branch.as_ref().is_some_and(|branch| branch.id == leg)) else { continue };
-                    match error {
-                        None => break Outcome::Answered(index),
-                        Some(error) => {
-                            if error.starts_with("486") || error.starts_with("600") {
+                    match event {
+                        LegEvent::Failed(error) => {
+                            if error.status.is_busy() {
                                 busy += 1;
                             }
                             note(&runtime, format!("{}: {error}", branches[index].0));
                             branches[index].1 = None;
                         }
+                        _ => break Outcome::Answered(index),
                     }
                 }
-                Some(TaskInput::Disconnected { leg }) if leg == caller.id => break Outcome::CallerLeft,
+                Some(LegReport { leg, event: LegEvent::Disconnected }) if leg == caller.id => break Outcome::CallerLeft,
                 Some(_) => {}
                 None => break Outcome::CallerLeft,
             },
@@ -194,7 +198,7 @@ async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
             }
             None => {
                 note(&runtime, "busy".into());
-                refuse(caller, 486);
+                refuse(caller, Status::BUSY_HERE);
             }
         },
         Outcome::NoAnswer => match plan.no_answer {
@@ -204,7 +208,7 @@ async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
             }
             None => {
                 note(&runtime, "no answer".into());
-                refuse(caller, 480);
+                refuse(caller, Status::TEMPORARILY_UNAVAILABLE);
             }
         },
     }
@@ -239,7 +243,7 @@ async fn connect(
     caller: Leg,
     target: String,
     callee: Leg,
-    mut inputs: mpsc::UnboundedReceiver<TaskInput>,
+    mut inputs: mpsc::UnboundedReceiver<LegReport>,
 ) {
     let (reply, answer) = oneshot::channel();
     caller.send(LegCommand::Accept { reply });
@@ -254,14 +258,20 @@ async fn connect(
     caller.send(LegCommand::Bridge(Some(callee.handle())));
     callee.send(LegCommand::Bridge(Some(caller.handle())));
     note(runtime, format!("{target} answered; connected"));
-    while let Some(input) = inputs.recv().await {
-        match input {
-            TaskInput::Disconnected { leg } if leg == caller.id => {
+    while let Some(report) = inputs.recv().await {
+        match report {
+            LegReport {
+                leg,
+                event: LegEvent::Disconnected,
+            } if leg == caller.id => {
                 callee.send(LegCommand::Disconnect { reason: None });
                 note(runtime, "the caller hung up".into());
                 return;
             }
-            TaskInput::Disconnected { leg } if leg == callee.id => {
+            LegReport {
+                leg,
+                event: LegEvent::Disconnected,
+            } if leg == callee.id => {
                 caller.send(LegCommand::Disconnect { reason: None });
                 note(runtime, format!("{target} hung up"));
                 return;
@@ -271,11 +281,8 @@ async fn connect(
     }
 }
 
-fn refuse(caller: Leg, code: u16) {
-    caller.send(LegCommand::Reject {
-        code,
-        reason: crate::call::reason_phrase(code).into(),
-    });
+fn refuse(caller: Leg, status: Status) {
+    caller.send(LegCommand::Reject { status });
 }
 
 /// Does what a rule said once ringing did not work out.

@@ -11,7 +11,7 @@ use pbx_lang::value::{Portable, Seconds, TaskId};
 use pbx_lang::Limits;
 
 use crate::address::{self, Destination};
-use crate::call::{Leg, LegCommand, Network};
+use crate::call::{IncomingCall, Leg, LegCommand, Network, Status, Target};
 use crate::config::{Config, ConfigError};
 use crate::directory::{Account, Directory};
 use crate::env::{Environments, ProgramError};
@@ -55,7 +55,7 @@ impl Clock for RuntimeClock {
 /// What every task shares.
 pub struct Shared {
     pub config: Config,
-    pub directory: Directory,
+    pub directory: Arc<Directory>,
     pub environments: Arc<Environments>,
     pub registry: Registry,
     pub observer: Arc<dyn Observer>,
@@ -110,26 +110,27 @@ pub enum StartError {
 
 impl StartError {
     /// The SIP response a caller gets.
-    pub fn sip_code(&self) -> u16 {
+    pub fn status(&self) -> Status {
         match self {
-            StartError::Address(_) => 404,
-            StartError::Program(ProgramError::Missing(_) | ProgramError::Refused(_)) => 404,
-            _ => 500,
+            StartError::Address(_) => Status::NOT_FOUND,
+            StartError::Program(ProgramError::Missing(_) | ProgramError::Refused(_)) => Status::NOT_FOUND,
+            _ => Status::SERVER_INTERNAL_ERROR,
         }
     }
 }
 
 impl Runtime {
-    /// A runtime for `config`, placing calls on `network`, reporting to
-    /// `observer`, doing network I/O on `io`.
-    pub fn new(
+    /// A runtime for `config` and its accounts, placing calls on `network`,
+    /// reporting to `observer`, doing network I/O on `io`. Built by
+    /// `server::Server::start`.
+    pub(crate) fn new(
         config: Config,
+        directory: Arc<Directory>,
         network: Arc<dyn Network>,
         observer: Arc<dyn Observer>,
         io: tokio::runtime::Handle,
         virtual_time: bool,
     ) -> Result<Runtime, ConfigError> {
-        let directory = Directory::from_config(&config)?;
         let server_zone = TimeZone::get(&config.server.time_zone).map_err(|error| ConfigError {
             location: "server.time_zone".into(),
             message: error.to_string(),
@@ -217,8 +218,7 @@ impl Runtime {
                 }
                 if let Some(leg) = &leg {
                     leg.send(LegCommand::Reject {
-                        code: 500,
-                        reason: "Failed to load the application".into(),
+                        status: Status::with_reason(500, "Failed to load the application"),
                     });
                 }
                 return Err(error.into());
@@ -241,8 +241,7 @@ impl Runtime {
         let Some(entry) = program.entry(entry) else {
             if let Some(leg) = &leg {
                 leg.send(LegCommand::Reject {
-                    code: 500,
-                    reason: "Failed to load the application".into(),
+                    status: Status::with_reason(500, "Failed to load the application"),
                 });
             }
             return Err(StartError::NoEntry(shown, entry.to_string()));
@@ -265,20 +264,36 @@ impl Runtime {
         ))
     }
 
-    /// A call arrived on `leg` for `target` (a Request-URI or address):
-    /// starts the task addressing chose, or applies the account's rules.
-    pub fn incoming_call(&self, leg: Leg, target: &str) -> Result<Routed, StartError> {
-        let destination = match address::resolve(&self.directory, target, None, None) {
-            Ok(destination) => destination,
+    /// A call arrived: starts the task addressing chose, or applies the
+    /// account's rules. Must be called on a shard (a `LocalSet`).
+    pub fn incoming_call(&self, call: IncomingCall) -> Result<Routed, StartError> {
+        self.route(call.leg, call.destination, 0)
+    }
+
+    /// A call arrived for `target` (an address, as dialled): resolves it,
+    /// then as `incoming_call`. For callers that have not resolved it
+    /// (the simulator, `pbxd run`).
+    pub fn call_address(&self, leg: Leg, target: &str) -> Result<Routed, StartError> {
+        match address::resolve(&self.directory, target, None, None) {
+            Ok(destination) => self.route(leg, destination, 0),
             Err(error) => {
                 leg.send(LegCommand::Reject {
-                    code: 404,
-                    reason: "Not Found".into(),
+                    status: Status::NOT_FOUND,
                 });
-                return Err(error.into());
+                Err(error.into())
             }
-        };
-        self.route(leg, destination, 0)
+        }
+    }
+
+    /// Takes the calls a network hands this shard, until it stops.
+    pub async fn take_calls(&self, mut calls: tokio::sync::mpsc::UnboundedReceiver<IncomingCall>) {
+        while let Some(call) = calls.recv().await {
+            let shown = call.leg.info.request_uri.clone();
+            match self.incoming_call(call) {
+                Ok(routed) => tracing::debug!(?routed, to = %shown, "incoming call"),
+                Err(error) => tracing::info!(to = %shown, "incoming call refused: {error}"),
+            }
+        }
     }
 
     pub(crate) fn route(&self, leg: Leg, destination: Destination, depth: u8) -> Result<Routed, StartError> {
@@ -294,18 +309,13 @@ impl Runtime {
                 .map(Routed::Task),
             Destination::Account { account, .. } if depth < 8 => self.call_account(leg, account, depth),
             // Loop protection: too many diverts in a row.
-            Destination::Account { .. } => Ok(reject(leg, 482, "Loop Detected")),
+            Destination::Account { .. } => Ok(reject(leg, Status::LOOP_DETECTED)),
             Destination::Outside(number) => {
                 // A number beyond the server: the network (a trunk) carries
                 // it. Whoever may call out was checked where the call came
                 // in (the SIP side authenticates and applies the class of
                 // service); the number is shown the caller's caller ID.
-                let caller = leg
-                    .info
-                    .authenticated
-                    .as_deref()
-                    .and_then(|address| address.split_once('@'))
-                    .and_then(|(user, domain)| self.directory.find(user, domain));
+                let caller = leg.info.authenticated.clone();
                 self.observer.event(Event::Routing {
                     what: format!("to {number}: out through the network"),
                 });
@@ -314,7 +324,7 @@ impl Runtime {
                         .as_ref()
                         .map(|account| account.caller_id.clone().unwrap_or_else(|| account.address())),
                     account: caller,
-                    targets: vec![number],
+                    targets: vec![Target::outside(&number)],
                     no_answer: None,
                     busy: None,
                     depth,
@@ -330,7 +340,7 @@ impl Runtime {
         let now = jiff::Timestamp::from_second(self.clock.now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         let working = account.working_hours.as_ref().map(|hours| hours.is_working(now));
         let caller = leg.info.remote_uri.clone();
-        let devices = self.network.devices(&account.address());
+        let devices = self.network.devices(&account);
         let facts = CallFacts {
             working,
             caller: &caller,
@@ -349,13 +359,13 @@ impl Runtime {
                 busy,
                 also,
             } => {
-                let mut targets = devices;
+                let mut targets: Vec<Target> = devices.into_iter().map(Target::Device).collect();
                 targets.extend(ring::expand(self, &also, Some(&account)));
                 if targets.is_empty() {
                     self.observer.event(Event::Routing {
                         what: format!("to {who}: no device to ring"),
                     });
-                    return Ok(reject(leg, 480, "Temporarily Unavailable"));
+                    return Ok(reject(leg, Status::TEMPORARILY_UNAVAILABLE));
                 }
                 self.observer.event(Event::Routing {
                     what: format!("to {who}: ringing"),
@@ -383,7 +393,7 @@ impl Runtime {
         depth: u8,
     ) -> Result<Routed, StartError> {
         if depth >= 8 {
-            return Ok(reject(leg, 482, "Loop Detected"));
+            return Ok(reject(leg, Status::LOOP_DETECTED));
         }
         match action {
             Action::Divert(targets) if targets.len() == 1 => {
@@ -399,7 +409,7 @@ impl Runtime {
             Action::Divert(targets) | Action::Fork(targets) => {
                 let targets = ring::expand(self, &targets, account.as_ref());
                 if targets.is_empty() {
-                    return Ok(reject(leg, 480, "Temporarily Unavailable"));
+                    return Ok(reject(leg, Status::TEMPORARILY_UNAVAILABLE));
                 }
                 let plan = Ringing {
                     from: None,
@@ -412,7 +422,7 @@ impl Runtime {
                 ring::start(self, leg, plan);
                 Ok(Routed::Ringing)
             }
-            Action::Reject(code) => Ok(reject(leg, code, crate::call::reason_phrase(code))),
+            Action::Reject(code) => Ok(reject(leg, Status::new(code))),
         }
     }
 }
@@ -428,10 +438,8 @@ pub enum Routed {
     Rejected(u16),
 }
 
-fn reject(leg: Leg, code: u16, reason: &str) -> Routed {
-    leg.send(LegCommand::Reject {
-        code,
-        reason: reason.into(),
-    });
+fn reject(leg: Leg, status: Status) -> Routed {
+    let code = status.code();
+    leg.send(LegCommand::Reject { status });
     Routed::Rejected(code)
 }

@@ -11,7 +11,6 @@
 //! Time is tokio's: in a paused runtime a simulated call takes no real time.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +18,12 @@ use pbx_media::wav;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::call::{Leg, LegCommand, LegInfo, LegState, Network, Owner, Played, Reply};
-use crate::task::TaskInput;
+use crate::address::Destination;
+use crate::call::{
+    CallError, Device, Leg, LegCommand, LegEvent, LegInfo, Network, OutgoingCall, Owner, Played, Reply,
+    Status, Target,
+};
+use crate::directory::Account;
 
 /// How long a caller waits in silence before pressing the next key.
 pub const THINK: Duration = Duration::from_millis(300);
@@ -122,8 +125,8 @@ pub enum Keys {
 struct Phones(HashMap<String, Phone>);
 
 impl Phones {
-    /// What the phone `to` (an address) does; those not listed answer after
-    /// a second.
+    /// What the phone `to` (an address or number) does; those not listed
+    /// answer after a second.
     fn behaviour(&self, to: &str) -> Phone {
         let user = to
             .trim_start_matches("sip:")
@@ -139,12 +142,27 @@ impl Phones {
             .copied()
             .unwrap_or(Phone::AnswerAfter(Duration::from_secs(1)))
     }
+
+    /// What a target's phone does.
+    fn of_target(&self, target: &Target) -> Phone {
+        match target {
+            Target::Device(device) => self.behaviour(&device.account),
+            Target::Number(text) | Target::Address(text) => self.behaviour(text),
+        }
+    }
+}
+
+/// The name a transfer target is known by in the simulated world.
+fn destination_name(destination: &Destination) -> String {
+    match destination {
+        Destination::App { account, .. } | Destination::Account { account, .. } => account.address(),
+        Destination::Outside(text) => text.clone(),
+    }
 }
 
 /// The simulated network.
 #[derive(Debug, Default)]
 pub struct SimNetwork {
-    next_leg: AtomicU64,
     phones: Arc<Phones>,
 }
 
@@ -158,66 +176,65 @@ impl SimNetwork {
                     .map(|(name, phone)| (name.to_ascii_lowercase(), phone))
                     .collect(),
             )),
-            ..SimNetwork::default()
         }
-    }
-
-    fn next_id(&self) -> u64 {
-        self.next_leg.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// A call from `from` to `to` arriving now; the caller dials `keys`.
     /// Hand the leg to `Runtime::incoming_call`. Must run on a `LocalSet`.
     pub fn incoming(&self, from: &str, to: &str, keys: Keys) -> Leg {
-        let id = self.next_id();
-        let (commands, receiver) = mpsc::unbounded_channel();
-        let owner = Owner::default();
+        let id = crate::call::next_leg_id();
         let info = LegInfo {
             remote_uri: format!("sip:{from}"),
             local_uri: format!("sip:{to}"),
             request_uri: format!("sip:{to}"),
             call_id: format!("sim-{id}@pbxd"),
-            remote_ip: Some(pbx_lang::value::IpEndpoint {
-                address: std::net::IpAddr::from([127, 0, 0, 1]),
-                port: Some(5060),
-            }),
+            remote_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 5060))),
             transfer_supported: true,
             ..LegInfo::default()
         };
-        let peer = Peer::new(id, owner.clone(), keys, self.phones.clone());
-        tokio::task::spawn_local(peer.run(receiver));
-        Leg::new(id, info, LegState::Incoming, false, commands, owner)
+        let (leg, end) = Leg::new(id, info, false, None);
+        let peer = Peer::new(end.owner, keys, self.phones.clone());
+        tokio::task::spawn_local(peer.run(end.commands));
+        leg
     }
 }
 
 impl Network for SimNetwork {
-    fn place_call(&self, from: &str, to: &str, owner: Owner) -> Result<Leg, String> {
-        let id = self.next_id();
-        let (commands, receiver) = mpsc::unbounded_channel();
+    fn place_call(&self, call: OutgoingCall) -> Result<Leg, CallError> {
+        let id = crate::call::next_leg_id();
+        let to = match &call.target {
+            Target::Device(device) => device.contact.clone(),
+            Target::Number(number) => format!("sip:{number}"),
+            Target::Address(address) => format!("sip:{address}"),
+        };
         let info = LegInfo {
-            remote_uri: format!("sip:{}", to.trim_start_matches("sip:")),
-            local_uri: format!("sip:{from}"),
-            request_uri: format!("sip:{}", to.trim_start_matches("sip:")),
+            remote_uri: to.clone(),
+            local_uri: format!("sip:{}", call.from),
+            request_uri: to,
             call_id: format!("sim-{id}@pbxd"),
             transfer_supported: true,
             ..LegInfo::default()
         };
-        let phone = self.phones.behaviour(to);
-        let ringing = owner.clone();
-        let peer = Peer::new(id, owner.clone(), Keys::Script(Vec::new()), self.phones.clone());
+        let phone = self.phones.of_target(&call.target);
+        let (leg, end) = Leg::new(id, info, true, Some(call.owner));
+        let peer = Peer::new(end.owner, Keys::Script(Vec::new()), self.phones.clone());
         tokio::task::spawn_local(async move {
-            ringing.send(TaskInput::Provisional { leg: id, code: 180 });
-            peer.run_callee(receiver, phone).await;
+            peer.owner.report(LegEvent::Provisional(Status::RINGING));
+            peer.run_callee(end.commands, phone).await;
         });
-        Ok(Leg::new(id, info, LegState::Incoming, true, commands, owner))
+        Ok(leg)
     }
 
     /// An account has a simulated phone when `[simulation] phones` lists
     /// it; the phone is then its one device.
-    fn devices(&self, address: &str) -> Vec<String> {
-        let user = address.split('@').next().unwrap_or(address).to_ascii_lowercase();
-        if self.phones.0.contains_key(&user) {
-            vec![address.to_string()]
+    fn devices(&self, account: &Account) -> Vec<Device> {
+        if self.phones.0.contains_key(&account.name.to_ascii_lowercase()) {
+            vec![Device {
+                account: account.address(),
+                contact: format!("sip:{}", account.address()),
+                address: None,
+                transport: crate::call::Transport::Udp,
+            }]
         } else {
             Vec::new()
         }
@@ -226,7 +243,6 @@ impl Network for SimNetwork {
 
 /// The far end of a simulated leg.
 struct Peer {
-    leg: u64,
     owner: Owner,
     /// Whether media flows (answered, or early media).
     connected: bool,
@@ -245,9 +261,8 @@ struct Peer {
 }
 
 impl Peer {
-    fn new(leg: u64, owner: Owner, keys: Keys, phones: Arc<Phones>) -> Peer {
+    fn new(owner: Owner, keys: Keys, phones: Arc<Phones>) -> Peer {
         Peer {
-            leg,
             owner,
             connected: false,
             answered: false,
@@ -260,12 +275,12 @@ impl Peer {
         }
     }
 
-    /// When `target`'s phone would answer, or why it would not.
-    fn ring(&self, target: &str) -> (Duration, Result<(), String>) {
-        match self.phones.behaviour(target) {
+    /// When a phone that behaves so would answer, or why it would not.
+    fn ring(phone: Phone) -> (Duration, Result<(), String>) {
+        match phone {
             Phone::AnswerAfter(after) => (after, Ok(())),
-            Phone::Busy => (BUSY_AFTER, Err("486 Busy Here".into())),
-            Phone::NeverAnswer => (NO_ANSWER_AFTER, Err("408 Request Timeout".into())),
+            Phone::Busy => (BUSY_AFTER, Err(Status::BUSY_HERE.to_string())),
+            Phone::NeverAnswer => (NO_ANSWER_AFTER, Err(Status::REQUEST_TIMEOUT.to_string())),
         }
     }
 }
@@ -294,10 +309,7 @@ impl Peer {
             Phone::AnswerAfter(after) => Some(Instant::now() + after),
             Phone::Busy => {
                 tokio::time::sleep(BUSY_AFTER).await;
-                self.owner.send(TaskInput::Completed {
-                    leg: self.leg,
-                    error: Some("486 Busy Here".into()),
-                });
+                self.owner.report(LegEvent::Failed(Status::BUSY_HERE.into()));
                 return;
             }
             Phone::NeverAnswer => None,
@@ -312,7 +324,7 @@ impl Peer {
                 },
                 () = tokio::time::sleep_until(wake) => {
                     if answer_at.is_none() {
-                        self.owner.send(TaskInput::Completed { leg: self.leg, error: Some("408 No Answer".into()) });
+                        self.owner.report(LegEvent::Failed(Status::with_reason(408, "No Answer").into()));
                         return;
                     }
                     break;
@@ -322,10 +334,7 @@ impl Peer {
         self.connected = true;
         self.answered = true;
         self.called = true;
-        self.owner.send(TaskInput::Completed {
-            leg: self.leg,
-            error: None,
-        });
+        self.owner.report(LegEvent::Answered);
         self.run(commands).await;
     }
 
@@ -388,9 +397,9 @@ impl Peer {
                 }
                 key = async { match live { Some(receiver) => receiver.recv().await, None => std::future::pending().await } } => {
                     match key.flatten() {
-                        Some(symbol) => self.owner.send(TaskInput::Dtmf(symbol)),
+                        Some(symbol) => self.owner.report(LegEvent::Dtmf(symbol)),
                         None => {
-                            self.owner.send(TaskInput::Disconnected { leg: self.leg });
+                            self.owner.report(LegEvent::Disconnected);
                             return;
                         }
                     }
@@ -398,7 +407,7 @@ impl Peer {
                 () = tokio::time::sleep_until(wake) => {
                     let now = Instant::now();
                     if now >= give_up {
-                        self.owner.send(TaskInput::Disconnected { leg: self.leg });
+                        self.owner.report(LegEvent::Disconnected);
                         return;
                     }
                     if media_end.is_some_and(|end| now >= end) {
@@ -407,7 +416,7 @@ impl Peer {
                     if fork_at.is_some_and(|at| now >= at) {
                         if let Some((_, by)) = self.fork.take() {
                             finish(&mut media, false);
-                            self.owner.send(TaskInput::AnsweredElsewhere { leg: self.leg, by });
+                            self.owner.report(LegEvent::AnsweredElsewhere { by });
                             return;
                         }
                     }
@@ -425,7 +434,7 @@ impl Peer {
                     if key_at.is_some_and(|at| now >= at) {
                         match script.pop_front() {
                             Some(Key::Press(symbol) | Key::BargeIn(symbol)) => {
-                                self.owner.send(TaskInput::Dtmf(symbol));
+                                self.owner.report(LegEvent::Dtmf(symbol));
                                 if let Media::Idle { since } = &mut media {
                                     *since = now;
                                 }
@@ -490,15 +499,15 @@ impl Peer {
             LegCommand::Fork { targets } => {
                 let now = Instant::now();
                 for target in targets {
-                    if let (after, Ok(())) = self.ring(&target) {
+                    if let (after, Ok(())) = Peer::ring(self.phones.of_target(&target)) {
                         if self.fork.as_ref().is_none_or(|(at, _)| now + after < *at) {
-                            self.fork = Some((now + after, target));
+                            self.fork = Some((now + after, target.to_string()));
                         }
                     }
                 }
             }
             LegCommand::Transfer { target, reply } => {
-                let (after, outcome) = self.ring(&target);
+                let (after, outcome) = Peer::ring(self.phones.behaviour(&destination_name(&target)));
                 self.transfer = Some((Instant::now() + after, outcome, reply));
             }
             LegCommand::Join { other, reply } => {

@@ -53,7 +53,7 @@ fn a_forked_target_that_answers_first_takes_the_call() {
     let calls = events.calls();
     assert!(calls.contains(&"forked to operator".to_string()), "{calls:?}");
     assert!(
-        calls.contains(&"operator answered the forked call".to_string()),
+        calls.contains(&"operator@example.com answered the forked call".to_string()),
         "{calls:?}"
     );
 }

@@ -150,7 +150,7 @@ fn three_callers_meet_in_a_room_chime_as_they_come_and_go_and_the_room_outlives_
         for caller in 0..3 {
             let keys = Keys::Script(parse_script("!7#").unwrap());
             let leg = network.incoming(&format!("caller{caller}@sim"), "conference@example.com", keys);
-            runtime.incoming_call(leg, "conference@example.com").unwrap();
+            runtime.call_address(leg, "conference@example.com").unwrap();
             tokio::time::sleep(Duration::from_secs(20)).await;
         }
         runtime.registry.idle().await;
@@ -198,9 +198,7 @@ fn voicemail_mails_the_message_keeps_it_and_the_owner_hears_and_deletes_it_with_
         let call = |keys: &str| {
             let keys = Keys::Script(parse_script(keys).unwrap());
             let leg = network.incoming("caller@sim", "voicemail#petrov@example.com", keys);
-            runtime
-                .incoming_call(leg, "voicemail#petrov@example.com")
-                .unwrap();
+            runtime.call_address(leg, "voicemail#petrov@example.com").unwrap();
         };
         // A caller speaks for about 4 s after the beep and presses #.
         call(",,,,,,,,#");

@@ -6,14 +6,35 @@
 //! what a PBX decides (who may register, where a call goes, which codecs)
 //! is ours.
 
-pub mod call;
+mod call;
 pub mod digest;
+mod incoming;
 pub mod location;
-pub mod network;
+mod network;
+mod outgoing;
 pub mod registrar;
 pub mod route;
 pub mod sdp;
 pub mod server;
+pub mod transport;
+
+pub use server::{SipNetwork, SipShared};
+
+/// A running pbxd on SIP.
+pub type SipServer = pbx_runtime::Server<SipNetwork>;
+
+/// Starts pbxd on SIP for `config` (the one way `pbxd serve` and the tests
+/// build it): shards, media workers, listeners on `sip.listen`.
+pub fn start(
+    config: pbx_runtime::Config,
+    observer: std::sync::Arc<dyn pbx_runtime::observe::Observer>,
+) -> Result<SipServer, pbx_runtime::ServerError> {
+    let options = pbx_runtime::ServerOptions {
+        observer,
+        mode: pbx_runtime::Mode::Threads,
+    };
+    pbx_runtime::Server::start(config, options, SipNetwork::bind)
+}
 
 /// Undoes `%XX` escapes (a Request-URI's `callback%23ivanov`); a broken
 /// escape stays as written.

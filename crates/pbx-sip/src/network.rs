@@ -1,35 +1,45 @@
-//! The runtime's `Network` over SIP: outgoing calls, and where an account
+//! The runtime's `Network` over SIP: placing calls, and where an account
 //! can be reached (its registrations).
 
-use std::sync::Arc;
+use pbx_runtime::call::{CallError, Device, Leg, Network, OutgoingCall, Status, Transport};
+use pbx_runtime::directory::Account;
 
-use pbx_runtime::call::{Leg, Network, Owner};
-
-use crate::server::SipShared;
-
-/// The SIP side of the call abstraction.
-#[derive(Debug, Clone)]
-pub struct SipNetwork {
-    shared: Arc<SipShared>,
-}
-
-impl SipNetwork {
-    pub fn new(shared: Arc<SipShared>) -> SipNetwork {
-        SipNetwork { shared }
-    }
-}
+use crate::server::SipNetwork;
 
 impl Network for SipNetwork {
-    fn place_call(&self, from: &str, to: &str, owner: Owner) -> Result<Leg, String> {
-        crate::call::place(&self.shared, from, to, owner)
+    fn place_call(&self, call: OutgoingCall) -> Result<Leg, CallError> {
+        let network = self
+            .this
+            .upgrade()
+            .ok_or_else(|| CallError::new(Status::SERVICE_UNAVAILABLE, "stopping"))?;
+        crate::outgoing::place(&network, call)
     }
 
-    fn devices(&self, address: &str) -> Vec<String> {
-        match self.shared.location.lookup(address) {
-            // Each device is called through its account's address: the
-            // route looks the registration up again when the call is placed.
-            Ok(bindings) if !bindings.is_empty() => vec![address.to_string()],
-            _ => Vec::new(),
-        }
+    fn devices(&self, account: &Account) -> Vec<Device> {
+        let address = account.address();
+        let bindings = match self.shared.location.lookup(&address) {
+            Ok(bindings) => bindings,
+            Err(error) => {
+                tracing::warn!(%address, %error, "registrations not readable");
+                Vec::new()
+            }
+        };
+        bindings
+            .into_iter()
+            .map(|binding| Device {
+                account: address.clone(),
+                contact: binding.contact,
+                address: Some(binding.source),
+                transport: if binding.transport.eq_ignore_ascii_case("tcp") {
+                    Transport::Tcp
+                } else {
+                    Transport::Udp
+                },
+            })
+            .collect()
+    }
+
+    fn close(&self) {
+        self.shutdown();
     }
 }

@@ -104,10 +104,7 @@ fn handle(shared: &SipShared, tx: &Transaction) -> Result<Vec<Header>, Refusal> 
     let domain = shared
         .domain_for(&to.host().to_string())
         .ok_or_else(|| refuse(StatusCode::NotFound))?;
-    let runtime = shared
-        .runtime()
-        .ok_or_else(|| refuse(StatusCode::ServiceUnavailable))?;
-    let account = runtime
+    let account = shared
         .directory
         .find(&user, &domain)
         .ok_or_else(|| refuse(StatusCode::NotFound))?;
@@ -121,7 +118,7 @@ fn handle(shared: &SipShared, tx: &Transaction) -> Result<Vec<Header>, Refusal> 
     };
     let password_of = |given: &str| {
         let name = given.split('@').next().unwrap_or(given);
-        runtime
+        shared
             .directory
             .find(name, &account.domain)
             .filter(|found| found.name == account.name)

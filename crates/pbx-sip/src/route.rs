@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 
-use pbx_runtime::address::{self, Destination};
-use pbx_runtime::Runtime;
+use pbx_runtime::address::Destination;
+use pbx_runtime::call::{CallError, Status, Target, Transport as DeviceTransport};
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::sip::{HostWithPort, Transport};
 use rsipstack::transport::SipAddr;
@@ -31,11 +31,10 @@ fn matches(pattern: &str, number: &str) -> bool {
     }
 }
 
-fn sip_addr(address: SocketAddr, transport: &str) -> SipAddr {
-    let transport = if transport.eq_ignore_ascii_case("tcp") {
-        Transport::Tcp
-    } else {
-        Transport::Udp
+fn sip_addr(address: SocketAddr, transport: DeviceTransport) -> SipAddr {
+    let transport = match transport {
+        DeviceTransport::Tcp => Transport::Tcp,
+        DeviceTransport::Udp => Transport::Udp,
     };
     SipAddr {
         r#type: Some(transport),
@@ -43,38 +42,25 @@ fn sip_addr(address: SocketAddr, transport: &str) -> SipAddr {
     }
 }
 
-/// Decides the route to `to` (an address or a number, as a script gives it).
-pub fn outgoing(shared: &SipShared, runtime: &Runtime, to: &str) -> Result<Route, String> {
-    let text = to.trim().trim_start_matches("sip:");
-    let default_domain = runtime.directory.first_domain().map(|domain| domain.name.clone());
-    match address::resolve(&runtime.directory, text, default_domain.as_deref(), None) {
-        Ok(Destination::Account { account, .. }) => {
-            let bindings = shared
-                .location
-                .lookup(&account.address())
-                .map_err(|error| format!("500 Server Internal Error ({error})"))?;
-            let binding = bindings
-                .first()
-                .ok_or_else(|| "480 Temporarily Unavailable".to_string())?;
-            Ok(Route {
-                request_uri: binding.contact.clone(),
-                destination: Some(sip_addr(binding.source, &binding.transport)),
-                credential: None,
-            })
-        }
-        Ok(Destination::Outside(number)) if !number.contains('@') => trunk(shared, &number),
-        Ok(Destination::Outside(address)) => Ok(Route {
-            request_uri: format!("sip:{address}"),
+/// The route to a target the runtime resolved.
+pub fn outgoing(shared: &SipShared, target: &Target) -> Result<Route, CallError> {
+    match target {
+        Target::Device(device) => Ok(Route {
+            request_uri: device.contact.clone(),
+            destination: device.address.map(|address| sip_addr(address, device.transport)),
+            credential: None,
+        }),
+        Target::Number(number) => trunk(shared, number),
+        Target::Address(address) => Ok(Route {
+            request_uri: format!("sip:{}", address.trim_start_matches("sip:")),
             destination: None,
             credential: None,
         }),
-        Ok(Destination::App { app, .. }) => Err(format!("404 Not Found (#{app} is an application)")),
-        Err(error) => Err(format!("404 Not Found ({error})")),
     }
 }
 
 /// The first trunk (by name) that carries `number`.
-fn trunk(shared: &SipShared, number: &str) -> Result<Route, String> {
+fn trunk(shared: &SipShared, number: &str) -> Result<Route, CallError> {
     let (name, trunk) = shared
         .config
         .trunks
@@ -82,7 +68,7 @@ fn trunk(shared: &SipShared, number: &str) -> Result<Route, String> {
         .find(|(_, trunk)| {
             trunk.numbers.is_empty() || trunk.numbers.iter().any(|pattern| matches(pattern, number))
         })
-        .ok_or_else(|| format!("404 Not Found (no trunk carries {number})"))?;
+        .ok_or_else(|| CallError::new(Status::NOT_FOUND, format!("no trunk carries {number}")))?;
     let host = trunk
         .domain
         .clone()
@@ -91,7 +77,7 @@ fn trunk(shared: &SipShared, number: &str) -> Result<Route, String> {
         .proxy
         .parse::<SocketAddr>()
         .ok()
-        .map(|address| sip_addr(address, "udp"));
+        .map(|address| sip_addr(address, DeviceTransport::Udp));
     let credential = trunk.username.as_ref().map(|username| Credential {
         username: username.clone(),
         password: trunk.password.clone().unwrap_or_default(),
@@ -108,16 +94,13 @@ fn trunk(shared: &SipShared, number: &str) -> Result<Route, String> {
 
 /// The Refer-To of a blind transfer to `target`: an account's address at
 /// this server (the peer calls pbxd, which rings it), or a SIP address.
-pub fn refer_target(shared: &SipShared, runtime: &Runtime, target: &str) -> Option<String> {
-    let text = target.trim().trim_start_matches("sip:");
-    let default_domain = runtime.directory.first_domain().map(|domain| domain.name.clone());
+pub fn refer_target(shared: &SipShared, target: &Destination) -> String {
     let server = crate::server::host_port(shared.advertise, shared.listen.port());
-    match address::resolve(&runtime.directory, text, default_domain.as_deref(), None) {
-        Ok(Destination::Account { account, .. }) => Some(format!("sip:{}@{server}", account.name)),
-        Ok(Destination::App { app, account, .. }) => Some(format!("sip:{}%23{}@{server}", app, account.name)),
-        Ok(Destination::Outside(number)) if !number.contains('@') => Some(format!("sip:{number}@{server}")),
-        Ok(Destination::Outside(address)) => Some(format!("sip:{address}")),
-        Err(_) => None,
+    match target {
+        Destination::Account { account, .. } => format!("sip:{}@{server}", account.name),
+        Destination::App { app, account, .. } => format!("sip:{}%23{}@{server}", app, account.name),
+        Destination::Outside(number) if !number.contains('@') => format!("sip:{number}@{server}"),
+        Destination::Outside(address) => format!("sip:{}", address.trim_start_matches("sip:")),
     }
 }
 

@@ -1,23 +1,25 @@
-//! The SIP server: listeners (UDP and TCP on `sip.listen`), the loop that
-//! takes each incoming transaction to the registrar, a call, or a dialog
-//! it belongs to, and what every part shares.
+//! The SIP server: one rsipstack endpoint per shard, the loop that takes
+//! each incoming transaction to the registrar, a new call, or the dialog
+//! it belongs to, and what every shard shares.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pbx_media::engine::{MediaEngine, MediaSession};
 use pbx_media::prompt::PromptCache;
-use pbx_runtime::call::LegId;
-use pbx_runtime::{Config, Runtime};
+use pbx_runtime::admission::Admission;
+use pbx_runtime::call::{IncomingCalls, LegId};
+use pbx_runtime::directory::Directory;
+use pbx_runtime::shard::ShardSpawner;
+use pbx_runtime::{Config, NetworkSetup};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, Method, StatusCode};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::transaction::Transaction;
-use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::TransportLayer;
 use rsipstack::EndpointBuilder;
@@ -26,24 +28,24 @@ use tokio_util::sync::CancellationToken;
 use crate::digest::{Algorithm, DigestServer};
 use crate::location::LocationStore;
 use crate::registrar::{self, AuthFailures};
+use crate::transport::{self, ShardUdp};
 
 /// The methods pbxd takes.
 pub const ALLOWED: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, UPDATE, REFER, NOTIFY";
 
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("cannot listen on {address}: {reason}")]
-    Listen { address: SocketAddr, reason: String },
-    #[error(transparent)]
-    Store(#[from] crate::location::StoreError),
+/// A live leg's media and dialog, so one call's media can be joined to
+/// another's (a bridge, a conference) and a peer referred to another (a
+/// transfer), whatever shard either is on.
+#[derive(Clone)]
+pub(crate) struct LiveLeg {
+    pub media: Arc<MediaSession>,
+    pub dialog: InviteDialog,
 }
 
-/// What the parts of the SIP server share.
+/// What every shard of the SIP server shares.
 pub struct SipShared {
     pub config: Config,
-    pub endpoint: EndpointInnerRef,
-    pub dialogs: Arc<DialogLayer>,
+    pub directory: Arc<Directory>,
     pub location: LocationStore,
     pub media: MediaEngine,
     pub prompts: PromptCache,
@@ -51,16 +53,16 @@ pub struct SipShared {
     pub listen: SocketAddr,
     pub advertise: IpAddr,
     pub auth_failures: AuthFailures,
-    /// Media and dialogs of the live calls, by leg, so one call's media can
-    /// be joined to another's (a bridge, a conference) and a peer referred
-    /// to another (a transfer) from a `LegHandle`.
-    legs: Mutex<HashMap<LegId, (Arc<MediaSession>, InviteDialog)>>,
+    pub admission: Arc<Admission>,
+    /// Written when a leg starts and ends (its shard); read to bridge,
+    /// mix and transfer (any shard).
+    legs: Mutex<HashMap<LegId, LiveLeg>>,
     digests: Mutex<HashMap<String, Arc<DigestServer>>>,
-    runtime: OnceLock<Runtime>,
-    next_leg: AtomicU64,
-    cancel: CancellationToken,
-    /// Set when shutting down: new calls get 503, running ones go on.
-    pub draining: std::sync::atomic::AtomicBool,
+    /// TCP connections by the peer's address, and the shard that has each.
+    /// Written by the acceptor; read to place a call on the right shard.
+    tcp_flows: Mutex<HashMap<SocketAddr, usize>>,
+    /// Counts messages refused as malformed (tests and statistics).
+    pub refused_messages: AtomicU64,
 }
 
 impl std::fmt::Debug for SipShared {
@@ -70,11 +72,6 @@ impl std::fmt::Debug for SipShared {
 }
 
 impl SipShared {
-    /// The runtime, once `SipServer::serve` has it.
-    pub fn runtime(&self) -> Option<&Runtime> {
-        self.runtime.get()
-    }
-
     /// The digest server of `domain` (its realm).
     pub fn digest(&self, domain: &str) -> Arc<DigestServer> {
         let lifetime = Duration::from_secs(self.config.sip.nonce_lifetime_seconds);
@@ -95,14 +92,13 @@ impl SipShared {
     /// The domain a request's host names: one of ours by name, or, for an
     /// address of this server (phones often use the IP), the first domain.
     pub fn domain_for(&self, host: &str) -> Option<String> {
-        let runtime = self.runtime()?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        if let Some(domain) = runtime.directory.domain(host) {
+        if let Some(domain) = self.directory.domain(host) {
             return Some(domain.name.clone());
         }
         let is_ours = host.parse::<IpAddr>().is_ok() || host.eq_ignore_ascii_case("localhost");
         if is_ours {
-            return runtime.directory.first_domain().map(|domain| domain.name.clone());
+            return self.directory.first_domain().map(|domain| domain.name.clone());
         }
         None
     }
@@ -118,28 +114,33 @@ impl SipShared {
     }
 
     /// Keeps a live leg's media and dialog.
-    pub fn remember(&self, leg: LegId, media: &Arc<MediaSession>, dialog: &InviteDialog) {
+    pub(crate) fn remember(&self, leg: LegId, media: &Arc<MediaSession>, dialog: &InviteDialog) {
         if let Ok(mut legs) = self.legs.lock() {
-            legs.insert(leg, (media.clone(), dialog.clone()));
+            legs.insert(
+                leg,
+                LiveLeg {
+                    media: media.clone(),
+                    dialog: dialog.clone(),
+                },
+            );
         }
     }
 
     /// Forgets a leg that ended.
-    pub fn forget(&self, leg: LegId, dialog: &InviteDialog) {
+    pub(crate) fn forget(&self, leg: LegId) {
         if let Ok(mut legs) = self.legs.lock() {
             legs.remove(&leg);
         }
-        self.dialogs.remove_dialog(&dialog.id());
     }
 
     /// A live leg's media.
     pub fn media_of(&self, leg: LegId) -> Option<Arc<MediaSession>> {
-        self.legs.lock().ok()?.get(&leg).map(|(media, _)| media.clone())
+        self.legs.lock().ok()?.get(&leg).map(|live| live.media.clone())
     }
 
     /// A live leg's dialog.
     pub fn dialog_of(&self, leg: LegId) -> Option<InviteDialog> {
-        self.legs.lock().ok()?.get(&leg).map(|(_, dialog)| dialog.clone())
+        self.legs.lock().ok()?.get(&leg).map(|live| live.dialog.clone())
     }
 
     /// How many legs are live (tests count them back to zero).
@@ -147,19 +148,14 @@ impl SipShared {
         self.legs.lock().map(|legs| legs.len()).unwrap_or(0)
     }
 
-    /// A new leg ID.
-    pub fn next_leg(&self) -> LegId {
-        self.next_leg.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
     /// The Contact pbxd gives in dialogs: `sip:pbx@advertised:port`.
     pub fn contact(&self) -> String {
         format!("sip:pbx@{}", host_port(self.advertise, self.listen.port()))
     }
 
-    /// Stops everything (the listeners, the dialogs' timers).
-    pub fn shutdown(&self) {
-        self.cancel.cancel();
+    /// The shard that has the TCP connection from `peer`, if any.
+    pub(crate) fn tcp_shard(&self, peer: SocketAddr) -> Option<usize> {
+        self.tcp_flows.lock().ok()?.get(&peer).copied()
     }
 }
 
@@ -171,47 +167,69 @@ pub fn host_port(ip: IpAddr, port: u16) -> String {
     }
 }
 
-/// The SIP server, before and after it has its runtime.
-pub struct SipServer {
-    shared: Arc<SipShared>,
-    endpoint: rsipstack::transaction::Endpoint,
+/// One shard's SIP stack: its endpoint (transactions, its share of the UDP
+/// port, the TCP connections it took), its dialogs, and where its new calls
+/// go. Lives on the shard's thread; the handles are shared.
+pub struct SipShard {
+    pub index: usize,
+    pub endpoint: EndpointInnerRef,
+    pub dialogs: Arc<DialogLayer>,
+    pub incoming: IncomingCalls,
 }
 
-impl std::fmt::Debug for SipServer {
+impl std::fmt::Debug for SipShard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.shared.fmt(f)
+        f.debug_struct("SipShard").field("index", &self.index).finish()
     }
 }
 
-impl SipServer {
-    /// Binds the listeners and opens the location store. The runtime
-    /// comes later (it needs this server's network to exist first).
-    pub async fn bind(config: Config, media: MediaEngine) -> Result<SipServer, StartError> {
-        let cancel = CancellationToken::new();
+/// The SIP side of pbxd: the runtime's `Network`, and the server behind it.
+pub struct SipNetwork {
+    /// Itself, for the calls it places (they hold the network).
+    pub(crate) this: std::sync::Weak<SipNetwork>,
+    pub(crate) shared: Arc<SipShared>,
+    pub(crate) shards: Vec<Arc<SipShard>>,
+    pub(crate) spawner: ShardSpawner,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for SipNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipNetwork")
+            .field("listen", &self.shared.listen)
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}
+
+/// What a shard reports once its endpoint is up.
+type ShardReady = std::io::Result<Arc<SipShard>>;
+
+impl SipNetwork {
+    /// Binds the listeners (UDP and TCP on `sip.listen`), opens the
+    /// location store, starts an endpoint on every shard.
+    pub fn bind(setup: NetworkSetup<'_>) -> Result<Arc<SipNetwork>, String> {
+        let config = setup.config;
         let listen = config.sip.listen;
-        let transport_layer = TransportLayer::new(cancel.clone());
-        let listen_failed = |reason: String| StartError::Listen {
-            address: listen,
-            reason,
-        };
-        let udp = UdpConnection::create_connection(listen, None, Some(cancel.child_token()))
-            .await
-            .map_err(|error| listen_failed(error.to_string()))?;
-        // The port the OS chose, when asked for port 0 (tests).
-        let bound = udp.get_addr().get_socketaddr().unwrap_or(listen);
-        transport_layer.add_transport(udp.into());
-        let tcp = TcpListenerConnection::new(bound, None)
-            .await
-            .map_err(|error| listen_failed(error.to_string()))?;
-        transport_layer.add_transport(tcp.into());
-        let endpoint = EndpointBuilder::new()
-            .with_cancel_token(cancel.clone())
-            .with_transport_layer(transport_layer)
-            .with_user_agent(concat!("pbxd/", env!("CARGO_PKG_VERSION")))
-            .with_inspector(Box::new(crate::EscapeRepair))
-            .build();
-        let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
-        let location = LocationStore::open(&config.data_dir.join("location.redb"))?;
+        let failed = |error: std::io::Error| format!("cannot listen on {listen}: {error}");
+        let spawner = setup
+            .shards
+            .spawner()
+            .filter(|_| setup.shards.threaded())
+            .ok_or("SIP needs shards of their own")?;
+        let media = setup.media.clone().ok_or("SIP needs the media engine")?;
+        let count = setup.shards.count();
+        let udp = transport::bind_udp(listen, count).map_err(failed)?;
+        let bound = udp
+            .first()
+            .map(std::net::UdpSocket::local_addr)
+            .transpose()
+            .map_err(failed)?
+            .unwrap_or(listen);
+        let tcp = std::net::TcpListener::bind(bound).map_err(failed)?;
+        tcp.set_nonblocking(true).map_err(failed)?;
+        let location =
+            LocationStore::open(&config.data_dir.join("location.redb")).map_err(|error| error.to_string())?;
         let advertise = config.sip.advertise.unwrap_or_else(|| {
             if bound.ip().is_unspecified() {
                 IpAddr::from([127, 0, 0, 1])
@@ -220,28 +238,71 @@ impl SipServer {
             }
         });
         let shared = Arc::new(SipShared {
-            config,
-            endpoint: endpoint.inner.clone(),
-            dialogs,
+            config: config.clone(),
+            directory: setup.directory.clone(),
             location,
             media,
             prompts: PromptCache::default(),
             listen: bound,
             advertise,
             auth_failures: AuthFailures::default(),
+            admission: setup.admission.clone(),
             legs: Mutex::new(HashMap::new()),
             digests: Mutex::new(HashMap::new()),
-            runtime: OnceLock::new(),
-            next_leg: AtomicU64::new(0),
-            cancel,
-            draining: std::sync::atomic::AtomicBool::new(false),
+            tcp_flows: Mutex::new(HashMap::new()),
+            refused_messages: AtomicU64::new(0),
         });
-        Ok(SipServer { shared, endpoint })
+        let cancel = CancellationToken::new();
+        // Each shard builds its endpoint on its own thread (its sockets join
+        // its reactor), then waits for the network to start taking requests.
+        let (peers, inboxes) = transport::inboxes(count);
+        let (ready, shards_ready) = std::sync::mpsc::channel::<(usize, ShardReady)>();
+        let mut starts = Vec::with_capacity(count);
+        for (index, (socket, inbox)) in udp.into_iter().zip(inboxes).enumerate() {
+            let (start, started) = tokio::sync::oneshot::channel::<Arc<SipNetwork>>();
+            starts.push(start);
+            let peers = peers.clone();
+            let cancel = cancel.child_token();
+            let incoming = setup
+                .incoming
+                .get(index)
+                .cloned()
+                .ok_or("a shard has no incoming calls handle")?;
+            let ready = ready.clone();
+            spawner.run_on(index, move || {
+                tokio::task::spawn_local(async move {
+                    let built = start_shard(index, socket, inbox, peers, incoming, cancel, started).await;
+                    let _ = ready.send((index, built));
+                });
+            });
+        }
+        drop(ready);
+        let mut shards: Vec<Option<Arc<SipShard>>> = vec![None; count];
+        for (index, built) in shards_ready.iter().take(count) {
+            shards[index] = Some(built.map_err(failed)?);
+        }
+        let shards: Vec<Arc<SipShard>> = shards
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or("a shard did not start")?;
+        let network = Arc::new_cyclic(|this| SipNetwork {
+            this: this.clone(),
+            shared,
+            shards,
+            spawner,
+            cancel,
+        });
+        for start in starts {
+            let _ = start.send(network.clone());
+        }
+        let acceptor = network.clone();
+        setup.io.spawn(async move { acceptor.accept_tcp(tcp).await });
+        Ok(network)
     }
 
-    /// What the network side of the runtime needs.
-    pub fn shared(&self) -> Arc<SipShared> {
-        self.shared.clone()
+    /// What the shards share.
+    pub fn shared(&self) -> &Arc<SipShared> {
+        &self.shared
     }
 
     /// The address the listeners are bound to.
@@ -249,32 +310,133 @@ impl SipServer {
         self.shared.listen
     }
 
-    /// Serves until shut down. Must run on the runtime's `LocalSet`: calls
-    /// start tasks there.
-    pub async fn serve(self, runtime: Runtime) {
-        let _ = self.shared.runtime.set(runtime);
-        let incoming = match self.endpoint.incoming_transactions() {
-            Ok(incoming) => incoming,
+    /// How many legs are live (tests count them back to zero).
+    pub fn live_legs(&self) -> usize {
+        self.shared.live_legs()
+    }
+
+    /// Takes TCP connections, each to the next shard in turn.
+    async fn accept_tcp(self: Arc<Self>, listener: std::net::TcpListener) {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => listener,
             Err(error) => {
-                tracing::error!(%error, "SIP endpoint has no transaction receiver");
+                tracing::error!(%error, "the TCP listener does not work");
                 return;
             }
         };
-        let shared = self.shared.clone();
-        tokio::select! {
-            () = self.endpoint.serve() => {}
-            () = take_transactions(shared, incoming) => {}
+        let mut next = 0usize;
+        loop {
+            let accepted = tokio::select! {
+                () = self.cancel.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::debug!(%error, "TCP connection not accepted");
+                    continue;
+                }
+            };
+            let Ok(stream) = stream.into_std() else { continue };
+            let index = next % self.shards.len();
+            next = next.wrapping_add(1);
+            if let Ok(mut flows) = self.shared.tcp_flows.lock() {
+                // Forget connections long gone now and then.
+                if flows.len() > 100_000 {
+                    flows.clear();
+                }
+                flows.insert(peer, index);
+            }
+            let shard = self.shards[index].clone();
+            let local = self.shared.listen;
+            let cancel = self.cancel.child_token();
+            self.spawner
+                .run_on(index, move || take_tcp(&shard, stream, local, cancel));
         }
+    }
+
+    /// Stops the listeners and the endpoints.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Builds a shard's endpoint on its thread and starts it; its transactions
+/// are taken once the whole network exists.
+async fn start_shard(
+    index: usize,
+    socket: std::net::UdpSocket,
+    inbox: tokio::sync::mpsc::UnboundedReceiver<transport::Datagram>,
+    peers: Arc<[tokio::sync::mpsc::UnboundedSender<transport::Datagram>]>,
+    incoming: IncomingCalls,
+    cancel: CancellationToken,
+    network: tokio::sync::oneshot::Receiver<Arc<SipNetwork>>,
+) -> ShardReady {
+    let udp = ShardUdp::new(index, socket, inbox, peers)?;
+    let transport_layer = TransportLayer::new(cancel.clone());
+    let connection = UdpConnection::from_socket(Arc::new(udp), None, Some(cancel.child_token()))
+        .await
+        .map_err(|error| std::io::Error::other(error.to_string()))?;
+    transport_layer.add_transport(connection.into());
+    let endpoint = EndpointBuilder::new()
+        .with_cancel_token(cancel)
+        .with_transport_layer(transport_layer)
+        .with_user_agent(concat!("pbxd/", env!("CARGO_PKG_VERSION")))
+        .with_inspector(Box::new(crate::EscapeRepair))
+        .build();
+    let incoming_transactions = endpoint
+        .incoming_transactions()
+        .map_err(|error| std::io::Error::other(error.to_string()))?;
+    let shard = Arc::new(SipShard {
+        index,
+        endpoint: endpoint.inner.clone(),
+        dialogs: Arc::new(DialogLayer::new(endpoint.inner.clone())),
+        incoming,
+    });
+    let this = shard.clone();
+    tokio::task::spawn_local(async move {
+        let Ok(network) = network.await else { return };
+        tokio::select! {
+            () = endpoint.serve() => {}
+            () = take_transactions(network, this, incoming_transactions) => {}
+        }
+    });
+    Ok(shard)
+}
+
+/// A TCP connection joins this shard's endpoint.
+fn take_tcp(shard: &SipShard, stream: std::net::TcpStream, local: SocketAddr, cancel: CancellationToken) {
+    use rsipstack::transport::tcp::TcpConnection;
+    use rsipstack::transport::{SipAddr, SipConnection};
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::debug!(%error, "TCP connection dropped");
+            return;
+        }
+    };
+    let local = SipAddr {
+        r#type: Some(rsipstack::sip::transport::Transport::Tcp),
+        addr: local.into(),
+    };
+    match TcpConnection::from_stream(stream, local, Some(cancel)) {
+        Ok(connection) => shard
+            .endpoint
+            .transport_layer
+            .add_connection(SipConnection::Tcp(connection)),
+        Err(error) => tracing::debug!(%error, "TCP connection dropped"),
     }
 }
 
 async fn take_transactions(
-    shared: Arc<SipShared>,
+    network: Arc<SipNetwork>,
+    shard: Arc<SipShard>,
     mut incoming: rsipstack::transaction::TransactionReceiver,
 ) {
     while let Some(tx) = incoming.recv().await {
-        let shared = shared.clone();
-        tokio::task::spawn_local(async move { dispatch(shared, tx).await });
+        let network = network.clone();
+        let shard = shard.clone();
+        tokio::task::spawn_local(async move { dispatch(network, shard, tx).await });
     }
 }
 
@@ -313,11 +475,13 @@ fn message_size(request: &rsipstack::sip::Request) -> usize {
 }
 
 /// Sends one transaction where it belongs.
-async fn dispatch(shared: Arc<SipShared>, mut tx: Transaction) {
+async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transaction) {
+    let shared = &network.shared;
     let method = tx.original.method;
     if method != Method::Ack {
         if let Some(name) = duplicated_header(&tx.original) {
             tracing::info!(%method, "refused: {name} given twice");
+            shared.refused_messages.fetch_add(1, Ordering::Relaxed);
             let _ = tx.reply(StatusCode::BadRequest).await;
             return;
         }
@@ -327,13 +491,14 @@ async fn dispatch(shared: Arc<SipShared>, mut tx: Transaction) {
             .is_some_and(|connection| connection.is_reliable());
         if reliable && message_size(&tx.original) > LARGEST_MESSAGE {
             tracing::info!(%method, "refused: message too large");
+            shared.refused_messages.fetch_add(1, Ordering::Relaxed);
             let _ = tx.reply(StatusCode::MessageTooLarge).await;
             return;
         }
     }
     let in_dialog = tx.original.to_header_tag().is_some();
     if in_dialog || !matches!(method, Method::Invite | Method::Register | Method::Options) {
-        if let Some(mut dialog) = shared.dialogs.match_dialog(&tx) {
+        if let Some(mut dialog) = shard.dialogs.match_dialog(&tx) {
             if let Err(error) = dialog.handle(&mut tx).await {
                 tracing::debug!(%error, %method, "in-dialog request");
             }
@@ -346,8 +511,8 @@ async fn dispatch(shared: Arc<SipShared>, mut tx: Transaction) {
                 | Method::Info
                 | Method::Update
                 | Method::Refer
-                | Method::Notify => StatusCode::CallTransactionDoesNotExist,
-                Method::Invite => StatusCode::CallTransactionDoesNotExist,
+                | Method::Notify
+                | Method::Invite => StatusCode::CallTransactionDoesNotExist,
                 _ => StatusCode::MethodNotAllowed,
             };
             let _ = tx.reply(code).await;
@@ -355,7 +520,7 @@ async fn dispatch(shared: Arc<SipShared>, mut tx: Transaction) {
         return;
     }
     match method {
-        Method::Register => registrar::register(&shared, tx).await,
+        Method::Register => registrar::register(shared, tx).await,
         Method::Options => {
             let headers = vec![
                 Header::Allow(ALLOWED.into()),
@@ -364,10 +529,16 @@ async fn dispatch(shared: Arc<SipShared>, mut tx: Transaction) {
             ];
             let _ = tx.reply_with(StatusCode::OK, headers, None).await;
         }
-        Method::Invite if shared.draining.load(Ordering::Relaxed) => {
-            let _ = tx.reply(StatusCode::ServiceUnavailable).await;
-        }
-        Method::Invite => crate::call::incoming(shared, tx).await,
+        Method::Invite => match shared.admission.admit() {
+            Ok(permit) => crate::incoming::incoming(network.clone(), shard, tx, permit).await,
+            Err(refusal) => {
+                tracing::info!("new call refused: {refusal}");
+                let retry_after = Header::RetryAfter(shared.admission.retry_after().to_string().into());
+                let _ = tx
+                    .reply_with(StatusCode::ServiceUnavailable, vec![retry_after], None)
+                    .await;
+            }
+        },
         _ => {
             let _ = tx.reply(StatusCode::MethodNotAllowed).await;
         }

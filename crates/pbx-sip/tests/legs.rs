@@ -9,15 +9,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pbx_media::engine::{MediaConfig, MediaEngine};
 use pbx_runtime::observe::LogObserver;
-use pbx_runtime::{Config, Runtime};
-use pbx_sip::network::SipNetwork;
-use pbx_sip::server::SipServer;
+use pbx_runtime::Config;
 
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -63,13 +60,6 @@ fn passed(output: &Output) -> Result<(), String> {
     }
 }
 
-/// Waits for a child process off the async thread.
-async fn finished(child: Child) -> Output {
-    tokio::task::spawn_blocking(move || child.wait_with_output().expect("sipp ends"))
-        .await
-        .expect("waiting for sipp")
-}
-
 #[test]
 fn every_way_a_task_ends_releases_its_legs_and_media() {
     let Some(sipp) = pbx_test_peers::sipp() else {
@@ -104,33 +94,22 @@ fn every_way_a_task_ends_releases_its_legs_and_media() {
         server = scratch.join("server").display(),
         domains = scratch.join("domains").display(),
     );
-    let config = Config::parse(&text, "test.toml", &[]).unwrap();
-    let io = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let main = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let media = io.block_on(async { MediaEngine::start(MediaConfig::default()) });
-    let counting = media.clone();
-    let handle = io.handle().clone();
-    let local = tokio::task::LocalSet::new();
-    let outcome: Result<(), String> = local.block_on(&main, async move {
-        let server = SipServer::bind(config.clone(), media).await.unwrap();
-        let address = server.local_addr();
-        let shared = server.shared();
-        let network = Arc::new(SipNetwork::new(server.shared()));
-        let runtime = Runtime::new(config, network, Arc::new(LogObserver), handle, false).unwrap();
-        let serving = tokio::task::spawn_local(server.serve(runtime.clone()));
-
+    // Two shards and two media workers: legs and sessions are released
+    // wherever they ran.
+    let config = Config::parse(
+        &text,
+        "test.toml",
+        &["runtime.threads=2".into(), "media.threads=2".into()],
+    )
+    .unwrap();
+    let server = pbx_sip::start(config, Arc::new(LogObserver)).unwrap();
+    let address = server.network().local_addr();
+    let outcome = (|| -> Result<(), String> {
         // 1. `stop` before answering: the caller gets 500.
         let quit = sipp_command(&sipp, address, "uac_expect_500.xml", &["-s", "quit%23petrov"])
             .spawn()
             .unwrap();
-        passed(&finished(quit).await)?;
+        passed(&quit.wait_with_output().unwrap())?;
         // 2. A run-time error after answering: the caller gets BYE.
         let fail = sipp_command(
             &sipp,
@@ -140,39 +119,44 @@ fn every_way_a_task_ends_releases_its_legs_and_media() {
         )
         .spawn()
         .unwrap();
-        passed(&finished(fail).await)?;
+        passed(&fail.wait_with_output().unwrap())?;
         // 3. `stop` while an outgoing call rings: the phone gets CANCEL.
         let phone_port = phone_port.to_string();
         let phone = sipp_command(&sipp, address, "uas_ring_until_cancel.xml", &["-p", &phone_port])
             .spawn()
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let petrov = runtime.directory.find("petrov", "example.com").unwrap();
-        let dialled = runtime.start_app("dial", petrov, None, Vec::new());
-        let phone_output = finished(phone).await;
-        dialled.map_err(|error| error.to_string())?;
+        std::thread::sleep(Duration::from_millis(300));
+        let (started, dialled) = std::sync::mpsc::channel();
+        server.run_on(1, move |runtime| {
+            let petrov = runtime.directory.find("petrov", "example.com").unwrap();
+            let result = runtime.start_app("dial", petrov, None, Vec::new());
+            let _ = started.send(result.map(|_| ()).map_err(|error| error.to_string()));
+        });
+        let phone_output = phone.wait_with_output().unwrap();
+        dialled.recv().unwrap()?;
         passed(&phone_output)?;
 
         // Everything is released: no task, no leg, no RTP socket.
+        let media = server.media().unwrap();
+        let counts = || {
+            (
+                server.runtime().registry.count(),
+                server.network().live_legs(),
+                media.open_sessions(),
+            )
+        };
         for _ in 0..100 {
-            if runtime.registry.count() == 0 && shared.live_legs() == 0 && counting.open_sessions() == 0 {
+            if counts() == (0, 0, 0) {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::thread::sleep(Duration::from_millis(50));
         }
-        let counts = (
-            runtime.registry.count(),
-            shared.live_legs(),
-            counting.open_sessions(),
-        );
-        serving.abort();
-        shared.shutdown();
-        if counts != (0, 0, 0) {
-            return Err(format!("tasks, legs and media sockets left: {counts:?}"));
+        if counts() != (0, 0, 0) {
+            return Err(format!("tasks, legs and media sockets left: {:?}", counts()));
         }
         Ok(())
-    });
-    io.shutdown_background();
+    })();
+    server.shutdown(Duration::ZERO);
     let _ = std::fs::remove_dir_all(&scratch);
     if let Err(error) = outcome {
         panic!("{error}");

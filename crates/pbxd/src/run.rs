@@ -14,7 +14,7 @@ use std::time::Duration;
 use pbx_lang::compile::{compile_as, FileKind};
 use pbx_lang::SourceFile;
 use pbx_runtime::sim::{self, Keys, SimNetwork};
-use pbx_runtime::{Config, Routed, Runtime};
+use pbx_runtime::{Config, Mode, Routed, Runtime, Server, ServerOptions};
 use tokio::io::AsyncBufReadExt;
 
 use crate::loader::FolderModules;
@@ -64,42 +64,6 @@ pub fn run(args: RunArgs) -> ExitCode {
     };
     // Scripted keys (or no terminal to type on) run in virtual time.
     let live = script.is_none() && std::io::stdin().is_terminal();
-    let io = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(io) => io,
-        Err(error) => {
-            eprintln!("error: cannot start: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let main = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(!live)
-        .build();
-    let main = match main {
-        Ok(main) => main,
-        Err(error) => {
-            eprintln!("error: cannot start: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let handle = io.handle().clone();
-    let local = tokio::task::LocalSet::new();
-    let code = local.block_on(&main, session(args, config, script, live, handle));
-    io.shutdown_background();
-    code
-}
-
-async fn session(
-    args: RunArgs,
-    config: Config,
-    script: Option<Vec<sim::Key>>,
-    live: bool,
-    io: tokio::runtime::Handle,
-) -> ExitCode {
     let phones = match config
         .simulation
         .phones
@@ -113,15 +77,38 @@ async fn session(
             return ExitCode::FAILURE;
         }
     };
-    let network = Arc::new(SimNetwork::with_phones(phones));
     let timeline = Arc::new(Timeline::new());
-    let runtime = match Runtime::new(config, network.clone(), timeline.clone(), io, !live) {
-        Ok(runtime) => runtime,
+    let options = ServerOptions {
+        observer: timeline.clone(),
+        mode: Mode::Simulated { virtual_time: !live },
+    };
+    let server = match Server::start(config, options, |_| Ok(Arc::new(SimNetwork::with_phones(phones)))) {
+        Ok(server) => server,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
     };
+    let code = server.block_on(session(
+        &args,
+        server.runtime(),
+        server.network(),
+        script,
+        live,
+        &timeline,
+    ));
+    server.shutdown(std::time::Duration::ZERO);
+    code
+}
+
+async fn session(
+    args: &RunArgs,
+    runtime: &Runtime,
+    network: &SimNetwork,
+    script: Option<Vec<sim::Key>>,
+    live: bool,
+    timeline: &Timeline,
+) -> ExitCode {
     let keys = match script {
         Some(script) => Keys::Script(script),
         None if live => {
@@ -135,12 +122,12 @@ async fn session(
     let path = Path::new(&args.target);
     let is_file = path.exists() || args.target.ends_with(".sppr");
     let started = if is_file {
-        start_file(&runtime, &network, &args, keys)
+        start_file(runtime, network, args, keys)
     } else {
         let caller = args.as_account.clone().unwrap_or_else(|| "caller@sim".into());
         let leg = network.incoming(&caller, &args.target, keys);
         runtime
-            .incoming_call(leg, &args.target)
+            .call_address(leg, &args.target)
             .map_err(|error| error.to_string())
     };
     match started {

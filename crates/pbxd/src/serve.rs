@@ -1,25 +1,18 @@
 //! `pbxd serve`: the PBX itself. SIP and RTP on `sip.listen`, programs run
 //! for every call, hot reload of the environments, until Ctrl-C.
 //!
-//! Two executors: the script tasks, the SIP stack and the call legs run on
-//! this thread's `LocalSet` (script values are not `Send`); the media
-//! engine, SMTP and HTTP run on a second, multi-threaded one, so RTP pacing
-//! never waits for a script.
+//! The server is assembled by `pbx_sip::start` (shards for SIP and the
+//! script tasks, media workers for RTP, an executor for SMTP and HTTP);
+//! this only reports where it listens and drains it on Ctrl-C.
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-use pbx_media::engine::{MediaConfig, MediaEngine};
 use pbx_runtime::observe::LogObserver;
+use pbx_runtime::server::SHUTDOWN_GRACE;
 use pbx_runtime::Runtime;
-use pbx_sip::network::SipNetwork;
-use pbx_sip::server::SipServer;
 
 use crate::run::load_config;
-
-/// How long running calls may go on after Ctrl-C before they are stopped.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// A line on stdout; whoever reads it may have gone (a closed pipe is no
 /// reason to stop serving).
@@ -72,87 +65,33 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    let io = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("pbxd-media")
-        .enable_all()
-        .build()
-    {
-        Ok(io) => io,
+    let server = match pbx_sip::start(config, Arc::new(LogObserver)) {
+        Ok(server) => server,
         Err(error) => {
-            eprintln!("error: cannot start: {error}");
+            eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
     };
-    let main = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(main) => main,
+    let _watch = match server.runtime().environments.watch() {
+        Ok(watch) => Some(watch),
         Err(error) => {
-            eprintln!("error: cannot start: {error}");
-            return ExitCode::FAILURE;
+            tracing::warn!(%error, "environments are not watched; changes are seen at the next call");
+            None
         }
     };
-    let media_config = MediaConfig {
-        inactivity_timeout: Duration::from_secs(config.sip.rtp_timeout_seconds),
-        ..MediaConfig::default()
-    };
-    let media = io.block_on(async { MediaEngine::start(media_config) });
-    let handle = io.handle().clone();
-    let local = tokio::task::LocalSet::new();
-    let code = local.block_on(&main, async move {
-        let server = match SipServer::bind(config.clone(), media).await {
-            Ok(server) => server,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let network = Arc::new(SipNetwork::new(server.shared()));
-        let runtime = match Runtime::new(config, network, Arc::new(LogObserver), handle, false) {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let _watch = match runtime.environments.watch() {
-            Ok(watch) => Some(watch),
-            Err(error) => {
-                tracing::warn!(%error, "environments are not watched; changes are seen at the next call");
-                None
-            }
-        };
-        let shared = server.shared();
-        // Tests and scripts read the first line for the port the OS chose.
-        let address = server.local_addr();
-        let mut serving = tokio::task::spawn_local(server.serve(runtime.clone()));
-        // The TCP listener starts with the server: say where pbxd is only
-        // once it takes connections there too.
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(address).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        say(&format!("pbxd: SIP on udp and tcp {address}"));
-        print_how_to_call(&runtime, address);
-        tokio::select! {
-            _ = &mut serving => {}
-            _ = tokio::signal::ctrl_c() => {
-                // Stop taking calls, let the running ones end (for a while),
-                // then ask what is left to stop.
-                eprintln!("pbxd: stopping: new calls are refused; waiting for running calls to end");
-                shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
-                let drained = tokio::time::timeout(SHUTDOWN_GRACE, runtime.registry.idle()).await;
-                if drained.is_err() {
-                    runtime.registry.stop_all();
-                    let _ = tokio::time::timeout(Duration::from_secs(5), runtime.registry.idle()).await;
-                }
-            }
-        }
-        serving.abort();
-        shared.shutdown();
-        ExitCode::SUCCESS
-    });
-    io.shutdown_timeout(Duration::from_secs(1));
-    code
+    // Tests and scripts read the first line for the port the OS chose.
+    let address = server.network().local_addr();
+    let shards = server.shards().count();
+    let media = server.media().map_or(0, pbx_media::MediaEngine::workers);
+    say(&format!("pbxd: SIP on udp and tcp {address}"));
+    say(&format!("pbxd: {shards} call threads, {media} media threads"));
+    print_how_to_call(server.runtime(), address);
+    let interrupted = server.block_on(async { tokio::signal::ctrl_c().await.is_ok() });
+    if interrupted {
+        // Stop taking calls, let the running ones end (for a while), then
+        // ask what is left to stop.
+        eprintln!("pbxd: stopping: new calls are refused; waiting for running calls to end");
+    }
+    server.shutdown(SHUTDOWN_GRACE);
+    ExitCode::SUCCESS
 }

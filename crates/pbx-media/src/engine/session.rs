@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::receive::{Frame, ReceiveContext, ReceiveState};
-use super::{Counters, MediaEvent, Played};
+use super::{Counters, MediaEvent, Played, Route};
 use crate::codec::Codec;
 use crate::dtmf::{self, EventPackets};
 use crate::prompt::{Prompt, FRAME_DURATION, FRAME_SAMPLES};
@@ -67,10 +67,43 @@ impl Scratch {
     }
 }
 
+/// A session's socket: registered with its worker's reactor once the
+/// worker has it, so a tick reads only sockets that have something (an
+/// idle socket costs no system call); detached while it moves between
+/// workers.
+#[derive(Debug)]
+enum Socket {
+    Detached(UdpSocket),
+    Attached(tokio::net::UdpSocket),
+    /// Only while being switched.
+    Gone,
+}
+
+impl Socket {
+    fn recv_from(&self, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        match self {
+            Socket::Detached(socket) => socket.recv_from(buffer),
+            // No system call unless the reactor saw something arrive.
+            Socket::Attached(socket) => socket.try_recv_from(buffer),
+            Socket::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn send_to(&self, packet: &[u8], destination: SocketAddr) -> std::io::Result<usize> {
+        match self {
+            Socket::Detached(socket) => socket.send_to(packet, destination),
+            // Sending does not wait for the reactor's word that the socket
+            // is writable: a UDP socket takes a datagram or drops it.
+            Socket::Attached(socket) => socket2::SockRef::from(socket).send_to(packet, &destination.into()),
+            Socket::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
 /// The outgoing RTP stream and the socket it leaves by.
 #[derive(Debug)]
 struct Output {
-    socket: UdpSocket,
+    socket: Socket,
     counters: Arc<Counters>,
     ssrc: u32,
     sequence: u16,
@@ -203,6 +236,8 @@ struct DtmfSender {
 #[derive(Debug)]
 pub(super) struct SessionState {
     pub id: u64,
+    /// Which worker has it; switched by the worker that moves it.
+    pub route: Arc<Route>,
     output: Output,
     /// Written by the worker; read by the session handle's `next_event`.
     events: mpsc::UnboundedSender<MediaEvent>,
@@ -226,6 +261,7 @@ impl SessionState {
     pub fn new(
         id: u64,
         socket: UdpSocket,
+        route: Arc<Route>,
         counters: Arc<Counters>,
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> std::io::Result<SessionState> {
@@ -233,7 +269,7 @@ impl SessionState {
         // known-plaintext attacks on encrypted streams harder; a random SSRC
         // avoids collisions.
         let output = Output {
-            socket,
+            socket: Socket::Detached(socket),
             counters,
             ssrc: random_u32()?,
             sequence: random_u32()? as u16,
@@ -245,6 +281,7 @@ impl SessionState {
         };
         Ok(SessionState {
             id,
+            route,
             output,
             events,
             remote: None,
@@ -256,6 +293,40 @@ impl SessionState {
             dtmf: DtmfSender::default(),
             receive: ReceiveState::default(),
         })
+    }
+
+    /// Registers the socket with the reactor of the worker that now has the
+    /// session (must run on it). Without a reactor the socket is read on
+    /// every tick instead.
+    pub fn attach(&mut self) {
+        if let Socket::Detached(socket) = std::mem::replace(&mut self.output.socket, Socket::Gone) {
+            // `from_std` fails only outside a runtime, and then takes the
+            // socket with it: check first.
+            self.output.socket = if tokio::runtime::Handle::try_current().is_ok() {
+                match tokio::net::UdpSocket::from_std(socket) {
+                    Ok(socket) => Socket::Attached(socket),
+                    Err(error) => {
+                        tracing::warn!(session = self.id, %error, "RTP socket not registered; the session is lost");
+                        Socket::Gone
+                    }
+                }
+            } else {
+                Socket::Detached(socket)
+            };
+        }
+    }
+
+    /// Takes the socket off this worker's reactor, before the session moves.
+    pub fn detach(&mut self) {
+        if let Socket::Attached(socket) = std::mem::replace(&mut self.output.socket, Socket::Gone) {
+            self.output.socket = match socket.into_std() {
+                Ok(socket) => Socket::Detached(socket),
+                Err(error) => {
+                    tracing::warn!(session = self.id, %error, "RTP socket not taken off its worker");
+                    Socket::Gone
+                }
+            };
+        }
     }
 
     fn destination(&self) -> Option<SocketAddr> {

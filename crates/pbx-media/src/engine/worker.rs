@@ -1,12 +1,14 @@
-//! The worker: one task, one 20 ms interval, every session.
+//! A worker: one task, one 20 ms interval, every session it has.
 //!
 //! Commands from session handles are applied as they come, between ticks;
-//! packets move only on ticks. The worker owns every session's state, so
-//! nothing on the packet path takes a lock.
+//! packets move only on ticks. The worker owns its sessions' state, so
+//! nothing on the packet path takes a lock. Sessions that must be mixed or
+//! bridged together are gathered on one worker first (`Command::Gather`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -15,7 +17,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::mixer::Mixers;
 use super::receive::{Frame, Recording};
 use super::session::{Remote, Scratch, SessionState};
-use super::{MediaConfig, MuteMode, Played};
+use super::{EngineShared, MediaConfig, MuteMode, Played, Route};
 use crate::codec::Codec;
 use crate::dtmf::InbandDetector;
 use crate::prompt::{Prompt, FRAME_DURATION};
@@ -55,13 +57,17 @@ pub(super) enum Command {
         id: u64,
         symbol: char,
     },
-    Bridge {
+    /// Undoes `id`'s bridge, for both.
+    Unbridge {
         id: u64,
-        other: Option<u64>,
     },
-    MixerAttach {
-        id: u64,
-        other: u64,
+    /// Bridges two sessions, or puts the second in the first's mixer; the
+    /// two are gathered on one worker first.
+    Join {
+        kind: JoinKind,
+        first: SessionRef,
+        second: SessionRef,
+        hops: u8,
     },
     MixerDetach {
         id: u64,
@@ -76,6 +82,37 @@ pub(super) enum Command {
         id: u64,
         on: bool,
     },
+    /// Brings `session` to worker `to` (from wherever it is), then
+    /// applies `then` there. `hops` bounds the chase of a session that
+    /// moves meanwhile.
+    Gather {
+        session: SessionRef,
+        to: usize,
+        hops: u8,
+        then: Box<Command>,
+    },
+    /// A session moved here from another worker.
+    Adopt(Box<SessionState>),
+}
+
+/// How many times a command may chase a session that keeps moving.
+const MOST_HOPS: u8 = 8;
+
+/// What a `Join` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum JoinKind {
+    /// A media bridge between the two.
+    Bridge,
+    /// The second joins the first's conference mixer.
+    Mix,
+}
+
+/// A session as a command that involves two names it: its ID, and where
+/// to find it.
+#[derive(Clone, Debug)]
+pub(super) struct SessionRef {
+    pub id: u64,
+    pub route: Arc<Route>,
 }
 
 /// How late a tick may be and still be made up (five frames).
@@ -89,8 +126,13 @@ const LONGEST_CATCH_UP: std::time::Duration = std::time::Duration::from_millis(1
 const SLOTS: u32 = 10;
 
 /// Runs until every engine and session handle is dropped.
-pub(super) async fn run(config: MediaConfig, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let mut worker = Worker::new(config);
+pub(super) async fn run(
+    config: MediaConfig,
+    index: usize,
+    engine: Weak<EngineShared>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut worker = Worker::new(config, index, engine);
     let mut ticks = tokio::time::interval(FRAME_DURATION / SLOTS);
     let mut slot = 0;
     // A tick that comes late is made up at once, so every stream stays on
@@ -106,17 +148,23 @@ pub(super) async fn run(config: MediaConfig, mut commands: mpsc::UnboundedReceiv
             biased;
             command = commands.recv() => match command {
                 Some(command) => {
-                    worker.apply(command);
+                    worker.apply(command, &mut commands);
                     if idle && !worker.sessions.is_empty() {
                         ticks.reset();
                         slot = 0;
+                    }
+                    if worker.sessions.is_empty() {
+                        worker.lateness.clear();
+                        worker.publish_lateness(0);
                     }
                 }
                 None => break,
             },
             scheduled = ticks.tick(), if !idle => {
                 let now = Instant::now();
-                if now.saturating_duration_since(scheduled) > LONGEST_CATCH_UP {
+                let late = now.saturating_duration_since(scheduled);
+                worker.lateness.note(now, late, |p99| worker_publish(&worker.engine, index, p99));
+                if late > LONGEST_CATCH_UP {
                     ticks.reset();
                 }
                 if slot == 0 {
@@ -132,8 +180,51 @@ pub(super) async fn run(config: MediaConfig, mut commands: mpsc::UnboundedReceiv
     }
 }
 
+/// The 99th percentile of how late a worker's ticks are, over one-second
+/// windows.
+#[derive(Debug, Default)]
+struct Lateness {
+    window_start: Option<Instant>,
+    /// This window's lateness of each tick, in µs.
+    samples: Vec<u32>,
+}
+
+impl Lateness {
+    /// Notes a tick `late`; at the end of a window, publishes its p99.
+    fn note(&mut self, now: Instant, late: Duration, publish: impl FnOnce(u64)) {
+        let start = *self.window_start.get_or_insert(now);
+        self.samples
+            .push(u32::try_from(late.as_micros()).unwrap_or(u32::MAX));
+        if now.saturating_duration_since(start) >= Duration::from_secs(1) {
+            let rank = (self.samples.len() * 99 / 100).min(self.samples.len() - 1);
+            let (_, p99, _) = self.samples.select_nth_unstable(rank);
+            publish(u64::from(*p99));
+            self.clear();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.samples.clear();
+        self.window_start = None;
+    }
+}
+
+fn worker_publish(engine: &Weak<EngineShared>, index: usize, micros: u64) {
+    if let Some(link) = engine
+        .upgrade()
+        .as_ref()
+        .and_then(|engine| engine.workers.get(index))
+    {
+        link.lateness_micros.store(micros, Ordering::Relaxed);
+    }
+}
+
 struct Worker {
     config: MediaConfig,
+    /// This worker's place in the engine's list.
+    index: usize,
+    engine: Weak<EngineShared>,
+    lateness: Lateness,
     sessions: HashMap<u64, SessionState>,
     mixers: Mixers,
     /// What each session's peer sent this tick (filled then read within a tick).
@@ -146,9 +237,12 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(config: MediaConfig) -> Worker {
+    fn new(config: MediaConfig, index: usize, engine: Weak<EngineShared>) -> Worker {
         Worker {
             config,
+            index,
+            engine,
+            lateness: Lateness::default(),
             sessions: HashMap::new(),
             mixers: Mixers::default(),
             heard: HashMap::new(),
@@ -189,11 +283,58 @@ impl Worker {
         }
     }
 
-    fn apply(&mut self, command: Command) {
-        match command {
-            Command::Open(session) => {
-                self.sessions.insert(session.id, *session);
+    fn publish_lateness(&self, micros: u64) {
+        worker_publish(&self.engine, self.index, micros);
+    }
+
+    /// Sends a command to another worker (or this one, to the back of its
+    /// queue).
+    fn send_to(&self, worker: usize, command: Command) {
+        if let Some(link) = self
+            .engine
+            .upgrade()
+            .as_ref()
+            .and_then(|engine| engine.workers.get(worker))
+        {
+            let _ = link.commands.send(command);
+        }
+    }
+
+    /// Counts a session in or out of this worker.
+    fn count(&self, change: isize) {
+        if let Some(link) = self
+            .engine
+            .upgrade()
+            .as_ref()
+            .and_then(|engine| engine.workers.get(self.index))
+        {
+            if change > 0 {
+                link.sessions.fetch_add(change.unsigned_abs(), Ordering::Relaxed);
+            } else {
+                link.sessions.fetch_sub(change.unsigned_abs(), Ordering::Relaxed);
             }
+        }
+    }
+
+    fn adopt(&mut self, mut session: SessionState) {
+        session.attach();
+        self.sessions.insert(session.id, session);
+    }
+
+    fn apply(&mut self, command: Command, queue: &mut mpsc::UnboundedReceiver<Command>) {
+        match command {
+            // `open` counted it already.
+            Command::Open(session) => self.adopt(*session),
+            Command::Adopt(session) => {
+                self.count(1);
+                self.adopt(*session);
+            }
+            Command::Gather {
+                session,
+                to,
+                hops,
+                then,
+            } => self.gather(session, to, hops, *then, queue),
             Command::Close { id } => self.close(id),
             Command::SetRemote {
                 id,
@@ -253,8 +394,13 @@ impl Worker {
                     session.queue_dtmf(symbol);
                 }
             }
-            Command::Bridge { id, other } => self.bridge(id, other),
-            Command::MixerAttach { id, other } => self.mixer_attach(id, other),
+            Command::Unbridge { id } => self.unbridge(id),
+            Command::Join {
+                kind,
+                first,
+                second,
+                hops,
+            } => self.join(kind, first, second, hops),
             Command::MixerDetach { id, other } => {
                 let mixer = self.sessions.get(&id).and_then(|session| session.mixer);
                 let other_mixer = self.sessions.get(&other).and_then(|session| session.mixer);
@@ -285,7 +431,127 @@ impl Worker {
         self.unbridge(id);
         self.leave_mixer(id);
         if let Some(session) = self.sessions.remove(&id) {
+            self.count(-1);
             session.close();
+        }
+    }
+
+    /// `Command::Join`: both here, it is done; otherwise they meet where
+    /// the anchor is (the mixer's session; of a bridge, the one with the
+    /// lower ID, so two bridges asked at once do not swap them forever).
+    fn join(&mut self, kind: JoinKind, first: SessionRef, second: SessionRef, hops: u8) {
+        if hops > MOST_HOPS {
+            tracing::warn!(
+                session = first.id,
+                other = second.id,
+                "media sessions kept moving; not joined"
+            );
+            return;
+        }
+        if self.sessions.contains_key(&first.id) && self.sessions.contains_key(&second.id) {
+            match kind {
+                JoinKind::Bridge => self.bridge(first.id, second.id),
+                JoinKind::Mix => self.mixer_attach(first.id, second.id),
+            }
+            return;
+        }
+        let (anchor, mover) = match kind {
+            JoinKind::Bridge if second.id < first.id => (second.clone(), first.clone()),
+            _ => (first.clone(), second.clone()),
+        };
+        let again = Command::Join {
+            kind,
+            first,
+            second,
+            hops: hops + 1,
+        };
+        if self.sessions.contains_key(&anchor.id) {
+            let gather = Command::Gather {
+                to: self.index,
+                hops: hops + 1,
+                then: Box::new(again),
+                session: mover.clone(),
+            };
+            self.send_to(mover.route.worker(), gather);
+        } else {
+            self.send_to(anchor.route.worker(), again);
+        }
+    }
+
+    /// `Command::Gather`: brings `session` to worker `to`, then `then`.
+    fn gather(
+        &mut self,
+        session: SessionRef,
+        to: usize,
+        hops: u8,
+        then: Command,
+        queue: &mut mpsc::UnboundedReceiver<Command>,
+    ) {
+        if hops > MOST_HOPS {
+            tracing::warn!(session = session.id, "media session kept moving; command dropped");
+            return;
+        }
+        if !self.sessions.contains_key(&session.id) {
+            // It moved since it was looked up: follow it (a session that
+            // is nowhere has been closed).
+            let now_at = session.route.worker();
+            if now_at != self.index {
+                let again = Command::Gather {
+                    session,
+                    to,
+                    hops: hops + 1,
+                    then: Box::new(then),
+                };
+                self.send_to(now_at, again);
+            }
+            return;
+        }
+        if to == self.index {
+            self.apply(then, queue);
+        } else {
+            self.move_session(session.id, to, then, queue);
+        }
+    }
+
+    /// Moves session `id` to worker `to`: it leaves its bridge and mixer
+    /// here; its route is switched while every command already queued for
+    /// it is taken along, in order, after `then`.
+    fn move_session(
+        &mut self,
+        id: u64,
+        to: usize,
+        then: Command,
+        queue: &mut mpsc::UnboundedReceiver<Command>,
+    ) {
+        self.unbridge(id);
+        self.leave_mixer(id);
+        let Some(mut session) = self.sessions.remove(&id) else {
+            return;
+        };
+        self.count(-1);
+        session.detach();
+        let route = session.route.clone();
+        // Locked until everything queued for it is on its way.
+        let mut guard = route.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *guard = to;
+        // Everything sent before the switch is in the queue now.
+        let mut taken_along = Vec::new();
+        let mut others = Vec::new();
+        while let Ok(command) = queue.try_recv() {
+            if command_session(&command) == Some(id) {
+                taken_along.push(command);
+            } else {
+                others.push(command);
+            }
+        }
+        self.send_to(to, Command::Adopt(Box::new(session)));
+        self.send_to(to, then);
+        for command in taken_along {
+            self.send_to(to, command);
+        }
+        drop(guard);
+        for command in others {
+            self.apply(command, queue);
         }
     }
 
@@ -304,11 +570,8 @@ impl Worker {
         }
     }
 
-    fn bridge(&mut self, id: u64, other: Option<u64>) {
+    fn bridge(&mut self, id: u64, other: u64) {
         self.unbridge(id);
-        let Some(other) = other else {
-            return;
-        };
         if other == id || !self.sessions.contains_key(&id) || !self.sessions.contains_key(&other) {
             tracing::warn!(session = id, other, "cannot bridge: no such session");
             return;
@@ -361,5 +624,25 @@ impl Worker {
                 session.mixer = None;
             }
         }
+    }
+}
+
+/// The session a command is for (the one whose handle sent it).
+fn command_session(command: &Command) -> Option<u64> {
+    match command {
+        Command::Open(session) | Command::Adopt(session) => Some(session.id),
+        Command::Close { id }
+        | Command::SetRemote { id, .. }
+        | Command::SetActive { id, .. }
+        | Command::Play { id, .. }
+        | Command::Stop { id }
+        | Command::Record { id, .. }
+        | Command::SendDtmf { id, .. }
+        | Command::Unbridge { id }
+        | Command::MixerDetach { id, .. }
+        | Command::MixerMute { id, .. }
+        | Command::Hold { id, .. } => Some(*id),
+        Command::Join { first, .. } => Some(first.id),
+        Command::Gather { session, .. } => Some(session.id),
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::host::{arg, destination, done, error_string, event_sender, fail, null, text_arg, TaskHost};
 use super::ops::Op;
 use super::TaskInput;
-use crate::call::{LegCommand, LegState, MixerCommand, MuteMode};
+use crate::call::{LegCommand, LegEvent, LegReport, LegState, MixerCommand, MuteMode};
 use crate::observe::Event;
 
 impl TaskHost {
@@ -147,9 +147,21 @@ impl TaskHost {
         let Some(leg) = self.call.as_ref() else {
             return Value::str("this task has no call to transfer");
         };
+        let destination = match crate::address::resolve(
+            &self.runtime.directory,
+            &target,
+            Some(&self.account.domain),
+            Some(&self.account),
+        ) {
+            Ok(destination) => destination,
+            Err(error) => {
+                self.note(format!("transfer to {target} failed: {error}"));
+                return Value::from(format!("`{target}` cannot be reached"));
+            }
+        };
         let (reply, answer) = oneshot::channel();
         leg.send(LegCommand::Transfer {
-            target: target.clone(),
+            target: destination,
             reply,
         });
         match self.wait_for(answer).await {
@@ -215,12 +227,15 @@ impl TaskHost {
             tokio::select! {
                 () = handshake.reply.closed() => break Err(None),
                 input = self.receiver.recv() => match input {
-                    Some(TaskInput::Provisional { leg, code }) if leg == id => {
+                    Some(TaskInput::Leg(LegReport { leg, event: LegEvent::Provisional(status) })) if leg == id => {
                         if let Some(caller) = &handshake.leg {
-                            caller.send(LegCommand::Provision { code, reason: "Ringing".into(), media: false });
+                            caller.send(LegCommand::Provision { status, media: false });
                         }
                     }
-                    Some(TaskInput::Completed { leg, error }) if leg == id => break Ok(error),
+                    Some(TaskInput::Leg(LegReport { leg, event: LegEvent::Answered })) if leg == id => break Ok(None),
+                    Some(TaskInput::Leg(LegReport { leg, event: LegEvent::Failed(error) })) if leg == id => {
+                        break Ok(Some(error.to_string()))
+                    }
                     Some(input) => {
                         self.absorb(input);
                         if self.stop_requested {

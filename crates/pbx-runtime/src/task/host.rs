@@ -16,7 +16,10 @@ use tokio::sync::mpsc;
 use super::input::{Queue, QueuedEvent};
 use super::ops::Op;
 use super::TaskInput;
-use crate::call::{Leg, LegCommand, LegHandle, LegId, LegState, Media, MixerCommand, Owner, Reply};
+use crate::call::{
+    Leg, LegCommand, LegEvent, LegHandle, LegId, LegReport, LegState, Media, MixerCommand, OutgoingCall,
+    Reply, Status, Target,
+};
 use crate::directory::Account;
 use crate::env::Kind;
 use crate::observe::Event;
@@ -126,13 +129,7 @@ impl TaskHost {
     /// Takes what arrived into the queues and the task's state.
     pub fn absorb(&mut self, input: TaskInput) {
         match input {
-            TaskInput::Dtmf(symbol) => {
-                self.event(Event::Dtmf {
-                    task: self.id,
-                    symbol,
-                });
-                self.queue.dtmf.push_back(symbol);
-            }
+            TaskInput::Leg(report) => self.absorb_leg(report),
             TaskInput::Event {
                 name,
                 sender,
@@ -148,63 +145,6 @@ impl TaskHost {
                     sender,
                     parameter,
                 });
-            }
-            TaskInput::Disconnected { leg } => {
-                let task = self.id;
-                if let Some(call) = self.call.as_mut().filter(|call| call.id == leg) {
-                    if call.state != LegState::Disconnected {
-                        let pending = call.state != LegState::Connected;
-                        call.state = LegState::Disconnected;
-                        self.runtime.observer.event(Event::Call {
-                            task,
-                            what: if pending {
-                                "the call was cancelled".into()
-                            } else {
-                                "the peer hung up".into()
-                            },
-                        });
-                        self.queue.events.push_back(QueuedEvent::system(
-                            pbx_lang::builtins::events::DISCONNECT,
-                            Portable::Null,
-                        ));
-                    }
-                }
-            }
-            TaskInput::Provisional { leg, code } => {
-                if let Some(call) = self.call.as_mut().filter(|call| call.id == leg) {
-                    call.state = LegState::Provisioned;
-                    self.queue.events.push_back(QueuedEvent::system(
-                        pbx_lang::builtins::events::CALL_PROVISION,
-                        Portable::Num(i64::from(code)),
-                    ));
-                }
-            }
-            TaskInput::Completed { leg, error } => {
-                if let Some(call) = self.call.as_mut().filter(|call| call.id == leg) {
-                    call.state = if error.is_none() {
-                        LegState::Connected
-                    } else {
-                        LegState::Disconnected
-                    };
-                    self.queue.events.push_back(QueuedEvent::system(
-                        pbx_lang::builtins::events::CALL_COMPLETED,
-                        error.map_or(Portable::Null, |error| Portable::str(&error)),
-                    ));
-                }
-            }
-            TaskInput::AnsweredElsewhere { leg, by } => {
-                let task = self.id;
-                if let Some(call) = self.call.as_mut().filter(|call| call.id == leg) {
-                    call.state = LegState::Disconnected;
-                    self.runtime.observer.event(Event::Call {
-                        task,
-                        what: format!("{by} answered the forked call"),
-                    });
-                    self.queue.events.push_back(QueuedEvent::system(
-                        pbx_lang::builtins::events::DISCONNECT,
-                        Portable::Null,
-                    ));
-                }
             }
             TaskInput::StartBridge { from, leg, reply } => {
                 self.pending_bridges.insert(from, Handshake { leg, reply });
@@ -236,6 +176,73 @@ impl TaskHost {
                 self.queue_from(from, pbx_lang::builtins::events::BREAK_BRIDGE);
             }
             TaskInput::Stop => self.stop_requested = true,
+        }
+    }
+
+    /// What happened on the task's call: DTMF, progress, the end.
+    fn absorb_leg(&mut self, report: LegReport) {
+        let task = self.id;
+        let Some(call) = self.call.as_mut().filter(|call| call.id == report.leg) else {
+            // A leg the task let go of (a transfer, a fork answered
+            // elsewhere) may still say something: it is not the task's.
+            return;
+        };
+        match report.event {
+            LegEvent::Dtmf(symbol) => {
+                self.event(Event::Dtmf { task, symbol });
+                self.queue.dtmf.push_back(symbol);
+            }
+            LegEvent::Disconnected => {
+                if call.state != LegState::Disconnected {
+                    let pending = call.state != LegState::Connected;
+                    call.state = LegState::Disconnected;
+                    self.runtime.observer.event(Event::Call {
+                        task,
+                        what: if pending {
+                            "the call was cancelled".into()
+                        } else {
+                            "the peer hung up".into()
+                        },
+                    });
+                    self.queue.events.push_back(QueuedEvent::system(
+                        pbx_lang::builtins::events::DISCONNECT,
+                        Portable::Null,
+                    ));
+                }
+            }
+            LegEvent::Provisional(status) => {
+                call.state = LegState::Provisioned;
+                self.queue.events.push_back(QueuedEvent::system(
+                    pbx_lang::builtins::events::CALL_PROVISION,
+                    Portable::Num(i64::from(status.code())),
+                ));
+            }
+            LegEvent::Answered | LegEvent::Failed(_) => {
+                let error = match report.event {
+                    LegEvent::Failed(error) => Some(error.to_string()),
+                    _ => None,
+                };
+                call.state = if error.is_none() {
+                    LegState::Connected
+                } else {
+                    LegState::Disconnected
+                };
+                self.queue.events.push_back(QueuedEvent::system(
+                    pbx_lang::builtins::events::CALL_COMPLETED,
+                    error.map_or(Portable::Null, |error| Portable::str(&error)),
+                ));
+            }
+            LegEvent::AnsweredElsewhere { by } => {
+                call.state = LegState::Disconnected;
+                self.runtime.observer.event(Event::Call {
+                    task,
+                    what: format!("{by} answered the forked call"),
+                });
+                self.queue.events.push_back(QueuedEvent::system(
+                    pbx_lang::builtins::events::DISCONNECT,
+                    Portable::Null,
+                ));
+            }
         }
     }
 
@@ -522,14 +529,12 @@ impl TaskHost {
             ),
             _ => (603, None),
         };
-        let reason = reason.unwrap_or_else(|| crate::call::reason_phrase(code).to_string());
-        self.end_pending(
-            LegCommand::Reject {
-                code,
-                reason: reason.clone(),
-            },
-            format!("rejected {code} {reason}"),
-        )
+        let status = match reason {
+            Some(reason) => Status::with_reason(code, reason),
+            None => Status::new(code),
+        };
+        let what = format!("rejected {status}");
+        self.end_pending(LegCommand::Reject { status }, what)
     }
 
     fn redirect(&mut self, args: &[Value]) -> HostOutcome<Op> {
@@ -604,7 +609,7 @@ impl TaskHost {
         match self.call.as_ref() {
             Some(leg) if matches!(leg.state, LegState::Incoming | LegState::Provisioned) && !leg.outgoing => {
                 leg.send(LegCommand::Fork {
-                    targets: targets.clone(),
+                    targets: crate::ring::expand(&self.runtime, &targets, Some(&self.account)),
                 });
                 self.event(Event::Call {
                     task: self.id,
@@ -635,8 +640,7 @@ impl TaskHost {
         match self.call.as_mut() {
             Some(leg) if matches!(leg.state, LegState::Incoming | LegState::Provisioned) && !leg.outgoing => {
                 leg.send(LegCommand::Provision {
-                    code,
-                    reason: reason.clone(),
+                    status: Status::with_reason(code, reason.clone()),
                     media,
                 });
                 if media {
@@ -674,35 +678,53 @@ impl TaskHost {
 
     /// Places an outgoing call for this task, where its account's class of
     /// service allows; the leg reports to this task.
-    pub(super) fn place_call(&mut self, target: &str) -> Result<Leg, String> {
-        // Numbers beyond the server go through trunks: only where the
-        // account's class of service allows (FEATURES.md §12).
+    pub(super) fn place_call(&mut self, dialled: &str) -> Result<Leg, String> {
         let destination = address::resolve(
             &self.runtime.directory,
-            target,
+            dialled,
             Some(self.domain()),
             Some(&self.account),
-        );
+        )
+        .map_err(|error| format!("404 Not Found ({error})"))?;
         // Beyond the server the account shows its caller ID, if it has one.
         let mut from = self.account.address();
-        let mut to = target.to_string();
-        if let Ok(address::Destination::Outside(number)) = &destination {
-            if !self.account.class_of_service.allows(number) {
-                return Err(format!("{number} is not allowed by the class of service"));
+        let target = match destination {
+            address::Destination::Outside(number) => {
+                // Numbers beyond the server go through trunks: only where
+                // the account's class of service allows (FEATURES.md §12).
+                if !self.account.class_of_service.allows(&number) {
+                    return Err(format!("{number} is not allowed by the class of service"));
+                }
+                if let Some(caller_id) = &self.account.caller_id {
+                    from = caller_id.clone();
+                }
+                Target::outside(&number)
             }
-            if let Some(caller_id) = &self.account.caller_id {
-                from = caller_id.clone();
+            address::Destination::Account { account, .. } => {
+                // An account is called at its first registered device.
+                let device = self.runtime.network.devices(&account).into_iter().next();
+                Target::Device(device.ok_or_else(|| Status::TEMPORARILY_UNAVAILABLE.to_string())?)
             }
-            to = number.clone();
-        }
-        let owner = Owner::default();
-        owner.set(Some(self.sender.clone()));
-        let leg = self.runtime.network.place_call(&from, &to, owner)?;
-        let shown = if to == target {
-            to
-        } else {
-            format!("{target} ({to})")
+            address::Destination::App { app, .. } => {
+                return Err(format!("404 Not Found (#{app} is an application)"));
+            }
         };
+        let resolved = target.to_string();
+        let shown = if resolved == dialled {
+            resolved
+        } else {
+            format!("{dialled} ({resolved})")
+        };
+        let leg = self
+            .runtime
+            .network
+            .place_call(OutgoingCall {
+                from: from.clone(),
+                target,
+                owner: Box::new(self.sender.clone()),
+                near: None,
+            })
+            .map_err(|error| error.to_string())?;
         self.event(Event::Call {
             task: self.id,
             what: format!("calling {shown} as {from}"),
@@ -712,7 +734,10 @@ impl TaskHost {
 
     fn disconnect(&mut self, args: &[Value]) -> HostOutcome<Op> {
         let reason = match (arg(args, 0).as_num(), text_arg(args, 1)) {
-            (Some(code), text) => Some((code.clamp(0, 65535) as u16, text.unwrap_or_default())),
+            (Some(code), text) => Some(Status::with_reason(
+                code.clamp(0, 999) as u16,
+                text.unwrap_or_default(),
+            )),
             _ => None,
         };
         self.hang_up(reason);
@@ -720,15 +745,14 @@ impl TaskHost {
     }
 
     /// Ends the task's call, whatever its state.
-    pub fn hang_up(&mut self, reason: Option<(u16, String)>) {
+    pub fn hang_up(&mut self, reason: Option<Status>) {
         let task = self.id;
         if let Some(leg) = self.call.as_mut() {
             let what = match leg.state {
                 LegState::Disconnected => None,
                 LegState::Incoming | LegState::Provisioned if !leg.outgoing => {
                     leg.send(LegCommand::Reject {
-                        code: 500,
-                        reason: "Server Internal Error".into(),
+                        status: Status::SERVER_INTERNAL_ERROR,
                     });
                     Some("released the unanswered call (500)")
                 }
@@ -1104,13 +1128,19 @@ impl Host for TaskHost {
                 }
             }
             HostFn::RemoteIPAddress => self.leg_info(|leg| {
-                leg.info
-                    .remote_ip
-                    .map_or(Value::Null, |endpoint| Value::Ip(Arc::new(endpoint)))
+                leg.info.remote_addr.map_or(Value::Null, |address| {
+                    Value::Ip(Arc::new(pbx_lang::value::IpEndpoint {
+                        address: address.ip(),
+                        port: Some(address.port()),
+                    }))
+                })
             }),
-            HostFn::RemoteAuthentication => {
-                self.leg_info(|leg| leg.info.authenticated.as_deref().map_or(Value::Null, Value::str))
-            }
+            HostFn::RemoteAuthentication => self.leg_info(|leg| {
+                leg.info
+                    .authenticated
+                    .as_ref()
+                    .map_or(Value::Null, |account| Value::str(&account.address()))
+            }),
             HostFn::PendingRequestData => self.pending_request_data(args),
             HostFn::PendingRequestExData => {
                 let Some(name) = text_arg(args, 0) else {

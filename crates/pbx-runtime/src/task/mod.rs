@@ -16,30 +16,21 @@ use std::sync::Mutex;
 use pbx_lang::value::{Portable, TaskId};
 use tokio::sync::mpsc;
 
-use crate::call::{LegHandle, LegId, Reply};
+use crate::call::{LegHandle, LegReport, Reply};
 
 pub use run::{start, Start};
 
 /// What reaches a task from outside: its calls, other tasks, the runtime.
 #[derive(Debug)]
 pub enum TaskInput {
-    /// A DTMF symbol from the peer.
-    Dtmf(char),
+    /// Something happened on a leg the task owns.
+    Leg(LegReport),
     /// An event from another task (`SendEvent`) or from the system.
     Event {
         name: String,
         sender: Option<TaskId>,
         parameter: Portable,
     },
-    /// A leg hung up, or a pending call was cancelled.
-    Disconnected { leg: LegId },
-    /// A target the pending call was forked to answered it: the caller
-    /// talks to `by`, and the task no longer has the call.
-    AnsweredElsewhere { leg: LegId, by: String },
-    /// A provisional response on an outgoing call.
-    Provisional { leg: LegId, code: u16 },
-    /// The final response on an outgoing call: `None` when answered.
-    Completed { leg: LegId, error: Option<String> },
     /// Another task asks to bridge its call with this one's.
     StartBridge {
         from: TaskId,
@@ -56,6 +47,12 @@ pub enum TaskInput {
     BreakBridge { from: TaskId },
     /// The runtime asks the task to end (shutdown).
     Stop,
+}
+
+impl From<LegReport> for TaskInput {
+    fn from(report: LegReport) -> TaskInput {
+        TaskInput::Leg(report)
+    }
 }
 
 struct Entry {
@@ -156,6 +153,11 @@ impl Registry {
             tasks.remove(&id);
         }
         self.update_running();
+    }
+
+    /// How many tasks run and calls are routed, as it changes.
+    pub fn running(&self) -> &tokio::sync::watch::Sender<usize> {
+        &self.running
     }
 
     /// Waits until no task runs and no call is being routed.

@@ -38,7 +38,7 @@ pub fn start(runtime: &Runtime, start: Start) -> TaskId {
         .registry
         .register(start.account.address(), start.shown.clone());
     if let Some(leg) = &start.leg {
-        leg.set_owner(Some(sender.clone()));
+        leg.set_owner(Some(Box::new(sender.clone())));
     }
     let clock: Arc<dyn Clock> = runtime.clock.clone();
     let options = TaskOptions {

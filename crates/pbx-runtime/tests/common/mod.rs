@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use pbx_runtime::observe::{Event, Observer};
 use pbx_runtime::sim::{self, Keys, SimNetwork};
-use pbx_runtime::{Config, Routed, Runtime};
+use pbx_runtime::{Config, Mode, Routed, Runtime, Server, ServerOptions};
 
 /// Records every event.
 #[derive(Default)]
@@ -226,7 +226,7 @@ pub fn route(
         let routed = match call {
             Call::To(target) => {
                 let leg = network.incoming("caller@sim", target, Keys::Script(script));
-                runtime.incoming_call(leg, target)
+                runtime.call_address(leg, target)
             }
             Call::App(app, account) => {
                 let (user, domain) = account.split_once('@').unwrap();
@@ -245,18 +245,9 @@ pub fn route(
 
 /// Runs `body` with a runtime for `config` on the simulated network (its
 /// phones as configured), in virtual time, with SMTP and HTTP on a real
-/// I/O runtime; returns what was observed and what `body` returned.
+/// I/O executor; returns what was observed and what `body` returned. The
+/// server is assembled as `pbxd run` assembles it.
 pub fn world<T>(config: Config, body: impl AsyncFnOnce(Runtime, Arc<SimNetwork>) -> T) -> (Arc<Recorder>, T) {
-    let io = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let main = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
     let recorder = Arc::new(Recorder::default());
     let phones = config
         .simulation
@@ -264,15 +255,15 @@ pub fn world<T>(config: Config, body: impl AsyncFnOnce(Runtime, Arc<SimNetwork>)
         .iter()
         .map(|(name, behaviour)| (name.clone(), sim::Phone::parse(behaviour).unwrap()))
         .collect::<HashMap<_, _>>();
-    let observer = recorder.clone();
-    let handle = io.handle().clone();
-    let local = tokio::task::LocalSet::new();
-    let result = local.block_on(&main, async move {
-        let network = Arc::new(SimNetwork::with_phones(phones));
-        let runtime = Runtime::new(config, network.clone(), observer, handle, true).unwrap();
-        body(runtime, network).await
-    });
-    io.shutdown_background();
+    let options = ServerOptions {
+        observer: recorder.clone(),
+        mode: Mode::Simulated { virtual_time: true },
+    };
+    let server = Server::start(config, options, |_| Ok(Arc::new(SimNetwork::with_phones(phones)))).unwrap();
+    let runtime = server.runtime().clone();
+    let network = server.network().clone();
+    let result = server.block_on(body(runtime, network));
+    server.shutdown(Duration::ZERO);
     (recorder, result)
 }
 

@@ -1,0 +1,253 @@
+//! A new INVITE: who calls (a caller claiming a local account, or calling
+//! beyond the server, must authenticate), where it goes (resolved once,
+//! here), the SDP offer, the dialog and the leg handed to the runtime.
+
+use std::sync::Arc;
+
+use pbx_runtime::address::{self, Destination};
+use pbx_runtime::admission::CallPermit;
+use pbx_runtime::call::{next_leg_id, IncomingCall, Leg, LegInfo};
+use pbx_runtime::directory::Account;
+use rsipstack::sip::prelude::*;
+use rsipstack::sip::{Header, StatusCode, Uri};
+use rsipstack::transaction::transaction::Transaction;
+
+use crate::call::{CallParts, Session, SipCall};
+use crate::digest::DigestError;
+use crate::registrar::source_of;
+use crate::sdp::{self, Direction};
+use crate::server::{SipNetwork, SipShard};
+
+/// Takes a new INVITE (outside any dialog); `permit` counts the call until
+/// it ends.
+pub(crate) async fn incoming(
+    network: Arc<SipNetwork>,
+    shard: Arc<SipShard>,
+    mut tx: Transaction,
+    permit: CallPermit,
+) {
+    let shared = &network.shared;
+    let request = tx.original.clone();
+    let user = request.uri.user().map(crate::percent_decode).unwrap_or_default();
+    let Some(domain) = shared.domain_for(&request.uri.host().to_string()) else {
+        let _ = tx.reply(StatusCode::NotFound).await;
+        return;
+    };
+    let target = format!("{user}@{domain}");
+    let Ok(from) = request.from_header().and_then(|from| from.uri()) else {
+        let _ = tx.reply(StatusCode::BadRequest).await;
+        return;
+    };
+    let Some((source, _)) = source_of(&tx) else {
+        let _ = tx.reply(StatusCode::BadRequest).await;
+        return;
+    };
+    let destination = match address::resolve(&shared.directory, &target, None, None) {
+        Ok(destination) => destination,
+        Err(error) => {
+            tracing::info!(%target, "incoming call refused: {error}");
+            let _ = tx.reply(StatusCode::NotFound).await;
+            return;
+        }
+    };
+    // Who calls: a caller claiming one of our accounts must prove it, and
+    // so must any call that would go beyond the server (FEATURES.md §12).
+    let caller_account = shared
+        .domain_for(&from.host().to_string())
+        .and_then(|from_domain| {
+            let name = from.user().map(crate::percent_decode).unwrap_or_default();
+            shared.directory.find(&name, &from_domain)
+        });
+    let outside = matches!(destination, Destination::Outside(_));
+    let mut authenticated = None;
+    if caller_account.is_some() || outside {
+        match authenticate(&network, &tx, &domain, "INVITE") {
+            Ok(account) => authenticated = Some(account),
+            Err((code, headers)) => {
+                let _ = tx.reply_with(code, headers, None).await;
+                return;
+            }
+        }
+    }
+    if let (Destination::Outside(number), Some(account)) = (&destination, &authenticated) {
+        if !account.class_of_service.allows(number) {
+            let _ = tx.reply(StatusCode::Forbidden).await;
+            return;
+        }
+    }
+    // The offer: audio in PCMU or PCMA, or 488. An INVITE without one
+    // gets pbxd's offer in the 200, and the answer comes in the ACK.
+    let offer = if request.body().is_empty() {
+        None
+    } else {
+        match sdp::parse(&String::from_utf8_lossy(request.body())) {
+            Ok(offer) => Some(offer),
+            Err(error) => {
+                tracing::debug!(%error, "INVITE without a usable offer");
+                let code = if error.is_not_acceptable() {
+                    StatusCode::NotAcceptableHere
+                } else {
+                    StatusCode::BadRequest
+                };
+                let _ = tx.reply(code).await;
+                return;
+            }
+        }
+    };
+    let media = match shared.media.open(shared.media_ip()).await {
+        Ok(media) => media,
+        Err(error) => {
+            tracing::warn!(%error, "no media socket for a call");
+            let _ = tx.reply(StatusCode::ServiceUnavailable).await;
+            return;
+        }
+    };
+    let session_id = u64::from(crate::random_u32());
+    let port = media.local_addr().port();
+    let (local_sdp, negotiated) = match &offer {
+        Some(offer) => match sdp::answer(offer, shared.advertise, port, session_id, 1) {
+            // Media starts flowing when the call is answered (or early
+            // media is provisioned), not before.
+            Ok((answer, negotiated)) => (answer, Some(negotiated)),
+            Err(_) => {
+                let _ = tx.reply(StatusCode::NotAcceptableHere).await;
+                return;
+            }
+        },
+        None => (
+            sdp::offer(shared.advertise, port, session_id, 1, Direction::SendRecv),
+            None,
+        ),
+    };
+    let (state_sender, states) = shard.dialogs.new_dialog_state_channel();
+    // Over TCP the Contact says so, or the peer would send ACK and BYE by UDP.
+    let reliable = tx
+        .connection
+        .as_ref()
+        .is_some_and(|connection| connection.is_reliable());
+    let contact = if reliable {
+        format!("{};transport=tcp", shared.contact())
+    } else {
+        shared.contact()
+    };
+    let contact = Uri::try_from(contact.as_str()).ok();
+    let dialog = match shard
+        .dialogs
+        .get_or_create_server_invite(&tx, state_sender, None, contact)
+    {
+        Ok(dialog) => dialog,
+        Err(error) => {
+            tracing::debug!(%error, "no dialog for an INVITE");
+            let _ = tx.reply(StatusCode::BadRequest).await;
+            return;
+        }
+    };
+    // Every response to this INVITE carries the dialog's To tag, the 487
+    // that answers a CANCEL included (rsipstack would make up another).
+    if let Ok(to) = tx.original.to_header() {
+        let tagged = to.clone().with_tag(dialog.id().local_tag.into());
+        tx.original.headers.unique_push(tagged.into());
+    }
+    let id = next_leg_id();
+    let info = LegInfo {
+        remote_uri: from.to_string(),
+        local_uri: request
+            .to_header()
+            .and_then(|to| to.uri())
+            .map(|uri| uri.to_string())
+            .unwrap_or_default(),
+        request_uri: format!("sip:{target}"),
+        remote_addr: Some(source),
+        authenticated,
+        call_id: request
+            .call_id_header()
+            .map(|header| header.value().to_string())
+            .unwrap_or_default(),
+        headers: request
+            .headers
+            .iter()
+            .filter_map(|header| {
+                let text = header.to_string();
+                let (name, value) = text.split_once(':')?;
+                Some((name.trim().to_string(), value.trim().to_string()))
+            })
+            .collect(),
+        transfer_supported: request.header_contains_token("Allow", "REFER"),
+    };
+    let media = Arc::new(media);
+    let (leg, end) = Leg::new(id, info, false, None);
+    shared.remember(id, &media, &dialog);
+    let call = SipCall::new(CallParts {
+        network: network.clone(),
+        shard: shard.clone(),
+        end,
+        dialog: dialog.clone(),
+        media,
+        outgoing: false,
+        session: Session::new(local_sdp, session_id, negotiated),
+        caller: from.to_string(),
+    })
+    .incoming(request.clone(), tx.tu_sender.clone(), permit);
+    tokio::task::spawn_local(call.run(states));
+    // The INVITE transaction: 100 Trying, then the ACK or a CANCEL.
+    let mut dialog_for_invite = dialog;
+    tokio::task::spawn_local(async move {
+        if let Err(error) = dialog_for_invite.handle(&mut tx).await {
+            tracing::debug!(%error, "INVITE transaction");
+        }
+    });
+    if let Err(refused) = shard.incoming.deliver(IncomingCall { leg, destination }) {
+        // The runtime has stopped: the leg is dropped, and its call ends.
+        drop(refused);
+    }
+}
+
+/// Checks the request's credentials against `domain`'s accounts; the
+/// refusal to send otherwise (a 407 challenge, or 403).
+pub(crate) fn authenticate(
+    network: &SipNetwork,
+    tx: &Transaction,
+    domain: &str,
+    method: &str,
+) -> Result<Arc<Account>, (StatusCode, Vec<Header>)> {
+    let shared = &network.shared;
+    let source = source_of(tx).map(|(source, _)| source.ip());
+    let limit = shared.config.sip.auth_failures_per_minute;
+    if source.is_some_and(|ip| shared.auth_failures.blocked(ip, limit)) {
+        return Err((StatusCode::Forbidden, Vec::new()));
+    }
+    let digest = shared.digest(domain);
+    let proxy_challenge = |stale: bool| {
+        digest
+            .challenges(stale)
+            .into_iter()
+            .map(|value| Header::ProxyAuthenticate(value.into()))
+            .collect::<Vec<_>>()
+    };
+    let authorization = tx.original.headers.iter().find_map(|header| match header {
+        Header::ProxyAuthorization(value) => Some(value.value().to_string()),
+        _ => None,
+    });
+    let Some(authorization) = authorization else {
+        return Err((StatusCode::ProxyAuthenticationRequired, proxy_challenge(false)));
+    };
+    let mut verified = None;
+    let result = digest.verify(method, &authorization, |given| {
+        let name = given.split('@').next().unwrap_or(given).to_string();
+        let account = shared.directory.find(&name, domain)?;
+        let password = account.password.clone();
+        verified = Some(account);
+        password
+    });
+    match result {
+        Ok(_) => verified.ok_or((StatusCode::Forbidden, Vec::new())),
+        Err(DigestError::Stale) => Err((StatusCode::ProxyAuthenticationRequired, proxy_challenge(true))),
+        Err(error) => {
+            if let Some(ip) = source {
+                shared.auth_failures.failed(ip);
+            }
+            tracing::info!(%domain, "INVITE authentication refused: {error}");
+            Err((StatusCode::Forbidden, Vec::new()))
+        }
+    }
+}
