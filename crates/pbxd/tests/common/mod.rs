@@ -7,6 +7,8 @@
 // Helpers are test code: a panic is how a test fails.
 #![allow(clippy::unwrap_used)]
 
+pub mod capture;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -121,6 +123,11 @@ impl Pbxd {
             log.lines()
                 .any(|line| texts.iter().all(|text| line.contains(text)))
         })
+    }
+
+    /// Waits (up to `seconds`) until `done` says yes of the log; the log then.
+    pub fn wait_for(&self, seconds: u64, done: impl Fn(&str) -> bool) -> String {
+        wait_until(&self.log, seconds, done)
     }
 
     /// Waits (up to 10 s) until the log has a line containing each of
