@@ -352,6 +352,8 @@ pub struct LimitsConfig {
     pub max_calls: Option<usize>,
     /// New calls are refused while a media clock's lateness (99th
     /// percentile over the last second) is beyond this, in milliseconds.
+    /// A worker that late is near what it can do; audio is lost only past
+    /// 100 ms, where a worker gives up making up for lost time.
     #[serde(default = "default_media_lateness")]
     pub media_lateness_ms: u64,
     /// New calls are refused while a shard's tasks wait longer than this
@@ -364,7 +366,7 @@ pub struct LimitsConfig {
 }
 
 fn default_media_lateness() -> u64 {
-    10
+    20
 }
 
 fn default_task_delay() -> u64 {

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 
 use crate::address::Destination;
 use crate::call::{
-    CallError, Device, Leg, LegCommand, LegEvent, LegInfo, Network, OutgoingCall, Owner, Played, Reply,
-    Status, Target,
+    CallError, Device, Leg, LegCommand, LegCommands, LegEvent, LegInfo, Network, OutgoingCall, Owner, Played,
+    Reply, Status, Target,
 };
 use crate::directory::Account;
 
@@ -304,7 +304,7 @@ enum Media {
 
 impl Peer {
     /// A called phone: rings, then answers, is busy, or never answers.
-    async fn run_callee(mut self, mut commands: mpsc::UnboundedReceiver<LegCommand>, phone: Phone) {
+    async fn run_callee(mut self, mut commands: LegCommands, phone: Phone) {
         let answer_at = match phone {
             Phone::AnswerAfter(after) => Some(Instant::now() + after),
             Phone::Busy => {
@@ -339,7 +339,7 @@ impl Peer {
     }
 
     /// Serves the leg's commands until it ends.
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<LegCommand>) {
+    async fn run(mut self, mut commands: LegCommands) {
         let started = Instant::now();
         let mut media = Media::Idle {
             since: Instant::now(),

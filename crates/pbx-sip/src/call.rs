@@ -12,10 +12,10 @@ use pbx_media::prompt::Prompt;
 use pbx_runtime::address::Destination;
 use pbx_runtime::admission::CallPermit;
 use pbx_runtime::call::{
-    CallError, Leg, LegCommand, LegEnd, LegEvent, LegId, LegReport, Media, MixerCommand, MuteMode,
-    OutgoingCall, Owner, Played, Reply, Status, Target,
+    CallError, Leg, LegCommand, LegCommands, LegEnd, LegEvent, LegId, LegReport, Media, MixerCommand,
+    MuteMode, OutgoingCall, Owner, Played, Reply, Status, Target,
 };
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::*;
 use rsipstack::sip::{Header, Request, StatusCode};
@@ -23,7 +23,7 @@ use rsipstack::transaction::transaction::{TransactionEvent, TransactionEventSend
 use tokio::sync::{mpsc, oneshot};
 
 use crate::sdp::{self, Direction, Negotiated};
-use crate::server::{SipNetwork, SipShard};
+use crate::server::{SipNetwork, SipShard, StateReceiver};
 
 /// pbxd's side of the offer/answer.
 pub(crate) struct Session {
@@ -63,7 +63,7 @@ pub(crate) struct SipCall {
     media: Arc<MediaSession>,
     owner: Owner,
     /// `None` once the owner let go of the leg (a fork answered elsewhere).
-    commands: Option<mpsc::UnboundedReceiver<LegCommand>>,
+    commands: Option<LegCommands>,
     outgoing: bool,
     answered: bool,
     session: Session,
@@ -145,13 +145,13 @@ impl SipCall {
     }
 
     /// Serves the leg until it ends.
-    pub async fn run(mut self, mut states: DialogStateReceiver) {
+    pub async fn run(mut self, mut states: StateReceiver) {
         let mut events = self.media.take_events();
         loop {
             tokio::select! {
                 command = next_command(&mut self.commands) => match command {
                     Some(command) => {
-                        if !self.command(command).await {
+                        if !Box::pin(self.command(command)).await {
                             break;
                         }
                     }
@@ -160,20 +160,21 @@ impl SipCall {
                     None if self.joined.is_some() => self.commands = None,
                     // The owner let go of the leg without a word: hang up.
                     None => {
-                        self.hang_up(None).await;
+                        Box::pin(self.hang_up(None)).await;
                         break;
                     }
                 },
                 report = next_fork_report(&mut self.forks) => {
                     if let Some(report) = report {
-                        if !self.fork_report(report).await {
+                        if !Box::pin(self.fork_report(report)).await {
                             break;
                         }
                     }
                 }
                 state = states.recv() => match state {
                     Some(state) => {
-                        if !self.state(state).await {
+                        let state = *state;
+                        if !Box::pin(self.state(state)).await {
                             break;
                         }
                     }
@@ -183,7 +184,7 @@ impl SipCall {
                     Some(MediaEvent::Dtmf(symbol)) => self.owner.report(LegEvent::Dtmf(symbol)),
                     Some(MediaEvent::Inactive) => {
                         tracing::info!(leg = self.id, "no RTP from the peer: hanging up");
-                        self.hang_up(Some(Status::with_reason(408, "RTP timeout"))).await;
+                        Box::pin(self.hang_up(Some(Status::with_reason(408, "RTP timeout")))).await;
                         self.owner.report(LegEvent::Disconnected);
                         break;
                     }
@@ -196,7 +197,9 @@ impl SipCall {
             joined.send(LegCommand::Disconnect { reason: None });
         }
         self.network.shared.forget(self.id);
-        self.shard.dialogs.remove_dialog(&self.dialog.id());
+        let dialog = self.dialog.id();
+        self.shard.states.forget(&dialog);
+        self.shard.dialogs.remove_dialog(&dialog);
         self.media.stop();
         let stats = self.media.stats();
         tracing::info!(
@@ -233,6 +236,7 @@ impl SipCall {
                 if let Err(error) = self.dialog.ringing(headers, body) {
                     tracing::debug!(%error, "provisional response");
                 }
+                self.shard.relay.flush();
             }
             LegCommand::Accept { reply } => {
                 // The task answers: the forked phones stop ringing.
@@ -243,11 +247,16 @@ impl SipCall {
                     .dialog
                     .accept(Some(vec![content_type_sdp()]), Some(body))
                     .map_err(|error| error.to_string());
+                self.shard.relay.flush();
                 self.answered = result.is_ok();
+                if self.answered {
+                    self.answered_now();
+                }
                 let _ = reply.send(result);
             }
             LegCommand::Reject { status: refusal } => {
                 let _ = self.dialog.reject(Some(status(refusal.code())), None);
+                self.shard.relay.flush();
                 return false;
             }
             LegCommand::Redirect { targets } => {
@@ -301,6 +310,13 @@ impl SipCall {
             }
         }
         true
+    }
+
+    /// An incoming call is answered: what only a pending call needs goes.
+    /// The INVITE's transaction queue (room for 32 events, 11 KB) would
+    /// otherwise be held for the whole call.
+    fn answered_now(&mut self) {
+        self.invite = None;
     }
 
     /// Sends media where the offer/answer said (once the call is answered,
@@ -368,12 +384,15 @@ impl SipCall {
                 self.end_forks();
                 self.start_media();
                 let body = self.session.local_sdp.clone().into_bytes();
-                if let Err(error) = self.dialog.accept(Some(vec![content_type_sdp()]), Some(body)) {
+                let accepted = self.dialog.accept(Some(vec![content_type_sdp()]), Some(body));
+                self.shard.relay.flush();
+                if let Err(error) = accepted {
                     tracing::info!(leg = self.id, %error, "the caller could not be answered for a fork");
                     fork.send(LegCommand::Disconnect { reason: None });
                     return true;
                 }
                 self.answered = true;
+                self.answered_now();
                 if let Some(other) = self.network.shared.media_of(fork.id) {
                     self.media.bridge(Some(&other));
                 }
@@ -453,7 +472,9 @@ impl SipCall {
         } else if self.outgoing {
             self.dialog.cancel().await
         } else {
-            self.dialog.reject(Some(StatusCode::TemporarilyUnavailable), None)
+            let refused = self.dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
+            self.shard.relay.flush();
+            refused
         };
         if let Err(error) = result {
             tracing::debug!(leg = self.id, %error, "hang-up");
@@ -726,7 +747,7 @@ fn media_mute(mode: MuteMode) -> pbx_media::engine::MuteMode {
     }
 }
 
-async fn next_command(commands: &mut Option<mpsc::UnboundedReceiver<LegCommand>>) -> Option<LegCommand> {
+async fn next_command(commands: &mut Option<LegCommands>) -> Option<LegCommand> {
     match commands {
         Some(receiver) => receiver.recv().await,
         None => std::future::pending().await,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use pbx_runtime::address::{self, Destination};
 use pbx_runtime::admission::CallPermit;
-use pbx_runtime::call::{next_leg_id, IncomingCall, Leg, LegInfo};
+use pbx_runtime::call::{next_leg_id, Headers, IncomingCall, Leg, LegInfo};
 use pbx_runtime::directory::Account;
 use rsipstack::sip::prelude::*;
 use rsipstack::sip::{Header, StatusCode, Uri};
@@ -119,7 +119,6 @@ pub(crate) async fn incoming(
             None,
         ),
     };
-    let (state_sender, states) = shard.dialogs.new_dialog_state_channel();
     // Over TCP the Contact says so, or the peer would send ACK and BYE by UDP.
     let reliable = tx
         .connection
@@ -131,10 +130,17 @@ pub(crate) async fn incoming(
         shared.contact()
     };
     let contact = Uri::try_from(contact.as_str()).ok();
-    let dialog = match shard
-        .dialogs
-        .get_or_create_server_invite(&tx, state_sender, None, contact)
-    {
+    let made = shard.relay.dialog_for(
+        &mut tx,
+        |tx| {
+            shard
+                .dialogs
+                .get_or_create_server_invite(tx, shard.states.sender(), None, contact)
+                .map_err(|error| error.to_string())
+        },
+        |dialog| dialog.id(),
+    );
+    let dialog = match made {
         Ok(dialog) => dialog,
         Err(error) => {
             tracing::debug!(%error, "no dialog for an INVITE");
@@ -142,6 +148,7 @@ pub(crate) async fn incoming(
             return;
         }
     };
+    let states = shard.states.route(&dialog.id());
     // Every response to this INVITE carries the dialog's To tag, the 487
     // that answers a CANCEL included (rsipstack would make up another).
     if let Ok(to) = tx.original.to_header() {
@@ -163,15 +170,12 @@ pub(crate) async fn incoming(
             .call_id_header()
             .map(|header| header.value().to_string())
             .unwrap_or_default(),
-        headers: request
-            .headers
-            .iter()
-            .filter_map(|header| {
-                let text = header.to_string();
-                let (name, value) = text.split_once(':')?;
-                Some((name.trim().to_string(), value.trim().to_string()))
-            })
-            .collect(),
+        headers: Headers::from_pairs(
+            request
+                .headers
+                .iter()
+                .map(|header| (header.name(), header.value())),
+        ),
         transfer_supported: request.header_contains_token("Allow", "REFER"),
     };
     let media = Arc::new(media);
@@ -191,10 +195,12 @@ pub(crate) async fn incoming(
     tokio::task::spawn_local(call.run(states));
     // The INVITE transaction: 100 Trying, then the ACK or a CANCEL.
     let mut dialog_for_invite = dialog;
+    let relaying = shard.clone();
     tokio::task::spawn_local(async move {
         if let Err(error) = dialog_for_invite.handle(&mut tx).await {
             tracing::debug!(%error, "INVITE transaction");
         }
+        relaying.relay.release(&dialog_for_invite.id());
     });
     if let Err(refused) = shard.incoming.deliver(IncomingCall { leg, destination }) {
         // The runtime has stopped: the leg is dropped, and its call ends.

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use pbx_runtime::call::{
     next_leg_id, CallError, Leg, LegEnd, LegEvent, LegId, LegInfo, OutgoingCall, Status, Target, Transport,
 };
-use rsipstack::dialog::dialog::DialogStateReceiver;
 use rsipstack::sip::Uri;
 
 use crate::call::{CallParts, Session, SipCall};
 use crate::route::Route;
 use crate::sdp::{self, Direction};
-use crate::server::{SipNetwork, SipShard};
+use crate::server::{SipNetwork, SipShard, StateReceiver};
 
 /// Places a call; must run on a shard.
 pub(crate) fn place(network: &Arc<SipNetwork>, call: OutgoingCall) -> Result<Leg, CallError> {
@@ -68,7 +67,7 @@ async fn dial(
     from: &str,
     route: Route,
     near: Option<LegId>,
-) -> Result<(PendingCall, DialogStateReceiver), CallError> {
+) -> Result<(PendingCall, StateReceiver), CallError> {
     let shared = &network.shared;
     // Next to the media of the leg it will likely be bridged with.
     let near = near.and_then(|leg| shared.media_of(leg));
@@ -111,11 +110,11 @@ async fn dial(
         )),
         ..Default::default()
     };
-    let (state_sender, states) = shard.dialogs.new_dialog_state_channel();
     let (dialog, _outcome) = shard
         .dialogs
-        .do_invite_async(option, state_sender)
+        .do_invite_async(option, shard.states.sender())
         .map_err(|error| CallError::new(Status::SERVER_INTERNAL_ERROR, error.to_string()))?;
+    let states = shard.states.route(&dialog.id());
     let media = Arc::new(media);
     shared.remember(id, &media, &dialog);
     Ok((

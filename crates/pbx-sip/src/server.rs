@@ -15,14 +15,19 @@ use pbx_runtime::call::{IncomingCalls, LegId};
 use pbx_runtime::directory::Directory;
 use pbx_runtime::shard::ShardSpawner;
 use pbx_runtime::{Config, NetworkSetup};
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, DialogStateSender};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::dialog::DialogId;
 use rsipstack::sip::{Header, Method, StatusCode};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
-use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transaction::transaction::{
+    Transaction, TransactionEvent, TransactionEventReceiver, TransactionEventSender,
+};
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::TransportLayer;
 use rsipstack::EndpointBuilder;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::digest::{Algorithm, DigestServer};
@@ -175,6 +180,163 @@ pub struct SipShard {
     pub endpoint: EndpointInnerRef,
     pub dialogs: Arc<DialogLayer>,
     pub incoming: IncomingCalls,
+    pub(crate) states: DialogStates,
+    pub(crate) relay: InviteRelay,
+}
+
+/// What a server dialog tells its INVITE's transaction (its provisional
+/// and final responses, an ACK it was handed), passed on through one queue
+/// per shard. rsipstack's dialog keeps, for its whole life, a sender of its
+/// INVITE transaction's event queue, whose first block has room for 32
+/// events (11 KB); given the shard's queue instead, it keeps that one
+/// alive, and the transaction's own queue goes with the transaction.
+pub(crate) struct InviteRelay {
+    sender: TransactionEventSender,
+    /// Taken from by `flush`, right after a dialog is told to respond (so
+    /// the response leaves before anything the call does next), and by the
+    /// shard's task for the rest. Used on the shard's thread only.
+    receiver: Mutex<TransactionEventReceiver>,
+    /// By Call-ID and local tag, while the INVITE transaction runs. Used
+    /// on the shard's thread only.
+    routes: Routes<TransactionEventSender>,
+}
+
+impl InviteRelay {
+    /// Makes a dialog for `tx` (with `make`) that reports to the relay,
+    /// and routes what it says to `tx` until `release`.
+    pub fn dialog_for<T, E>(
+        &self,
+        tx: &mut Transaction,
+        make: impl FnOnce(&Transaction) -> Result<T, E>,
+        id: impl Fn(&T) -> DialogId,
+    ) -> Result<T, E> {
+        let own = std::mem::replace(&mut tx.tu_sender, self.sender.clone());
+        let made = make(tx);
+        tx.tu_sender = own;
+        let made = made?;
+        let id = id(&made);
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.insert((id.call_id, id.local_tag), tx.tu_sender.clone());
+        }
+        Ok(made)
+    }
+
+    /// The INVITE transaction of dialog `id` is over.
+    pub fn release(&self, id: &DialogId) {
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.remove(&(id.call_id.clone(), id.local_tag.clone()));
+        }
+    }
+
+    /// Passes on what dialogs have said so far. Called right after telling
+    /// a dialog to respond (ring, answer, refuse): its response then goes
+    /// out before whatever the call does next (a BYE).
+    pub fn flush(&self) {
+        loop {
+            let event = match self.receiver.lock() {
+                Ok(mut receiver) => receiver.try_recv().ok(),
+                Err(_) => None,
+            };
+            match event {
+                Some(event) => self.forward(event),
+                None => return,
+            }
+        }
+    }
+
+    /// Passes each event on as it comes.
+    async fn pass_on(&self) {
+        loop {
+            let next = std::future::poll_fn(|context| match self.receiver.lock() {
+                Ok(mut receiver) => receiver.poll_recv(context),
+                Err(_) => std::task::Poll::Ready(None),
+            });
+            match next.await {
+                Some(event) => self.forward(event),
+                None => return,
+            }
+        }
+    }
+
+    /// Sends an event to its transaction (found by the Call-ID and To tag
+    /// of the response or ACK it carries); a late one is dropped, as a
+    /// transaction that has ended would drop it.
+    fn forward(&self, event: TransactionEvent) {
+        let key = match &event {
+            TransactionEvent::Respond(response) => dialog_key(response),
+            TransactionEvent::Received(rsipstack::sip::SipMessage::Request(request), _) => {
+                dialog_key(request)
+            }
+            _ => None,
+        };
+        let route = key.and_then(|key| self.routes.lock().ok()?.get(&key).cloned());
+        if let Some(route) = route {
+            let _ = route.send(event);
+        }
+    }
+}
+
+/// (Call-ID, To tag) of a message: pbxd's tag, in what a server dialog sends.
+fn dialog_key(message: &impl rsipstack::sip::prelude::HeadersExt) -> Option<(String, String)> {
+    let call_id = message.call_id_header().ok()?.value().to_string();
+    let tag = message.to_header().ok()?.tag().ok().flatten()?.to_string();
+    Some((call_id, tag))
+}
+
+/// Where a dialog's states go: the call leg that has it. Every dialog of a
+/// shard reports on one rsipstack queue (whose first block has room for 32
+/// states, about 10 KB, a weight each call would otherwise carry), and a
+/// task of the shard passes each state on to its call's own small queue.
+pub(crate) struct DialogStates {
+    sender: DialogStateSender,
+    /// By Call-ID and local tag (the remote tag of a dialog pbxd starts is
+    /// learned later). Used on the shard's thread only.
+    routes: Routes<mpsc::UnboundedSender<Box<DialogState>>>,
+}
+
+/// Where each dialog of a shard is reached, by Call-ID and local tag.
+type Routes<T> = Mutex<HashMap<(String, String), T>>;
+
+/// A call leg's own queue of its dialog's states.
+pub(crate) type StateReceiver = mpsc::UnboundedReceiver<Box<DialogState>>;
+
+impl DialogStates {
+    /// The queue a new dialog reports on.
+    pub fn sender(&self) -> DialogStateSender {
+        self.sender.clone()
+    }
+
+    /// From now on, the states of dialog `id` go to the queue returned.
+    /// Call before the shard's next wait, so no state of it comes first.
+    pub fn route(&self, id: &DialogId) -> StateReceiver {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.insert((id.call_id.clone(), id.local_tag.clone()), sender);
+        }
+        receiver
+    }
+
+    /// The dialog `id` is over: its states go nowhere.
+    pub fn forget(&self, id: &DialogId) {
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.remove(&(id.call_id.clone(), id.local_tag.clone()));
+        }
+    }
+
+    /// Passes each state on to its dialog's call leg.
+    async fn pass_on(&self, mut states: DialogStateReceiver) {
+        while let Some(state) = states.recv().await {
+            let id = state.id();
+            let route = self
+                .routes
+                .lock()
+                .ok()
+                .and_then(|routes| routes.get(&(id.call_id.clone(), id.local_tag.clone())).cloned());
+            if let Some(route) = route {
+                let _ = route.send(Box::new(state));
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for SipShard {
@@ -387,18 +549,32 @@ async fn start_shard(
     let incoming_transactions = endpoint
         .incoming_transactions()
         .map_err(|error| std::io::Error::other(error.to_string()))?;
+    let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+    let (states, state_receiver) = dialogs.new_dialog_state_channel();
+    let (relay, relay_receiver) = mpsc::unbounded_channel();
     let shard = Arc::new(SipShard {
         index,
         endpoint: endpoint.inner.clone(),
-        dialogs: Arc::new(DialogLayer::new(endpoint.inner.clone())),
+        dialogs,
         incoming,
+        states: DialogStates {
+            sender: states,
+            routes: Mutex::new(HashMap::new()),
+        },
+        relay: InviteRelay {
+            sender: relay,
+            receiver: Mutex::new(relay_receiver),
+            routes: Mutex::new(HashMap::new()),
+        },
     });
     let this = shard.clone();
     tokio::task::spawn_local(async move {
         let Ok(network) = network.await else { return };
         tokio::select! {
             () = endpoint.serve() => {}
-            () = take_transactions(network, this, incoming_transactions) => {}
+            () = take_transactions(network, this.clone(), incoming_transactions) => {}
+            () = this.states.pass_on(state_receiver) => {}
+            () = this.relay.pass_on() => {}
         }
     });
     Ok(shard)

@@ -55,7 +55,12 @@ fn calls_beyond_max_calls_get_503_and_the_calls_in_progress_keep_their_audio() {
     let log = pbxd.wait_for(10, |log| answered(log) >= 2);
     assert_eq!(answered(&log), 2, "{log}");
 
-    let refused = sipp(&sipp_program, "uac_expect_503.xml", &pbxd, &["-s", "tone%23operator"]);
+    let refused = sipp(
+        &sipp_program,
+        "uac_expect_503.xml",
+        &pbxd,
+        &["-s", "tone%23operator"],
+    );
     assert_passed(&refused, &pbxd);
 
     for caller in callers {
@@ -63,9 +68,16 @@ fn calls_beyond_max_calls_get_503_and_the_calls_in_progress_keep_their_audio() {
     }
     // The limit counts calls in progress: with those two over, a call is
     // taken again.
-    let again = sipp(&sipp_program, "uac_answered_then_bye.xml", &pbxd, &["-s", "tone%23operator"]);
+    let again = sipp(
+        &sipp_program,
+        "uac_answered_then_bye.xml",
+        &pbxd,
+        &["-s", "tone%23operator"],
+    );
     assert_passed(&again, &pbxd);
-    assert!(pbxd.log().contains("new call refused: 2 calls in progress (limits.max_calls)"));
+    assert!(pbxd
+        .log()
+        .contains("new call refused: 2 calls in progress (limits.max_calls)"));
 
     let Some(capture) = capture else {
         return;
@@ -87,7 +99,11 @@ fn calls_beyond_max_calls_get_503_and_the_calls_in_progress_keep_their_audio() {
         );
         sequences.sort_unstable_by_key(|sequence| sequence.wrapping_sub(sequences_first(&packets, port)));
         for pair in sequences.windows(2) {
-            assert_eq!(pair[1], pair[0].wrapping_add(1), "port {port}: a gap in the stream");
+            assert_eq!(
+                pair[1],
+                pair[0].wrapping_add(1),
+                "port {port}: a gap in the stream"
+            );
         }
     }
 }

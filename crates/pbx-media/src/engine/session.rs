@@ -570,7 +570,10 @@ impl SessionState {
     }
 
     /// The session is going away: whoever waits hears how things ended.
+    /// The packet this tick made leaves now rather than in its slot: a
+    /// call hung up as its prompt ends still gets the prompt's last frame.
     pub fn close(mut self) {
+        self.output.flush();
         self.stop_playback();
         self.stop_recording();
     }

@@ -225,7 +225,9 @@ struct Worker {
     index: usize,
     engine: Weak<EngineShared>,
     lateness: Lateness,
-    sessions: HashMap<u64, SessionState>,
+    /// Boxed: the map's table (up to twice as many slots as sessions)
+    /// holds pointers, not 700-byte states.
+    sessions: HashMap<u64, Box<SessionState>>,
     mixers: Mixers,
     /// What each session's peer sent this tick (filled then read within a tick).
     heard: HashMap<u64, Frame>,
@@ -316,7 +318,7 @@ impl Worker {
         }
     }
 
-    fn adopt(&mut self, mut session: SessionState) {
+    fn adopt(&mut self, mut session: Box<SessionState>) {
         session.attach();
         self.sessions.insert(session.id, session);
     }
@@ -324,10 +326,10 @@ impl Worker {
     fn apply(&mut self, command: Command, queue: &mut mpsc::UnboundedReceiver<Command>) {
         match command {
             // `open` counted it already.
-            Command::Open(session) => self.adopt(*session),
+            Command::Open(session) => self.adopt(session),
             Command::Adopt(session) => {
                 self.count(1);
-                self.adopt(*session);
+                self.adopt(session);
             }
             Command::Gather {
                 session,
@@ -544,7 +546,7 @@ impl Worker {
                 others.push(command);
             }
         }
-        self.send_to(to, Command::Adopt(Box::new(session)));
+        self.send_to(to, Command::Adopt(session));
         self.send_to(to, then);
         for command in taken_along {
             self.send_to(to, command);

@@ -70,9 +70,39 @@ pub struct LegInfo {
     pub authenticated: Option<Arc<Account>>,
     pub call_id: String,
     /// Headers of the pending request, as received.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// Whether the peer takes transfers (SIP: it allows REFER).
     pub transfer_supported: bool,
+}
+
+/// The headers of a request as received, kept as one string of
+/// `Name: value` lines: scripts read them rarely, by name, and a call
+/// should not carry two allocations per header for that.
+#[derive(Clone, Debug, Default)]
+pub struct Headers(String);
+
+impl Headers {
+    /// Headers from name and value pairs; a line break in either is
+    /// dropped (it would end the line).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Headers {
+        let mut text = String::new();
+        for (name, value) in pairs {
+            let clean = |part: &str| part.trim().replace(['\r', '\n'], "");
+            text.push_str(&clean(name));
+            text.push_str(": ");
+            text.push_str(&clean(value));
+            text.push('\n');
+        }
+        Headers(text)
+    }
+
+    /// The value of the first header called `name` (case ignored).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.lines().find_map(|line| {
+            let (found, value) = line.split_once(": ")?;
+            found.eq_ignore_ascii_case(name).then_some(value)
+        })
+    }
 }
 
 /// Audio to play.
@@ -287,13 +317,26 @@ impl Owner {
 #[derive(Clone, Debug)]
 pub struct LegHandle {
     pub id: LegId,
-    commands: mpsc::UnboundedSender<LegCommand>,
+    commands: mpsc::UnboundedSender<Box<LegCommand>>,
 }
 
 impl LegHandle {
     /// Sends a command to the leg's network end.
     pub fn send(&self, command: LegCommand) {
-        let _ = self.commands.send(command);
+        let _ = self.commands.send(Box::new(command));
+    }
+}
+
+/// The commands the owner sends a leg, in order. Boxed in the queue: a
+/// queue's first block has room for 32 of what it carries, and a leg sees
+/// a handful of commands in its life.
+#[derive(Debug)]
+pub struct LegCommands(mpsc::UnboundedReceiver<Box<LegCommand>>);
+
+impl LegCommands {
+    /// The next command; `None` once the owner and every handle let go.
+    pub async fn recv(&mut self) -> Option<LegCommand> {
+        self.0.recv().await.map(|command| *command)
     }
 }
 
@@ -306,7 +349,7 @@ pub struct Leg {
     pub state: LegState,
     /// Whether this leg was placed by pbxd (`StartCall`, ringing).
     pub outgoing: bool,
-    commands: mpsc::UnboundedSender<LegCommand>,
+    commands: mpsc::UnboundedSender<Box<LegCommand>>,
     owner: Owner,
 }
 
@@ -315,7 +358,7 @@ pub struct Leg {
 #[derive(Debug)]
 pub struct LegEnd {
     pub id: LegId,
-    pub commands: mpsc::UnboundedReceiver<LegCommand>,
+    pub commands: LegCommands,
     pub owner: Owner,
 }
 
@@ -336,7 +379,7 @@ impl Leg {
         };
         let end = LegEnd {
             id,
-            commands: receiver,
+            commands: LegCommands(receiver),
             owner,
         };
         (leg, end)
@@ -345,7 +388,7 @@ impl Leg {
     /// Sends a command to the network end. A leg whose network end is gone
     /// ignores it (the hang-up has been reported).
     pub fn send(&self, command: LegCommand) {
-        let _ = self.commands.send(command);
+        let _ = self.commands.send(Box::new(command));
     }
 
     /// A handle another owner may use to reach this leg's media.

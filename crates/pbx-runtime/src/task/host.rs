@@ -11,7 +11,6 @@ use pbx_lang::bytecode::Program;
 use pbx_lang::value::{text, Array, Bytes, Dict, OpError, Portable, TaskId, Value};
 use pbx_lang::{Host, HostOutcome};
 use pbx_media::wav;
-use tokio::sync::mpsc;
 
 use super::input::{Queue, QueuedEvent};
 use super::ops::Op;
@@ -35,8 +34,8 @@ pub(crate) struct TaskHost {
     pub runtime: Runtime,
     pub id: TaskId,
     /// This task's own input queue sender (given to legs it creates).
-    pub sender: mpsc::UnboundedSender<TaskInput>,
-    pub receiver: mpsc::UnboundedReceiver<TaskInput>,
+    pub sender: super::InputSender,
+    pub receiver: super::InputQueue,
     pub queue: Queue,
     /// The account the task runs for (`Impersonate` changes it).
     pub account: Arc<Account>,
@@ -262,7 +261,7 @@ impl TaskHost {
 
     /// Takes everything already waiting in the channel.
     pub fn drain(&mut self) {
-        while let Ok(input) = self.receiver.try_recv() {
+        while let Some(input) = self.receiver.try_recv() {
             self.absorb(input);
         }
     }
@@ -805,12 +804,7 @@ impl TaskHost {
             "call-id" => Value::str(&leg.info.call_id),
             "from" => address_dict(&leg.info.remote_uri),
             "to" => address_dict(&leg.info.request_uri),
-            _ => leg
-                .info
-                .headers
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(&field))
-                .map_or(Value::Null, |(_, value)| Value::str(value)),
+            _ => leg.info.headers.get(&field).map_or(Value::Null, Value::str),
         })
     }
 
@@ -1146,13 +1140,7 @@ impl Host for TaskHost {
                 let Some(name) = text_arg(args, 0) else {
                     return null();
                 };
-                self.leg_info(|leg| {
-                    leg.info
-                        .headers
-                        .iter()
-                        .find(|(header, _)| header.eq_ignore_ascii_case(&name))
-                        .map_or(Value::Null, |(_, value)| Value::str(value))
-                })
+                self.leg_info(|leg| leg.info.headers.get(&name).map_or(Value::Null, Value::str))
             }
             HostFn::SetLocalContactParameter => null(),
             // §7.3

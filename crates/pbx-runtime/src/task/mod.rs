@@ -49,14 +49,34 @@ pub enum TaskInput {
     Stop,
 }
 
-impl From<LegReport> for TaskInput {
-    fn from(report: LegReport) -> TaskInput {
-        TaskInput::Leg(report)
+impl From<LegReport> for Box<TaskInput> {
+    fn from(report: LegReport) -> Box<TaskInput> {
+        Box::new(TaskInput::Leg(report))
+    }
+}
+
+/// Where a task's input goes. Boxed in the queue: a queue's first block
+/// has room for 32 of what it carries, and most tasks get a few inputs.
+pub type InputSender = mpsc::UnboundedSender<Box<TaskInput>>;
+
+/// A task's input queue.
+#[derive(Debug)]
+pub(crate) struct InputQueue(mpsc::UnboundedReceiver<Box<TaskInput>>);
+
+impl InputQueue {
+    /// The next input; `None` when no one can send any more.
+    pub async fn recv(&mut self) -> Option<TaskInput> {
+        self.0.recv().await.map(|input| *input)
+    }
+
+    /// An input already waiting, if any.
+    pub fn try_recv(&mut self) -> Option<TaskInput> {
+        self.0.try_recv().ok().map(|input| *input)
     }
 }
 
 struct Entry {
-    input: mpsc::UnboundedSender<TaskInput>,
+    input: InputSender,
     /// What `SetApplicationStatus` last stored.
     status: Portable,
     /// `name@domain` of the account the task runs for.
@@ -122,15 +142,7 @@ impl Registry {
     }
 
     /// A new task's ID and its input queue.
-    pub(crate) fn register(
-        &self,
-        account: String,
-        program: String,
-    ) -> (
-        TaskId,
-        mpsc::UnboundedSender<TaskInput>,
-        mpsc::UnboundedReceiver<TaskInput>,
-    ) {
+    pub(crate) fn register(&self, account: String, program: String) -> (TaskId, InputSender, InputQueue) {
         let id = TaskId(self.next.fetch_add(1, Ordering::Relaxed) + 1);
         let (sender, receiver) = mpsc::unbounded_channel();
         if let Ok(mut tasks) = self.tasks.lock() {
@@ -145,7 +157,7 @@ impl Registry {
             );
         }
         self.update_running();
-        (id, sender, receiver)
+        (id, sender, InputQueue(receiver))
     }
 
     pub(crate) fn remove(&self, id: TaskId) {
@@ -172,13 +184,13 @@ impl Registry {
             return false;
         };
         match tasks.get(&id) {
-            Some(entry) => entry.input.send(input).is_ok(),
+            Some(entry) => entry.input.send(Box::new(input)).is_ok(),
             None => false,
         }
     }
 
     /// The input queue of task `id`, to hand to a call leg.
-    pub fn sender(&self, id: TaskId) -> Option<mpsc::UnboundedSender<TaskInput>> {
+    pub fn sender(&self, id: TaskId) -> Option<InputSender> {
         self.tasks.lock().ok()?.get(&id).map(|entry| entry.input.clone())
     }
 
@@ -210,7 +222,7 @@ impl Registry {
     pub fn stop_all(&self) {
         if let Ok(tasks) = self.tasks.lock() {
             for entry in tasks.values() {
-                let _ = entry.input.send(TaskInput::Stop);
+                let _ = entry.input.send(Box::new(TaskInput::Stop));
             }
         }
     }

@@ -122,7 +122,9 @@ async fn drive(mut vm: Vm, mut host: TaskHost) {
         match vm.run(&mut host, SLICE) {
             Step::Yield => tokio::task::yield_now().await,
             Step::Wait(op) => {
-                let value = host.perform(op).await;
+                // Boxed: a waiting task holds only what its one wait needs,
+                // not room for the largest of all (mail, HTTP).
+                let value = Box::pin(host.perform(op)).await;
                 vm.resume(value);
             }
             Step::Finished => break "finished".to_string(),
