@@ -170,6 +170,15 @@ impl PromptCache {
     /// The prompt in the WAV file at `path`, decoded once per version.
     pub fn get(&self, path: &Path) -> Result<Arc<Prompt>, WavError> {
         let io_error = |error: std::io::Error| WavError::Io(format!("{}: {error}", path.display()));
+        // The usual case, a prompt played again, costs one `stat`: no
+        // opening, no reading.
+        if let Ok(metadata) = std::fs::metadata(path) {
+            if let Some(entry) = self.lock().get(path) {
+                if entry.modified == metadata.modified().ok() && entry.length == metadata.len() {
+                    return Ok(entry.prompt.clone());
+                }
+            }
+        }
         // The metadata and the bytes come from one open file, so a file
         // replaced meanwhile cannot pair new bytes with an old version.
         let mut file = std::fs::File::open(path).map_err(io_error)?;

@@ -75,6 +75,8 @@ pub struct Shared {
     pub storage: Storage,
     /// Meetings (CGPL §6.11), in memory.
     pub meetings: Meetings,
+    /// Prompt files decoded, once per version of each.
+    pub prompts: pbx_media::prompt::PromptCache,
 }
 
 /// A handle on the runtime.
@@ -173,6 +175,7 @@ impl Runtime {
             limits: Limits::default(),
             storage,
             meetings: Meetings::default(),
+            prompts: pbx_media::prompt::PromptCache::default(),
         })))
     }
 

@@ -129,6 +129,9 @@ impl<N: Network + 'static> Server<N> {
             io: io.handle(),
         })
         .map_err(ServerError::Network)?;
+        // The server clock counts from now on the shards' clock (a
+        // simulation's virtual one).
+        let entered = shards.enter();
         let runtime = Runtime::new(
             config,
             directory,
@@ -137,6 +140,7 @@ impl<N: Network + 'static> Server<N> {
             io.handle().clone(),
             virtual_time,
         )?;
+        drop(entered);
         for (index, calls) in receivers.into_iter().enumerate() {
             let runtime = runtime.clone();
             shards.run_on(index, move || {

@@ -178,6 +178,15 @@ impl Shards {
         self.spawner.clone()
     }
 
+    /// On a shard made by `here`, makes its clock the one `tokio::time`
+    /// reads until the guard drops (to set up what counts time from now).
+    pub fn enter(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
+        match &self.kind {
+            Kind::Here { executor, .. } => Some(executor.enter()),
+            Kind::Threads(_) => None,
+        }
+    }
+
     /// Whether the shards are threads of their own (not the caller's).
     pub fn threaded(&self) -> bool {
         matches!(self.kind, Kind::Threads(_))

@@ -419,7 +419,7 @@ impl SipCall {
     /// Plays a prompt, a datablock or a tone; the reply says how far it got.
     fn play(&self, media: Media, limit: Option<Duration>, reply: oneshot::Sender<Played>) {
         let prompt = match &media {
-            Media::File { path, .. } => self.network.shared.prompts.get(path).ok(),
+            Media::File { prompt, .. } => Some(prompt.clone()),
             Media::Data { bytes, .. } => Prompt::from_wav(bytes).ok().map(Arc::new),
             Media::Tone { frequencies, length } => Some(Arc::new(Prompt::tone(frequencies, None, *length))),
         };

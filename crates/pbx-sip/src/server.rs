@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pbx_media::engine::{MediaEngine, MediaSession};
-use pbx_media::prompt::PromptCache;
 use pbx_runtime::admission::Admission;
 use pbx_runtime::call::{IncomingCalls, LegId};
 use pbx_runtime::directory::Directory;
@@ -53,7 +52,6 @@ pub struct SipShared {
     pub directory: Arc<Directory>,
     pub location: LocationStore,
     pub media: MediaEngine,
-    pub prompts: PromptCache,
     /// Where pbxd listens, and the address it gives peers (Contact, SDP).
     pub listen: SocketAddr,
     pub advertise: IpAddr,
@@ -404,7 +402,6 @@ impl SipNetwork {
             directory: setup.directory.clone(),
             location,
             media,
-            prompts: PromptCache::default(),
             listen: bound,
             advertise,
             auth_failures: AuthFailures::default(),

@@ -109,6 +109,7 @@ async fn session(
     live: bool,
     timeline: &Timeline,
 ) -> ExitCode {
+    timeline.begin();
     let keys = match script {
         Some(script) => Keys::Script(script),
         None if live => {

@@ -10,7 +10,8 @@ use pbx_runtime::observe::{Event, Observer};
 
 /// Prints events to stdout and keeps run-time errors for the end.
 pub struct Timeline {
-    start: tokio::time::Instant,
+    /// When the run began (`begin`), on the clock the run's calls use.
+    start: Mutex<tokio::time::Instant>,
     errors: Mutex<Vec<Diagnostic>>,
 }
 
@@ -18,8 +19,16 @@ impl Timeline {
     /// A timeline starting now.
     pub fn new() -> Timeline {
         Timeline {
-            start: tokio::time::Instant::now(),
+            start: Mutex::new(tokio::time::Instant::now()),
             errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Times count from now: call this on the run's own clock (the server
+    /// is built before, on another).
+    pub fn begin(&self) {
+        if let Ok(mut start) = self.start.lock() {
+            *start = tokio::time::Instant::now();
         }
     }
 
@@ -32,7 +41,10 @@ impl Timeline {
     }
 
     fn line(&self, text: &str) {
-        let elapsed = self.start.elapsed().as_secs_f64();
+        let elapsed = self
+            .start
+            .lock()
+            .map_or(0.0, |start| start.elapsed().as_secs_f64());
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{elapsed:8.3}  {text}");
         let _ = out.flush();

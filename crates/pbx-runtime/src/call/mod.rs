@@ -17,11 +17,11 @@
 mod network;
 mod status;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pbx_media::prompt::Prompt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::address::Destination;
@@ -108,13 +108,9 @@ impl Headers {
 /// Audio to play.
 #[derive(Clone, Debug)]
 pub enum Media {
-    /// A WAV file from an environment.
-    File {
-        path: PathBuf,
-        shown: String,
-        bytes: Arc<[u8]>,
-        length: Duration,
-    },
+    /// A prompt file from an environment, decoded (once per version of
+    /// the file, shared by every call that plays it).
+    File { prompt: Arc<Prompt>, shown: String },
     /// A WAV datablock (`Play(data)`).
     Data { bytes: Arc<[u8]>, length: Duration },
     /// Sine tones (`PlayTone`), or silence when `frequencies` is empty.
@@ -125,7 +121,8 @@ impl Media {
     /// How long it plays once.
     pub fn length(&self) -> Duration {
         match self {
-            Media::File { length, .. } | Media::Data { length, .. } | Media::Tone { length, .. } => *length,
+            Media::File { prompt, .. } => prompt.duration(),
+            Media::Data { length, .. } | Media::Tone { length, .. } => *length,
         }
     }
 }

@@ -405,13 +405,14 @@ impl TaskHost {
             .find(self.domain(), self.language.as_deref(), name, Kind::Audio)
             .map_err(|error| Ok(OpError::call(format!("PlayFile: {error}"))))?;
         let Some(found) = found else { return Ok(None) };
-        let bytes = std::fs::read(&found.path).map_err(|error| Err(format!("{}: {error}", found.shown)))?;
-        let info = wav::info(&bytes).map_err(|error| Err(format!("{}: {error}", found.shown)))?;
+        let prompt = self
+            .runtime
+            .prompts
+            .get(&found.path)
+            .map_err(|error| Err(format!("{}: {error}", found.shown)))?;
         Ok(Some(Media::File {
-            path: found.path,
+            prompt,
             shown: found.shown,
-            length: info.duration(),
-            bytes: bytes.into(),
         }))
     }
 

@@ -14,6 +14,8 @@
 //! and that call finds it compiled. Each use still compares file versions,
 //! so a change the notifications miss is picked up all the same.
 
+mod listing;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,8 @@ use std::time::{Duration, SystemTime};
 use pbx_lang::bytecode::Program;
 use pbx_lang::compile::{compile_as, FileKind, ModuleLoader};
 use pbx_lang::{Diagnostic, SourceFile};
+
+use listing::Listings;
 
 use crate::observe::{Event, Observer};
 
@@ -102,20 +106,6 @@ fn check_name(name: &str) -> Result<(Option<&str>, &str), NameError> {
     Ok((folder, file))
 }
 
-/// The entry of `dir` named `name` ignoring case.
-fn find_entry(dir: &Path, name: &str) -> Option<PathBuf> {
-    let exact = dir.join(name);
-    if exact.exists() {
-        return Some(exact);
-    }
-    let wanted = name.to_lowercase();
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .find(|entry| entry.file_name().to_string_lossy().to_lowercase() == wanted)
-        .map(|entry| entry.path())
-}
-
 /// A file's modification time and length; `None` when it is missing.
 type FileVersion = Option<(SystemTime, u64)>;
 
@@ -137,6 +127,8 @@ pub struct Environments {
     server: PathBuf,
     domains: PathBuf,
     programs: Mutex<HashMap<(String, String), Cached>>,
+    /// The folders names were looked up in, kept until they change.
+    listings: Listings,
     observer: Arc<dyn Observer>,
 }
 
@@ -168,6 +160,7 @@ impl Environments {
             server,
             domains,
             programs: Mutex::new(HashMap::new()),
+            listings: Listings::default(),
             observer,
         }
     }
@@ -175,7 +168,7 @@ impl Environments {
     /// The layers for `domain`, highest first, with a short label each.
     fn layers(&self, domain: &str) -> Vec<(PathBuf, &'static str)> {
         let mut layers = Vec::with_capacity(3);
-        if let Some(dir) = find_entry(&self.domains, domain) {
+        if let Some((dir, true)) = self.listings.find(&self.domains, domain) {
             layers.push((dir, "domain"));
         }
         layers.push((self.server.clone(), "server"));
@@ -212,14 +205,14 @@ impl Environments {
         for (root, _) in self.layers(domain) {
             for folder in &folders {
                 let dir = match folder {
-                    Some(folder) => match find_entry(&root, folder) {
-                        Some(dir) if dir.is_dir() => dir,
+                    Some(folder) => match self.listings.find(&root, folder) {
+                        Some((dir, true)) => dir,
                         _ => continue,
                     },
                     None => root.clone(),
                 };
                 for candidate in &candidates {
-                    if let Some(path) = find_entry(&dir, candidate).filter(|path| path.is_file()) {
+                    if let Some((path, false)) = self.listings.find(&dir, candidate) {
                         let file_name = path
                             .file_name()
                             .map(|name| name.to_string_lossy().into_owned())
