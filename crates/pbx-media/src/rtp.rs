@@ -68,6 +68,26 @@ impl RtpHeader {
         self.write_with(out, false, false);
     }
 
+    /// Writes a header without CSRCs, padding or extension into `out`'s
+    /// first 12 bytes (what a sender writes for every packet, without
+    /// building a header first).
+    pub fn write_fixed(
+        marker: bool,
+        payload_type: u8,
+        sequence: u16,
+        timestamp: u32,
+        ssrc: u32,
+        out: &mut [u8],
+    ) {
+        if let Some(out) = out.get_mut(..FIXED_HEADER_LENGTH) {
+            out[0] = 0x80;
+            out[1] = (u8::from(marker) << 7) | (payload_type & 0x7F);
+            out[2..4].copy_from_slice(&sequence.to_be_bytes());
+            out[4..8].copy_from_slice(&timestamp.to_be_bytes());
+            out[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        }
+    }
+
     fn write_with(&self, out: &mut Vec<u8>, padding: bool, extension: bool) {
         let csrc_count = self.csrcs.len().min(15);
         let first = 0x80 | (u8::from(padding) << 5) | (u8::from(extension) << 4) | csrc_count as u8;
@@ -230,6 +250,23 @@ mod tests {
         let packet = RtpPacket::parse(&bytes).unwrap();
         assert_eq!(packet.header, header);
         assert_eq!(packet.payload, &[0xD5; 160][..]);
+    }
+
+    #[test]
+    fn a_fixed_header_is_the_header_written_without_extras() {
+        let header = RtpHeader {
+            marker: true,
+            payload_type: 8,
+            sequence: 0xfffe,
+            timestamp: 0x0102_0304,
+            ssrc: 0xdead_beef,
+            csrcs: Vec::new(),
+        };
+        let mut written = Vec::new();
+        header.write(&mut written);
+        let mut fixed = [0u8; 12];
+        RtpHeader::write_fixed(true, 8, 0xfffe, 0x0102_0304, 0xdead_beef, &mut fixed);
+        assert_eq!(written, fixed);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::receive::Frame;
-use super::MuteMode;
+use super::{IdMap, MuteMode};
 use crate::prompt::FRAME_SAMPLES;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +116,7 @@ impl Mixers {
     }
 
     /// What every participant hears this tick, from what each one's peer sent.
-    pub fn mix(&self, heard: &HashMap<u64, Frame>, mixed: &mut HashMap<u64, Frame>) {
+    pub fn mix(&self, heard: &IdMap<Frame>, mixed: &mut IdMap<Frame>) {
         for mixer in self.mixers.values() {
             let mut everyone = [0i32; FRAME_SAMPLES];
             let mut special = [0i32; FRAME_SAMPLES];
@@ -163,7 +163,7 @@ fn add(total: &mut [i32; FRAME_SAMPLES], frame: &Frame) {
 mod tests {
     use super::*;
 
-    fn heard(voices: &[(u64, i16)]) -> HashMap<u64, Frame> {
+    fn heard(voices: &[(u64, i16)]) -> IdMap<Frame> {
         voices
             .iter()
             .map(|&(session, level)| (session, [level; FRAME_SAMPLES]))
@@ -171,7 +171,7 @@ mod tests {
     }
 
     fn mix(mixers: &Mixers, voices: &[(u64, i16)]) -> HashMap<u64, i16> {
-        let mut mixed = HashMap::new();
+        let mut mixed = IdMap::default();
         mixers.mix(&heard(voices), &mut mixed);
         mixed
             .into_iter()

@@ -1,17 +1,19 @@
 //! One session as the worker sees it: its socket, its outgoing RTP stream,
 //! what it plays, and its receiving half.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::receive::{Frame, ReceiveContext, ReceiveState};
-use super::{Counters, MediaEvent, Played, Route};
+use super::{Counters, IdMap, MediaEvent, Played, Route};
 use crate::codec::Codec;
 use crate::dtmf::{self, EventPackets};
 use crate::prompt::{Prompt, FRAME_DURATION, FRAME_SAMPLES};
@@ -71,10 +73,14 @@ impl Scratch {
 /// worker has it, so a tick reads only sockets that have something (an
 /// idle socket costs no system call); detached while it moves between
 /// workers.
+///
+/// Registered for reading only: sending never waits for the reactor (a UDP
+/// socket takes a datagram or drops it), and a socket registered for
+/// writing too would wake the reactor after every packet sent.
 #[derive(Debug)]
 enum Socket {
     Detached(UdpSocket),
-    Attached(tokio::net::UdpSocket),
+    Attached(AsyncFd<UdpSocket>),
     /// Only while being switched.
     Gone,
 }
@@ -84,7 +90,7 @@ impl Socket {
         match self {
             Socket::Detached(socket) => socket.recv_from(buffer),
             // No system call unless the reactor saw something arrive.
-            Socket::Attached(socket) => socket.try_recv_from(buffer),
+            Socket::Attached(fd) => fd.try_io(Interest::READABLE, |socket| socket.recv_from(buffer)),
             Socket::Gone => Err(std::io::ErrorKind::NotConnected.into()),
         }
     }
@@ -92,9 +98,7 @@ impl Socket {
     fn send_to(&self, packet: &[u8], destination: SocketAddr) -> std::io::Result<usize> {
         match self {
             Socket::Detached(socket) => socket.send_to(packet, destination),
-            // Sending does not wait for the reactor's word that the socket
-            // is writable: a UDP socket takes a datagram or drops it.
-            Socket::Attached(socket) => socket2::SockRef::from(socket).send_to(packet, &destination.into()),
+            Socket::Attached(fd) => fd.get_ref().send_to(packet, destination),
             Socket::Gone => Err(std::io::ErrorKind::NotConnected.into()),
         }
     }
@@ -115,11 +119,16 @@ struct Output {
     marker_due: bool,
     /// Whether this tick sent a packet.
     sent_this_tick: bool,
-    /// This tick's packets, back to back, and where each goes: made at
-    /// the tick, sent at the session's slot within it (`flush`).
-    packets: Vec<u8>,
-    queued: Vec<(SocketAddr, std::ops::Range<usize>)>,
+    /// This tick's packet (one at most), made at the tick and sent at the
+    /// session's slot within it (`flush`), and where it goes. Kept inline,
+    /// so sending touches only this state, not buffers elsewhere.
+    packet: [u8; LARGEST_PACKET],
+    packet_length: usize,
+    pending: Option<SocketAddr>,
 }
+
+/// The longest packet a session sends: a header and 20 ms of G.711.
+const LARGEST_PACKET: usize = RTP_HEADER + FRAME_SAMPLES;
 
 impl Output {
     fn send(
@@ -133,38 +142,44 @@ impl Output {
         let Some(destination) = destination else {
             return;
         };
-        let header = RtpHeader {
+        let length = RTP_HEADER + payload.len();
+        if length > LARGEST_PACKET {
+            tracing::warn!(length, "RTP payload too long to send; dropped");
+            return;
+        }
+        // One packet a tick; should a second come, the first leaves now.
+        self.flush();
+        RtpHeader::write_fixed(
             marker,
             payload_type,
-            sequence: self.sequence,
+            self.sequence,
             timestamp,
-            ssrc: self.ssrc,
-            csrcs: Vec::new(),
-        };
-        let start = self.packets.len();
-        header.write(&mut self.packets);
-        self.packets.extend_from_slice(payload);
-        self.queued.push((destination, start..self.packets.len()));
+            self.ssrc,
+            &mut self.packet[..RTP_HEADER],
+        );
+        self.packet[RTP_HEADER..length].copy_from_slice(payload);
+        self.packet_length = length;
+        self.pending = Some(destination);
         self.sequence = self.sequence.wrapping_add(1);
         self.sent_this_tick = true;
     }
 
-    /// Sends the packets this tick made.
+    /// Sends the packet this tick made, if any.
     fn flush(&mut self) {
-        for (destination, range) in self.queued.drain(..) {
-            let packet = &self.packets[range];
-            match self.socket.send_to(packet, destination) {
-                Ok(_) => {
-                    self.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
-                    self.counters
-                        .bytes_sent
-                        .fetch_add(packet.len().saturating_sub(RTP_HEADER) as u64, Ordering::Relaxed);
-                }
-                // A full send buffer drops the packet, as the network would.
-                Err(error) => tracing::trace!(%destination, %error, "RTP packet not sent"),
+        let Some(destination) = self.pending.take() else {
+            return;
+        };
+        let packet = &self.packet[..self.packet_length];
+        match self.socket.send_to(packet, destination) {
+            Ok(_) => {
+                self.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .bytes_sent
+                    .fetch_add((packet.len() - RTP_HEADER) as u64, Ordering::Relaxed);
             }
+            // A full send buffer drops the packet, as the network would.
+            Err(error) => tracing::trace!(%destination, %error, "RTP packet not sent"),
         }
-        self.packets.clear();
     }
 
     /// Sends one audio packet at this tick's timestamp.
@@ -276,8 +291,9 @@ impl SessionState {
             timestamp: random_u32()?,
             marker_due: true,
             sent_this_tick: false,
-            packets: Vec::with_capacity(RTP_HEADER + FRAME_SAMPLES),
-            queued: Vec::with_capacity(1),
+            packet: [0; LARGEST_PACKET],
+            packet_length: 0,
+            pending: None,
         };
         Ok(SessionState {
             id,
@@ -303,11 +319,15 @@ impl SessionState {
             // `from_std` fails only outside a runtime, and then takes the
             // socket with it: check first.
             self.output.socket = if tokio::runtime::Handle::try_current().is_ok() {
-                match tokio::net::UdpSocket::from_std(socket) {
-                    Ok(socket) => Socket::Attached(socket),
+                // SAFETY: the `UdpSocket` owns its descriptor and is owned
+                // by the `AsyncFd` until `into_inner` (`detach`) or drop, so
+                // the descriptor stays open and the same all along.
+                match unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) } {
+                    Ok(fd) => Socket::Attached(fd),
                     Err(error) => {
-                        tracing::warn!(session = self.id, %error, "RTP socket not registered; the session is lost");
-                        Socket::Gone
+                        let (socket, cause) = error.into_parts();
+                        tracing::debug!(session = self.id, %cause, "RTP socket read at every tick");
+                        Socket::Detached(socket)
                     }
                 }
             } else {
@@ -318,14 +338,8 @@ impl SessionState {
 
     /// Takes the socket off this worker's reactor, before the session moves.
     pub fn detach(&mut self) {
-        if let Socket::Attached(socket) = std::mem::replace(&mut self.output.socket, Socket::Gone) {
-            self.output.socket = match socket.into_std() {
-                Ok(socket) => Socket::Detached(socket),
-                Err(error) => {
-                    tracing::warn!(session = self.id, %error, "RTP socket not taken off its worker");
-                    Socket::Gone
-                }
-            };
+        if let Socket::Attached(fd) = std::mem::replace(&mut self.output.socket, Socket::Gone) {
+            self.output.socket = Socket::Detached(fd.into_inner());
         }
     }
 
@@ -421,7 +435,7 @@ impl SessionState {
 
     /// Whether this tick made packets not sent yet.
     pub fn has_queued(&self) -> bool {
-        !self.output.queued.is_empty()
+        self.output.pending.is_some()
     }
 
     /// Sends what this tick made (at the session's slot in the tick).
@@ -431,12 +445,7 @@ impl SessionState {
 
     /// Makes this tick's packet and moves the stream on by 20 ms; `flush`
     /// sends it.
-    pub fn send_tick(
-        &mut self,
-        heard: &HashMap<u64, Frame>,
-        mixed: &HashMap<u64, Frame>,
-        scratch: &mut Scratch,
-    ) {
+    pub fn send_tick(&mut self, heard: &IdMap<Frame>, mixed: &IdMap<Frame>, scratch: &mut Scratch) {
         self.output.sent_this_tick = false;
         let destination = self.destination();
         let codec = self.codec();

@@ -5,7 +5,6 @@
 //! nothing on the packet path takes a lock. Sessions that must be mixed or
 //! bridged together are gathered on one worker first (`Command::Gather`).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, Weak};
@@ -17,7 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::mixer::Mixers;
 use super::receive::{Frame, Recording};
 use super::session::{Remote, Scratch, SessionState};
-use super::{EngineShared, MediaConfig, MuteMode, Played, Route};
+use super::{EngineShared, IdMap, MediaConfig, MuteMode, Played, Route};
 use crate::codec::Codec;
 use crate::dtmf::InbandDetector;
 use crate::prompt::{Prompt, FRAME_DURATION};
@@ -227,12 +226,12 @@ struct Worker {
     lateness: Lateness,
     /// Boxed: the map's table (up to twice as many slots as sessions)
     /// holds pointers, not 700-byte states.
-    sessions: HashMap<u64, Box<SessionState>>,
+    sessions: IdMap<Box<SessionState>>,
     mixers: Mixers,
     /// What each session's peer sent this tick (filled then read within a tick).
-    heard: HashMap<u64, Frame>,
+    heard: IdMap<Frame>,
     /// What each conference participant hears this tick.
-    mixed: HashMap<u64, Frame>,
+    mixed: IdMap<Frame>,
     scratch: Scratch,
     /// The sessions with packets to send, by slot of the tick.
     due: [Vec<u64>; SLOTS as usize],
@@ -245,10 +244,10 @@ impl Worker {
             index,
             engine,
             lateness: Lateness::default(),
-            sessions: HashMap::new(),
+            sessions: IdMap::default(),
             mixers: Mixers::default(),
-            heard: HashMap::new(),
-            mixed: HashMap::new(),
+            heard: IdMap::default(),
+            mixed: IdMap::default(),
             scratch: Scratch::new(),
             due: Default::default(),
         }
