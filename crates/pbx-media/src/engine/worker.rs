@@ -141,38 +141,52 @@ pub(super) async fn run(
     // grid starts again from now and the missed packets are not sent.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
     loop {
-        // With no session the clock stops: an idle pbxd does not wake.
-        let idle = worker.sessions.is_empty();
-        tokio::select! {
-            biased;
-            command = commands.recv() => match command {
-                Some(command) => {
-                    worker.apply(command, &mut commands);
-                    if idle && !worker.sessions.is_empty() {
-                        ticks.reset();
-                        slot = 0;
-                    }
-                    if worker.sessions.is_empty() {
-                        worker.lateness.clear();
-                        worker.publish_lateness(0);
-                    }
-                }
+        if worker.sessions.is_empty() {
+            // With no session the clock stops: an idle pbxd does not wake.
+            worker.lateness.clear();
+            worker.publish_lateness(0);
+            match commands.recv().await {
+                Some(command) => worker.apply(command, &mut commands),
                 None => break,
-            },
-            scheduled = ticks.tick(), if !idle => {
-                let now = Instant::now();
-                let late = now.saturating_duration_since(scheduled);
-                worker.lateness.note(now, late, |p99| worker_publish(&worker.engine, index, p99));
-                if late > LONGEST_CATCH_UP {
-                    ticks.reset();
+            }
+            if !worker.sessions.is_empty() {
+                ticks.reset();
+                slot = 0;
+            }
+            continue;
+        }
+        let scheduled = ticks.tick().await;
+        // While the clock runs, commands wait for the next slot (2 ms at
+        // most; packets move only on ticks anyway): taken one by one, each
+        // would wake this thread.
+        loop {
+            match commands.try_recv() {
+                Ok(command) => worker.apply(command, &mut commands),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    for (_, session) in worker.sessions.drain() {
+                        session.close();
+                    }
+                    return;
                 }
-                if slot == 0 {
-                    worker.tick(now);
-                }
-                worker.flush(slot);
-                slot = (slot + 1) % SLOTS;
             }
         }
+        if worker.sessions.is_empty() {
+            continue;
+        }
+        let now = Instant::now();
+        let late = now.saturating_duration_since(scheduled);
+        worker
+            .lateness
+            .note(now, late, |p99| worker_publish(&worker.engine, index, p99));
+        if late > LONGEST_CATCH_UP {
+            ticks.reset();
+        }
+        if slot == 0 {
+            worker.tick(now);
+        }
+        worker.flush(slot);
+        slot = (slot + 1) % SLOTS;
     }
     for (_, session) in worker.sessions.drain() {
         session.close();
@@ -467,6 +481,17 @@ impl Worker {
             hops: hops + 1,
         };
         if self.sessions.contains_key(&anchor.id) {
+            if kind == JoinKind::Bridge {
+                // Bridged from now on, though its partner is on its way:
+                // a prompt asked meanwhile is refused, as it would be once
+                // the partner is here.
+                self.unbridge(anchor.id);
+                self.leave_mixer(anchor.id);
+                if let Some(session) = self.sessions.get_mut(&anchor.id) {
+                    session.stop_playback();
+                    session.bridge = Some(mover.id);
+                }
+            }
             let gather = Command::Gather {
                 to: self.index,
                 hops: hops + 1,
