@@ -127,6 +127,22 @@ pub enum MuteMode {
     HearsNormal,
 }
 
+/// A session's events, for its task. (A light queue: a call holds it for
+/// its whole life and it carries a few events.)
+#[derive(Debug)]
+pub struct MediaEvents(futures_channel::mpsc::UnboundedReceiver<MediaEvent>);
+
+impl MediaEvents {
+    /// The next event; `None` once the session is closed.
+    pub async fn recv(&mut self) -> Option<MediaEvent> {
+        use futures_core::Stream;
+        std::future::poll_fn(|context| std::pin::Pin::new(&mut self.0).poll_next(context)).await
+    }
+}
+
+/// Where a session's worker sends its events.
+type EventSender = futures_channel::mpsc::UnboundedSender<MediaEvent>;
+
 /// Packet counters of one session, for tests and statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessionStats {
@@ -260,7 +276,7 @@ impl MediaEngine {
         let local_addr = socket.local_addr()?;
         let id = self.shared.next_session_id.fetch_add(1, Ordering::Relaxed) + 1;
         let counters = Arc::new(Counters::default());
-        let (events_sender, events) = mpsc::unbounded_channel();
+        let (events_sender, events) = futures_channel::mpsc::unbounded();
         let worker = match near {
             Some(session) => session.route.worker(),
             None => self.least_busy_worker(),
@@ -280,7 +296,7 @@ impl MediaEngine {
             id,
             local_addr,
             route,
-            events: Mutex::new(Some(events)),
+            events: Mutex::new(Some(MediaEvents(events))),
             counters,
             shared: self.shared.clone(),
         })
@@ -350,7 +366,7 @@ pub struct MediaSession {
     /// Written by the worker; read by `next_event`, or taken out by
     /// `take_events` when the session is shared behind an `Arc`. The lock is
     /// only taken by `take_events`; `next_event` has `&mut self`.
-    events: Mutex<Option<mpsc::UnboundedReceiver<MediaEvent>>>,
+    events: Mutex<Option<MediaEvents>>,
     counters: Arc<Counters>,
     shared: Arc<EngineShared>,
 }
@@ -509,7 +525,7 @@ impl MediaSession {
     /// Takes the event queue out of the session, for a session shared behind
     /// an `Arc` (where `next_event`'s `&mut self` is not available). Only the
     /// first call gets it; afterwards `next_event` returns `None`.
-    pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<MediaEvent>> {
+    pub fn take_events(&self) -> Option<MediaEvents> {
         self.events.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 

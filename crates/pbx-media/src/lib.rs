@@ -19,5 +19,7 @@ pub mod rtp;
 pub mod wav;
 
 pub use codec::Codec;
-pub use engine::{MediaConfig, MediaEngine, MediaEvent, MediaSession, MuteMode, Played, SessionStats};
+pub use engine::{
+    MediaConfig, MediaEngine, MediaEvent, MediaEvents, MediaSession, MuteMode, Played, SessionStats,
+};
 pub use prompt::{Prompt, PromptCache};

@@ -16,6 +16,7 @@ pub mod env;
 pub mod http;
 pub mod mail;
 pub mod observe;
+pub mod queue;
 pub mod ring;
 pub mod rules;
 pub mod runtime;

@@ -10,13 +10,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::address::{self, Destination};
 use crate::call::{Leg, LegCommand, LegEvent, LegReport, LegState, Media, OutgoingCall, Status, Target};
 use crate::directory::Account;
 use crate::observe::Event;
+use crate::queue;
 use crate::rules::Action;
 use crate::runtime::Runtime;
 
@@ -96,7 +97,7 @@ pub(crate) fn start(runtime: &Runtime, caller: Leg, plan: Ringing) {
 /// Rings, then connects the caller or acts on the rules.
 async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
     let runtime = routing.0.clone();
-    let (sender, mut inputs) = mpsc::unbounded_channel();
+    let (sender, mut inputs) = queue::unbounded();
     caller.set_owner(Some(Box::new(sender.clone())));
     caller.send(LegCommand::Provision {
         status: Status::RINGING,
@@ -243,7 +244,7 @@ async fn connect(
     caller: Leg,
     target: String,
     callee: Leg,
-    mut inputs: mpsc::UnboundedReceiver<LegReport>,
+    mut inputs: queue::Receiver<LegReport>,
 ) {
     let (reply, answer) = oneshot::channel();
     caller.send(LegCommand::Accept { reply });

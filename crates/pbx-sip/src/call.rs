@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pbx_media::engine::{MediaEvent, MediaSession};
+use pbx_media::engine::{MediaEvent, MediaEvents, MediaSession};
 use pbx_media::prompt::Prompt;
 use pbx_runtime::address::Destination;
 use pbx_runtime::admission::CallPermit;
@@ -15,12 +15,13 @@ use pbx_runtime::call::{
     CallError, Leg, LegCommand, LegCommands, LegEnd, LegEvent, LegId, LegReport, Media, MixerCommand,
     MuteMode, OutgoingCall, Owner, Played, Reply, Status, Target,
 };
+use pbx_runtime::queue;
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::*;
 use rsipstack::sip::{Header, Request, StatusCode};
 use rsipstack::transaction::transaction::{TransactionEvent, TransactionEventSender};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::sdp::{self, Direction, Negotiated};
 use crate::server::{SipNetwork, SipShard, StateReceiver};
@@ -50,8 +51,8 @@ impl Session {
 /// their legs report. Made only when a call is forked.
 struct Forks {
     legs: Vec<(String, Leg)>,
-    sender: mpsc::UnboundedSender<LegReport>,
-    reports: mpsc::UnboundedReceiver<LegReport>,
+    sender: queue::Sender<LegReport>,
+    reports: queue::Receiver<LegReport>,
 }
 
 /// One SIP call leg's network end.
@@ -173,7 +174,6 @@ impl SipCall {
                 }
                 state = states.recv() => match state {
                     Some(state) => {
-                        let state = *state;
                         if !Box::pin(self.state(state)).await {
                             break;
                         }
@@ -334,7 +334,7 @@ impl SipCall {
     /// Rings `targets` too, for this pending call.
     fn fork(&mut self, targets: Vec<Target>) {
         let forks = self.forks.get_or_insert_with(|| {
-            let (sender, reports) = mpsc::unbounded_channel();
+            let (sender, reports) = queue::unbounded();
             Forks {
                 legs: Vec::new(),
                 sender,
@@ -761,7 +761,7 @@ async fn next_fork_report(forks: &mut Option<Forks>) -> Option<LegReport> {
     }
 }
 
-async fn next_event(events: &mut Option<mpsc::UnboundedReceiver<MediaEvent>>) -> Option<MediaEvent> {
+async fn next_event(events: &mut Option<MediaEvents>) -> Option<MediaEvent> {
     match events {
         Some(receiver) => receiver.recv().await,
         None => std::future::pending().await,

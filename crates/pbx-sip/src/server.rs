@@ -12,6 +12,7 @@ use pbx_media::engine::{MediaEngine, MediaSession};
 use pbx_runtime::admission::Admission;
 use pbx_runtime::call::{IncomingCalls, LegId};
 use pbx_runtime::directory::Directory;
+use pbx_runtime::queue;
 use pbx_runtime::shard::ShardSpawner;
 use pbx_runtime::{Config, NetworkSetup};
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, DialogStateSender};
@@ -289,14 +290,14 @@ pub(crate) struct DialogStates {
     sender: DialogStateSender,
     /// By Call-ID and local tag (the remote tag of a dialog pbxd starts is
     /// learned later). Used on the shard's thread only.
-    routes: Routes<mpsc::UnboundedSender<Box<DialogState>>>,
+    routes: Routes<queue::Sender<DialogState>>,
 }
 
 /// Where each dialog of a shard is reached, by Call-ID and local tag.
 type Routes<T> = Mutex<HashMap<(String, String), T>>;
 
 /// A call leg's own queue of its dialog's states.
-pub(crate) type StateReceiver = mpsc::UnboundedReceiver<Box<DialogState>>;
+pub(crate) type StateReceiver = queue::Receiver<DialogState>;
 
 impl DialogStates {
     /// The queue a new dialog reports on.
@@ -307,7 +308,7 @@ impl DialogStates {
     /// From now on, the states of dialog `id` go to the queue returned.
     /// Call before the shard's next wait, so no state of it comes first.
     pub fn route(&self, id: &DialogId) -> StateReceiver {
-        let (sender, receiver) = mpsc::unbounded_channel();
+        let (sender, receiver) = queue::unbounded();
         if let Ok(mut routes) = self.routes.lock() {
             routes.insert((id.call_id.clone(), id.local_tag.clone()), sender);
         }
@@ -331,7 +332,7 @@ impl DialogStates {
                 .ok()
                 .and_then(|routes| routes.get(&(id.call_id.clone(), id.local_tag.clone())).cloned());
             if let Some(route) = route {
-                let _ = route.send(Box::new(state));
+                let _ = route.send(state);
             }
         }
     }

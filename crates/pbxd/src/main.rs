@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 /// allocations on one thread and frees some on another, and glibc's
 /// per-thread arenas keep more of that memory (measured: 37 against 32 KB
 /// per concurrent call under W1 at 600 calls/s, BENCHMARKS.md).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

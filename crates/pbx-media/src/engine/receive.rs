@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::{Counters, MediaEvent};
+use super::{Counters, EventSender, MediaEvent};
 use crate::codec::Codec;
 use crate::dtmf::{EventDeduplicator, InbandDetector, TelephoneEvent};
 use crate::prompt::{FRAME_SAMPLES, SAMPLE_RATE};
@@ -53,7 +53,7 @@ const RELATCH_AFTER: Duration = Duration::from_secs(2);
 pub(super) struct ReceiveContext<'a> {
     pub remote_known: bool,
     pub telephone_event: Option<u8>,
-    pub events: &'a mpsc::UnboundedSender<MediaEvent>,
+    pub events: &'a EventSender,
     pub counters: &'a Counters,
     pub now: Instant,
 }
@@ -117,7 +117,7 @@ impl ReceiveState {
             if Some(payload_type) == context.telephone_event {
                 if let Ok(event) = TelephoneEvent::parse(&slot.payload) {
                     if let Some(key) = self.dedup.accept(timestamp, &event) {
-                        let _ = context.events.send(MediaEvent::Dtmf(key));
+                        let _ = context.events.unbounded_send(MediaEvent::Dtmf(key));
                     }
                 }
             } else if let Some(codec) = Codec::from_payload_type(payload_type) {
@@ -181,7 +181,7 @@ impl ReceiveState {
             }
             keys.extend(detector.feed(&self.decoded));
             for key in keys {
-                let _ = context.events.send(MediaEvent::Dtmf(key));
+                let _ = context.events.unbounded_send(MediaEvent::Dtmf(key));
             }
         }
         self.playout.extend(self.decoded.iter().copied());
@@ -217,7 +217,7 @@ impl ReceiveState {
         now: Instant,
         timeout: Duration,
         watching: bool,
-        events: &mpsc::UnboundedSender<MediaEvent>,
+        events: &EventSender,
     ) {
         if !watching || self.inactive_reported {
             return;
@@ -225,7 +225,7 @@ impl ReceiveState {
         if let Some(last) = self.last_activity {
             if now.saturating_duration_since(last) >= timeout {
                 self.inactive_reported = true;
-                let _ = events.send(MediaEvent::Inactive);
+                let _ = events.unbounded_send(MediaEvent::Inactive);
             }
         }
     }

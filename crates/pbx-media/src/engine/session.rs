@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::receive::{Frame, ReceiveContext, ReceiveState};
-use super::{Counters, IdMap, MediaEvent, Played, Route};
+use super::{Counters, EventSender, IdMap, Played, Route};
 use crate::codec::Codec;
 use crate::dtmf::{self, EventPackets};
 use crate::prompt::{Prompt, FRAME_DURATION, FRAME_SAMPLES};
@@ -255,7 +255,7 @@ pub(super) struct SessionState {
     pub route: Arc<Route>,
     output: Output,
     /// Written by the worker; read by the session handle's `next_event`.
-    events: mpsc::UnboundedSender<MediaEvent>,
+    events: EventSender,
     pub remote: Option<Remote>,
     pub active: bool,
     pub held: bool,
@@ -278,7 +278,7 @@ impl SessionState {
         socket: UdpSocket,
         route: Arc<Route>,
         counters: Arc<Counters>,
-        events: mpsc::UnboundedSender<MediaEvent>,
+        events: EventSender,
     ) -> std::io::Result<SessionState> {
         // RFC 3550 §5.1: random initial sequence and timestamp make
         // known-plaintext attacks on encrypted streams harder; a random SSRC

@@ -22,10 +22,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pbx_media::prompt::Prompt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::address::Destination;
 use crate::directory::Account;
+use crate::queue;
 
 pub use network::{Device, IncomingCall, IncomingCalls, Network, OutgoingCall, Target, Transport};
 pub use status::{CallError, Status};
@@ -248,7 +249,7 @@ pub trait LegSink: Send + Sync + 'static {
     fn report(&self, report: LegReport) -> bool;
 }
 
-impl<T> LegSink for mpsc::UnboundedSender<T>
+impl<T> LegSink for queue::Sender<T>
 where
     T: From<LegReport> + Send + 'static,
 {
@@ -314,28 +315,18 @@ impl Owner {
 #[derive(Clone, Debug)]
 pub struct LegHandle {
     pub id: LegId,
-    commands: mpsc::UnboundedSender<Box<LegCommand>>,
+    commands: queue::Sender<LegCommand>,
 }
 
 impl LegHandle {
     /// Sends a command to the leg's network end.
     pub fn send(&self, command: LegCommand) {
-        let _ = self.commands.send(Box::new(command));
+        let _ = self.commands.send(command);
     }
 }
 
-/// The commands the owner sends a leg, in order. Boxed in the queue: a
-/// queue's first block has room for 32 of what it carries, and a leg sees
-/// a handful of commands in its life.
-#[derive(Debug)]
-pub struct LegCommands(mpsc::UnboundedReceiver<Box<LegCommand>>);
-
-impl LegCommands {
-    /// The next command; `None` once the owner and every handle let go.
-    pub async fn recv(&mut self) -> Option<LegCommand> {
-        self.0.recv().await.map(|command| *command)
-    }
-}
+/// The commands the owner sends a leg, in order.
+pub type LegCommands = queue::Receiver<LegCommand>;
 
 /// A call leg, held by its owner. Dropping it hangs the call up: the
 /// network end sees its command queue close.
@@ -346,7 +337,7 @@ pub struct Leg {
     pub state: LegState,
     /// Whether this leg was placed by pbxd (`StartCall`, ringing).
     pub outgoing: bool,
-    commands: mpsc::UnboundedSender<Box<LegCommand>>,
+    commands: queue::Sender<LegCommand>,
     owner: Owner,
 }
 
@@ -364,7 +355,7 @@ impl Leg {
     /// from the start (an outgoing call's); an incoming leg gets its owner
     /// when the runtime gives it to a task.
     pub fn new(id: LegId, info: LegInfo, outgoing: bool, owner: Option<Box<dyn LegSink>>) -> (Leg, LegEnd) {
-        let (commands, receiver) = mpsc::unbounded_channel();
+        let (commands, receiver) = queue::unbounded();
         let owner = Owner::new(id, owner);
         let leg = Leg {
             id,
@@ -376,7 +367,7 @@ impl Leg {
         };
         let end = LegEnd {
             id,
-            commands: LegCommands(receiver),
+            commands: receiver,
             owner,
         };
         (leg, end)
@@ -385,7 +376,7 @@ impl Leg {
     /// Sends a command to the network end. A leg whose network end is gone
     /// ignores it (the hang-up has been reported).
     pub fn send(&self, command: LegCommand) {
-        let _ = self.commands.send(Box::new(command));
+        let _ = self.commands.send(command);
     }
 
     /// A handle another owner may use to reach this leg's media.

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::queue;
 use pbx_lang::value::{Portable, TaskId};
-use tokio::sync::mpsc;
 
 use crate::call::{LegHandle, LegReport, Reply};
 
@@ -49,31 +49,17 @@ pub enum TaskInput {
     Stop,
 }
 
-impl From<LegReport> for Box<TaskInput> {
-    fn from(report: LegReport) -> Box<TaskInput> {
-        Box::new(TaskInput::Leg(report))
+impl From<LegReport> for TaskInput {
+    fn from(report: LegReport) -> TaskInput {
+        TaskInput::Leg(report)
     }
 }
 
-/// Where a task's input goes. Boxed in the queue: a queue's first block
-/// has room for 32 of what it carries, and most tasks get a few inputs.
-pub type InputSender = mpsc::UnboundedSender<Box<TaskInput>>;
+/// Where a task's input goes.
+pub type InputSender = queue::Sender<TaskInput>;
 
 /// A task's input queue.
-#[derive(Debug)]
-pub(crate) struct InputQueue(mpsc::UnboundedReceiver<Box<TaskInput>>);
-
-impl InputQueue {
-    /// The next input; `None` when no one can send any more.
-    pub async fn recv(&mut self) -> Option<TaskInput> {
-        self.0.recv().await.map(|input| *input)
-    }
-
-    /// An input already waiting, if any.
-    pub fn try_recv(&mut self) -> Option<TaskInput> {
-        self.0.try_recv().ok().map(|input| *input)
-    }
-}
+pub(crate) type InputQueue = queue::Receiver<TaskInput>;
 
 struct Entry {
     input: InputSender,
@@ -144,7 +130,7 @@ impl Registry {
     /// A new task's ID and its input queue.
     pub(crate) fn register(&self, account: String, program: String) -> (TaskId, InputSender, InputQueue) {
         let id = TaskId(self.next.fetch_add(1, Ordering::Relaxed) + 1);
-        let (sender, receiver) = mpsc::unbounded_channel();
+        let (sender, receiver) = queue::unbounded();
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.insert(
                 id,
@@ -157,7 +143,7 @@ impl Registry {
             );
         }
         self.update_running();
-        (id, sender, InputQueue(receiver))
+        (id, sender, receiver)
     }
 
     pub(crate) fn remove(&self, id: TaskId) {
@@ -184,7 +170,7 @@ impl Registry {
             return false;
         };
         match tasks.get(&id) {
-            Some(entry) => entry.input.send(Box::new(input)).is_ok(),
+            Some(entry) => entry.input.send(input).is_ok(),
             None => false,
         }
     }
@@ -222,7 +208,7 @@ impl Registry {
     pub fn stop_all(&self) {
         if let Ok(tasks) = self.tasks.lock() {
             for entry in tasks.values() {
-                let _ = entry.input.send(Box::new(TaskInput::Stop));
+                let _ = entry.input.send(TaskInput::Stop);
             }
         }
     }
