@@ -84,6 +84,17 @@ pub struct SipConfig {
     /// algorithm they do not know, wherever it is listed.
     #[serde(default = "default_digest_algorithms")]
     pub digest_algorithms: Vec<String>,
+    /// RFC 3261's 64×T1, in seconds: how long a transaction waits for a
+    /// final response (Timers B, F) and keeps its state once complete, to
+    /// answer retransmissions (Timers D, J, L, M). The RFC's 32 s make a
+    /// call's transactions outlive it by half a minute; 8 s, like the
+    /// 5 s a proxy such as Kamailio keeps them, is plenty on today's networks.
+    #[serde(default = "default_transaction_timeout")]
+    pub transaction_timeout_seconds: u64,
+}
+
+fn default_transaction_timeout() -> u64 {
+    8
 }
 
 fn default_digest_algorithms() -> Vec<String> {
@@ -120,6 +131,7 @@ impl Default for SipConfig {
             max_expires_seconds: default_max_expires(),
             auth_failures_per_minute: default_auth_failures(),
             digest_algorithms: default_digest_algorithms(),
+            transaction_timeout_seconds: default_transaction_timeout(),
         }
     }
 }
@@ -528,6 +540,12 @@ impl Config {
                     message: format!("sip.digest_algorithms: `{algorithm}`; expected `MD5` or `SHA-256`"),
                 });
             }
+        }
+        if !(1..=32).contains(&self.sip.transaction_timeout_seconds) {
+            return Err(ConfigError {
+                location: at("transaction_timeout_seconds"),
+                message: "sip.transaction_timeout_seconds: expected 1 to 32 (RFC 3261's 64×T1)".into(),
+            });
         }
         for (key, threads) in [
             ("runtime.threads", self.runtime.threads),

@@ -188,7 +188,13 @@ async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
     match outcome {
         Outcome::Answered(_) => {
             if let Some((target, leg)) = answered {
-                connect(&runtime, caller, target, leg, inputs).await;
+                // The connected call goes on in a task of its own, small:
+                // this one's room for ringing is freed.
+                tokio::task::spawn_local(async move {
+                    let runtime = routing.0.clone();
+                    connect(&runtime, caller, target, leg, inputs).await;
+                    drop(routing);
+                });
             }
         }
         Outcome::CallerLeft => note(&runtime, "the caller hung up while it rang".into()),

@@ -20,7 +20,7 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::dialog::DialogId;
 use rsipstack::sip::{Header, Method, StatusCode};
-use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transaction::endpoint::{EndpointInnerRef, EndpointOption};
 use rsipstack::transaction::transaction::{
     Transaction, TransactionEvent, TransactionEventReceiver, TransactionEventSender,
 };
@@ -428,10 +428,23 @@ impl SipNetwork {
                 .get(index)
                 .cloned()
                 .ok_or("a shard has no incoming calls handle")?;
+            let transaction_timeout = Duration::from_secs(config.sip.transaction_timeout_seconds);
             let ready = ready.clone();
             spawner.run_on(index, move || {
                 tokio::task::spawn_local(async move {
-                    let built = start_shard(index, socket, inbox, peers, incoming, cancel, started).await;
+                    let built = start_shard(
+                        ShardSetup {
+                            index,
+                            socket,
+                            inbox,
+                            peers,
+                            incoming,
+                            cancel,
+                            transaction_timeout,
+                        },
+                        started,
+                    )
+                    .await;
                     let _ = ready.send((index, built));
                 });
             });
@@ -523,15 +536,30 @@ impl SipNetwork {
 
 /// Builds a shard's endpoint on its thread and starts it; its transactions
 /// are taken once the whole network exists.
-async fn start_shard(
+/// What one shard's SIP stack is built from.
+struct ShardSetup {
     index: usize,
     socket: std::net::UdpSocket,
     inbox: tokio::sync::mpsc::UnboundedReceiver<transport::Datagram>,
     peers: Arc<[tokio::sync::mpsc::UnboundedSender<transport::Datagram>]>,
     incoming: IncomingCalls,
     cancel: CancellationToken,
+    transaction_timeout: Duration,
+}
+
+async fn start_shard(
+    setup: ShardSetup,
     network: tokio::sync::oneshot::Receiver<Arc<SipNetwork>>,
 ) -> ShardReady {
+    let ShardSetup {
+        index,
+        socket,
+        inbox,
+        peers,
+        incoming,
+        cancel,
+        transaction_timeout,
+    } = setup;
     let udp = ShardUdp::new(index, socket, inbox, peers)?;
     let transport_layer = TransportLayer::new(cancel.clone());
     let connection = UdpConnection::from_socket(Arc::new(udp), None, Some(cancel.child_token()))
@@ -539,6 +567,10 @@ async fn start_shard(
         .map_err(|error| std::io::Error::other(error.to_string()))?;
     transport_layer.add_transport(connection.into());
     let endpoint = EndpointBuilder::new()
+        .with_option(EndpointOption {
+            t1x64: transaction_timeout,
+            ..EndpointOption::default()
+        })
         .with_cancel_token(cancel)
         .with_transport_layer(transport_layer)
         .with_user_agent(concat!("pbxd/", env!("CARGO_PKG_VERSION")))

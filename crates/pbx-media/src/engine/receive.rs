@@ -33,7 +33,7 @@ const SEQUENCE_RESYNC: i32 = 1000;
 /// absorbing the jitter between the peer's clock and the worker's ticks.
 const PLAYOUT_START: usize = 2 * FRAME_SAMPLES;
 /// The playout queue never holds more than this; older audio is dropped.
-const PLAYOUT_LIMIT: usize = 10 * FRAME_SAMPLES;
+const PLAYOUT_LIMIT: usize = 6 * FRAME_SAMPLES;
 /// Timestamp gaps up to this many samples are recorded as silence; larger
 /// ones are a peer's clock jumping, not a pause.
 const LARGEST_GAP_RECORDED: u32 = 10 * SAMPLE_RATE;
