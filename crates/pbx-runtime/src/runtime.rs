@@ -160,11 +160,12 @@ impl Runtime {
             location: "data_dir".into(),
             message: error.to_string(),
         })?;
+        let registry = Registry::new(config.runtime.shard_count());
         Ok(Runtime(Arc::new(Shared {
             config,
             directory,
             environments,
-            registry: Registry::default(),
+            registry,
             observer,
             network,
             clock,

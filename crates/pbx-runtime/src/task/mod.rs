@@ -71,10 +71,14 @@ struct Entry {
     program: String,
 }
 
-/// Every running task, by ID.
+/// Every running task, by ID: one table per shard, so that starting,
+/// ending and reaching a task locks only its shard's table. A task ID says
+/// its shard in its top 16 bits ([`shard_of`]); shard 0's tasks are
+/// numbered 1, 2, 3...
 pub struct Registry {
-    tasks: Mutex<HashMap<TaskId, Entry>>,
-    next: AtomicU64,
+    parts: Box<[Part]>,
+    /// Tasks running, over all shards.
+    tasks: AtomicUsize,
     /// Calls being routed outside any task (ringing an account's phones).
     routing: AtomicUsize,
     /// How many tasks run and calls are routed, for whoever waits for them
@@ -82,14 +86,40 @@ pub struct Registry {
     running: tokio::sync::watch::Sender<usize>,
 }
 
-impl Default for Registry {
-    fn default() -> Registry {
+/// One shard's tasks.
+#[derive(Default)]
+struct Part {
+    tasks: Mutex<HashMap<TaskId, Entry>>,
+    next: AtomicU64,
+}
+
+/// Bits of a task ID below its shard number.
+const SEQUENCE_BITS: u32 = 48;
+
+/// The shard whose table holds task `id` (the shard it was started on).
+pub fn shard_of(id: TaskId) -> usize {
+    (id.0 >> SEQUENCE_BITS) as usize
+}
+
+impl Registry {
+    /// A registry for `shards` shards.
+    pub fn new(shards: usize) -> Registry {
         Registry {
-            tasks: Mutex::new(HashMap::new()),
-            next: AtomicU64::new(0),
+            parts: (0..shards.max(1)).map(|_| Part::default()).collect(),
+            tasks: AtomicUsize::new(0),
             routing: AtomicUsize::new(0),
             running: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    fn part(&self, id: TaskId) -> Option<&Part> {
+        self.parts.get(shard_of(id))
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry::new(1)
     }
 }
 
@@ -110,7 +140,7 @@ pub struct TaskSummary {
 
 impl Registry {
     fn update_running(&self) {
-        let tasks = self.tasks.lock().map(|tasks| tasks.len()).unwrap_or(0);
+        let tasks = self.tasks.load(Ordering::Relaxed);
         self.running
             .send_replace(tasks + self.routing.load(Ordering::Relaxed));
     }
@@ -127,11 +157,16 @@ impl Registry {
         self.update_running();
     }
 
-    /// A new task's ID and its input queue.
+    /// A new task's ID and its input queue, in the table of the shard
+    /// this thread runs (shard 0 outside the shards).
     pub(crate) fn register(&self, account: String, program: String) -> (TaskId, InputSender, InputQueue) {
-        let id = TaskId(self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        let shard = crate::shard::current().unwrap_or(0) % self.parts.len();
+        let part = &self.parts[shard];
+        let sequence = part.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = TaskId(((shard as u64) << SEQUENCE_BITS) | sequence);
         let (sender, receiver) = queue::unbounded();
-        if let Ok(mut tasks) = self.tasks.lock() {
+        if let Ok(mut tasks) = part.tasks.lock() {
+            self.tasks.fetch_add(1, Ordering::Relaxed);
             tasks.insert(
                 id,
                 Entry {
@@ -147,8 +182,12 @@ impl Registry {
     }
 
     pub(crate) fn remove(&self, id: TaskId) {
-        if let Ok(mut tasks) = self.tasks.lock() {
-            tasks.remove(&id);
+        let removed = self
+            .part(id)
+            .and_then(|part| part.tasks.lock().ok())
+            .and_then(|mut tasks| tasks.remove(&id));
+        if removed.is_some() {
+            self.tasks.fetch_sub(1, Ordering::Relaxed);
         }
         self.update_running();
     }
@@ -166,7 +205,7 @@ impl Registry {
 
     /// Sends `input` to task `id`; false when there is no such task.
     pub fn send(&self, id: TaskId, input: TaskInput) -> bool {
-        let Ok(tasks) = self.tasks.lock() else {
+        let Some(Ok(tasks)) = self.part(id).map(|part| part.tasks.lock()) else {
             return false;
         };
         match tasks.get(&id) {
@@ -177,11 +216,12 @@ impl Registry {
 
     /// The input queue of task `id`, to hand to a call leg.
     pub fn sender(&self, id: TaskId) -> Option<InputSender> {
-        self.tasks.lock().ok()?.get(&id).map(|entry| entry.input.clone())
+        let tasks = self.part(id)?.tasks.lock().ok()?;
+        tasks.get(&id).map(|entry| entry.input.clone())
     }
 
     pub(crate) fn set_status(&self, id: TaskId, status: Portable) {
-        if let Ok(mut tasks) = self.tasks.lock() {
+        if let Some(Ok(mut tasks)) = self.part(id).map(|part| part.tasks.lock()) {
             if let Some(entry) = tasks.get_mut(&id) {
                 entry.status = status;
             }
@@ -190,7 +230,7 @@ impl Registry {
 
     /// What is known of task `id`.
     pub fn summary(&self, id: TaskId) -> Option<TaskSummary> {
-        let tasks = self.tasks.lock().ok()?;
+        let tasks = self.part(id)?.tasks.lock().ok()?;
         tasks.get(&id).map(|entry| TaskSummary {
             id,
             account: entry.account.clone(),
@@ -201,15 +241,52 @@ impl Registry {
 
     /// How many tasks run.
     pub fn count(&self) -> usize {
-        self.tasks.lock().map(|tasks| tasks.len()).unwrap_or(0)
+        self.tasks.load(Ordering::Relaxed)
     }
 
     /// Asks every task to end.
     pub fn stop_all(&self) {
-        if let Ok(tasks) = self.tasks.lock() {
-            for entry in tasks.values() {
-                let _ = entry.input.send(TaskInput::Stop);
+        for part in self.parts.iter() {
+            if let Ok(tasks) = part.tasks.lock() {
+                for entry in tasks.values() {
+                    let _ = entry.input.send(TaskInput::Stop);
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_task_id_says_the_shard_that_registered_it() {
+        let shards = crate::shard::Shards::threads(3).expect("shard threads");
+        let registry = Arc::new(Registry::new(3));
+        let (done, ids) = std::sync::mpsc::channel();
+        for index in 0..3 {
+            let (registry, done) = (registry.clone(), done.clone());
+            shards.run_on(index, move || {
+                let (first, _, _) = registry.register("a@example.com".into(), "x".into());
+                let (second, _, _) = registry.register("a@example.com".into(), "x".into());
+                let _ = done.send((index, first, second));
+            });
+        }
+        let mut seen: Vec<_> = (0..3).map(|_| ids.recv().expect("registered")).collect();
+        seen.sort();
+        for (index, first, second) in seen {
+            assert_eq!((shard_of(first), shard_of(second)), (index, index));
+            assert_ne!(first, second);
+            assert_eq!(registry.summary(first).map(|task| task.id), Some(first));
+        }
+        assert_eq!(registry.count(), 6);
+        // Shard 0's tasks keep the plain numbers scripts have always seen.
+        let (outside, _, _) = registry.register("a@example.com".into(), "x".into());
+        assert_eq!(outside, TaskId(3));
+        registry.remove(outside);
+        assert_eq!(registry.count(), 6);
+        assert!(!registry.send(TaskId((7 << SEQUENCE_BITS) | 1), TaskInput::Stop));
     }
 }
