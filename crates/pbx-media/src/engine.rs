@@ -171,7 +171,7 @@ struct WorkerLink {
     commands: mpsc::UnboundedSender<Command>,
     /// Sessions on the worker: written by the worker, read to place new ones.
     sessions: AtomicUsize,
-    /// The 90th percentile of the worker's slot lateness over the last
+    /// The 99th percentile of the worker's tick lateness over the last
     /// second, in µs (0 while it has no session). Written by the worker.
     lateness_micros: AtomicU64,
 }
@@ -330,8 +330,8 @@ impl MediaEngine {
             .collect()
     }
 
-    /// How late the latest clock runs: the highest of the workers' 90th
-    /// percentile of slot lateness over the last second.
+    /// How late the latest clock runs: the highest of the workers' 99th
+    /// percentile of tick lateness over the last second.
     pub fn lateness(&self) -> Duration {
         let micros = self
             .shared

@@ -4,7 +4,7 @@
 //! The network asks `admit` before it takes a new call. It is refused
 //! (`503` with `Retry-After`) while pbxd drains for shutdown, at
 //! `limits.max_calls` calls, while a media clock runs late (its lateness
-//! p90 over the last second beyond `limits.media_lateness_ms`), or while
+//! p99 over the last second beyond `limits.media_lateness_ms`), or while
 //! a shard's tasks wait to run longer than `limits.task_delay_ms`. A taken
 //! call holds a [`CallPermit`] until it ends.
 
@@ -25,7 +25,7 @@ pub enum Refusal {
     Draining,
     /// `limits.max_calls` calls are in progress.
     TooManyCalls(usize),
-    /// A media clock runs late by this much (p90 over the last second).
+    /// A media clock runs late by this much (p99 over the last second).
     MediaLate(Duration),
     /// A shard's tasks wait this long to run.
     TasksLate(Duration),

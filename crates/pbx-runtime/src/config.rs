@@ -362,9 +362,8 @@ pub struct LimitsConfig {
     /// The most calls at once (incoming call legs); none by default.
     #[serde(default)]
     pub max_calls: Option<usize>,
-    /// New calls are refused while a media clock's lateness (90th
-    /// percentile of its 2 ms slots over the last second) is beyond this,
-    /// in milliseconds.
+    /// New calls are refused while a media clock's lateness (99th
+    /// percentile over the last second) is beyond this, in milliseconds.
     /// A worker that late is near what it can do; audio is lost only past
     /// 100 ms, where a worker gives up making up for lost time.
     #[serde(default = "default_media_lateness")]

@@ -178,7 +178,7 @@ pub(super) async fn run(
         let late = now.saturating_duration_since(scheduled);
         worker
             .lateness
-            .note(now, late, |p90| worker_publish(&worker.engine, index, p90));
+            .note(now, late, |p99| worker_publish(&worker.engine, index, p99));
         if late > LONGEST_CATCH_UP {
             ticks.reset();
         }
@@ -193,12 +193,8 @@ pub(super) async fn run(
     }
 }
 
-/// The 90th percentile of how late a worker's slots are, over one-second
-/// windows: how late its clock runs for most of the second. A clock that
-/// cannot keep up is late on nearly every slot; a single stall of the host
-/// (tens of ms, when another process starts, say) makes a dozen slots in a
-/// row late while they are made up, and would refuse calls for a second
-/// at the 99th percentile although no call's audio is at risk.
+/// The 99th percentile of how late a worker's ticks are, over one-second
+/// windows.
 #[derive(Debug, Default)]
 struct Lateness {
     window_start: Option<Instant>,
@@ -207,15 +203,15 @@ struct Lateness {
 }
 
 impl Lateness {
-    /// Notes a slot `late`; at the end of a window, publishes its p90.
+    /// Notes a tick `late`; at the end of a window, publishes its p99.
     fn note(&mut self, now: Instant, late: Duration, publish: impl FnOnce(u64)) {
         let start = *self.window_start.get_or_insert(now);
         self.samples
             .push(u32::try_from(late.as_micros()).unwrap_or(u32::MAX));
         if now.saturating_duration_since(start) >= Duration::from_secs(1) {
-            let rank = (self.samples.len() * 9 / 10).min(self.samples.len() - 1);
-            let (_, p90, _) = self.samples.select_nth_unstable(rank);
-            publish(u64::from(*p90));
+            let rank = (self.samples.len() * 99 / 100).min(self.samples.len() - 1);
+            let (_, p99, _) = self.samples.select_nth_unstable(rank);
+            publish(u64::from(*p99));
             self.clear();
         }
     }
