@@ -14,8 +14,10 @@
 //! session it will likely be bridged with. Sessions that are bridged or
 //! mixed together must be on one worker: bridging or mixing sessions of
 //! two workers first moves one (its state and socket) to the other's
-//! (`Command::Gather`). Each worker measures how late its ticks are; the
-//! engine's [`MediaEngine::lateness`] is what admission control reads.
+//! (`Command::Gather`). Each worker measures how late its slots are and how
+//! busy it is; the
+//! engine's [`MediaEngine::lateness`] and [`MediaEngine::busy_percent`]
+//! are what admission control reads.
 //!
 //! What a session sends, in order of precedence, each tick:
 //! 1. a DTMF key being sent ([`MediaSession::send_dtmf`]),
@@ -174,6 +176,9 @@ struct WorkerLink {
     /// The 99th percentile of the worker's tick lateness over the last
     /// second, in µs (0 while it has no session). Written by the worker.
     lateness_micros: AtomicU64,
+    /// The share of the last second the worker spent on its slots, in
+    /// thousandths. Written by the worker.
+    busy_permille: AtomicU64,
 }
 
 /// Shared by every handle of one engine. Workers hold it weakly, so the
@@ -249,6 +254,7 @@ impl MediaEngine {
                     commands,
                     sessions: AtomicUsize::new(0),
                     lateness_micros: AtomicU64::new(0),
+                    busy_permille: AtomicU64::new(0),
                 };
                 (link, receiver)
             })
@@ -341,6 +347,18 @@ impl MediaEngine {
             .max()
             .unwrap_or(0);
         Duration::from_micros(micros)
+    }
+
+    /// How busy the busiest worker was over the last second: the share of
+    /// its time spent sending and receiving, in per cent.
+    pub fn busy_percent(&self) -> u64 {
+        self.shared
+            .workers
+            .iter()
+            .map(|link| link.busy_permille.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+            / 10
     }
 }
 

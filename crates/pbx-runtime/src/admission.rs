@@ -3,8 +3,10 @@
 //!
 //! The network asks `admit` before it takes a new call. It is refused
 //! (`503` with `Retry-After`) while pbxd drains for shutdown, at
-//! `limits.max_calls` calls, while a media clock runs late (its lateness
-//! p99 over the last second beyond `limits.media_lateness_ms`), or while
+//! `limits.max_calls` calls, while a media worker is near what it can do
+//! (busy more than `limits.media_busy_percent` of the last second), while a
+//! media clock runs late (its lateness p99 over the last second beyond
+//! `limits.media_lateness_ms`), or while
 //! a shard's tasks wait to run longer than `limits.task_delay_ms`. A taken
 //! call holds a [`CallPermit`] until it ends.
 
@@ -25,6 +27,8 @@ pub enum Refusal {
     Draining,
     /// `limits.max_calls` calls are in progress.
     TooManyCalls(usize),
+    /// A media worker was busy this share of the last second (per cent).
+    MediaBusy(u64),
     /// A media clock runs late by this much (p99 over the last second).
     MediaLate(Duration),
     /// A shard's tasks wait this long to run.
@@ -36,6 +40,7 @@ impl fmt::Display for Refusal {
         match self {
             Refusal::Draining => f.write_str("shutting down"),
             Refusal::TooManyCalls(calls) => write!(f, "{calls} calls in progress (limits.max_calls)"),
+            Refusal::MediaBusy(percent) => write!(f, "a media worker is {percent}% busy"),
             Refusal::MediaLate(late) => write!(f, "the media clock runs {} ms late", late.as_millis()),
             Refusal::TasksLate(late) => write!(f, "tasks wait {} ms to run", late.as_millis()),
         }
@@ -110,6 +115,14 @@ impl Admission {
     fn refusal(&self) -> Option<Refusal> {
         if self.draining.load(Ordering::Relaxed) {
             return Some(Refusal::Draining);
+        }
+        if let Some(busy) = self
+            .media
+            .as_ref()
+            .map(MediaEngine::busy_percent)
+            .filter(|busy| *busy > u64::from(self.limits.media_busy_percent))
+        {
+            return Some(Refusal::MediaBusy(busy));
         }
         let media_bound = Duration::from_millis(self.limits.media_lateness_ms);
         if let Some(late) = self

@@ -368,6 +368,11 @@ pub struct LimitsConfig {
     /// 100 ms, where a worker gives up making up for lost time.
     #[serde(default = "default_media_lateness")]
     pub media_lateness_ms: u64,
+    /// New calls are refused while a media worker spent more than this
+    /// share of the last second sending and receiving, in per cent: the
+    /// headroom its clock needs to stay on time when the host is busy.
+    #[serde(default = "default_media_busy")]
+    pub media_busy_percent: u8,
     /// New calls are refused while a shard's tasks wait longer than this
     /// to run (the most over the last second), in milliseconds.
     #[serde(default = "default_task_delay")]
@@ -375,6 +380,10 @@ pub struct LimitsConfig {
     /// What `Retry-After` says in a refusal for load, in seconds.
     #[serde(default = "default_retry_after")]
     pub retry_after_seconds: u32,
+}
+
+fn default_media_busy() -> u8 {
+    70
 }
 
 fn default_media_lateness() -> u64 {
@@ -394,6 +403,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_calls: None,
             media_lateness_ms: default_media_lateness(),
+            media_busy_percent: default_media_busy(),
             task_delay_ms: default_task_delay(),
             retry_after_seconds: default_retry_after(),
         }
@@ -545,6 +555,12 @@ impl Config {
             return Err(ConfigError {
                 location: at("transaction_timeout_seconds"),
                 message: "sip.transaction_timeout_seconds: expected 1 to 32 (RFC 3261's 64×T1)".into(),
+            });
+        }
+        if !(1..=100).contains(&self.limits.media_busy_percent) {
+            return Err(ConfigError {
+                location: at("media_busy_percent"),
+                message: "limits.media_busy_percent: expected 1 to 100".into(),
             });
         }
         for (key, threads) in [

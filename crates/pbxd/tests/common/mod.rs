@@ -83,6 +83,11 @@ impl Pbxd {
             .arg("serve")
             .args(["--set", &format!("sip.listen={listen}")])
             .args(["--set", &format!("data_dir={}", data.display())])
+            // Three shards and two media workers whatever the machine, so
+            // the calls of one test (bridges, conferences, transfers) run
+            // on different shards and workers. A test's settings come
+            // after and win.
+            .args(["--set", "runtime.threads=3", "--set", "media.threads=2"])
             .current_dir(repository())
             .env("RUST_LOG", log_filter)
             .stdout(Stdio::piped())
