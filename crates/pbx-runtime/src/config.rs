@@ -337,7 +337,10 @@ impl RuntimeConfig {
 pub struct MediaThreadsConfig {
     /// Media workers, each with its own 20 ms clock, sending and receiving
     /// the RTP of a share of the calls. Default: one per four cores, at
-    /// least one (one worker carries several thousand calls).
+    /// least two. Admission keeps each worker below
+    /// `limits.media_busy_percent` of its time, so one worker alone would
+    /// cap the media at most of one core; an idle worker costs nothing (its
+    /// clock stops).
     #[serde(default)]
     pub threads: Option<usize>,
 }
@@ -345,7 +348,7 @@ pub struct MediaThreadsConfig {
 impl MediaThreadsConfig {
     /// How many media workers to run.
     pub fn worker_count(&self) -> usize {
-        self.threads.unwrap_or_else(|| cores().div_ceil(4)).max(1)
+        self.threads.unwrap_or_else(|| cores().div_ceil(4).max(2)).max(1)
     }
 }
 

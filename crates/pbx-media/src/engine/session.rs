@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
+use std::os::fd::AsRawFd;
+
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -69,36 +69,47 @@ impl Scratch {
     }
 }
 
-/// A session's socket: registered with its worker's reactor once the
-/// worker has it, so a tick reads only sockets that have something (an
-/// idle socket costs no system call); detached while it moves between
-/// workers.
+/// A session's socket: registered with its worker's poller once the worker
+/// has it, so a tick reads only sockets that have something (an idle
+/// socket costs no system call); detached (read at every tick) while it
+/// moves between workers, or where there is no poller.
 ///
-/// Registered for reading only: sending never waits for the reactor (a UDP
-/// socket takes a datagram or drops it), and a socket registered for
-/// writing too would wake the reactor after every packet sent.
+/// The worker asks its poller what became readable once per tick, without
+/// waiting: arriving packets never wake the worker's thread (on an
+/// executor's reactor, each burst of packets did). Registered for reading
+/// only: a UDP socket takes a datagram or drops it, sending never waits.
 #[derive(Debug)]
 enum Socket {
     Detached(UdpSocket),
-    Attached(AsyncFd<UdpSocket>),
+    Attached {
+        socket: UdpSocket,
+        /// The poller said so, and it has not been read empty since.
+        readable: bool,
+    },
     /// Only while being switched.
     Gone,
 }
 
 impl Socket {
-    fn recv_from(&self, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    fn recv_from(&mut self, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
         match self {
             Socket::Detached(socket) => socket.recv_from(buffer),
-            // No system call unless the reactor saw something arrive.
-            Socket::Attached(fd) => fd.try_io(Interest::READABLE, |socket| socket.recv_from(buffer)),
+            // No system call unless the poller saw something arrive.
+            Socket::Attached { readable: false, .. } => Err(std::io::ErrorKind::WouldBlock.into()),
+            Socket::Attached { socket, readable } => {
+                let received = socket.recv_from(buffer);
+                if matches!(&received, Err(error) if error.kind() == std::io::ErrorKind::WouldBlock) {
+                    *readable = false;
+                }
+                received
+            }
             Socket::Gone => Err(std::io::ErrorKind::NotConnected.into()),
         }
     }
 
     fn send_to(&self, packet: &[u8], destination: SocketAddr) -> std::io::Result<usize> {
         match self {
-            Socket::Detached(socket) => socket.send_to(packet, destination),
-            Socket::Attached(fd) => fd.get_ref().send_to(packet, destination),
+            Socket::Detached(socket) | Socket::Attached { socket, .. } => socket.send_to(packet, destination),
             Socket::Gone => Err(std::io::ErrorKind::NotConnected.into()),
         }
     }
@@ -311,35 +322,43 @@ impl SessionState {
         })
     }
 
-    /// Registers the socket with the reactor of the worker that now has the
-    /// session (must run on it). Without a reactor the socket is read on
-    /// every tick instead.
-    pub fn attach(&mut self) {
-        if let Socket::Detached(socket) = std::mem::replace(&mut self.output.socket, Socket::Gone) {
-            // `from_std` fails only outside a runtime, and then takes the
-            // socket with it: check first.
-            self.output.socket = if tokio::runtime::Handle::try_current().is_ok() {
-                // SAFETY: the `UdpSocket` owns its descriptor and is owned
-                // by the `AsyncFd` until `into_inner` (`detach`) or drop, so
-                // the descriptor stays open and the same all along.
-                match unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) } {
-                    Ok(fd) => Socket::Attached(fd),
-                    Err(error) => {
-                        let (socket, cause) = error.into_parts();
-                        tracing::debug!(session = self.id, %cause, "RTP socket read at every tick");
-                        Socket::Detached(socket)
-                    }
+    /// Registers the socket with the poller of the worker that now has the
+    /// session, under the session's ID. Without a poller the socket is read
+    /// on every tick instead.
+    pub fn attach(&mut self, poller: Option<&mio::Registry>) {
+        let (Some(registry), Socket::Detached(socket)) = (poller, &self.output.socket) else {
+            return;
+        };
+        let fd = socket.as_raw_fd();
+        let token = mio::Token(self.id as usize);
+        match registry.register(&mut mio::unix::SourceFd(&fd), token, mio::Interest::READABLE) {
+            Ok(()) => {
+                if let Socket::Detached(socket) = std::mem::replace(&mut self.output.socket, Socket::Gone) {
+                    // Whatever arrived before counts as readable.
+                    self.output.socket = Socket::Attached {
+                        socket,
+                        readable: true,
+                    };
                 }
-            } else {
-                Socket::Detached(socket)
-            };
+            }
+            Err(error) => tracing::debug!(session = self.id, %error, "RTP socket read at every tick"),
         }
     }
 
-    /// Takes the socket off this worker's reactor, before the session moves.
-    pub fn detach(&mut self) {
-        if let Socket::Attached(fd) = std::mem::replace(&mut self.output.socket, Socket::Gone) {
-            self.output.socket = Socket::Detached(fd.into_inner());
+    /// Takes the socket off this worker's poller, before the session moves.
+    pub fn detach(&mut self, poller: Option<&mio::Registry>) {
+        if let Socket::Attached { socket, .. } = std::mem::replace(&mut self.output.socket, Socket::Gone) {
+            if let Some(registry) = poller {
+                let _ = registry.deregister(&mut mio::unix::SourceFd(&socket.as_raw_fd()));
+            }
+            self.output.socket = Socket::Detached(socket);
+        }
+    }
+
+    /// The worker's poller says the socket has something to read.
+    pub fn mark_readable(&mut self) {
+        if let Socket::Attached { readable, .. } = &mut self.output.socket {
+            *readable = true;
         }
     }
 

@@ -272,7 +272,20 @@ struct Worker {
     scratch: Scratch,
     /// The sessions with packets to send, by slot of the tick.
     due: [Vec<u64>; SLOTS as usize],
+    /// What tells which sessions' sockets have something to read; none
+    /// if the system would not give one (then every socket is read at
+    /// every tick).
+    poller: Option<Poller>,
 }
+
+/// The worker's own readiness poller, asked once per tick without waiting.
+struct Poller {
+    poll: mio::Poll,
+    events: mio::Events,
+}
+
+/// Readiness events taken per call; more are taken in further calls.
+const EVENTS_PER_POLL: usize = 1024;
 
 impl Worker {
     fn new(config: MediaConfig, index: usize, engine: Weak<EngineShared>) -> Worker {
@@ -287,10 +300,21 @@ impl Worker {
             mixed: IdMap::default(),
             scratch: Scratch::new(),
             due: Default::default(),
+            poller: match mio::Poll::new() {
+                Ok(poll) => Some(Poller {
+                    poll,
+                    events: mio::Events::with_capacity(EVENTS_PER_POLL),
+                }),
+                Err(error) => {
+                    tracing::warn!(%error, "media worker: no readiness poller; every socket is read at every tick");
+                    None
+                }
+            },
         }
     }
 
     fn tick(&mut self, now: Instant) {
+        self.take_readiness();
         self.heard.clear();
         self.mixed.clear();
         for (&id, session) in &mut self.sessions {
@@ -354,8 +378,37 @@ impl Worker {
         }
     }
 
+    fn registry(&self) -> Option<&mio::Registry> {
+        self.poller.as_ref().map(|poller| poller.poll.registry())
+    }
+
+    /// Marks the sessions whose sockets have become readable.
+    fn take_readiness(&mut self) {
+        let Some(poller) = &mut self.poller else {
+            return;
+        };
+        loop {
+            if let Err(error) = poller.poll.poll(&mut poller.events, Some(Duration::ZERO)) {
+                if error.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::warn!(%error, "media worker: readiness poll failed");
+                }
+                return;
+            }
+            let mut count = 0;
+            for event in poller.events.iter() {
+                count += 1;
+                if let Some(session) = self.sessions.get_mut(&(event.token().0 as u64)) {
+                    session.mark_readable();
+                }
+            }
+            if count < EVENTS_PER_POLL {
+                return;
+            }
+        }
+    }
+
     fn adopt(&mut self, mut session: Box<SessionState>) {
-        session.attach();
+        session.attach(self.registry());
         self.sessions.insert(session.id, session);
     }
 
@@ -578,7 +631,7 @@ impl Worker {
             return;
         };
         self.count(-1);
-        session.detach();
+        session.detach(self.registry());
         let route = session.route.clone();
         // Locked until everything queued for it is on its way.
         let mut guard = route.0.lock().unwrap_or_else(PoisonError::into_inner);
