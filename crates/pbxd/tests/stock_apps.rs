@@ -762,6 +762,39 @@ fn the_attendant_connects_a_department_by_its_digit() {
     attendant_connects("attendant-1", "1", "ivanov", "ivanov-demo", connecting_seconds());
 }
 
+/// A caller keys 3 (petrov's department) and hangs up while "trying
+/// extension" plays: the auto-attendant ends as a finished task, not by an
+/// error ("there is no pending call" from `RedirectCall` on a call already
+/// gone, every time before), and nobody's phone is rung.
+#[test]
+fn a_caller_who_hangs_up_while_the_attendant_connects_ends_it_without_an_error() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = Pbxd::start_logging("attendant-gone", &[IN_HOURS.into(), PATIENT.into()], LOG_FILTER);
+    let caller = Caller {
+        called: "200",
+        steps: vec![Step::Pause(1.0), Step::Keys("3"), Step::Pause(0.4)],
+        ending: Ending::HangsUp,
+    };
+    let called = caller.call("attendant-gone", &sipp_program, &pbxd, media_ports(1)[0]);
+    assert_passed(&called, &pbxd);
+    let log = wait_for(&pbxd, |log| {
+        log.contains("finished") || log.contains("ended by an error")
+    });
+    let played = prompts_played(&log);
+    assert!(played.contains(&"tryingextension"), "{played:?}\n{log}");
+    assert!(
+        log.contains("finished"),
+        "the auto-attendant did not finish:\n{log}"
+    );
+    assert!(!log.contains("ended by an error"), "{log}");
+    assert!(
+        !log.contains("ringing petrov"),
+        "petrov was rung for a caller who had gone:\n{log}"
+    );
+}
+
 /// (b) 200, then 2 0 2 (the directory prefix 2 starts an extension of
 /// three digits): petrov's phone (alias 202) rings and answers.
 #[test]
