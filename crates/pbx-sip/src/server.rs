@@ -710,18 +710,16 @@ async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transa
             }
             return;
         }
-        if method != Method::Ack {
-            let code = match method {
-                Method::Bye
-                | Method::Cancel
-                | Method::Info
-                | Method::Update
-                | Method::Refer
-                | Method::Notify
-                | Method::Invite => StatusCode::CallTransactionDoesNotExist,
-                _ => StatusCode::MethodNotAllowed,
-            };
-            let _ = tx.reply(code).await;
+        match method {
+            Method::Ack => {}
+            // A method pbxd does not take, in a dialog or not (RFC 3261
+            // §8.2.1).
+            _ if !allowed(method) => reply_not_allowed(&mut tx).await,
+            // A request for a dialog (or a transaction) pbxd does not have
+            // (§12.2.2: whatever the method, with a To tag matching none).
+            _ => {
+                let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
+            }
         }
         return;
     }
@@ -745,10 +743,37 @@ async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transa
                     .await;
             }
         },
-        _ => {
-            let _ = tx.reply(StatusCode::MethodNotAllowed).await;
-        }
+        _ => reply_not_allowed(&mut tx).await,
     }
+}
+
+/// Whether pbxd takes `method` at all (the methods of [`ALLOWED`]).
+fn allowed(method: Method) -> bool {
+    matches!(
+        method,
+        Method::Invite
+            | Method::Ack
+            | Method::Cancel
+            | Method::Bye
+            | Method::Options
+            | Method::Info
+            | Method::Register
+            | Method::Update
+            | Method::Refer
+            | Method::Notify
+    )
+}
+
+/// `405 Method Not Allowed`, with the methods pbxd takes (RFC 3261
+/// §8.2.1: the response must carry `Allow`).
+async fn reply_not_allowed(tx: &mut Transaction) {
+    let _ = tx
+        .reply_with(
+            StatusCode::MethodNotAllowed,
+            vec![Header::Allow(ALLOWED.into())],
+            None,
+        )
+        .await;
 }
 
 /// The To tag of a request, if it has one (then it belongs to a dialog).

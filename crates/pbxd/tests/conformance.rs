@@ -1,0 +1,166 @@
+//! RFC 3261 conformance (issue 17): requests pbxd must answer as the RFC
+//! says, each sent over UDP and over TCP to a running `pbxd serve`, each
+//! test named after the section that decides it. After every case, an
+//! OPTIONS still gets 200: a bad request never stops pbxd answering.
+// Test code: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use common::Pbxd;
+
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// A request from a peer at `local` (the Via and Contact say where).
+fn request(
+    method: &str,
+    call_id: &str,
+    to_tag: Option<&str>,
+    transport: Transport,
+    local: SocketAddr,
+) -> String {
+    let via = match transport {
+        Transport::Udp => "UDP",
+        Transport::Tcp => "TCP",
+    };
+    let to_tag = to_tag.map(|tag| format!(";tag={tag}")).unwrap_or_default();
+    format!(
+        "{method} sip:ivanov@example.com SIP/2.0\r\n\
+         Via: SIP/2.0/{via} {local};branch=z9hG4bK-{call_id}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:tester@outside.test>;tag=from-{call_id}\r\n\
+         To: <sip:ivanov@example.com>{to_tag}\r\n\
+         Call-ID: {call_id}@outside.test\r\n\
+         CSeq: 1 {method}\r\n\
+         Contact: <sip:tester@{local}>\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Sends one request and returns pbxd's first final response.
+fn exchange(pbxd: &Pbxd, transport: Transport, method: &str, call_id: &str, to_tag: Option<&str>) -> String {
+    match transport {
+        Transport::Udp => {
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let message = request(method, call_id, to_tag, transport, socket.local_addr().unwrap());
+            socket.send_to(message.as_bytes(), pbxd.sip).unwrap();
+            let mut buffer = [0u8; 4096];
+            loop {
+                let (length, _) = socket
+                    .recv_from(&mut buffer)
+                    .unwrap_or_else(|error| panic!("no answer to {method} over UDP: {error}"));
+                let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+                if !text.starts_with("SIP/2.0 1") {
+                    return text;
+                }
+            }
+        }
+        Transport::Tcp => {
+            let mut stream = TcpStream::connect(pbxd.sip).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let message = request(method, call_id, to_tag, transport, stream.local_addr().unwrap());
+            stream.write_all(message.as_bytes()).unwrap();
+            let mut received = String::new();
+            let mut buffer = [0u8; 4096];
+            loop {
+                // The first complete final response on the stream.
+                if let Some(end) = received.find("\r\n\r\n") {
+                    let head = &received[..end];
+                    if !head.starts_with("SIP/2.0 1") {
+                        return head.to_string();
+                    }
+                    received.drain(..end + 4);
+                    continue;
+                }
+                let length = stream
+                    .read(&mut buffer)
+                    .unwrap_or_else(|error| panic!("no answer to {method} over TCP: {error}"));
+                assert!(
+                    length > 0,
+                    "pbxd closed the connection without answering {method}"
+                );
+                received.push_str(&String::from_utf8_lossy(&buffer[..length]));
+            }
+        }
+    }
+}
+
+fn status(response: &str) -> &str {
+    response.lines().next().unwrap_or_default()
+}
+
+/// The value of header `name` (long form), if present.
+fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    response.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+fn still_answers(pbxd: &Pbxd, transport: Transport, case: &str) {
+    let response = exchange(pbxd, transport, "OPTIONS", &format!("{case}-after"), None);
+    assert!(
+        status(&response).starts_with("SIP/2.0 200"),
+        "after {case} over {transport:?}, OPTIONS got: {response}"
+    );
+}
+
+/// §8.2.1: a method pbxd does not take gets 405, and the response must
+/// carry `Allow` with the methods it does take.
+#[test]
+fn rfc3261_8_2_1_a_method_not_allowed_gets_405_with_allow() {
+    let pbxd = Pbxd::start("rfc3261-8-2-1", &[]);
+    for transport in [Transport::Udp, Transport::Tcp] {
+        for (method, dialog) in [
+            ("MESSAGE", None),
+            ("SUBSCRIBE", None),
+            ("PUBLISH", Some("no-such-dialog")),
+        ] {
+            let call_id = format!("405-{method}-{transport:?}");
+            let response = exchange(&pbxd, transport, method, &call_id, dialog);
+            assert!(
+                status(&response).starts_with("SIP/2.0 405"),
+                "{method} over {transport:?}: {response}"
+            );
+            let allow = header(&response, "Allow").unwrap_or_else(|| panic!("405 without Allow: {response}"));
+            for taken in ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER"] {
+                assert!(allow.contains(taken), "Allow lacks {taken}: {response}");
+            }
+            assert!(!allow.contains(method), "Allow names {method}: {response}");
+        }
+        still_answers(&pbxd, transport, "405");
+    }
+}
+
+/// §12.2.2: a request with a To tag that matches no dialog gets 481,
+/// whatever its method; so does a BYE outside any dialog.
+#[test]
+fn rfc3261_12_2_2_a_to_tag_matching_no_dialog_gets_481() {
+    let pbxd = Pbxd::start("rfc3261-12-2-2", &[]);
+    for transport in [Transport::Udp, Transport::Tcp] {
+        for (method, tag) in [
+            ("BYE", Some("gone")),
+            ("INVITE", Some("gone")),
+            ("OPTIONS", Some("gone")),
+            ("INFO", Some("gone")),
+            ("BYE", None),
+        ] {
+            let call_id = format!("481-{method}-{}-{transport:?}", tag.is_some());
+            let response = exchange(&pbxd, transport, method, &call_id, tag);
+            assert!(
+                status(&response).starts_with("SIP/2.0 481"),
+                "{method} (To tag {tag:?}) over {transport:?}: {response}"
+            );
+        }
+        still_answers(&pbxd, transport, "481");
+    }
+}
