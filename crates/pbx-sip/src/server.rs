@@ -685,6 +685,15 @@ async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transa
     let shared = &network.shared;
     let method = tx.original.method;
     if method != Method::Ack {
+        // SIP/2.0 only (RFC 3261 §8.1.1.1, §21.5.7).
+        if tx.original.version != rsipstack::sip::Version::V2 {
+            tracing::info!(%method, version = %tx.original.version, "refused: SIP version");
+            shared.refused_messages.fetch_add(1, Ordering::Relaxed);
+            // The response copies the request's version: ours is 2.0.
+            tx.original.version = rsipstack::sip::Version::V2;
+            let _ = tx.reply(StatusCode::VersionNotSupported).await;
+            return;
+        }
         if let Some(name) = duplicated_header(&tx.original) {
             tracing::info!(%method, "refused: {name} given twice");
             shared.refused_messages.fetch_add(1, Ordering::Relaxed);

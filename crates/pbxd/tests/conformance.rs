@@ -19,7 +19,8 @@ enum Transport {
     Tcp,
 }
 
-/// A request from a peer at `local` (the Via and Contact say where).
+/// A request from a peer at `local` (the Via and Contact say where), in
+/// SIP/2.0 unless `call_id` starts with a version such as `SIP/3.0 `.
 fn request(
     method: &str,
     call_id: &str,
@@ -27,13 +28,17 @@ fn request(
     transport: Transport,
     local: SocketAddr,
 ) -> String {
+    let (version, call_id) = match call_id.split_once(' ') {
+        Some((version, rest)) if version.starts_with("SIP/") => (version, rest),
+        _ => ("SIP/2.0", call_id),
+    };
     let via = match transport {
         Transport::Udp => "UDP",
         Transport::Tcp => "TCP",
     };
     let to_tag = to_tag.map(|tag| format!(";tag={tag}")).unwrap_or_default();
     format!(
-        "{method} sip:ivanov@example.com SIP/2.0\r\n\
+        "{method} sip:ivanov@example.com {version}\r\n\
          Via: SIP/2.0/{via} {local};branch=z9hG4bK-{call_id}\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:tester@outside.test>;tag=from-{call_id}\r\n\
@@ -163,4 +168,29 @@ fn rfc3261_12_2_2_a_to_tag_matching_no_dialog_gets_481() {
         }
         still_answers(&pbxd, transport, "481");
     }
+}
+
+/// §8.1.1.1 and §21.5.7: pbxd speaks SIP/2.0; a request in another version
+/// gets 505 and is not processed (an INVITE sets up no call).
+#[test]
+fn rfc3261_21_5_7_a_request_in_another_sip_version_gets_505() {
+    let pbxd = Pbxd::start("rfc3261-21-5-7", &[]);
+    for transport in [Transport::Udp, Transport::Tcp] {
+        for version in ["SIP/1.0", "SIP/3.0"] {
+            for method in ["OPTIONS", "INVITE"] {
+                let call_id = format!("{version} 505-{method}-{}-{transport:?}", &version[4..5]);
+                let response = exchange(&pbxd, transport, method, &call_id, None);
+                assert!(
+                    status(&response).starts_with("SIP/2.0 505"),
+                    "{method} in {version} over {transport:?}: {response}"
+                );
+            }
+        }
+        still_answers(&pbxd, transport, "505");
+    }
+    let log = pbxd.log();
+    assert!(
+        !log.contains("incoming call"),
+        "an INVITE in another version set up a call:\n{log}"
+    );
 }
