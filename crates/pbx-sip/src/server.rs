@@ -667,6 +667,94 @@ fn duplicated_header(request: &rsipstack::sip::Request) -> Option<&'static str> 
     None
 }
 
+/// The option tags pbxd supports (what OPTIONS says in `Supported`).
+const SUPPORTED: &[&str] = &["replaces"];
+
+/// Why a request cannot be taken as it is, and what to answer.
+struct Unusable {
+    status: StatusCode,
+    /// What the response must carry: `Unsupported`, `Accept` or
+    /// `Accept-Encoding`.
+    header: Header,
+    reason: String,
+}
+
+/// A request that asks for what pbxd does not have: an extension it does
+/// not support (RFC 3261 §8.2.2.3: 420 with `Unsupported`; not for CANCEL
+/// and ACK), a body encoded in a way it cannot read, or a session
+/// description of a type it cannot use (§8.2.3: 415 with
+/// `Accept-Encoding` or `Accept`).
+fn unusable(request: &rsipstack::sip::Request) -> Option<Unusable> {
+    let value = |header: &Header| {
+        let text = header.to_string();
+        text.split_once(':')
+            .map(|(_, value)| value.trim().to_string())
+            .unwrap_or_default()
+    };
+    let tags = |text: String| -> Vec<String> {
+        text.split(',')
+            .map(|tag| tag.trim().to_ascii_lowercase())
+            .filter(|tag| !tag.is_empty())
+            .collect()
+    };
+    if request.method != Method::Cancel {
+        let unknown: Vec<String> = request
+            .headers
+            .iter()
+            .filter(|header| matches!(header, Header::Require(_)))
+            .flat_map(|header| tags(value(header)))
+            .filter(|tag| !SUPPORTED.contains(&tag.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            let unknown = unknown.join(", ");
+            return Some(Unusable {
+                status: StatusCode::BadExtension,
+                header: Header::Unsupported(unknown.clone().into()),
+                reason: format!("requires {unknown}"),
+            });
+        }
+    }
+    if request.body.is_empty() {
+        return None;
+    }
+    for header in request
+        .headers
+        .iter()
+        .filter(|header| matches!(header, Header::ContentEncoding(_)))
+    {
+        let encodings = tags(value(header));
+        if encodings.iter().any(|encoding| encoding != "identity") {
+            return Some(Unusable {
+                status: StatusCode::UnsupportedMediaType,
+                header: Header::AcceptEncoding("identity".into()),
+                reason: format!("body encoded as {}", encodings.join(", ")),
+            });
+        }
+    }
+    if matches!(request.method, Method::Invite | Method::Update) {
+        let content_type = request
+            .headers
+            .iter()
+            .find(|header| matches!(header, Header::ContentType(_)))
+            .map(value)
+            .unwrap_or_default();
+        let media_type = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if media_type != "application/sdp" {
+            return Some(Unusable {
+                status: StatusCode::UnsupportedMediaType,
+                header: Header::Accept("application/sdp".into()),
+                reason: format!("a body of type {content_type:?}"),
+            });
+        }
+    }
+    None
+}
+
 /// The largest request taken over a stream transport (UDP is bounded by
 /// its datagrams already).
 const LARGEST_MESSAGE: usize = 64 * 1024;
@@ -692,6 +780,12 @@ async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transa
             // The response copies the request's version: ours is 2.0.
             tx.original.version = rsipstack::sip::Version::V2;
             let _ = tx.reply(StatusCode::VersionNotSupported).await;
+            return;
+        }
+        if let Some(refusal) = unusable(&tx.original) {
+            tracing::info!(%method, "refused: {}", refusal.reason);
+            shared.refused_messages.fetch_add(1, Ordering::Relaxed);
+            let _ = tx.reply_with(refusal.status, vec![refusal.header], None).await;
             return;
         }
         if let Some(name) = duplicated_header(&tx.original) {

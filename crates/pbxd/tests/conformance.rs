@@ -19,15 +19,18 @@ enum Transport {
     Tcp,
 }
 
+/// What a test request carries besides the usual: a To tag, more
+/// headers (each line ending in CRLF), a body.
+#[derive(Clone, Copy, Default)]
+struct Extra<'a> {
+    to_tag: Option<&'a str>,
+    headers: &'a str,
+    body: &'a str,
+}
+
 /// A request from a peer at `local` (the Via and Contact say where), in
 /// SIP/2.0 unless `call_id` starts with a version such as `SIP/3.0 `.
-fn request(
-    method: &str,
-    call_id: &str,
-    to_tag: Option<&str>,
-    transport: Transport,
-    local: SocketAddr,
-) -> String {
+fn request(method: &str, call_id: &str, extra: Extra<'_>, transport: Transport, local: SocketAddr) -> String {
     let (version, call_id) = match call_id.split_once(' ') {
         Some((version, rest)) if version.starts_with("SIP/") => (version, rest),
         _ => ("SIP/2.0", call_id),
@@ -36,7 +39,9 @@ fn request(
         Transport::Udp => "UDP",
         Transport::Tcp => "TCP",
     };
-    let to_tag = to_tag.map(|tag| format!(";tag={tag}")).unwrap_or_default();
+    let to_tag = extra.to_tag.map(|tag| format!(";tag={tag}")).unwrap_or_default();
+    let (headers, body) = (extra.headers, extra.body);
+    let length = body.len();
     format!(
         "{method} sip:ivanov@example.com {version}\r\n\
          Via: SIP/2.0/{via} {local};branch=z9hG4bK-{call_id}\r\n\
@@ -46,17 +51,18 @@ fn request(
          Call-ID: {call_id}@outside.test\r\n\
          CSeq: 1 {method}\r\n\
          Contact: <sip:tester@{local}>\r\n\
-         Content-Length: 0\r\n\r\n"
+         {headers}\
+         Content-Length: {length}\r\n\r\n{body}"
     )
 }
 
 /// Sends one request and returns pbxd's first final response.
-fn exchange(pbxd: &Pbxd, transport: Transport, method: &str, call_id: &str, to_tag: Option<&str>) -> String {
+fn exchange(pbxd: &Pbxd, transport: Transport, method: &str, call_id: &str, extra: Extra<'_>) -> String {
     match transport {
         Transport::Udp => {
             let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
             socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let message = request(method, call_id, to_tag, transport, socket.local_addr().unwrap());
+            let message = request(method, call_id, extra, transport, socket.local_addr().unwrap());
             socket.send_to(message.as_bytes(), pbxd.sip).unwrap();
             let mut buffer = [0u8; 4096];
             loop {
@@ -72,7 +78,7 @@ fn exchange(pbxd: &Pbxd, transport: Transport, method: &str, call_id: &str, to_t
         Transport::Tcp => {
             let mut stream = TcpStream::connect(pbxd.sip).unwrap();
             stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let message = request(method, call_id, to_tag, transport, stream.local_addr().unwrap());
+            let message = request(method, call_id, extra, transport, stream.local_addr().unwrap());
             stream.write_all(message.as_bytes()).unwrap();
             let mut received = String::new();
             let mut buffer = [0u8; 4096];
@@ -112,7 +118,13 @@ fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
 }
 
 fn still_answers(pbxd: &Pbxd, transport: Transport, case: &str) {
-    let response = exchange(pbxd, transport, "OPTIONS", &format!("{case}-after"), None);
+    let response = exchange(
+        pbxd,
+        transport,
+        "OPTIONS",
+        &format!("{case}-after"),
+        Extra::default(),
+    );
     assert!(
         status(&response).starts_with("SIP/2.0 200"),
         "after {case} over {transport:?}, OPTIONS got: {response}"
@@ -131,7 +143,11 @@ fn rfc3261_8_2_1_a_method_not_allowed_gets_405_with_allow() {
             ("PUBLISH", Some("no-such-dialog")),
         ] {
             let call_id = format!("405-{method}-{transport:?}");
-            let response = exchange(&pbxd, transport, method, &call_id, dialog);
+            let extra = Extra {
+                to_tag: dialog,
+                ..Extra::default()
+            };
+            let response = exchange(&pbxd, transport, method, &call_id, extra);
             assert!(
                 status(&response).starts_with("SIP/2.0 405"),
                 "{method} over {transport:?}: {response}"
@@ -160,7 +176,11 @@ fn rfc3261_12_2_2_a_to_tag_matching_no_dialog_gets_481() {
             ("BYE", None),
         ] {
             let call_id = format!("481-{method}-{}-{transport:?}", tag.is_some());
-            let response = exchange(&pbxd, transport, method, &call_id, tag);
+            let extra = Extra {
+                to_tag: tag,
+                ..Extra::default()
+            };
+            let response = exchange(&pbxd, transport, method, &call_id, extra);
             assert!(
                 status(&response).starts_with("SIP/2.0 481"),
                 "{method} (To tag {tag:?}) over {transport:?}: {response}"
@@ -179,7 +199,7 @@ fn rfc3261_21_5_7_a_request_in_another_sip_version_gets_505() {
         for version in ["SIP/1.0", "SIP/3.0"] {
             for method in ["OPTIONS", "INVITE"] {
                 let call_id = format!("{version} 505-{method}-{}-{transport:?}", &version[4..5]);
-                let response = exchange(&pbxd, transport, method, &call_id, None);
+                let response = exchange(&pbxd, transport, method, &call_id, Extra::default());
                 assert!(
                     status(&response).starts_with("SIP/2.0 505"),
                     "{method} in {version} over {transport:?}: {response}"
@@ -192,5 +212,92 @@ fn rfc3261_21_5_7_a_request_in_another_sip_version_gets_505() {
     assert!(
         !log.contains("incoming call"),
         "an INVITE in another version set up a call:\n{log}"
+    );
+}
+
+/// A session description pbxd can answer.
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+
+/// §8.2.2.3: a request that requires an extension pbxd does not support
+/// gets 420 with `Unsupported` naming it (one it supports, `replaces`,
+/// passes).
+#[test]
+fn rfc3261_8_2_2_3_an_unknown_required_extension_gets_420_with_unsupported() {
+    let pbxd = Pbxd::start("rfc3261-8-2-2-3", &[]);
+    for transport in [Transport::Udp, Transport::Tcp] {
+        for method in ["OPTIONS", "INVITE"] {
+            let extra = Extra {
+                headers: "Require: replaces, x-nonexistent-extension\r\nContent-Type: application/sdp\r\n",
+                body: SDP,
+                ..Extra::default()
+            };
+            let call_id = format!("420-{method}-{transport:?}");
+            let response = exchange(&pbxd, transport, method, &call_id, extra);
+            assert!(
+                status(&response).starts_with("SIP/2.0 420"),
+                "{method} over {transport:?}: {response}"
+            );
+            let unsupported = header(&response, "Unsupported")
+                .unwrap_or_else(|| panic!("420 without Unsupported: {response}"));
+            assert_eq!(unsupported, "x-nonexistent-extension", "{response}");
+        }
+        let extra = Extra {
+            headers: "Require: replaces\r\n",
+            ..Extra::default()
+        };
+        let response = exchange(
+            &pbxd,
+            transport,
+            "OPTIONS",
+            &format!("420-ok-{transport:?}"),
+            extra,
+        );
+        assert!(status(&response).starts_with("SIP/2.0 200"), "{response}");
+        still_answers(&pbxd, transport, "420");
+    }
+}
+
+/// §8.2.3: a body pbxd cannot use gets 415: an INVITE whose body is not a
+/// session description, with `Accept`; a body in an encoding pbxd cannot
+/// read, with `Accept-Encoding`.
+#[test]
+fn rfc3261_8_2_3_a_body_pbxd_cannot_use_gets_415_saying_what_it_takes() {
+    let pbxd = Pbxd::start("rfc3261-8-2-3", &[]);
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let cases = [
+            (
+                "type",
+                "Content-Type: text/plain\r\n",
+                "Accept",
+                "application/sdp",
+            ),
+            (
+                "encoding",
+                "Content-Type: application/sdp\r\nContent-Encoding: x-squeezed\r\n",
+                "Accept-Encoding",
+                "identity",
+            ),
+        ];
+        for (case, headers, named, value) in cases {
+            let extra = Extra {
+                headers,
+                body: SDP,
+                ..Extra::default()
+            };
+            let call_id = format!("415-{case}-{transport:?}");
+            let response = exchange(&pbxd, transport, "INVITE", &call_id, extra);
+            assert!(
+                status(&response).starts_with("SIP/2.0 415"),
+                "{case} over {transport:?}: {response}"
+            );
+            assert_eq!(header(&response, named), Some(value), "{response}");
+        }
+        still_answers(&pbxd, transport, "415");
+    }
+    let log = pbxd.log();
+    assert!(
+        !log.contains("incoming call"),
+        "a refused INVITE set up a call:\n{log}"
     );
 }
