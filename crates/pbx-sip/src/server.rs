@@ -755,6 +755,26 @@ fn unusable(request: &rsipstack::sip::Request) -> Option<Unusable> {
     None
 }
 
+/// What is wrong with a datagram's `Content-Length`, if anything: over UDP
+/// it may not promise more than the datagram holds, and must be a number
+/// (RFC 3261 §18.3: such a message is refused with 400).
+fn content_length_fault(request: &rsipstack::sip::Request) -> Option<String> {
+    let header = request
+        .headers
+        .iter()
+        .find(|header| matches!(header, Header::ContentLength(_)))?;
+    let text = header.to_string();
+    let value = text.split_once(':').map_or("", |(_, value)| value.trim());
+    match value.parse::<usize>() {
+        Err(_) => Some(format!("Content-Length {value:?} is not a length")),
+        Ok(length) if length > request.body.len() => Some(format!(
+            "Content-Length {length} is more than the {} bytes the datagram holds",
+            request.body.len()
+        )),
+        Ok(_) => None,
+    }
+}
+
 /// The largest request taken over a stream transport (UDP is bounded by
 /// its datagrams already).
 const LARGEST_MESSAGE: usize = 64 * 1024;
@@ -798,6 +818,14 @@ async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transa
             .connection
             .as_ref()
             .is_some_and(|connection| connection.is_reliable());
+        if !reliable {
+            if let Some(fault) = content_length_fault(&tx.original) {
+                tracing::info!(%method, "refused: {fault}");
+                shared.refused_messages.fetch_add(1, Ordering::Relaxed);
+                let _ = tx.reply(StatusCode::BadRequest).await;
+                return;
+            }
+        }
         if reliable && message_size(&tx.original) > LARGEST_MESSAGE {
             tracing::info!(%method, "refused: message too large");
             shared.refused_messages.fetch_add(1, Ordering::Relaxed);

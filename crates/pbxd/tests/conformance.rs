@@ -301,3 +301,47 @@ fn rfc3261_8_2_3_a_body_pbxd_cannot_use_gets_415_saying_what_it_takes() {
         "a refused INVITE set up a call:\n{log}"
     );
 }
+
+/// §18.3: over UDP, a `Content-Length` larger than what the datagram holds,
+/// negative, or not a number, gets 400 (and no call is set up).
+#[test]
+fn rfc3261_18_3_a_datagram_whose_content_length_does_not_fit_gets_400() {
+    let pbxd = Pbxd::start("rfc3261-18-3", &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = socket.local_addr().unwrap();
+    for (case, length) in [("longer", "9999"), ("negative", "-5"), ("words", "many")] {
+        let extra = Extra {
+            headers: "Content-Type: application/sdp\r\n",
+            body: SDP,
+            ..Extra::default()
+        };
+        let good = request("INVITE", &format!("18-3-{case}"), extra, Transport::Udp, local);
+        let message = good.replace(
+            &format!("Content-Length: {}", SDP.len()),
+            &format!("Content-Length: {length}"),
+        );
+        assert_ne!(message, good);
+        socket.send_to(message.as_bytes(), pbxd.sip).unwrap();
+        let mut buffer = [0u8; 4096];
+        let response = loop {
+            let (read, _) = socket
+                .recv_from(&mut buffer)
+                .unwrap_or_else(|error| panic!("no answer to Content-Length {length}: {error}"));
+            let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
+            if !text.starts_with("SIP/2.0 1") {
+                break text;
+            }
+        };
+        assert!(
+            status(&response).starts_with("SIP/2.0 400"),
+            "Content-Length {length}: {response}"
+        );
+    }
+    still_answers(&pbxd, Transport::Udp, "400");
+    let log = pbxd.log();
+    assert!(
+        !log.contains("incoming call"),
+        "a refused INVITE set up a call:\n{log}"
+    );
+}
