@@ -345,3 +345,69 @@ fn rfc3261_18_3_a_datagram_whose_content_length_does_not_fit_gets_400() {
         "a refused INVITE set up a call:\n{log}"
     );
 }
+
+/// §8.2 and §20: a request without Call-ID, From, To or CSeq, or whose
+/// CSeq is not a number below 2^31 followed by the request's own method,
+/// gets 400 with a reason phrase naming the fault (over UDP, where the
+/// stack used to drop it unanswered).
+#[test]
+fn rfc3261_8_2_a_request_missing_or_garbling_a_mandatory_header_gets_400_naming_it() {
+    let pbxd = Pbxd::start("rfc3261-8-2", &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = socket.local_addr().unwrap();
+    let cases: [(&str, &str, Option<&str>, &str); 9] = [
+        ("no-call-id", "Call-ID:", None, "Call-ID"),
+        ("no-from", "From:", None, "From"),
+        ("no-to", "To:", None, "To"),
+        ("no-cseq", "CSeq:", None, "CSeq"),
+        ("cseq-words", "CSeq:", Some("CSeq: many INVITE"), "CSeq"),
+        ("cseq-negative", "CSeq:", Some("CSeq: -1 INVITE"), "CSeq"),
+        ("cseq-huge", "CSeq:", Some("CSeq: 2147483648 INVITE"), "CSeq"),
+        ("cseq-no-method", "CSeq:", Some("CSeq: 1"), "CSeq"),
+        ("cseq-other-method", "CSeq:", Some("CSeq: 1 BYE"), "CSeq"),
+    ];
+    for (case, header_name, replacement, named) in cases {
+        let good = request(
+            "INVITE",
+            &format!("8-2-{case}"),
+            Extra::default(),
+            Transport::Udp,
+            local,
+        );
+        let message: String = good
+            .split_inclusive("\r\n")
+            .filter_map(|line| {
+                if !line.starts_with(header_name) {
+                    return Some(line.to_string());
+                }
+                replacement.map(|text| format!("{text}\r\n"))
+            })
+            .collect();
+        assert_ne!(message, good);
+        socket.send_to(message.as_bytes(), pbxd.sip).unwrap();
+        let mut buffer = [0u8; 4096];
+        let (read, _) = socket
+            .recv_from(&mut buffer)
+            .unwrap_or_else(|error| panic!("no answer to {case}: {error}"));
+        let response = String::from_utf8_lossy(&buffer[..read]).into_owned();
+        let line = status(&response);
+        assert!(line.starts_with("SIP/2.0 400 "), "{case}: {response}");
+        assert!(
+            line.contains(named),
+            "{case}: the reason does not name {named}: {response}"
+        );
+        if case != "no-call-id" {
+            assert!(
+                response.contains(&format!("8-2-{case}@outside.test")),
+                "{case}: no Call-ID: {response}"
+            );
+        }
+    }
+    still_answers(&pbxd, Transport::Udp, "400");
+    let log = pbxd.log();
+    assert!(
+        !log.contains("incoming call"),
+        "a refused INVITE set up a call:\n{log}"
+    );
+}
