@@ -551,16 +551,9 @@ async fn start_shard(
     setup: ShardSetup,
     network: tokio::sync::oneshot::Receiver<Arc<SipNetwork>>,
 ) -> ShardReady {
-    let ShardSetup {
-        index,
-        socket,
-        inbox,
-        peers,
-        incoming,
-        cancel,
-        transaction_timeout,
-    } = setup;
-    let udp = ShardUdp::new(index, socket, inbox, peers)?;
+    let index = setup.index;
+    let cancel = setup.cancel;
+    let udp = ShardUdp::new(index, setup.socket, setup.inbox, setup.peers)?;
     let transport_layer = TransportLayer::new(cancel.clone());
     let connection = UdpConnection::from_socket(Arc::new(udp), None, Some(cancel.child_token()))
         .await
@@ -568,7 +561,7 @@ async fn start_shard(
     transport_layer.add_transport(connection.into());
     let endpoint = EndpointBuilder::new()
         .with_option(EndpointOption {
-            t1x64: transaction_timeout,
+            t1x64: setup.transaction_timeout,
             ..EndpointOption::default()
         })
         .with_cancel_token(cancel)
@@ -586,7 +579,7 @@ async fn start_shard(
         index,
         endpoint: endpoint.inner.clone(),
         dialogs,
-        incoming,
+        incoming: setup.incoming,
         states: DialogStates {
             sender: states,
             routes: Mutex::new(HashMap::new()),

@@ -60,20 +60,9 @@ fn request(method: &str, call_id: &str, extra: Extra<'_>, transport: Transport, 
 fn exchange(pbxd: &Pbxd, transport: Transport, method: &str, call_id: &str, extra: Extra<'_>) -> String {
     match transport {
         Transport::Udp => {
-            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-            socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let socket = datagram_socket();
             let message = request(method, call_id, extra, transport, socket.local_addr().unwrap());
-            socket.send_to(message.as_bytes(), pbxd.sip).unwrap();
-            let mut buffer = [0u8; 4096];
-            loop {
-                let (length, _) = socket
-                    .recv_from(&mut buffer)
-                    .unwrap_or_else(|error| panic!("no answer to {method} over UDP: {error}"));
-                let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
-                if !text.starts_with("SIP/2.0 1") {
-                    return text;
-                }
-            }
+            send_datagram(pbxd, &socket, &message, method)
         }
         Transport::Tcp => {
             let mut stream = TcpStream::connect(pbxd.sip).unwrap();
@@ -103,6 +92,38 @@ fn exchange(pbxd: &Pbxd, transport: Transport, method: &str, call_id: &str, extr
             }
         }
     }
+}
+
+/// Sends `message` as one datagram from `socket` and returns pbxd's first
+/// final response (`what` names it if none comes).
+fn send_datagram(pbxd: &Pbxd, socket: &UdpSocket, message: &str, what: &str) -> String {
+    socket.send_to(message.as_bytes(), pbxd.sip).unwrap();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let (length, _) = socket
+            .recv_from(&mut buffer)
+            .unwrap_or_else(|error| panic!("no answer to {what} over UDP: {error}"));
+        let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        if !text.starts_with("SIP/2.0 1") {
+            return text;
+        }
+    }
+}
+
+/// A socket for a test's own datagrams, with a timeout on answers.
+fn datagram_socket() -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    socket
+}
+
+/// No refused INVITE started anything: no task took a call, no phone rang.
+fn assert_no_call_set_up(pbxd: &Pbxd) {
+    let log = pbxd.log();
+    assert!(
+        !log.contains("incoming call") && !log.contains("ringing"),
+        "a refused INVITE set up a call:\n{log}"
+    );
 }
 
 fn status(response: &str) -> &str {
@@ -208,11 +229,7 @@ fn rfc3261_21_5_7_a_request_in_another_sip_version_gets_505() {
         }
         still_answers(&pbxd, transport, "505");
     }
-    let log = pbxd.log();
-    assert!(
-        !log.contains("incoming call"),
-        "an INVITE in another version set up a call:\n{log}"
-    );
+    assert_no_call_set_up(&pbxd);
 }
 
 /// A session description pbxd can answer.
@@ -295,11 +312,7 @@ fn rfc3261_8_2_3_a_body_pbxd_cannot_use_gets_415_saying_what_it_takes() {
         }
         still_answers(&pbxd, transport, "415");
     }
-    let log = pbxd.log();
-    assert!(
-        !log.contains("incoming call"),
-        "a refused INVITE set up a call:\n{log}"
-    );
+    assert_no_call_set_up(&pbxd);
 }
 
 /// §18.3: over UDP, a `Content-Length` larger than what the datagram holds,
@@ -307,8 +320,7 @@ fn rfc3261_8_2_3_a_body_pbxd_cannot_use_gets_415_saying_what_it_takes() {
 #[test]
 fn rfc3261_18_3_a_datagram_whose_content_length_does_not_fit_gets_400() {
     let pbxd = Pbxd::start("rfc3261-18-3", &[]);
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let socket = datagram_socket();
     let local = socket.local_addr().unwrap();
     for (case, length) in [("longer", "9999"), ("negative", "-5"), ("words", "many")] {
         let extra = Extra {
@@ -322,28 +334,14 @@ fn rfc3261_18_3_a_datagram_whose_content_length_does_not_fit_gets_400() {
             &format!("Content-Length: {length}"),
         );
         assert_ne!(message, good);
-        socket.send_to(message.as_bytes(), pbxd.sip).unwrap();
-        let mut buffer = [0u8; 4096];
-        let response = loop {
-            let (read, _) = socket
-                .recv_from(&mut buffer)
-                .unwrap_or_else(|error| panic!("no answer to Content-Length {length}: {error}"));
-            let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
-            if !text.starts_with("SIP/2.0 1") {
-                break text;
-            }
-        };
+        let response = send_datagram(&pbxd, &socket, &message, &format!("Content-Length {length}"));
         assert!(
             status(&response).starts_with("SIP/2.0 400"),
             "Content-Length {length}: {response}"
         );
     }
     still_answers(&pbxd, Transport::Udp, "400");
-    let log = pbxd.log();
-    assert!(
-        !log.contains("incoming call"),
-        "a refused INVITE set up a call:\n{log}"
-    );
+    assert_no_call_set_up(&pbxd);
 }
 
 /// §8.2 and §20: a request without Call-ID, From, To or CSeq, or whose
@@ -353,8 +351,7 @@ fn rfc3261_18_3_a_datagram_whose_content_length_does_not_fit_gets_400() {
 #[test]
 fn rfc3261_8_2_a_request_missing_or_garbling_a_mandatory_header_gets_400_naming_it() {
     let pbxd = Pbxd::start("rfc3261-8-2", &[]);
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let socket = datagram_socket();
     let local = socket.local_addr().unwrap();
     let cases: [(&str, &str, Option<&str>, &str); 9] = [
         ("no-call-id", "Call-ID:", None, "Call-ID"),
@@ -385,12 +382,7 @@ fn rfc3261_8_2_a_request_missing_or_garbling_a_mandatory_header_gets_400_naming_
             })
             .collect();
         assert_ne!(message, good);
-        socket.send_to(message.as_bytes(), pbxd.sip).unwrap();
-        let mut buffer = [0u8; 4096];
-        let (read, _) = socket
-            .recv_from(&mut buffer)
-            .unwrap_or_else(|error| panic!("no answer to {case}: {error}"));
-        let response = String::from_utf8_lossy(&buffer[..read]).into_owned();
+        let response = send_datagram(&pbxd, &socket, &message, case);
         let line = status(&response);
         assert!(line.starts_with("SIP/2.0 400 "), "{case}: {response}");
         assert!(
@@ -405,9 +397,5 @@ fn rfc3261_8_2_a_request_missing_or_garbling_a_mandatory_header_gets_400_naming_
         }
     }
     still_answers(&pbxd, Transport::Udp, "400");
-    let log = pbxd.log();
-    assert!(
-        !log.contains("incoming call"),
-        "a refused INVITE set up a call:\n{log}"
-    );
+    assert_no_call_set_up(&pbxd);
 }
