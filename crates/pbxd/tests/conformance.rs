@@ -399,3 +399,67 @@ fn rfc3261_8_2_a_request_missing_or_garbling_a_mandatory_header_gets_400_naming_
     still_answers(&pbxd, Transport::Udp, "400");
     assert_no_call_set_up(&pbxd);
 }
+
+/// Issue 17, defect 1: a TCP connection that the client resets while
+/// pbxd sets up its call (before the answer, right after the provisional
+/// responses, or right after the 200 OK) leaves no socket open: once
+/// those calls have ended, pbxd holds as many files as before them.
+#[test]
+fn tcp_connections_reset_while_a_call_is_set_up_leave_no_socket_open() {
+    let environment = common::repository().join("tests/sipp/env");
+    let pbxd = Pbxd::start(
+        "reset-tcp",
+        &[format!("environments.server={}", environment.display())],
+    );
+    still_answers(&pbxd, Transport::Tcp, "warm-up");
+    std::thread::sleep(Duration::from_millis(300));
+    let before = pbxd.open_files();
+    for round in 0..30 {
+        let stream = TcpStream::connect(pbxd.sip).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let local = stream.local_addr().unwrap();
+        let extra = Extra {
+            headers: "Content-Type: application/sdp\r\n",
+            body: SDP,
+            ..Extra::default()
+        };
+        let invite = request("INVITE", &format!("reset-{round}"), extra, Transport::Tcp, local).replacen(
+            "sip:ivanov@example.com",
+            "sip:tone%23operator@example.com",
+            1,
+        );
+        let mut stream = stream;
+        stream.write_all(invite.as_bytes()).unwrap();
+        // A third reset at once, a third after the first response, a
+        // third after the answer.
+        let wanted = ["", "SIP/2.0 1", "SIP/2.0 200"][round % 3];
+        let mut received = String::new();
+        let mut buffer = [0u8; 4096];
+        while !wanted.is_empty() && !received.contains(wanted) {
+            match stream.read(&mut buffer) {
+                Ok(length) if length > 0 => received.push_str(&String::from_utf8_lossy(&buffer[..length])),
+                other => panic!(
+                    "round {round}: no {wanted:?} from pbxd ({other:?}): {received}\n{}",
+                    pbxd.log()
+                ),
+            }
+        }
+        let socket = socket2::Socket::from(stream);
+        socket.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(socket);
+    }
+    // The calls end (a 200 OK never acknowledged gives up after 64·T1 =
+    // 32 s); then every socket they used must be closed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut now = pbxd.open_files();
+    while now > before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        now = pbxd.open_files();
+    }
+    assert!(
+        now <= before,
+        "pbxd held {before} files before 30 reset INVITEs over TCP and {now} after\n{}",
+        pbxd.log()
+    );
+    still_answers(&pbxd, Transport::Tcp, "reset");
+}

@@ -117,6 +117,14 @@ impl Pbxd {
         }
     }
 
+    /// How many files (sockets included) the pbxd process has open.
+    pub fn open_files(&self) -> usize {
+        let directory = format!("/proc/{}/fd", self.child.id());
+        std::fs::read_dir(&directory)
+            .unwrap_or_else(|error| panic!("{directory}: {error}"))
+            .count()
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }

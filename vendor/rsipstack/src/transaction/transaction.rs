@@ -525,7 +525,14 @@ impl Transaction {
         let mut guard = AckRouteGuard(
             ack_route.map(|route| (self.endpoint_inner.clone(), route, self.key.clone())),
         );
-        connection.send(response, self.destination.as_ref()).await?;
+        if let Err(error) = connection.send(response, self.destination.as_ref()).await {
+            // pbxd patch: the transport failed (a TCP connection reset):
+            // the transaction ends now (RFC 3261 §17.2.4), or it would wait
+            // for an ACK with no timer running, holding the connection.
+            drop(guard);
+            self.transition(TransactionState::Terminated).ok();
+            return Err(error);
+        }
         guard.0 = None;
         self.transition(new_state).map(|_| ())
     }
