@@ -91,6 +91,25 @@ pub struct SipConfig {
     /// 5 s a proxy such as Kamailio keeps them, is plenty on today's networks.
     #[serde(default = "default_transaction_timeout")]
     pub transaction_timeout_seconds: u64,
+    /// A TCP connection on which nothing (no message, no keepalive) came
+    /// for this long is closed. Phones that register over TCP keep their
+    /// connection alive (RFC 5626 keepalives, or re-registering); 120 s,
+    /// as Kamailio's `tcp_connection_lifetime`.
+    #[serde(default = "default_tcp_idle")]
+    pub tcp_idle_seconds: u64,
+    /// At most this many TCP connections from one address at once; more
+    /// are closed as they come (an office behind one NAT address counts
+    /// one for each phone).
+    #[serde(default = "default_tcp_per_source")]
+    pub tcp_connections_per_source: usize,
+}
+
+fn default_tcp_idle() -> u64 {
+    120
+}
+
+fn default_tcp_per_source() -> usize {
+    100
 }
 
 fn default_transaction_timeout() -> u64 {
@@ -132,6 +151,8 @@ impl Default for SipConfig {
             auth_failures_per_minute: default_auth_failures(),
             digest_algorithms: default_digest_algorithms(),
             transaction_timeout_seconds: default_transaction_timeout(),
+            tcp_idle_seconds: default_tcp_idle(),
+            tcp_connections_per_source: default_tcp_per_source(),
         }
     }
 }
@@ -558,6 +579,18 @@ impl Config {
             return Err(ConfigError {
                 location: at("transaction_timeout_seconds"),
                 message: "sip.transaction_timeout_seconds: expected 1 to 32 (RFC 3261's 64×T1)".into(),
+            });
+        }
+        if self.sip.tcp_idle_seconds == 0 {
+            return Err(ConfigError {
+                location: at("tcp_idle_seconds"),
+                message: "sip.tcp_idle_seconds: expected at least 1".into(),
+            });
+        }
+        if self.sip.tcp_connections_per_source == 0 {
+            return Err(ConfigError {
+                location: at("tcp_connections_per_source"),
+                message: "sip.tcp_connections_per_source: expected at least 1".into(),
             });
         }
         if !(1..=100).contains(&self.limits.media_busy_percent) {

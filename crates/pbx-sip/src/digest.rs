@@ -493,6 +493,15 @@ pub fn client_response(
     Ok(header)
 }
 
+/// Whether an Authorization value is in the Digest scheme (the only one
+/// pbxd challenges with).
+pub fn is_digest(value: &str) -> bool {
+    value
+        .trim_start()
+        .get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("digest"))
+}
+
 /// A fresh random client nonce for [`client_response`]: 128 bits in hex.
 pub fn random_cnonce() -> String {
     let mut bytes = [0u8; 16];

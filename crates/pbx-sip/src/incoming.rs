@@ -220,6 +220,9 @@ pub(crate) fn authenticate(
     let source = source_of(tx).map(|(source, _)| source.ip());
     let limit = shared.config.sip.auth_failures_per_minute;
     if source.is_some_and(|ip| shared.auth_failures.blocked(ip, limit)) {
+        shared
+            .lockouts
+            .note(source_of(tx).map(|(source, _)| source), method);
         return Err((StatusCode::Forbidden, Vec::new()));
     }
     let digest = shared.digest(domain);
@@ -234,6 +237,7 @@ pub(crate) fn authenticate(
         Header::ProxyAuthorization(value) => Some(value.value().to_string()),
         _ => None,
     });
+    let authorization = authorization.filter(|value| crate::digest::is_digest(value));
     let Some(authorization) = authorization else {
         return Err((StatusCode::ProxyAuthenticationRequired, proxy_challenge(false)));
     };

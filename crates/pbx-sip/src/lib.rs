@@ -8,6 +8,7 @@
 
 mod call;
 pub mod digest;
+pub mod gate;
 mod incoming;
 pub mod location;
 mod network;

@@ -94,6 +94,7 @@ fn handle(shared: &SipShared, tx: &Transaction) -> Result<Vec<Header>, Refusal> 
     };
     let limit = shared.config.sip.auth_failures_per_minute;
     if shared.auth_failures.blocked(source.ip(), limit) {
+        shared.lockouts.note(Some(source), "REGISTER");
         return Err(refuse(StatusCode::Forbidden));
     }
     let to = request
@@ -104,17 +105,24 @@ fn handle(shared: &SipShared, tx: &Transaction) -> Result<Vec<Header>, Refusal> 
     let domain = shared
         .domain_for(&to.host().to_string())
         .ok_or_else(|| refuse(StatusCode::NotFound))?;
-    let account = shared
-        .directory
-        .find(&user, &domain)
-        .ok_or_else(|| refuse(StatusCode::NotFound))?;
-    // Authentication: the account's password, in the domain's realm.
-    let digest = shared.digest(&account.domain);
+    // Authentication: the account's password, in the domain's realm. A
+    // name that is no account is challenged as well, and then refused: the
+    // answers do not tell which accounts exist (RFC 3261 §10.3 authenticates
+    // before it looks at the address of record).
+    let digest = shared.digest(&domain);
+    // Credentials in a scheme other than Digest are as none (RFC 4475
+    // §3.3.7): the answer is a challenge in ours.
     let authorization = request
         .authorization_header()
-        .map(|header| header.value().to_string());
+        .map(|header| header.value().to_string())
+        .filter(|value| crate::digest::is_digest(value));
     let Some(authorization) = authorization else {
         return Err((StatusCode::Unauthorized, challenge(&digest.challenges(false))));
+    };
+    let Some(account) = shared.directory.find(&user, &domain) else {
+        shared.auth_failures.failed(source.ip());
+        tracing::info!(%domain, "REGISTER refused: no such account");
+        return Err(refuse(StatusCode::Forbidden));
     };
     let password_of = |given: &str| {
         let name = given.split('@').next().unwrap_or(given);

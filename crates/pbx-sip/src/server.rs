@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,8 +64,16 @@ pub struct SipShared {
     /// TCP connections by the peer's address, and the shard that has each.
     /// Written by the acceptor; read to place a call on the right shard.
     tcp_flows: Mutex<HashMap<SocketAddr, usize>>,
-    /// Counts messages refused as malformed (tests and statistics).
-    pub refused_messages: AtomicU64,
+    /// Open TCP connections by the peer's IP address (the per-source cap).
+    tcp_per_source: Mutex<HashMap<IpAddr, usize>>,
+    /// Counts messages refused as malformed (for the metrics), and logs
+    /// a summary now and then.
+    pub refusals: Arc<crate::gate::Tally>,
+    /// Counts TCP connections refused over the per-source cap.
+    pub tcp_refusals: crate::gate::Tally,
+    /// Counts requests refused because their source failed to
+    /// authenticate too often (REGISTER and INVITE).
+    pub lockouts: crate::gate::Tally,
 }
 
 impl std::fmt::Debug for SipShared {
@@ -410,7 +417,10 @@ impl SipNetwork {
             legs: Mutex::new(HashMap::new()),
             digests: Mutex::new(HashMap::new()),
             tcp_flows: Mutex::new(HashMap::new()),
-            refused_messages: AtomicU64::new(0),
+            tcp_per_source: Mutex::new(HashMap::new()),
+            refusals: Arc::new(crate::gate::Tally::new("refused malformed SIP messages:")),
+            tcp_refusals: crate::gate::Tally::new("refused TCP connections:"),
+            lockouts: crate::gate::Tally::new("refused requests from locked-out sources:"),
         });
         let cancel = CancellationToken::new();
         // Each shard builds its endpoint on its own thread (its sockets join
@@ -429,6 +439,8 @@ impl SipNetwork {
                 .cloned()
                 .ok_or("a shard has no incoming calls handle")?;
             let transaction_timeout = Duration::from_secs(config.sip.transaction_timeout_seconds);
+            let tcp_idle = Duration::from_secs(config.sip.tcp_idle_seconds);
+            let refusals = shared.refusals.clone();
             let ready = ready.clone();
             spawner.run_on(index, move || {
                 tokio::task::spawn_local(async move {
@@ -441,6 +453,8 @@ impl SipNetwork {
                             incoming,
                             cancel,
                             transaction_timeout,
+                            tcp_idle,
+                            refusals,
                         },
                         started,
                     )
@@ -510,21 +524,41 @@ impl SipNetwork {
                     continue;
                 }
             };
-            let Ok(stream) = stream.into_std() else { continue };
+            let limit = self.shared.config.sip.tcp_connections_per_source;
+            if !self.shared.open_tcp(peer.ip(), limit) {
+                self.shared.tcp_refusals.note(
+                    Some(peer),
+                    "connections from one address over sip.tcp_connections_per_source",
+                );
+                drop(stream);
+                continue;
+            }
+            let Ok(stream) = stream.into_std() else {
+                self.shared.close_tcp(peer);
+                continue;
+            };
             let index = next % self.shards.len();
             next = next.wrapping_add(1);
             if let Ok(mut flows) = self.shared.tcp_flows.lock() {
-                // Forget connections long gone now and then.
-                if flows.len() > 100_000 {
-                    flows.clear();
-                }
                 flows.insert(peer, index);
             }
             let shard = self.shards[index].clone();
             let local = self.shared.listen;
+            // Cancelled when the stack retires the connection (closed,
+            // reset, idle): then it no longer counts.
             let cancel = self.cancel.child_token();
+            let closed = cancel.clone();
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                closed.cancelled().await;
+                shared.close_tcp(peer);
+            });
+            let gate = Arc::new(transport::StreamGate {
+                from: peer,
+                refusals: self.shared.refusals.clone(),
+            });
             self.spawner
-                .run_on(index, move || take_tcp(&shard, stream, local, cancel));
+                .run_on(index, move || take_tcp(&shard, stream, local, cancel, gate));
         }
     }
 
@@ -545,6 +579,8 @@ struct ShardSetup {
     incoming: IncomingCalls,
     cancel: CancellationToken,
     transaction_timeout: Duration,
+    tcp_idle: Duration,
+    refusals: Arc<crate::gate::Tally>,
 }
 
 async fn start_shard(
@@ -553,8 +589,15 @@ async fn start_shard(
 ) -> ShardReady {
     let index = setup.index;
     let cancel = setup.cancel;
-    let udp = ShardUdp::new(index, setup.socket, setup.inbox, setup.peers)?;
+    let udp = ShardUdp::new(
+        index,
+        setup.socket,
+        setup.inbox,
+        setup.peers,
+        setup.refusals.clone(),
+    )?;
     let transport_layer = TransportLayer::new(cancel.clone());
+    transport_layer.set_stream_idle_timeout(setup.tcp_idle);
     let connection = UdpConnection::from_socket(Arc::new(udp), None, Some(cancel.child_token()))
         .await
         .map_err(|error| std::io::Error::other(error.to_string()))?;
@@ -604,7 +647,14 @@ async fn start_shard(
 }
 
 /// A TCP connection joins this shard's endpoint.
-fn take_tcp(shard: &SipShard, stream: std::net::TcpStream, local: SocketAddr, cancel: CancellationToken) {
+fn take_tcp(
+    shard: &SipShard,
+    stream: std::net::TcpStream,
+    local: SocketAddr,
+    cancel: CancellationToken,
+    gate: Arc<transport::StreamGate>,
+) {
+    use rsipstack::transport::stream::StreamConnectionInner;
     use rsipstack::transport::tcp::TcpConnection;
     use rsipstack::transport::{SipAddr, SipConnection};
     let stream = match tokio::net::TcpStream::from_std(stream) {
@@ -618,13 +668,21 @@ fn take_tcp(shard: &SipShard, stream: std::net::TcpStream, local: SocketAddr, ca
         r#type: Some(rsipstack::sip::transport::Transport::Tcp),
         addr: local.into(),
     };
-    match TcpConnection::from_stream(stream, local, Some(cancel)) {
-        Ok(connection) => shard
-            .endpoint
-            .transport_layer
-            .add_connection(SipConnection::Tcp(connection)),
-        Err(error) => tracing::debug!(%error, "TCP connection dropped"),
-    }
+    let remote = SipAddr {
+        r#type: Some(rsipstack::sip::transport::Transport::Tcp),
+        addr: gate.from.into(),
+    };
+    // Every message is checked by the gate before the stack parses it.
+    let (read, write) = tokio::io::split(stream);
+    let inner = StreamConnectionInner::new(local, remote, read, write).with_guard(gate);
+    let connection = TcpConnection {
+        inner: Arc::new(inner),
+        cancel_token: Some(cancel),
+    };
+    shard
+        .endpoint
+        .transport_layer
+        .add_connection(SipConnection::Tcp(connection));
 }
 
 async fn take_transactions(
@@ -788,22 +846,19 @@ async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transa
     if method != Method::Ack {
         // SIP/2.0 only (RFC 3261 §8.1.1.1, §21.5.7).
         if tx.original.version != rsipstack::sip::Version::V2 {
-            tracing::info!(%method, version = %tx.original.version, "refused: SIP version");
-            shared.refused_messages.fetch_add(1, Ordering::Relaxed);
+            note_refusal(shared, &tx, &format!("{method} in {}", tx.original.version));
             // The response copies the request's version: ours is 2.0.
             tx.original.version = rsipstack::sip::Version::V2;
             let _ = tx.reply(StatusCode::VersionNotSupported).await;
             return;
         }
         if let Some(refusal) = unusable(&tx.original) {
-            tracing::info!(%method, "refused: {}", refusal.reason);
-            shared.refused_messages.fetch_add(1, Ordering::Relaxed);
+            note_refusal(shared, &tx, &format!("{method}: {}", refusal.reason));
             let _ = tx.reply_with(refusal.status, vec![refusal.header], None).await;
             return;
         }
         if let Some(name) = duplicated_header(&tx.original) {
-            tracing::info!(%method, "refused: {name} given twice");
-            shared.refused_messages.fetch_add(1, Ordering::Relaxed);
+            note_refusal(shared, &tx, &format!("{method}: {name} given twice"));
             let _ = tx.reply(StatusCode::BadRequest).await;
             return;
         }
@@ -813,15 +868,13 @@ async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transa
             .is_some_and(|connection| connection.is_reliable());
         if !reliable {
             if let Some(fault) = content_length_fault(&tx.original) {
-                tracing::info!(%method, "refused: {fault}");
-                shared.refused_messages.fetch_add(1, Ordering::Relaxed);
+                note_refusal(shared, &tx, &format!("{method}: {fault}"));
                 let _ = tx.reply(StatusCode::BadRequest).await;
                 return;
             }
         }
         if reliable && message_size(&tx.original) > LARGEST_MESSAGE {
-            tracing::info!(%method, "refused: message too large");
-            shared.refused_messages.fetch_add(1, Ordering::Relaxed);
+            note_refusal(shared, &tx, &format!("{method}: message too large"));
             let _ = tx.reply(StatusCode::MessageTooLarge).await;
             return;
         }
@@ -869,6 +922,42 @@ async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transa
         },
         _ => reply_not_allowed(&mut tx).await,
     }
+}
+
+impl SipShared {
+    /// Counts a new TCP connection from `ip`, unless `limit` are open.
+    fn open_tcp(&self, ip: IpAddr, limit: usize) -> bool {
+        let Ok(mut open) = self.tcp_per_source.lock() else {
+            return true;
+        };
+        let count = open.entry(ip).or_insert(0);
+        if *count >= limit {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// A TCP connection from `peer` has closed.
+    fn close_tcp(&self, peer: SocketAddr) {
+        if let Ok(mut open) = self.tcp_per_source.lock() {
+            if let Some(count) = open.get_mut(&peer.ip()) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    open.remove(&peer.ip());
+                }
+            }
+        }
+        if let Ok(mut flows) = self.tcp_flows.lock() {
+            flows.remove(&peer);
+        }
+    }
+}
+
+/// Counts (and now and then logs) a request refused as malformed.
+fn note_refusal(shared: &SipShared, tx: &Transaction, fault: &str) {
+    let source = crate::registrar::source_of(tx).map(|(source, _)| source);
+    shared.refusals.note(source, fault);
 }
 
 /// Whether pbxd takes `method` at all (the methods of [`ALLOWED`]).

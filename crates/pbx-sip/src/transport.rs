@@ -17,6 +17,8 @@ use rsipstack::platform::net::UdpSocket as SipUdpSocket;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::{mpsc, Mutex};
 
+use crate::gate::Verdict;
+
 /// A datagram one shard read for another.
 #[derive(Debug)]
 pub(crate) struct Datagram {
@@ -69,80 +71,6 @@ pub fn raw_call_id(message: &[u8]) -> Option<&str> {
         })
 }
 
-/// A request too broken for the SIP stack to answer (it would drop it):
-/// without Call-ID, From, To or CSeq, or with a CSeq that is not a number
-/// below 2^31 and the request's own method. Returns why, and the `400`
-/// to send back, its reason phrase naming the fault (RFC 3261 §8.2, §20),
-/// with the headers a response copies that the request has.
-pub fn refusal_of_raw_request(message: &[u8]) -> Option<(String, String)> {
-    let head_end = message
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .unwrap_or(message.len());
-    let head = std::str::from_utf8(&message[..head_end]).ok()?;
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next()?;
-    let mut words = request_line.split(' ');
-    let method = words.next()?;
-    // Responses, and what is no request at all, are the stack's to judge.
-    if method.is_empty()
-        || method.starts_with("SIP/")
-        || !words.next_back().is_some_and(|last| last.starts_with("SIP/"))
-    {
-        return None;
-    }
-    let mut copied = Vec::new();
-    let mut present = [false; 4];
-    let mut cseq = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let name = name.trim().to_ascii_lowercase();
-        let index = match name.as_str() {
-            "call-id" | "i" => Some(0),
-            "from" | "f" => Some(1),
-            "to" | "t" => Some(2),
-            "cseq" => Some(3),
-            _ => None,
-        };
-        if let Some(index) = index {
-            present[index] = true;
-        }
-        if name == "cseq" {
-            cseq = Some(value.trim().to_string());
-        }
-        if index.is_some() || name == "via" || name == "v" {
-            copied.push(line);
-        }
-    }
-    let fault = if let Some(missing) = ["Call-ID", "From", "To", "CSeq"]
-        .iter()
-        .zip(present)
-        .find_map(|(name, present)| (!present).then_some(*name))
-    {
-        format!("Missing {missing} Header")
-    } else {
-        let cseq = cseq.unwrap_or_default();
-        let mut parts = cseq.split_whitespace();
-        let number = parts.next().and_then(|number| number.parse::<u32>().ok());
-        let cseq_method = parts.next();
-        match (number, cseq_method) {
-            (Some(number), Some(cseq_method)) if number < 1 << 31 && cseq_method == method => return None,
-            (Some(number), Some(_)) if number < 1 << 31 => "CSeq Method Does Not Match".to_string(),
-            (_, None) if number.is_some() => "CSeq Without Method".to_string(),
-            _ => "Bad CSeq Number".to_string(),
-        }
-    };
-    let mut response = format!("SIP/2.0 400 {fault}\r\n");
-    for line in copied {
-        response.push_str(line);
-        response.push_str("\r\n");
-    }
-    response.push_str("Content-Length: 0\r\n\r\n");
-    Some((fault, response))
-}
-
 /// Binds one UDP socket per shard on `address` (with `SO_REUSEPORT`). A
 /// plain bind first makes sure no one else holds the port (two pbxd on one
 /// port would otherwise share its traffic), and picks the port when asked
@@ -191,6 +119,8 @@ pub(crate) struct ShardUdp {
     /// locks it.
     inbox: Mutex<mpsc::UnboundedReceiver<Datagram>>,
     peers: Arc<[mpsc::UnboundedSender<Datagram>]>,
+    /// Counts (and now and then logs) the requests refused as malformed.
+    refusals: Arc<crate::gate::Tally>,
 }
 
 impl ShardUdp {
@@ -200,6 +130,7 @@ impl ShardUdp {
         socket: std::net::UdpSocket,
         inbox: mpsc::UnboundedReceiver<Datagram>,
         peers: Arc<[mpsc::UnboundedSender<Datagram>]>,
+        refusals: Arc<crate::gate::Tally>,
     ) -> std::io::Result<ShardUdp> {
         let local = socket.local_addr()?;
         Ok(ShardUdp {
@@ -208,6 +139,7 @@ impl ShardUdp {
             local,
             inbox: Mutex::new(inbox),
             peers,
+            refusals,
         })
     }
 }
@@ -226,12 +158,20 @@ impl SipUdpSocket for ShardUdp {
                     return Ok((length, datagram.from));
                 }
                 received = self.socket.recv_from(buffer) => {
-                    let (length, from) = received?;
-                    if let Some(answer) = refusal_of_raw_request(&buffer[..length]) {
-                        // The SIP stack would drop it unanswered.
-                        tracing::info!(%from, "refused a request: {}", answer.0);
-                        let _ = self.socket.send_to(answer.1.as_bytes(), from).await;
-                        continue;
+                    let (mut length, from) = received?;
+                    match crate::gate::judge(&buffer[..length]) {
+                        Verdict::Pass => {}
+                        Verdict::Rewritten(unfolded) if unfolded.len() <= buffer.len() => {
+                            buffer[..unfolded.len()].copy_from_slice(&unfolded);
+                            length = unfolded.len();
+                        }
+                        Verdict::Rewritten(_) => continue,
+                        Verdict::Refused { fault, answer } => {
+                            // The SIP stack would drop it unanswered.
+                            self.refusals.note(Some(from), &fault);
+                            let _ = self.socket.send_to(&answer, from).await;
+                            continue;
+                        }
                     }
                     let owner = raw_call_id(&buffer[..length])
                         .map_or(self.index, |call_id| shard_of_call_id(call_id, self.peers.len()));
@@ -253,6 +193,48 @@ impl SipUdpSocket for ShardUdp {
     fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
         Ok(self.local)
     }
+
+    fn answer_unparsable(&self, datagram: &[u8], error: &str) -> Option<Vec<u8>> {
+        let (fault, answer) = crate::gate::answer_unusable(datagram, error, false)?;
+        self.refusals.note(None, &fault);
+        Some(answer)
+    }
+}
+
+/// The gate on one TCP connection (the stack's stream guard).
+pub(crate) struct StreamGate {
+    pub from: SocketAddr,
+    pub refusals: Arc<crate::gate::Tally>,
+}
+
+impl rsipstack::transport::stream::StreamGuard for StreamGate {
+    fn judge(&self, message: &[u8]) -> rsipstack::transport::stream::Judged {
+        use rsipstack::transport::stream::Judged;
+        match crate::gate::judge(message) {
+            Verdict::Pass => Judged::Pass,
+            Verdict::Rewritten(unfolded) => Judged::Replace(unfolded),
+            Verdict::Refused { fault, answer } => {
+                self.refusals.note(Some(self.from), &fault);
+                Judged::Answer(answer)
+            }
+        }
+    }
+
+    fn answer_unusable(
+        &self,
+        message: &[u8],
+        problem: rsipstack::transport::stream::Unusable<'_>,
+    ) -> Option<Vec<u8>> {
+        use rsipstack::transport::stream::Unusable;
+        let (error, too_large) = match problem {
+            Unusable::Unparsable(error) => (error, false),
+            Unusable::BadContentLength => ("Content-Length is not a length", false),
+            Unusable::TooLarge => ("", true),
+        };
+        let (fault, answer) = crate::gate::answer_unusable(message, error, too_large)?;
+        self.refusals.note(Some(self.from), &fault);
+        Some(answer)
+    }
 }
 
 #[cfg(test)]
@@ -270,23 +252,6 @@ mod tests {
             raw_call_id(b"BYE x SIP/2.0\r\nFrom: <sip:call-id@x>\r\n\r\n"),
             None
         );
-    }
-
-    #[test]
-    fn only_requests_the_stack_would_drop_are_refused_before_it() {
-        let good =
-            b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:x@y>;tag=1\r\n\
-                     To: <sip:a@b>\r\ni: c1\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n";
-        assert_eq!(refusal_of_raw_request(good), None);
-        assert_eq!(refusal_of_raw_request(b"SIP/2.0 200 OK\r\n\r\n"), None);
-        assert_eq!(refusal_of_raw_request(b"garbage"), None);
-        assert_eq!(refusal_of_raw_request(b"\r\n\r\n"), None);
-        let text = std::str::from_utf8(good).unwrap();
-        let (fault, response) = refusal_of_raw_request(text.replace("7 INVITE", "7 ACK").as_bytes()).unwrap();
-        assert_eq!(fault, "CSeq Method Does Not Match");
-        assert!(response
-            .starts_with("SIP/2.0 400 CSeq Method Does Not Match\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"));
-        assert!(response.contains("\r\ni: c1\r\n") && response.ends_with("Content-Length: 0\r\n\r\n"));
     }
 
     #[test]

@@ -21,6 +21,12 @@ pub trait UdpSocket: Send + Sync + 'static {
     async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> Result<usize>;
 
     fn local_addr(&self) -> Result<SocketAddr>;
+
+    /// pbxd patch: what to send back to a datagram the SIP parser refused
+    /// (`error` says why); `None` drops it unanswered, as before.
+    fn answer_unparsable(&self, _datagram: &[u8], _error: &str) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 #[cfg(feature = "platform-tokio")]

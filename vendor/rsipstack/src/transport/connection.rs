@@ -77,7 +77,9 @@ pub type TransportSender = UnboundedSender<TransportEvent>;
 
 pub const KEEPALIVE_REQUEST: &[u8] = b"\r\n\r\n";
 pub const KEEPALIVE_RESPONSE: &[u8] = b"\r\n";
-pub const MAX_UDP_BUF_SIZE: usize = 8192;
+// pbxd patch: a datagram up to the largest UDP payload is read whole
+// (8,192 bytes cut longer ones and left the rest to be half-parsed).
+pub const MAX_UDP_BUF_SIZE: usize = 65_535;
 
 /// SIP Connection
 ///

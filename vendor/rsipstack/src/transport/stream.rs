@@ -35,6 +35,47 @@ impl Default for SipCodec {
     }
 }
 
+/// pbxd patch: one message cut from a stream, not parsed yet.
+pub enum Frame {
+    Message(BytesMut),
+    KeepaliveRequest,
+    KeepaliveResponse,
+}
+
+/// pbxd patch: why what came on a stream cannot be used.
+#[derive(Debug, Clone, Copy)]
+pub enum Unusable<'a> {
+    /// A whole message the SIP parser refused, and why.
+    Unparsable(&'a str),
+    /// A message whose Content-Length is not a length: the stream cannot
+    /// be cut into messages any more, and the connection closes.
+    BadContentLength,
+    /// More than the largest message without its end: the connection closes.
+    TooLarge,
+}
+
+/// pbxd patch: what a [`StreamGuard`] says of a message.
+pub enum Judged {
+    /// Parse it as it is.
+    Pass,
+    /// Parse this instead.
+    Replace(Vec<u8>),
+    /// Do not parse it: send this back.
+    Answer(Vec<u8>),
+}
+
+/// pbxd patch: a check of each message cut from a stream before the SIP
+/// parser sees it, and the answer to what cannot be used (RFC 3261 §8.2,
+/// §18.3, §21.5.14). Without one, a stream connection closes on the first
+/// message it cannot parse, unanswered.
+pub trait StreamGuard: Send + Sync + 'static {
+    /// What becomes of `message`.
+    fn judge(&self, message: &[u8]) -> Judged;
+    /// What to send back about `message` (what has come so far, where it
+    /// cannot be cut), if anything.
+    fn answer_unusable(&self, message: &[u8], problem: Unusable<'_>) -> Option<Vec<u8>>;
+}
+
 #[derive(Debug, Clone)]
 pub enum SipCodecType {
     Message(SipMessage),
@@ -57,14 +98,29 @@ impl Decoder for SipCodec {
     type Error = crate::Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>> {
+        Ok(match self.frame(src)? {
+            None => None,
+            Some(Frame::KeepaliveRequest) => Some(SipCodecType::KeepaliveRequest),
+            Some(Frame::KeepaliveResponse) => Some(SipCodecType::KeepaliveResponse),
+            Some(Frame::Message(msg_data)) => {
+                Some(SipCodecType::Message(SipMessage::try_from(&msg_data[..])?))
+            }
+        })
+    }
+}
+
+impl SipCodec {
+    /// pbxd patch: cuts the next message from `src` without parsing it
+    /// (`decode` is this, then the parser).
+    pub fn frame(&mut self, src: &mut BytesMut) -> Result<Option<Frame>> {
         if src.len() >= 4 && &src[0..4] == KEEPALIVE_REQUEST {
             src.advance(4);
-            return Ok(Some(SipCodecType::KeepaliveRequest));
+            return Ok(Some(Frame::KeepaliveRequest));
         }
 
         if src.len() >= 2 && &src[0..2] == KEEPALIVE_RESPONSE {
             src.advance(2);
-            return Ok(Some(SipCodecType::KeepaliveResponse));
+            return Ok(Some(Frame::KeepaliveResponse));
         }
 
         if let Some(headers_end) = memmem::find(src, b"\r\n\r\n") {
@@ -122,8 +178,7 @@ impl Decoder for SipCodec {
 
             if src.len() >= total_len {
                 let msg_data = src.split_to(total_len); // consume full message
-                let msg = SipMessage::try_from(&msg_data[..])?;
-                return Ok(Some(SipCodecType::Message(msg)));
+                return Ok(Some(Frame::Message(msg_data)));
             }
         }
 
@@ -154,6 +209,8 @@ where
     pub remote_addr: SipAddr,
     pub read_half: Mutex<Option<R>>,
     pub write_half: Mutex<W>,
+    /// pbxd patch: checks each message before it is parsed.
+    pub guard: Option<std::sync::Arc<dyn StreamGuard>>,
 }
 
 impl<R, W> StreamConnectionInner<R, W>
@@ -167,7 +224,14 @@ where
             remote_addr,
             read_half: Mutex::new(Some(read_half)),
             write_half: Mutex::new(write_half),
+            guard: None,
         }
+    }
+
+    /// pbxd patch: the same, with `guard` checking what comes in.
+    pub fn with_guard(mut self, guard: std::sync::Arc<dyn StreamGuard>) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     pub async fn send_message(&self, msg: SipMessage) -> Result<()> {
@@ -227,7 +291,56 @@ where
                 StreamRead::Data(Ok(n)) => {
                     buffer.extend_from_slice(&read_buf[0..n]);
 
-                    while let Some(msg) = codec.decode(&mut buffer)? {
+                    loop {
+                        let frame = match codec.frame(&mut buffer) {
+                            Ok(Some(frame)) => frame,
+                            Ok(None) => break,
+                            Err(error) => {
+                                // The stream cannot be cut any more: say why, then close.
+                                if let Some(guard) = &self.guard {
+                                    let problem = if buffer.len() > MAX_SIP_MESSAGE_SIZE {
+                                        Unusable::TooLarge
+                                    } else {
+                                        Unusable::BadContentLength
+                                    };
+                                    if let Some(answer) = guard.answer_unusable(&buffer, problem) {
+                                        self.send_raw(&answer).await.ok();
+                                    }
+                                }
+                                return Err(error);
+                            }
+                        };
+                        let msg = match frame {
+                            Frame::KeepaliveRequest => SipCodecType::KeepaliveRequest,
+                            Frame::KeepaliveResponse => SipCodecType::KeepaliveResponse,
+                            Frame::Message(bytes) => {
+                                let judged = match &self.guard {
+                                    Some(guard) => guard.judge(&bytes),
+                                    None => Judged::Pass,
+                                };
+                                let bytes = match judged {
+                                    Judged::Pass => bytes,
+                                    Judged::Replace(replaced) => BytesMut::from(&replaced[..]),
+                                    Judged::Answer(answer) => {
+                                        self.send_raw(&answer).await?;
+                                        continue;
+                                    }
+                                };
+                                match SipMessage::try_from(&bytes[..]) {
+                                    Ok(sip_msg) => SipCodecType::Message(sip_msg),
+                                    Err(error) => {
+                                        let Some(guard) = &self.guard else {
+                                            return Err(error.into());
+                                        };
+                                        let problem = Unusable::Unparsable(&error.to_string());
+                                        if let Some(answer) = guard.answer_unusable(&bytes, problem) {
+                                            self.send_raw(&answer).await?;
+                                        }
+                                        continue;
+                                    }
+                                }
+                            }
+                        };
                         match msg {
                             SipCodecType::Message(sip_msg) => {
                                 info!(src = %remote_addr, raw_message = ?sip_msg.to_string(), "received message");

@@ -186,6 +186,9 @@ impl UdpConnection {
                         raw_message = ?raw_message,
                         "error parsing SIP message"
                     );
+                    if let Some(answer) = self.inner.conn.answer_unparsable(packet, &e.to_string()) {
+                        self.inner.conn.send_to(&answer, addr).await.ok();
+                    }
                     continue;
                 }
             };
@@ -203,6 +206,9 @@ impl UdpConnection {
                         raw_message = ?raw_message,
                         "error updating SIP via"
                     );
+                    if let Some(answer) = self.inner.conn.answer_unparsable(packet, &e.to_string()) {
+                        self.inner.conn.send_to(&answer, addr).await.ok();
+                    }
                     continue;
                 }
             };
