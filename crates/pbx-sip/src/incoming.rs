@@ -30,24 +30,20 @@ pub(crate) async fn incoming(
     let request = tx.original.clone();
     let user = request.uri.user().map(crate::percent_decode).unwrap_or_default();
     let Some(domain) = shared.domain_for(&request.uri.host().to_string()) else {
-        let _ = tx.reply(StatusCode::NotFound).await;
-        return;
+        return crate::server::refuse(tx, StatusCode::NotFound, Vec::new()).await;
     };
     let target = format!("{user}@{domain}");
     let Ok(from) = request.from_header().and_then(|from| from.uri()) else {
-        let _ = tx.reply(StatusCode::BadRequest).await;
-        return;
+        return crate::server::refuse(tx, StatusCode::BadRequest, Vec::new()).await;
     };
     let Some((source, _)) = source_of(&tx) else {
-        let _ = tx.reply(StatusCode::BadRequest).await;
-        return;
+        return crate::server::refuse(tx, StatusCode::BadRequest, Vec::new()).await;
     };
     let destination = match address::resolve(&shared.directory, &target, None, None) {
         Ok(destination) => destination,
         Err(error) => {
             tracing::info!(%target, "incoming call refused: {error}");
-            let _ = tx.reply(StatusCode::NotFound).await;
-            return;
+            return crate::server::refuse(tx, StatusCode::NotFound, Vec::new()).await;
         }
     };
     // Who calls: a caller claiming one of our accounts must prove it, and
@@ -64,15 +60,13 @@ pub(crate) async fn incoming(
         match authenticate(&network, &tx, &domain, "INVITE") {
             Ok(account) => authenticated = Some(account),
             Err((code, headers)) => {
-                let _ = tx.reply_with(code, headers, None).await;
-                return;
+                return crate::server::refuse(tx, code, headers).await;
             }
         }
     }
     if let (Destination::Outside(number), Some(account)) = (&destination, &authenticated) {
         if !account.class_of_service.allows(number) {
-            let _ = tx.reply(StatusCode::Forbidden).await;
-            return;
+            return crate::server::refuse(tx, StatusCode::Forbidden, Vec::new()).await;
         }
     }
     // The offer: audio in PCMU or PCMA, or 488. An INVITE without one
@@ -89,8 +83,7 @@ pub(crate) async fn incoming(
                 } else {
                     StatusCode::BadRequest
                 };
-                let _ = tx.reply(code).await;
-                return;
+                return crate::server::refuse(tx, code, Vec::new()).await;
             }
         }
     };
@@ -98,8 +91,7 @@ pub(crate) async fn incoming(
         Ok(media) => media,
         Err(error) => {
             tracing::warn!(%error, "no media socket for a call");
-            let _ = tx.reply(StatusCode::ServiceUnavailable).await;
-            return;
+            return crate::server::refuse(tx, StatusCode::ServiceUnavailable, Vec::new()).await;
         }
     };
     let session_id = u64::from(crate::random_u32());
@@ -110,8 +102,7 @@ pub(crate) async fn incoming(
             // media is provisioned), not before.
             Ok((answer, negotiated)) => (answer, Some(negotiated)),
             Err(_) => {
-                let _ = tx.reply(StatusCode::NotAcceptableHere).await;
-                return;
+                return crate::server::refuse(tx, StatusCode::NotAcceptableHere, Vec::new()).await;
             }
         },
         None => (
@@ -144,8 +135,7 @@ pub(crate) async fn incoming(
         Ok(dialog) => dialog,
         Err(error) => {
             tracing::debug!(%error, "no dialog for an INVITE");
-            let _ = tx.reply(StatusCode::BadRequest).await;
-            return;
+            return crate::server::refuse(tx, StatusCode::BadRequest, Vec::new()).await;
         }
     };
     let states = shard.states.route(&dialog.id());

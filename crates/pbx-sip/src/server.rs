@@ -722,12 +722,133 @@ fn duplicated_header(request: &rsipstack::sip::Request) -> Option<&'static str> 
 const SUPPORTED: &[&str] = &["replaces"];
 
 /// Why a request cannot be taken as it is, and what to answer.
-struct Unusable {
-    status: StatusCode,
+#[derive(Debug)]
+pub struct Unusable {
+    pub status: StatusCode,
     /// What the response must carry: `Unsupported`, `Accept` or
-    /// `Accept-Encoding`.
-    header: Header,
-    reason: String,
+    /// `Accept-Encoding`, or nothing.
+    pub headers: Vec<Header>,
+    pub reason: String,
+}
+
+/// What `dispatch` refuses a request (not an ACK) with before it looks
+/// further: another SIP version (§8.1.1.1, §21.5.7: 505), what pbxd does
+/// not support (420, 415), a header given twice (400), over UDP a
+/// Content-Length the datagram does not hold (§18.3: 400), over a stream
+/// a message over 64 KB (513).
+pub fn refusal(request: &rsipstack::sip::Request, reliable: bool) -> Option<Unusable> {
+    let plain = |status: StatusCode, reason: String| Unusable {
+        status,
+        headers: Vec::new(),
+        reason,
+    };
+    if request.version != rsipstack::sip::Version::V2 {
+        return Some(plain(
+            StatusCode::VersionNotSupported,
+            format!("in {}", request.version),
+        ));
+    }
+    if let Some(unusable) = unusable(request) {
+        return Some(unusable);
+    }
+    if let Some(name) = duplicated_header(request) {
+        return Some(plain(StatusCode::BadRequest, format!("{name} given twice")));
+    }
+    if !reliable {
+        if let Some(fault) = content_length_fault(request) {
+            return Some(plain(StatusCode::BadRequest, fault));
+        }
+    }
+    if reliable && message_size(request) > LARGEST_MESSAGE {
+        return Some(plain(StatusCode::MessageTooLarge, "message too large".into()));
+    }
+    None
+}
+
+/// What pbxd's SIP side makes of one datagram, without a network: the
+/// gate, the stack's parser, the checks `dispatch` makes before it takes a
+/// request, an INVITE's session description and the credentials a request
+/// carries. The status pbxd answers with before going on (`None`: it goes
+/// on, or drops what is no request). The fuzz target `datagram` runs this
+/// on any bytes: it must never panic.
+pub fn datagram_outcome(datagram: &[u8]) -> Option<u16> {
+    use rsipstack::sip::prelude::HeadersExt;
+    let rewritten;
+    let datagram = match crate::gate::judge(datagram) {
+        crate::gate::Verdict::Pass => datagram,
+        crate::gate::Verdict::Rewritten(bytes) => {
+            rewritten = bytes;
+            &rewritten[..]
+        }
+        crate::gate::Verdict::Refused { answer, .. } => return status_of(&answer),
+    };
+    let unparsable = |error: &str| {
+        crate::gate::answer_unusable(datagram, error, false).and_then(|(_, answer)| status_of(&answer))
+    };
+    let message = match rsipstack::sip::SipMessage::try_from(datagram) {
+        Ok(message) => message,
+        Err(error) => return unparsable(&error.to_string()),
+    };
+    let source = SocketAddr::from(([127, 0, 0, 1], 5060));
+    let message = match rsipstack::transport::SipConnection::update_msg_received(
+        message,
+        source,
+        rsipstack::sip::transport::Transport::Udp,
+    ) {
+        Ok(message) => message,
+        Err(error) => return unparsable(&error.to_string()),
+    };
+    let rsipstack::sip::SipMessage::Request(request) = message else {
+        return None;
+    };
+    if request.method != Method::Ack {
+        if let Some(refusal) = refusal(&request, false) {
+            return Some(refusal.status.code());
+        }
+    }
+    let _ = request.to_header_tag();
+    let _ = request.from_header().and_then(|from| from.uri());
+    // What the registrar reads of a REGISTER.
+    if let Ok(contacts) = request.typed_contact_headers() {
+        for contact in contacts {
+            let _ = (
+                contact.uri.to_string(),
+                contact.expires(),
+                contact.uri.host().to_string(),
+            );
+        }
+    }
+    let _ = request
+        .expires_header()
+        .map(|header| header.value().trim().parse::<u32>());
+    for header in request.headers.iter() {
+        let credentials = match header {
+            Header::Authorization(value) => value.value(),
+            Header::ProxyAuthorization(value) => value.value(),
+            _ => continue,
+        };
+        let digest = crate::digest::DigestServer::new("example.com", Duration::from_secs(60));
+        let method = request.method.to_string();
+        let _ = digest.verify(&method, credentials, |_| Some("secret".to_string()));
+    }
+    if matches!(request.method, Method::Invite | Method::Update) && !request.body.is_empty() {
+        let offer = match crate::sdp::parse(&String::from_utf8_lossy(&request.body)) {
+            Ok(offer) => offer,
+            Err(error) if error.is_not_acceptable() => return Some(488),
+            Err(_) => return Some(400),
+        };
+        if crate::sdp::answer(&offer, source.ip(), 40_000, 1, 1).is_err() {
+            return Some(488);
+        }
+    }
+    None
+}
+
+/// The status code of a response we made.
+fn status_of(response: &[u8]) -> Option<u16> {
+    response
+        .get(8..11)
+        .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok())
 }
 
 /// A request that asks for what pbxd does not have: an extension it does
@@ -760,7 +881,7 @@ fn unusable(request: &rsipstack::sip::Request) -> Option<Unusable> {
             let unknown = unknown.join(", ");
             return Some(Unusable {
                 status: StatusCode::BadExtension,
-                header: Header::Unsupported(unknown.clone().into()),
+                headers: vec![Header::Unsupported(unknown.clone().into())],
                 reason: format!("requires {unknown}"),
             });
         }
@@ -777,7 +898,7 @@ fn unusable(request: &rsipstack::sip::Request) -> Option<Unusable> {
         if encodings.iter().any(|encoding| encoding != "identity") {
             return Some(Unusable {
                 status: StatusCode::UnsupportedMediaType,
-                header: Header::AcceptEncoding("identity".into()),
+                headers: vec![Header::AcceptEncoding("identity".into())],
                 reason: format!("body encoded as {}", encodings.join(", ")),
             });
         }
@@ -798,7 +919,7 @@ fn unusable(request: &rsipstack::sip::Request) -> Option<Unusable> {
         if media_type != "application/sdp" {
             return Some(Unusable {
                 status: StatusCode::UnsupportedMediaType,
-                header: Header::Accept("application/sdp".into()),
+                headers: vec![Header::Accept("application/sdp".into())],
                 reason: format!("a body of type {content_type:?}"),
             });
         }
@@ -844,39 +965,15 @@ async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transa
     let shared = &network.shared;
     let method = tx.original.method;
     if method != Method::Ack {
-        // SIP/2.0 only (RFC 3261 §8.1.1.1, §21.5.7).
-        if tx.original.version != rsipstack::sip::Version::V2 {
-            note_refusal(shared, &tx, &format!("{method} in {}", tx.original.version));
-            // The response copies the request's version: ours is 2.0.
-            tx.original.version = rsipstack::sip::Version::V2;
-            let _ = tx.reply(StatusCode::VersionNotSupported).await;
-            return;
-        }
-        if let Some(refusal) = unusable(&tx.original) {
-            note_refusal(shared, &tx, &format!("{method}: {}", refusal.reason));
-            let _ = tx.reply_with(refusal.status, vec![refusal.header], None).await;
-            return;
-        }
-        if let Some(name) = duplicated_header(&tx.original) {
-            note_refusal(shared, &tx, &format!("{method}: {name} given twice"));
-            let _ = tx.reply(StatusCode::BadRequest).await;
-            return;
-        }
         let reliable = tx
             .connection
             .as_ref()
             .is_some_and(|connection| connection.is_reliable());
-        if !reliable {
-            if let Some(fault) = content_length_fault(&tx.original) {
-                note_refusal(shared, &tx, &format!("{method}: {fault}"));
-                let _ = tx.reply(StatusCode::BadRequest).await;
-                return;
-            }
-        }
-        if reliable && message_size(&tx.original) > LARGEST_MESSAGE {
-            note_refusal(shared, &tx, &format!("{method}: message too large"));
-            let _ = tx.reply(StatusCode::MessageTooLarge).await;
-            return;
+        if let Some(refusal) = refusal(&tx.original, reliable) {
+            note_refusal(shared, &tx, &format!("{method}: {}", refusal.reason));
+            // The response copies the request's version: ours is 2.0.
+            tx.original.version = rsipstack::sip::Version::V2;
+            return refuse(tx, refusal.status, refusal.headers).await;
         }
     }
     let in_dialog = tx.original.to_header_tag().is_some();
@@ -887,6 +984,8 @@ async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transa
             }
             return;
         }
+        // Whatever pbxd answers now, it answers as the UAS.
+        tag_to(&mut tx);
         match method {
             Method::Ack => {}
             // A method pbxd does not take, in a dialog or not (RFC 3261
@@ -899,6 +998,10 @@ async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transa
             }
         }
         return;
+    }
+    if method != Method::Invite {
+        // No dialog is made outside INVITE, which tags its own.
+        tag_to(&mut tx);
     }
     match method {
         Method::Register => registrar::register(shared, tx).await,
@@ -915,9 +1018,7 @@ async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transa
             Err(refusal) => {
                 tracing::info!("new call refused: {refusal}");
                 let retry_after = Header::RetryAfter(shared.admission.retry_after().to_string().into());
-                let _ = tx
-                    .reply_with(StatusCode::ServiceUnavailable, vec![retry_after], None)
-                    .await;
+                refuse(tx, StatusCode::ServiceUnavailable, vec![retry_after]).await;
             }
         },
         _ => reply_not_allowed(&mut tx).await,
@@ -951,6 +1052,34 @@ impl SipShared {
         if let Ok(mut flows) = self.tcp_flows.lock() {
             flows.remove(&peer);
         }
+    }
+}
+
+/// Gives a request without a To tag one of pbxd's, so that every response
+/// made from it carries it (RFC 3261 §8.2.6.2: a UAS adds a To tag to its
+/// responses). Not for an INVITE that will make a dialog: its dialog
+/// chooses the tag.
+pub(crate) fn tag_to(tx: &mut Transaction) {
+    use rsipstack::sip::prelude::HeadersExt;
+    if tx.original.to_header_tag().is_some() {
+        return;
+    }
+    if let Ok(to) = tx.original.to_header() {
+        let tag = format!("{:08x}", crate::random_u32());
+        let tagged = to.clone().with_tag(tag.into());
+        tx.original.headers.unique_push(tagged.into());
+    }
+}
+
+/// Refuses a request outside any dialog with `code` and `headers`; the
+/// response carries a To tag of pbxd's. A refused INVITE's transaction
+/// lives on, so that over UDP its response is sent again until the ACK
+/// comes (RFC 3261 §17.2.1, Timer G) or the transaction gives up (Timer H).
+pub(crate) async fn refuse(mut tx: Transaction, code: StatusCode, headers: Vec<Header>) {
+    tag_to(&mut tx);
+    let sent = tx.reply_with(code, headers, None).await;
+    if sent.is_ok() && tx.original.method == Method::Invite {
+        while tx.receive().await.is_some() {}
     }
 }
 
@@ -1001,5 +1130,42 @@ impl ToTag for rsipstack::sip::Request {
             .ok()
             .and_then(|to| to.tag().ok().flatten())
             .map(|tag| tag.to_string())
+    }
+}
+
+#[cfg(test)]
+mod datagram_tests {
+    use super::datagram_outcome;
+
+    /// RFC 4475's torture messages (kept for pbxd's own test of them) all
+    /// go through the datagram path without a panic, and a few get the
+    /// answers RFC 4475 names before anything else looks at them.
+    #[test]
+    fn torture_messages_take_the_datagram_path() {
+        let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/../pbxd/tests/data/rfc4475");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|extension| extension == "dat") {
+                let bytes = std::fs::read(&path).unwrap();
+                let outcome = datagram_outcome(&bytes);
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                let expected = match name.split('-').nth(1).unwrap_or_default() {
+                    "intmeth.dat" => Some(Some(501)),
+                    "badinv01.dat" | "mismatch01.dat" | "insuf.dat" => Some(Some(400)),
+                    "unkscm.dat" => Some(Some(416)),
+                    "badvers.dat" => Some(Some(505)),
+                    "lwsdisp.dat" | "semiuri.dat" | "wsinv.dat" => Some(None),
+                    _ => None,
+                };
+                if let Some(expected) = expected {
+                    assert_eq!(outcome, expected, "{name}");
+                }
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 49);
+        assert_eq!(datagram_outcome(b""), None);
+        assert_eq!(datagram_outcome(&[0xff; 64]), None);
     }
 }

@@ -19,11 +19,13 @@ enum Transport {
     Tcp,
 }
 
-/// What a test request carries besides the usual: a To tag, more
-/// headers (each line ending in CRLF), a body.
+/// What a test request carries besides the usual: a To tag, a CSeq
+/// number (1 unless given), more headers (each line ending in CRLF), a
+/// body.
 #[derive(Clone, Copy, Default)]
 struct Extra<'a> {
     to_tag: Option<&'a str>,
+    cseq: Option<u32>,
     headers: &'a str,
     body: &'a str,
 }
@@ -40,58 +42,121 @@ fn request(method: &str, call_id: &str, extra: Extra<'_>, transport: Transport, 
         Transport::Tcp => "TCP",
     };
     let to_tag = extra.to_tag.map(|tag| format!(";tag={tag}")).unwrap_or_default();
+    let cseq = extra.cseq.unwrap_or(1);
     let (headers, body) = (extra.headers, extra.body);
     let length = body.len();
     format!(
         "{method} sip:ivanov@example.com {version}\r\n\
-         Via: SIP/2.0/{via} {local};branch=z9hG4bK-{call_id}\r\n\
+         Via: SIP/2.0/{via} {local};branch=z9hG4bK-{call_id}-{cseq}\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:tester@outside.test>;tag=from-{call_id}\r\n\
          To: <sip:ivanov@example.com>{to_tag}\r\n\
          Call-ID: {call_id}@outside.test\r\n\
-         CSeq: 1 {method}\r\n\
+         CSeq: {cseq} {method}\r\n\
          Contact: <sip:tester@{local}>\r\n\
          {headers}\
          Content-Length: {length}\r\n\r\n{body}"
     )
 }
 
-/// Sends one request and returns pbxd's first final response.
-fn exchange(pbxd: &Pbxd, transport: Transport, method: &str, call_id: &str, extra: Extra<'_>) -> String {
-    match transport {
-        Transport::Udp => {
-            let socket = datagram_socket();
-            let message = request(method, call_id, extra, transport, socket.local_addr().unwrap());
-            send_datagram(pbxd, &socket, &message, method)
+/// A test's SIP peer: one UDP socket or one TCP connection to pbxd.
+struct Peer {
+    transport: Transport,
+    local: SocketAddr,
+    server: SocketAddr,
+    udp: Option<UdpSocket>,
+    tcp: Option<TcpStream>,
+    /// What came on the stream and is not read yet.
+    pending: Vec<u8>,
+}
+
+impl Peer {
+    fn new(pbxd: &Pbxd, transport: Transport) -> Peer {
+        let (udp, tcp, local) = match transport {
+            Transport::Udp => {
+                let socket = datagram_socket();
+                let local = socket.local_addr().unwrap();
+                (Some(socket), None, local)
+            }
+            Transport::Tcp => {
+                let stream = TcpStream::connect(pbxd.sip).unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let local = stream.local_addr().unwrap();
+                (None, Some(stream), local)
+            }
+        };
+        Peer {
+            transport,
+            local,
+            server: pbxd.sip,
+            udp,
+            tcp,
+            pending: Vec::new(),
         }
-        Transport::Tcp => {
-            let mut stream = TcpStream::connect(pbxd.sip).unwrap();
-            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let message = request(method, call_id, extra, transport, stream.local_addr().unwrap());
-            stream.write_all(message.as_bytes()).unwrap();
-            let mut received = String::new();
-            let mut buffer = [0u8; 4096];
-            loop {
-                // The first complete final response on the stream.
-                if let Some(end) = received.find("\r\n\r\n") {
-                    let head = &received[..end];
-                    if !head.starts_with("SIP/2.0 1") {
-                        return head.to_string();
-                    }
-                    received.drain(..end + 4);
-                    continue;
+    }
+
+    /// A request from this peer (see `request`).
+    fn request(&self, method: &str, call_id: &str, extra: Extra<'_>) -> String {
+        request(method, call_id, extra, self.transport, self.local)
+    }
+
+    fn send(&mut self, message: &[u8]) {
+        if let Some(socket) = &self.udp {
+            socket.send_to(message, self.server).unwrap();
+        }
+        if let Some(stream) = &mut self.tcp {
+            stream.write_all(message).unwrap();
+        }
+    }
+
+    /// The next message from pbxd, or why none came (a timeout, or the
+    /// connection closed).
+    fn next(&mut self) -> Result<String, String> {
+        let mut buffer = vec![0u8; 70_000];
+        if let Some(socket) = &self.udp {
+            let (length, _) = socket.recv_from(&mut buffer).map_err(|error| error.to_string())?;
+            return Ok(String::from_utf8_lossy(&buffer[..length]).into_owned());
+        }
+        let stream = self.tcp.as_mut().unwrap();
+        loop {
+            // One whole message: its head and as much body as it says.
+            if let Some(end) = self.pending.windows(4).position(|window| window == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.pending[..end]).into_owned();
+                let length: usize = header(&head, "Content-Length")
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or(0);
+                if self.pending.len() >= end + 4 + length {
+                    let message: Vec<u8> = self.pending.drain(..end + 4 + length).collect();
+                    return Ok(String::from_utf8_lossy(&message).into_owned());
                 }
-                let length = stream
-                    .read(&mut buffer)
-                    .unwrap_or_else(|error| panic!("no answer to {method} over TCP: {error}"));
-                assert!(
-                    length > 0,
-                    "pbxd closed the connection without answering {method}"
-                );
-                received.push_str(&String::from_utf8_lossy(&buffer[..length]));
+            }
+            match stream.read(&mut buffer) {
+                Ok(0) => return Err("the connection closed".into()),
+                Ok(length) => self.pending.extend_from_slice(&buffer[..length]),
+                Err(error) => return Err(error.to_string()),
             }
         }
     }
+
+    /// pbxd's next final response (`what` names the request if none comes).
+    fn response(&mut self, what: &str) -> String {
+        loop {
+            let message = self
+                .next()
+                .unwrap_or_else(|error| panic!("no answer to {what} over {:?}: {error}", self.transport));
+            if !message.starts_with("SIP/2.0 1") {
+                return message;
+            }
+        }
+    }
+}
+
+/// Sends one request from a new peer and returns pbxd's first final response.
+fn exchange(pbxd: &Pbxd, transport: Transport, method: &str, call_id: &str, extra: Extra<'_>) -> String {
+    let mut peer = Peer::new(pbxd, transport);
+    let message = peer.request(method, call_id, extra);
+    peer.send(message.as_bytes());
+    peer.response(method)
 }
 
 /// Sends `message` as one datagram from `socket` and returns pbxd's first
@@ -344,16 +409,15 @@ fn rfc3261_18_3_a_datagram_whose_content_length_does_not_fit_gets_400() {
     assert_no_call_set_up(&pbxd);
 }
 
-/// §8.2 and §20: a request without Call-ID, From, To or CSeq, or whose
-/// CSeq is not a number below 2^31 followed by the request's own method,
-/// gets 400 with a reason phrase naming the fault (over UDP, where the
-/// stack used to drop it unanswered).
+/// §8.2 and §20: a request without Call-ID, From, To or CSeq, whose CSeq
+/// is not a number below 2^31 followed by the request's own method, or
+/// whose head is not UTF-8, gets 400 with a reason phrase naming the
+/// fault, over UDP and TCP (the SIP stack used to drop such requests
+/// unanswered, or close the connection).
 #[test]
 fn rfc3261_8_2_a_request_missing_or_garbling_a_mandatory_header_gets_400_naming_it() {
     let pbxd = Pbxd::start("rfc3261-8-2", &[]);
-    let socket = datagram_socket();
-    let local = socket.local_addr().unwrap();
-    let cases: [(&str, &str, Option<&str>, &str); 9] = [
+    let cases: [(&str, &str, Option<&str>, &str); 10] = [
         ("no-call-id", "Call-ID:", None, "Call-ID"),
         ("no-from", "From:", None, "From"),
         ("no-to", "To:", None, "To"),
@@ -363,41 +427,323 @@ fn rfc3261_8_2_a_request_missing_or_garbling_a_mandatory_header_gets_400_naming_
         ("cseq-huge", "CSeq:", Some("CSeq: 2147483648 INVITE"), "CSeq"),
         ("cseq-no-method", "CSeq:", Some("CSeq: 1"), "CSeq"),
         ("cseq-other-method", "CSeq:", Some("CSeq: 1 BYE"), "CSeq"),
+        (
+            "not-utf-8",
+            "Max-Forwards:",
+            Some("Subject: caf\u{ff}\r\nMax-Forwards: 70"),
+            "UTF-8",
+        ),
     ];
-    for (case, header_name, replacement, named) in cases {
-        let good = request(
-            "INVITE",
-            &format!("8-2-{case}"),
+    for transport in [Transport::Udp, Transport::Tcp] {
+        for (case, header_name, replacement, named) in cases {
+            let mut peer = Peer::new(&pbxd, transport);
+            let good = peer.request("INVITE", &format!("8-2-{case}-{transport:?}"), Extra::default());
+            let message: Vec<u8> = good
+                .split_inclusive("\r\n")
+                .filter_map(|line| {
+                    if !line.starts_with(header_name) {
+                        return Some(line.to_string());
+                    }
+                    replacement.map(|text| format!("{text}\r\n"))
+                })
+                .collect::<String>()
+                .chars()
+                // U+00FF stands for the byte 0xFF, which is not UTF-8.
+                .flat_map(|character| match character {
+                    '\u{ff}' => vec![0xFF],
+                    other => other.to_string().into_bytes(),
+                })
+                .collect();
+            assert_ne!(message, good.as_bytes());
+            peer.send(&message);
+            let response = peer.response(case);
+            let line = status(&response);
+            assert!(
+                line.starts_with("SIP/2.0 400 "),
+                "{case} over {transport:?}: {response}"
+            );
+            assert!(
+                line.contains(named),
+                "{case} over {transport:?}: the reason does not name {named}: {response}"
+            );
+            if case != "no-call-id" {
+                assert!(
+                    response.contains(&format!("8-2-{case}-{transport:?}@outside.test")),
+                    "{case}: no Call-ID: {response}"
+                );
+            }
+        }
+        still_answers(&pbxd, transport, "400");
+    }
+    assert_no_call_set_up(&pbxd);
+}
+
+/// §8.2.1 and §21.5.2: a method pbxd does not know at all gets 501, with
+/// `Allow` naming those it takes; so does one written in lower case
+/// (methods are case-sensitive).
+#[test]
+fn rfc3261_8_2_1_an_unknown_method_gets_501() {
+    let pbxd = Pbxd::start("rfc3261-8-2-1-501", &[]);
+    for transport in [Transport::Udp, Transport::Tcp] {
+        for method in ["NEWMETHOD", "invite", "RE%47ISTER"] {
+            let call_id = format!("501-{}-{transport:?}", method.len());
+            let response = exchange(&pbxd, transport, method, &call_id, Extra::default());
+            assert!(
+                status(&response).starts_with("SIP/2.0 501"),
+                "{method} over {transport:?}: {response}"
+            );
+            let allow = header(&response, "Allow").unwrap_or_else(|| panic!("501 without Allow: {response}"));
+            assert!(
+                allow.contains("INVITE") && allow.contains("REGISTER"),
+                "{response}"
+            );
+            let to = header(&response, "To").unwrap_or_default();
+            assert!(to.contains(";tag="), "501 without a To tag: {response}");
+        }
+        still_answers(&pbxd, transport, "501");
+    }
+}
+
+/// §12.2.2: inside a dialog, a request whose CSeq is lower than the last
+/// one pbxd had from that side is out of order and gets 500; the dialog
+/// goes on (a BYE in order then ends it with 200). A CANCEL that matches
+/// no transaction gets 481 with a To tag (§9.2, §8.2.6.2).
+#[test]
+fn rfc3261_12_2_2_a_request_out_of_order_in_a_dialog_gets_500() {
+    let environment = common::repository().join("tests/sipp/env");
+    let pbxd = Pbxd::start(
+        "rfc3261-12-2-2-500",
+        &[format!("environments.server={}", environment.display())],
+    );
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let mut peer = Peer::new(&pbxd, transport);
+        let call_id = format!("500-{transport:?}");
+        let invite = peer
+            .request(
+                "INVITE",
+                &call_id,
+                Extra {
+                    cseq: Some(5),
+                    headers: "Content-Type: application/sdp\r\n",
+                    body: SDP,
+                    ..Extra::default()
+                },
+            )
+            .replacen("sip:ivanov@example.com", "sip:tone%23operator@example.com", 1);
+        peer.send(invite.as_bytes());
+        let answer = peer.response("INVITE");
+        assert!(status(&answer).starts_with("SIP/2.0 200"), "{answer}");
+        let to = header(&answer, "To").unwrap();
+        let tag = to.split(";tag=").nth(1).unwrap().to_string();
+        let in_dialog = |method: &str, cseq: u32| {
+            let extra = Extra {
+                to_tag: Some(&tag),
+                cseq: Some(cseq),
+                ..Extra::default()
+            };
+            peer.request(method, &call_id, extra)
+        };
+        let ack = in_dialog("ACK", 5);
+        let old = in_dialog("BYE", 3);
+        let bye = in_dialog("BYE", 6);
+        peer.send(ack.as_bytes());
+        peer.send(old.as_bytes());
+        let response = peer.response("a BYE out of order");
+        assert!(
+            status(&response).starts_with("SIP/2.0 500"),
+            "{transport:?}: {response}"
+        );
+        peer.send(bye.as_bytes());
+        let response = peer.response("a BYE in order");
+        assert!(
+            status(&response).starts_with("SIP/2.0 200"),
+            "{transport:?}: {response}"
+        );
+
+        let cancel = exchange(
+            &pbxd,
+            transport,
+            "CANCEL",
+            &format!("no-such-{transport:?}"),
+            Extra::default(),
+        );
+        assert!(status(&cancel).starts_with("SIP/2.0 481"), "{cancel}");
+        let to = header(&cancel, "To").unwrap_or_default();
+        assert!(to.contains(";tag="), "481 to CANCEL without a To tag: {cancel}");
+        still_answers(&pbxd, transport, "500");
+    }
+}
+
+/// §17.2.1: over UDP, a final response other than 2xx to an INVITE (here
+/// the 407 challenge) is sent again, at T1 and doubling, until the ACK
+/// comes; after the ACK, no more.
+#[test]
+fn rfc3261_17_2_1_a_challenge_to_an_invite_is_retransmitted_until_the_ack() {
+    let pbxd = Pbxd::start("rfc3261-17-2-1", &[]);
+    let mut peer = Peer::new(&pbxd, Transport::Udp);
+    // A caller claiming one of pbxd's accounts must prove it: 407.
+    let invite = peer
+        .request("INVITE", "17-2-1", Extra::default())
+        .replace("<sip:tester@outside.test>", "<sip:petrov@example.com>");
+    peer.send(invite.as_bytes());
+    let challenge = peer.response("INVITE");
+    assert!(status(&challenge).starts_with("SIP/2.0 407"), "{challenge}");
+    // T1 is 500 ms: the copies come at 0.5 s, 1.5 s, 3.5 s.
+    let again = peer.response("INVITE, again");
+    assert_eq!(status(&again), status(&challenge), "{again}");
+    assert_eq!(header(&again, "To"), header(&challenge, "To"), "{again}");
+    let tag = header(&challenge, "To")
+        .unwrap()
+        .split(";tag=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let ack = peer
+        .request(
+            "ACK",
+            "17-2-1",
+            Extra {
+                to_tag: Some(&tag),
+                ..Extra::default()
+            },
+        )
+        .replace("<sip:tester@outside.test>", "<sip:petrov@example.com>");
+    peer.send(ack.as_bytes());
+    // Whatever was on its way before the ACK, then nothing for 4 s.
+    let socket = peer.udp.as_ref().unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+    let mut after = Vec::new();
+    while let Ok(message) = peer.next() {
+        after.push(message);
+    }
+    assert!(after.len() <= 1, "the 407 went on after the ACK: {after:#?}");
+    assert_no_call_set_up(&pbxd);
+}
+
+/// §18.3 and §21.5.14: a datagram up to the UDP maximum is read whole
+/// (here 20 KB: it used to be cut at 8 KB); over TCP, a message of more
+/// than 64 KB gets 513 and the connection closes.
+#[test]
+fn rfc3261_18_3_large_messages_are_read_whole_or_refused_with_513() {
+    let pbxd = Pbxd::start("rfc3261-18-3-large", &[]);
+    let padding: String = (0..200)
+        .map(|line| format!("X-Padding-{line}: {}\r\n", "p".repeat(90)))
+        .collect();
+    let extra = Extra {
+        headers: &padding,
+        ..Extra::default()
+    };
+    let response = exchange(&pbxd, Transport::Udp, "OPTIONS", "large-udp", extra);
+    assert!(status(&response).starts_with("SIP/2.0 200"), "{response}");
+
+    let mut peer = Peer::new(&pbxd, Transport::Tcp);
+    let body = "v".repeat(70_000);
+    let extra = Extra {
+        headers: "Content-Type: text/plain\r\n",
+        body: &body,
+        ..Extra::default()
+    };
+    let message = peer.request("OPTIONS", "large-tcp", extra);
+    peer.send(message.as_bytes());
+    let response = peer.response("70 KB over TCP");
+    assert!(status(&response).starts_with("SIP/2.0 513"), "{response}");
+    still_answers(&pbxd, Transport::Tcp, "513");
+}
+
+/// Issue 17: a TCP connection on which nothing comes for
+/// `sip.tcp_idle_seconds` is closed, and one address may hold at most
+/// `sip.tcp_connections_per_source` at once (more are closed as they come);
+/// everyone else is answered meanwhile.
+#[test]
+fn idle_tcp_connections_are_closed_and_one_source_holds_at_most_its_share() {
+    let pbxd = Pbxd::start(
+        "tcp-idle",
+        &[
+            "sip.tcp_idle_seconds=2".into(),
+            "sip.tcp_connections_per_source=4".into(),
+        ],
+    );
+    let held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(pbxd.sip).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut over = TcpStream::connect(pbxd.sip).unwrap();
+    over.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut buffer = [0u8; 16];
+    let refused = matches!(over.read(&mut buffer), Ok(0))
+        || over
+            .read(&mut buffer)
+            .is_err_and(|error| error.kind() == std::io::ErrorKind::ConnectionReset);
+    assert!(refused, "a fifth connection from one address was kept");
+    still_answers(&pbxd, Transport::Udp, "over the cap");
+    // Idle for longer than 2 s: each is closed by pbxd.
+    for mut stream in held {
+        stream.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+        let read = stream.read(&mut buffer);
+        assert!(
+            matches!(read, Ok(0))
+                || read.is_err_and(|error| error.kind() == std::io::ErrorKind::ConnectionReset),
+            "an idle connection was not closed"
+        );
+    }
+    // Those closed no longer count: a new one from the same address works.
+    still_answers(&pbxd, Transport::Tcp, "idle");
+    let log = pbxd.log();
+    assert!(log.contains("refused TCP connections: 1"), "{log}");
+}
+
+/// Issue 17: a flood of malformed requests is counted and summed up in
+/// the log at most once every 10 s, not a line each; so are the requests
+/// refused while their source is locked out for failing to authenticate.
+#[test]
+fn refusals_and_lockouts_are_logged_as_a_summary() {
+    let pbxd = Pbxd::start("refusal-summary", &["sip.auth_failures_per_minute=3".into()]);
+    let socket = datagram_socket();
+    let local = socket.local_addr().unwrap();
+    for round in 0..30 {
+        let message = request(
+            "OPTIONS",
+            &format!("flood-{round}"),
             Extra::default(),
             Transport::Udp,
             local,
-        );
-        let message: String = good
-            .split_inclusive("\r\n")
-            .filter_map(|line| {
-                if !line.starts_with(header_name) {
-                    return Some(line.to_string());
-                }
-                replacement.map(|text| format!("{text}\r\n"))
-            })
-            .collect();
-        assert_ne!(message, good);
-        let response = send_datagram(&pbxd, &socket, &message, case);
-        let line = status(&response);
-        assert!(line.starts_with("SIP/2.0 400 "), "{case}: {response}");
-        assert!(
-            line.contains(named),
-            "{case}: the reason does not name {named}: {response}"
-        );
-        if case != "no-call-id" {
-            assert!(
-                response.contains(&format!("8-2-{case}@outside.test")),
-                "{case}: no Call-ID: {response}"
-            );
-        }
+        )
+        .replace("CSeq: 1 OPTIONS", "CSeq: 1 BYE");
+        let response = send_datagram(&pbxd, &socket, &message, "a bad CSeq");
+        assert!(status(&response).starts_with("SIP/2.0 400"), "{response}");
     }
-    still_answers(&pbxd, Transport::Udp, "400");
-    assert_no_call_set_up(&pbxd);
+    // REGISTERs with credentials for a name that is no account: each a
+    // failure, until the source is locked out.
+    let authorization = "Authorization: Digest username=\"nobody\", realm=\"example.com\", \
+                         nonce=\"x\", uri=\"sip:example.com\", response=\"0123456789abcdef0123456789abcdef\"\r\n";
+    let mut statuses = Vec::new();
+    for round in 0..6 {
+        let extra = Extra {
+            headers: authorization,
+            ..Extra::default()
+        };
+        let message = request(
+            "REGISTER",
+            &format!("locked-{round}"),
+            extra,
+            Transport::Udp,
+            local,
+        )
+        .replace("REGISTER sip:ivanov@example.com", "REGISTER sip:example.com")
+        .replace("<sip:ivanov@example.com>", "<sip:nobody@example.com>");
+        let response = send_datagram(&pbxd, &socket, &message, "REGISTER");
+        statuses.push(status(&response).to_string());
+    }
+    assert!(
+        statuses.iter().all(|line| line.starts_with("SIP/2.0 403")),
+        "{statuses:?}"
+    );
+    let log = pbxd.wait_for_line(5, &["refused requests from locked-out sources:"]);
+    let summaries = common::lines_with(&log, "refused malformed SIP messages:");
+    assert_eq!(summaries.len(), 1, "{log}");
+    assert!(!log.contains("WARN"), "malformed requests wrote warnings:\n{log}");
+    assert!(
+        log.contains("refused requests from locked-out sources: 1 in the last 0 s"),
+        "{log}"
+    );
 }
 
 /// Issue 17, defect 1: a TCP connection that the client resets while

@@ -784,7 +784,8 @@ impl InviteDialog {
         let remote_seq = self.inner.remote_seq.load(Ordering::Relaxed);
         if remote_seq > 0 && cseq < remote_seq {
             match self.role() {
-                // Server discards old requests silently.
+                // pbxd patch: the server, too, answers 500 (RFC 3261
+                // §12.2.2); it discarded them unanswered.
                 TransactionRole::Server => {
                     debug!(
                         id = %self.id(),
@@ -793,6 +794,9 @@ impl InviteDialog {
                         cseq = %cseq,
                         "received old request"
                     );
+                    if tx.original.method != Method::Ack {
+                        tx.reply(StatusCode::ServerInternalError).await?;
+                    }
                     return Ok(());
                 }
                 // Client rejects old requests.

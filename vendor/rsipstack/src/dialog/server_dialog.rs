@@ -663,7 +663,11 @@ impl ServerInviteDialog {
                 cseq = %cseq,
                 "received old request"
             );
-            // discard old request
+            // pbxd patch: an out-of-order request is answered 500 (RFC
+            // 3261 §12.2.2); it was discarded unanswered.
+            if tx.original.method != crate::sip::Method::Ack {
+                tx.reply(crate::sip::StatusCode::ServerInternalError).await?;
+            }
             return Ok(());
         }
         self.inner

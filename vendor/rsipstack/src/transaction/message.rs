@@ -267,6 +267,16 @@ impl EndpointInner {
                     *t = to.clone();
                 }
             }
+        } else {
+            // pbxd patch: the UAS adds a To tag to its response (RFC 3261
+            // §8.2.6.2), the 481 to a CANCEL that matches nothing too.
+            for header in resp.headers.iter_mut() {
+                if let Header::To(t) = header {
+                    if t.tag().ok().flatten().is_none() {
+                        *t = t.clone().with_tag(super::make_tag());
+                    }
+                }
+            }
         }
         resp
     }
