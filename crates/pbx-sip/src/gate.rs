@@ -209,8 +209,15 @@ fn is_header(name: &str, long: &str, compact: Option<&str>) -> bool {
 /// refusal to send back.
 fn fault(head: &str) -> Option<Verdict> {
     let request_line = head.split("\r\n").next().unwrap_or_default();
-    let method = request_line.split(' ').next().unwrap_or_default();
-    let uri = request_line.split(' ').nth(1).unwrap_or_default();
+    // Method SP Request-URI SP SIP-Version, one space each (§25.1): extra
+    // white space, or a URI in angle brackets, is no request line.
+    let parts: Vec<&str> = request_line.split(' ').collect();
+    let [method, uri, _version] = parts[..] else {
+        return Some(refuse(head, 400, "Bad Request-Line", ""));
+    };
+    if method.is_empty() || uri.is_empty() || uri.starts_with('<') {
+        return Some(refuse(head, 400, "Bad Request-Line", ""));
+    }
     for (long, compact) in MANDATORY {
         if !header_lines(head).any(|(name, _)| is_header(name, long, compact)) {
             return Some(refuse(head, 400, &format!("Missing {long} Header"), ""));
@@ -468,6 +475,8 @@ mod tests {
             "Bad Via Header"
         );
         assert_eq!(refused(&GOOD.replace(";tag=1", "")).0, "Missing From Tag");
+        assert_eq!(refused(&GOOD.replace("INVITE sip:a@b", "INVITE  sip:a@b")).0, "Bad Request-Line");
+        assert_eq!(refused(&GOOD.replace("INVITE sip:a@b", "INVITE <sip:a@b>")).0, "Bad Request-Line");
         let no_via = GOOD.replace("Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n", "");
         assert_eq!(refused(&no_via).0, "Missing Via Header");
         let (fault, _) = match judge(b"OPTIONS sip:a@b SIP/2.0\r\nVia: \xff\r\n\r\n") {

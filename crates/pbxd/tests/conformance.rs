@@ -381,7 +381,10 @@ fn rfc3261_8_2_3_a_body_pbxd_cannot_use_gets_415_saying_what_it_takes() {
 }
 
 /// §18.3: over UDP, a `Content-Length` larger than what the datagram holds,
-/// negative, or not a number, gets 400 (and no call is set up).
+/// negative, or not a number, gets 400 (and no call is set up). Over TCP,
+/// where the length is what cuts the stream into messages, one negative
+/// or not a number gets 400 and the connection closes (the next message
+/// cannot be found); a longer one is waited for.
 #[test]
 fn rfc3261_18_3_a_datagram_whose_content_length_does_not_fit_gets_400() {
     let pbxd = Pbxd::start("rfc3261-18-3", &[]);
@@ -406,6 +409,27 @@ fn rfc3261_18_3_a_datagram_whose_content_length_does_not_fit_gets_400() {
         );
     }
     still_answers(&pbxd, Transport::Udp, "400");
+    for (case, length) in [("negative", "-5"), ("words", "many")] {
+        let mut peer = Peer::new(&pbxd, Transport::Tcp);
+        let extra = Extra {
+            headers: "Content-Type: application/sdp\r\n",
+            body: SDP,
+            ..Extra::default()
+        };
+        let good = peer.request("INVITE", &format!("18-3-tcp-{case}"), extra);
+        let message = good.replace(
+            &format!("Content-Length: {}", SDP.len()),
+            &format!("Content-Length: {length}"),
+        );
+        peer.send(message.as_bytes());
+        let response = peer.response(&format!("Content-Length {length} over TCP"));
+        assert!(
+            status(&response).starts_with("SIP/2.0 400") && status(&response).contains("Content-Length"),
+            "Content-Length {length} over TCP: {response}"
+        );
+        assert_eq!(peer.next(), Err("the connection closed".to_string()));
+    }
+    still_answers(&pbxd, Transport::Tcp, "400");
     assert_no_call_set_up(&pbxd);
 }
 
