@@ -66,16 +66,18 @@ pub fn judge(message: &[u8]) -> Verdict {
         let copied = String::from_utf8_lossy(head);
         return refuse(&copied, 400, "Invalid UTF-8 in Message Head", "");
     };
-    let folded = text.contains("\r\n ") || text.contains("\r\n\t");
+    // A line that starts with white space continues the one before.
+    let folded = memchr::memchr_iter(b'\n', head).any(|at| matches!(head.get(at + 1), Some(b' ' | b'\t')));
     let unfolded = if folded {
         std::borrow::Cow::Owned(unfold(text))
     } else {
         std::borrow::Cow::Borrowed(text)
     };
-    if let Some(refusal) = fault(&unfolded) {
-        return refusal;
-    }
-    let tidied = tidy_addresses(&unfolded);
+    let untidy = match check(&unfolded) {
+        Ok(untidy) => untidy,
+        Err(refusal) => return refusal,
+    };
+    let tidied = if untidy { tidy_addresses(&unfolded) } else { None };
     if folded || tidied.is_some() {
         let head = tidied.unwrap_or_else(|| unfolded.into_owned());
         let mut bytes = head.into_bytes();
@@ -108,7 +110,7 @@ pub fn answer_unusable(message: &[u8], error: &str, too_large: bool) -> Option<(
 
 /// The message's head (up to the blank line) and body.
 fn split_head(message: &[u8]) -> (&[u8], &[u8]) {
-    match message.windows(4).position(|window| window == b"\r\n\r\n") {
+    match memchr::memmem::find(message, b"\r\n\r\n") {
         Some(end) => (&message[..end], &message[end + 4..]),
         None => (message, &[]),
     }
@@ -157,8 +159,7 @@ fn unfold(head: &str) -> String {
 /// the stack does not take; `None` when there is none.
 fn tidy_addresses(head: &str) -> Option<String> {
     let mut changed = false;
-    let lines: Vec<std::borrow::Cow<'_, str>> = head
-        .split("\r\n")
+    let lines: Vec<std::borrow::Cow<'_, str>> = lines(head)
         .enumerate()
         .map(|(index, line)| {
             let tidied = (index > 0)
@@ -193,11 +194,19 @@ fn tidy_addresses(head: &str) -> Option<String> {
     changed.then(|| lines.join("\r\n"))
 }
 
-/// The header lines of an unfolded head: (name, value), names as written.
+/// The lines of a head, without their CRLF (split on LF: a search for
+/// one byte, where a search for "\r\n" costs more than the rest).
+fn lines(head: &str) -> impl Iterator<Item = &str> {
+    head.split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+}
+
+/// The header lines of an unfolded head: (name, value), names as written
+/// (white space before the colon dropped), values untrimmed.
 fn header_lines(head: &str) -> impl Iterator<Item = (&str, &str)> {
-    head.split("\r\n").skip(1).filter_map(|line| {
+    lines(head).skip(1).filter_map(|line| {
         let (name, value) = line.split_once(':')?;
-        Some((name.trim(), value.trim()))
+        Some((name.trim_end(), value))
     })
 }
 
@@ -207,28 +216,46 @@ fn is_header(name: &str, long: &str, compact: Option<&str>) -> bool {
 
 /// What is wrong with a request whose head is `head` (unfolded), as the
 /// refusal to send back.
-fn fault(head: &str) -> Option<Verdict> {
-    let request_line = head.split("\r\n").next().unwrap_or_default();
+/// Checks a request whose head is `head` (unfolded): the refusal to send
+/// back, or whether its From or To has white space within its parameters
+/// (to be tidied for the stack).
+fn check(head: &str) -> Result<bool, Verdict> {
+    let request_line = lines(head).next().unwrap_or_default();
     // Method SP Request-URI SP SIP-Version, one space each (§25.1): extra
     // white space, or a URI in angle brackets, is no request line.
-    let parts: Vec<&str> = request_line.split(' ').collect();
-    let [method, uri, _version] = parts[..] else {
-        return Some(refuse(head, 400, "Bad Request-Line", ""));
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(uri), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(refuse(head, 400, "Bad Request-Line", ""));
     };
     if method.is_empty() || uri.is_empty() || uri.starts_with('<') {
-        return Some(refuse(head, 400, "Bad Request-Line", ""));
+        return Err(refuse(head, 400, "Bad Request-Line", ""));
     }
-    for (long, compact) in MANDATORY {
-        if !header_lines(head).any(|(name, _)| is_header(name, long, compact)) {
-            return Some(refuse(head, 400, &format!("Missing {long} Header"), ""));
+    // One pass: the first value of each mandatory header, the Vias, and
+    // whether a From or To needs tidying.
+    let mut values: [Option<&str>; 5] = [None; 5];
+    let mut via = None;
+    let mut untidy = false;
+    for (name, value) in header_lines(head) {
+        let Some(index) = MANDATORY
+            .iter()
+            .position(|(long, compact)| is_header(name, long, *compact))
+        else {
+            continue;
+        };
+        let value = value.trim();
+        match index {
+            0 if via.is_none() => via = via_fault(value),
+            2 | 3 => untidy |= has_untidy_params(value),
+            _ => {}
         }
+        values[index].get_or_insert(value);
     }
-    let value_of = |long: &str, compact: Option<&str>| {
-        header_lines(head)
-            .find(|(name, _)| is_header(name, long, compact))
-            .map_or("", |(_, value)| value)
-    };
-    let cseq = value_of("CSeq", None);
+    if let Some(missing) = values.iter().position(Option::is_none) {
+        let long = MANDATORY[missing].0;
+        return Err(refuse(head, 400, &format!("Missing {long} Header"), ""));
+    }
+    let [_, _, from, to, cseq] = values.map(Option::unwrap_or_default);
     let mut parts = cseq.split_whitespace();
     let number = parts.next().and_then(|number| number.parse::<u32>().ok());
     let cseq_fault = match (number, parts.next()) {
@@ -237,29 +264,34 @@ fn fault(head: &str) -> Option<Verdict> {
         (Some(_), None) => Some("CSeq Without Method"),
         _ => Some("Bad CSeq Number"),
     };
-    if let Some(fault) = cseq_fault {
-        return Some(refuse(head, 400, fault, ""));
+    if let Some(fault) = cseq_fault.or(via) {
+        return Err(refuse(head, 400, fault, ""));
     }
-    if let Some(fault) = header_lines(head)
-        .filter(|(name, _)| is_header(name, "Via", Some("v")))
-        .find_map(|(_, value)| via_fault(value))
-    {
-        return Some(refuse(head, 400, fault, ""));
-    }
-    if !has_tag(value_of("From", Some("f"))) {
-        return Some(refuse(head, 400, "Missing From Tag", ""));
+    if !has_tag(from) {
+        return Err(refuse(head, 400, "Missing From Tag", ""));
     }
     if !KNOWN_METHODS.contains(&method) {
         let allow = format!("Allow: {}\r\n", crate::server::ALLOWED);
-        return Some(refuse(head, 501, "Not Implemented", &allow));
+        return Err(refuse(head, 501, "Not Implemented", &allow));
     }
     if !is_sip_uri(uri) {
-        return Some(refuse(head, 416, "Unsupported URI Scheme", ""));
+        return Err(refuse(head, 416, "Unsupported URI Scheme", ""));
     }
-    if method == "REGISTER" && !is_sip_uri(address_uri(value_of("To", Some("t")))) {
-        return Some(refuse(head, 400, "To Is Not a SIP URI", ""));
+    if method == "REGISTER" && !is_sip_uri(address_uri(to)) {
+        return Err(refuse(head, 400, "To Is Not a SIP URI", ""));
     }
-    None
+    Ok(untidy)
+}
+
+/// Whether a From or To value has white space among its parameters
+/// (`<sip:a@b> ; tag = 1`, `sip:a@b ;tag=1`).
+fn has_untidy_params(value: &str) -> bool {
+    let params = match value.rfind('>') {
+        Some(end) => &value[end..],
+        // From the character before the first `;`.
+        None => value.find(';').map_or("", |at| &value[at.saturating_sub(1)..]),
+    };
+    params.contains([' ', '\t'])
 }
 
 /// What is wrong with a Via header's value, if anything: each of its
@@ -268,16 +300,12 @@ fn fault(head: &str) -> Option<Verdict> {
 /// parameters that are not empty (RFC 4475 §3.1.2.1).
 fn via_fault(value: &str) -> Option<&'static str> {
     for entry in value.split(',') {
-        let squeezed: String = entry
-            .chars()
-            .filter(|character| !character.is_whitespace())
-            .collect();
-        let mut params = squeezed.split(';');
-        let sent = params.next().unwrap_or_default();
-        // `SIP/2.0/UDP`: another version is the 505's to say, later.
-        let protocol = sent.split('/').collect::<Vec<_>>();
-        let protocol_ok = protocol.len() == 3 && protocol.iter().all(|part| !part.is_empty());
-        if !protocol_ok || params.any(str::is_empty) {
+        let mut params = entry.split(';');
+        // `SIP/2.0/UDP host`: three parts, none empty (white space allowed
+        // around the slashes).
+        let mut protocol = params.next().unwrap_or_default().splitn(3, '/');
+        let protocol_ok = (0..3).all(|_| protocol.next().is_some_and(|part| !part.trim().is_empty()));
+        if !protocol_ok || params.any(|param| param.trim().is_empty()) {
             return Some("Bad Via Header");
         }
     }
@@ -336,7 +364,7 @@ fn phrase(text: &str) -> String {
 /// of ours added when it has none, Call-ID, CSeq), then `extra`.
 fn refuse(head: &str, status: u16, fault: &str, extra: &str) -> Verdict {
     let mut answer = format!("SIP/2.0 {status} {fault}\r\n");
-    for line in head.split("\r\n").skip(1) {
+    for line in lines(head).skip(1) {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
@@ -475,8 +503,14 @@ mod tests {
             "Bad Via Header"
         );
         assert_eq!(refused(&GOOD.replace(";tag=1", "")).0, "Missing From Tag");
-        assert_eq!(refused(&GOOD.replace("INVITE sip:a@b", "INVITE  sip:a@b")).0, "Bad Request-Line");
-        assert_eq!(refused(&GOOD.replace("INVITE sip:a@b", "INVITE <sip:a@b>")).0, "Bad Request-Line");
+        assert_eq!(
+            refused(&GOOD.replace("INVITE sip:a@b", "INVITE  sip:a@b")).0,
+            "Bad Request-Line"
+        );
+        assert_eq!(
+            refused(&GOOD.replace("INVITE sip:a@b", "INVITE <sip:a@b>")).0,
+            "Bad Request-Line"
+        );
         let no_via = GOOD.replace("Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n", "");
         assert_eq!(refused(&no_via).0, "Missing Via Header");
         let (fault, _) = match judge(b"OPTIONS sip:a@b SIP/2.0\r\nVia: \xff\r\n\r\n") {
