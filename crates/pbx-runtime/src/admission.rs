@@ -147,6 +147,11 @@ impl Admission {
         self.draining.store(true, Ordering::Relaxed);
     }
 
+    /// Whether pbxd is stopping (new calls refused for good).
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
     /// Calls in progress.
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::Relaxed)

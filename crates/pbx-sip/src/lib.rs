@@ -126,9 +126,12 @@ pub fn repair_escapes(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// The message inspector that repairs doubled escapes on the way out.
+/// The message inspector that repairs doubled escapes on the way out,
+/// and counts the responses sent by status code.
 #[derive(Debug, Default)]
-pub struct EscapeRepair;
+pub struct EscapeRepair {
+    pub counts: std::sync::Arc<server::Counts>,
+}
 
 impl rsipstack::transaction::endpoint::MessageInspector for EscapeRepair {
     fn before_send(
@@ -138,6 +141,9 @@ impl rsipstack::transaction::endpoint::MessageInspector for EscapeRepair {
     ) -> rsipstack::sip::SipMessage {
         use rsipstack::sip::prelude::HasHeaders;
         use rsipstack::sip::Header;
+        if let rsipstack::sip::SipMessage::Response(response) = &message {
+            self.counts.responded(response.status_code.code());
+        }
         if let rsipstack::sip::SipMessage::Request(request) = &mut message {
             let uri = request.uri.to_string();
             if let std::borrow::Cow::Owned(repaired) = repair_escapes(&uri) {

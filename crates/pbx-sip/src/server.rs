@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,6 +70,8 @@ pub struct SipShared {
     /// Counts messages refused as malformed (for the metrics), and logs
     /// a summary now and then.
     pub refusals: Arc<crate::gate::Tally>,
+    /// Requests taken and responses sent, for the metrics.
+    pub counts: Arc<Counts>,
     /// Counts TCP connections refused over the per-source cap.
     pub tcp_refusals: crate::gate::Tally,
     /// Counts requests refused because their source failed to
@@ -420,6 +423,7 @@ impl SipNetwork {
             tcp_per_source: Mutex::new(HashMap::new()),
             refusals: Arc::new(crate::gate::Tally::new("refused malformed SIP messages:")),
             tcp_refusals: crate::gate::Tally::new("refused TCP connections:"),
+            counts: Arc::new(Counts::default()),
             lockouts: crate::gate::Tally::new("refused requests from locked-out sources:"),
         });
         let cancel = CancellationToken::new();
@@ -441,6 +445,7 @@ impl SipNetwork {
             let transaction_timeout = Duration::from_secs(config.sip.transaction_timeout_seconds);
             let tcp_idle = Duration::from_secs(config.sip.tcp_idle_seconds);
             let refusals = shared.refusals.clone();
+            let counts = shared.counts.clone();
             let ready = ready.clone();
             spawner.run_on(index, move || {
                 tokio::task::spawn_local(async move {
@@ -455,6 +460,7 @@ impl SipNetwork {
                             transaction_timeout,
                             tcp_idle,
                             refusals,
+                            counts,
                         },
                         started,
                     )
@@ -581,6 +587,7 @@ struct ShardSetup {
     transaction_timeout: Duration,
     tcp_idle: Duration,
     refusals: Arc<crate::gate::Tally>,
+    counts: Arc<Counts>,
 }
 
 async fn start_shard(
@@ -610,7 +617,9 @@ async fn start_shard(
         .with_cancel_token(cancel)
         .with_transport_layer(transport_layer)
         .with_user_agent(concat!("pbxd/", env!("CARGO_PKG_VERSION")))
-        .with_inspector(Box::new(crate::EscapeRepair))
+        .with_inspector(Box::new(crate::EscapeRepair {
+            counts: setup.counts.clone(),
+        }))
         .build();
     let incoming_transactions = endpoint
         .incoming_transactions()
@@ -960,10 +969,104 @@ fn message_size(request: &rsipstack::sip::Request) -> usize {
         + request.body.len()
 }
 
+/// Requests taken by method and responses sent by status code, since
+/// pbxd started (the metrics).
+#[derive(Debug)]
+pub struct Counts {
+    requests: Vec<AtomicU64>,
+    responses: Vec<AtomicU64>,
+}
+
+impl Default for Counts {
+    fn default() -> Counts {
+        let zeros = |count: usize| (0..count).map(|_| AtomicU64::new(0)).collect();
+        Counts {
+            requests: zeros(Method::all().len()),
+            responses: zeros(600),
+        }
+    }
+}
+
+impl Counts {
+    fn requested(&self, method: Method) {
+        if let Some(index) = Method::all().iter().position(|known| *known == method) {
+            self.requests[index].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn responded(&self, code: u16) {
+        if let Some(count) = usize::from(code)
+            .checked_sub(100)
+            .and_then(|index| self.responses.get(index))
+        {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// (method, count) for each method seen.
+    pub fn requests(&self) -> Vec<(String, u64)> {
+        Method::all()
+            .into_iter()
+            .zip(&self.requests)
+            .map(|(method, count)| (method.to_string(), count.load(Ordering::Relaxed)))
+            .filter(|(_, count)| *count > 0)
+            .collect()
+    }
+
+    /// (status code, count) for each code sent.
+    pub fn responses(&self) -> Vec<(u16, u64)> {
+        (100u16..)
+            .zip(&self.responses)
+            .map(|(code, count)| (code, count.load(Ordering::Relaxed)))
+            .filter(|(_, count)| *count > 0)
+            .collect()
+    }
+}
+
+/// What the SIP side has counted, for the metrics.
+#[derive(Clone, Debug, Default)]
+pub struct SipCounts {
+    /// Requests taken, by method.
+    pub requests: Vec<(String, u64)>,
+    /// Responses sent, by status code.
+    pub responses: Vec<(u16, u64)>,
+    /// Malformed messages refused (400, 501, 416, 505…) since start.
+    pub refused: u64,
+    /// Requests refused because their source is locked out.
+    pub lockouts: u64,
+    /// TCP connections refused over the per-source cap.
+    pub tcp_refused: u64,
+    /// TCP connections open now.
+    pub tcp_open: usize,
+    /// Call legs live now.
+    pub legs: usize,
+}
+
+impl SipNetwork {
+    /// What the SIP side has counted so far.
+    pub fn counts(&self) -> SipCounts {
+        let shared = &self.shared;
+        SipCounts {
+            requests: shared.counts.requests(),
+            responses: shared.counts.responses(),
+            refused: shared.refusals.total(),
+            lockouts: shared.lockouts.total(),
+            tcp_refused: shared.tcp_refusals.total(),
+            tcp_open: shared
+                .tcp_per_source
+                .lock()
+                .map(|open| open.values().sum())
+                .unwrap_or(0),
+            legs: shared.live_legs(),
+        }
+    }
+}
+
 /// Sends one transaction where it belongs.
 async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transaction) {
     let shared = &network.shared;
     let method = tx.original.method;
+    shared.counts.requested(method);
     if method != Method::Ack {
         let reliable = tx
             .connection

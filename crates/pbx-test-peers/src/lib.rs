@@ -154,16 +154,28 @@ impl Drop for HttpServer {
 /// The `sipp` program (Debian's sip-tester), or `None` (after saying why)
 /// when it is missing and peers are not required.
 pub fn sipp() -> Option<std::path::PathBuf> {
+    program("sipp", "sip-tester")
+}
+
+/// The `curl` program, a real HTTP client, or `None` (after saying why)
+/// when it is missing and peers are not required.
+pub fn curl() -> Option<std::path::PathBuf> {
+    program("curl", "curl")
+}
+
+/// `name` on the PATH, or `None` (after saying which Debian `package`
+/// has it) when it is missing and peers are not required.
+fn program(name: &str, package: &str) -> Option<std::path::PathBuf> {
     for dir in std::env::var_os("PATH")
         .into_iter()
         .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
     {
-        let candidate = dir.join("sipp");
+        let candidate = dir.join(name);
         if candidate.is_file() {
             return Some(candidate);
         }
     }
-    missing("sipp is not installed (apt-get install sip-tester)")
+    missing(&format!("{name} is not installed (apt-get install {package})"))
 }
 
 /// A UDP port free right now on 127.0.0.1 (for programs that must be

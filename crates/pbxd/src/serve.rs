@@ -79,11 +79,27 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             None
         }
     };
+    let sources = pbx_http::Sources {
+        runtime: server.runtime().clone(),
+        admission: server.admission().clone(),
+        sip: server.network().clone(),
+        media: server.media().cloned(),
+    };
+    let listen = server.runtime().config.http.listen;
+    let http = match pbx_http::start(listen, sources) {
+        Ok(http) => http,
+        Err(error) => {
+            eprintln!("error: http.listen {listen}: {error}");
+            server.shutdown(std::time::Duration::ZERO);
+            return ExitCode::FAILURE;
+        }
+    };
     // Tests and scripts read the first line for the port the OS chose.
     let address = server.network().local_addr();
     let shards = server.shards().count();
     let media = server.media().map_or(0, pbx_media::MediaEngine::workers);
     say(&format!("pbxd: SIP on udp and tcp {address}"));
+    say(&format!("pbxd: HTTP on http://{}", http.local_addr()));
     say(&format!("pbxd: {shards} call threads, {media} media threads"));
     print_how_to_call(server.runtime(), address);
     let interrupted = server.block_on(async { tokio::signal::ctrl_c().await.is_ok() });
@@ -93,5 +109,6 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         eprintln!("pbxd: stopping: new calls are refused; waiting for running calls to end");
     }
     server.shutdown(SHUTDOWN_GRACE);
+    http.stop();
     ExitCode::SUCCESS
 }

@@ -56,6 +56,8 @@ pub fn wait_until(text: &Mutex<String>, seconds: u64, done: impl Fn(&str) -> boo
 pub struct Pbxd {
     child: Child,
     pub sip: SocketAddr,
+    /// Where `/metrics` and `/healthz` are.
+    pub http: SocketAddr,
     log: Arc<Mutex<String>>,
     pub data: PathBuf,
     settings: Vec<String>,
@@ -83,6 +85,8 @@ impl Pbxd {
             .arg("serve")
             .args(["--set", &format!("sip.listen={listen}")])
             .args(["--set", &format!("data_dir={}", data.display())])
+            // A port of its own: tests run side by side.
+            .args(["--set", "http.listen=127.0.0.1:0"])
             // Three shards and two media workers whatever the machine, so
             // the calls of one test (bridges, conferences, transfers) run
             // on different shards and workers. A test's settings come
@@ -106,9 +110,24 @@ impl Pbxd {
             .next()
             .and_then(|address| address.parse().ok())
             .unwrap_or_else(|| panic!("pbxd did not start: {line}\n{}", log.lock().unwrap()));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("pbxd says where HTTP is");
+        let http = line
+            .trim()
+            .strip_prefix("pbxd: HTTP on http://")
+            .and_then(|address| address.parse().ok())
+            .unwrap_or_else(|| panic!("pbxd did not say where HTTP is: {line}"));
+        // The rest of what it says goes nowhere (it must not block on it).
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            while stdout.read_line(&mut rest).is_ok_and(|length| length > 0) {
+                rest.clear();
+            }
+        });
         Pbxd {
             child,
             sip,
+            http,
             log,
             data,
             settings: settings.to_vec(),

@@ -1,0 +1,176 @@
+//! pbxd's HTTP side (FEATURES.md §8, §11) on `http.listen`: `/healthz`
+//! and `/metrics` in Prometheus text format. Click-to-dial, call records
+//! and the web console are to come here (issue 10).
+//!
+//! It runs on the executor that runs SMTP and HTTP clients
+//! (`Runtime::io`), never on a shard: a request reads counters the
+//! runtime, the SIP side and the media engine keep, and never touches a
+//! task's values.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use pbx_media::MediaEngine;
+use pbx_runtime::admission::Admission;
+use pbx_runtime::Runtime;
+use pbx_sip::SipNetwork;
+
+mod metrics;
+
+/// What the pages read.
+pub struct Sources {
+    pub runtime: Runtime,
+    pub admission: Arc<Admission>,
+    pub sip: Arc<SipNetwork>,
+    pub media: Option<MediaEngine>,
+}
+
+/// The HTTP server, serving until stopped (or dropped).
+pub struct HttpServer {
+    local: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<std::sync::mpsc::Receiver<()>>,
+}
+
+impl HttpServer {
+    /// Where it listens (the port the OS chose for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Stops taking connections, lets the requests in progress finish (up
+    /// to five seconds), and returns.
+    pub fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.recv_timeout(std::time::Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// Binds `listen` and serves on the runtime's I/O executor.
+pub fn start(listen: SocketAddr, sources: Sources) -> std::io::Result<HttpServer> {
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let io = sources.runtime.io.clone();
+    let router = router(Arc::new(sources));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (finished, done) = std::sync::mpsc::channel();
+    io.spawn(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(%error, "the HTTP listener does not work");
+                return;
+            }
+        };
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the HTTP server stopped");
+        }
+        let _ = finished.send(());
+    });
+    Ok(HttpServer {
+        local,
+        stop: Some(stop),
+        done: Some(done),
+    })
+}
+
+/// The pages.
+fn router(sources: Arc<Sources>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_page))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(bounded))
+        .with_state(sources)
+}
+
+/// The most a request line's target and its headers may take.
+const LONGEST_TARGET: usize = 8 * 1024;
+const LARGEST_HEADERS: usize = 16 * 1024;
+
+/// Refuses what is too large before any page sees it: a target over
+/// 8 KB (414), headers over 16 KB (431).
+async fn bounded(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if request.uri().to_string().len() > LONGEST_TARGET {
+        return (
+            StatusCode::URI_TOO_LONG,
+            text,
+            "the address is longer than 8 KB\n",
+        )
+            .into_response();
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if headers > LARGEST_HEADERS {
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            text,
+            "the headers are larger than 16 KB\n",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// 200 while pbxd takes calls; 503 once it is stopping.
+async fn healthz(axum::extract::State(sources): axum::extract::State<Arc<Sources>>) -> impl IntoResponse {
+    let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if sources.admission.draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, text, "stopping\n")
+    } else {
+        (StatusCode::OK, text, "ok\n")
+    }
+}
+
+async fn metrics_page(
+    axum::extract::State(sources): axum::extract::State<Arc<Sources>>,
+) -> impl IntoResponse {
+    match metrics::render(&sources) {
+        Ok(text) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            text,
+        ),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("metrics could not be written: {error}\n"),
+        ),
+    }
+}
+
+async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "no such page\n",
+    )
+}

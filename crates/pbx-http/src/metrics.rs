@@ -1,0 +1,141 @@
+//! `/metrics`: what pbxd has counted, in Prometheus text format, read
+//! at each scrape from the counters the runtime, the SIP side and the
+//! media engine keep (a `Collector`, so nothing is copied in between).
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::Sources;
+
+/// The text of `/metrics` now.
+pub fn render(sources: &std::sync::Arc<Sources>) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Snapshot(sources.clone())));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry)?;
+    Ok(text)
+}
+
+/// Reads the sources at each scrape.
+struct Snapshot(std::sync::Arc<Sources>);
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Snapshot")
+    }
+}
+
+fn gauge(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: f64) -> std::fmt::Result {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn counter(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// A counter with one label, a value for each.
+fn counters<L: ToString>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(L, u64)],
+) -> std::fmt::Result {
+    let kind = ConstCounter::new(0u64).metric_type();
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (value, count) in values {
+        let labels = [(label.to_string(), value.to_string())];
+        ConstCounter::new(*count).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let sources = &self.0;
+        let sip = sources.sip.counts();
+        let encoder = &mut encoder;
+        gauge(
+            encoder,
+            "pbxd_calls_active",
+            "Calls in progress",
+            sources.admission.calls() as f64,
+        )?;
+        counter(
+            encoder,
+            "pbxd_calls_refused",
+            "New calls refused with 503 (overload, limits, stopping)",
+            sources.admission.refused(),
+        )?;
+        gauge(
+            encoder,
+            "pbxd_tasks_active",
+            "Script tasks running",
+            sources.runtime.registry.count() as f64,
+        )?;
+        gauge(
+            encoder,
+            "pbxd_sip_legs_active",
+            "SIP call legs live",
+            sip.legs as f64,
+        )?;
+        counters(
+            encoder,
+            "pbxd_sip_requests",
+            "SIP requests taken, by method",
+            "method",
+            &sip.requests,
+        )?;
+        counters(
+            encoder,
+            "pbxd_sip_responses",
+            "SIP responses sent, by status code",
+            "code",
+            &sip.responses,
+        )?;
+        counter(
+            encoder,
+            "pbxd_sip_malformed_refused",
+            "Malformed SIP messages refused (400, 501, 416, 505, 513...)",
+            sip.refused,
+        )?;
+        counter(
+            encoder,
+            "pbxd_sip_lockout_refusals",
+            "SIP requests refused because their source failed to authenticate too often",
+            sip.lockouts,
+        )?;
+        gauge(
+            encoder,
+            "pbxd_sip_tcp_connections",
+            "SIP TCP connections open",
+            sip.tcp_open as f64,
+        )?;
+        counter(
+            encoder,
+            "pbxd_sip_tcp_refused",
+            "SIP TCP connections refused over sip.tcp_connections_per_source",
+            sip.tcp_refused,
+        )?;
+        if let Some(media) = &sources.media {
+            gauge(
+                encoder,
+                "pbxd_media_lateness_seconds",
+                "The media clock's tick lateness, 99th percentile over the last second, worst worker",
+                media.lateness().as_secs_f64(),
+            )?;
+            gauge(
+                encoder,
+                "pbxd_media_busy_ratio",
+                "How busy the busiest media worker is (0 to 1)",
+                media.busy_percent() as f64 / 100.0,
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! pbxd's HTTP side (issue 10, in part): `/healthz` and `/metrics` on
+//! `http.listen`, read with a real HTTP client (curl), and what bad
+//! requests get. The metrics are checked against what the test itself
+//! sent over SIP.
+// Test code: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::Pbxd;
+
+/// `curl` on a URL of pbxd's: (status, body).
+fn curl(curl: &Path, pbxd: &Pbxd, arguments: &[&str], path: &str) -> (u16, String) {
+    let url = format!("http://{}{path}", pbxd.http);
+    let output = Command::new(curl)
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "5",
+            "--write-out",
+            "\n%{http_code}",
+        ])
+        .args(arguments)
+        .arg(&url)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// The value of the sample `name` (with its labels, as written) in a
+/// Prometheus text page.
+fn sample(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Sends one datagram to pbxd's SIP port and waits for a final answer.
+fn sip(pbxd: &Pbxd, message: &str) -> String {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = socket.local_addr().unwrap();
+    let message = message.replace("LOCAL", &local.to_string());
+    socket.send_to(message.as_bytes(), pbxd.sip).unwrap();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let (length, _) = socket.recv_from(&mut buffer).expect("pbxd answers");
+        let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        if !text.starts_with("SIP/2.0 1") {
+            return text;
+        }
+    }
+}
+
+const OPTIONS: &str = "OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP LOCAL;branch=z9hG4bK-m1\r\n\
+                       From: <sip:probe@outside.test>;tag=m1\r\nTo: <sip:example.com>\r\nCall-ID: m1@outside.test\r\n\
+                       CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+/// `/healthz` says ok; `/metrics` is Prometheus text whose counters follow
+/// what happened: an OPTIONS answered 200 and a request without Call-ID
+/// refused show up, by method, by code and as a malformed message.
+#[test]
+fn metrics_count_what_pbxd_did_and_health_says_ok() {
+    let Some(curl_program) = pbx_test_peers::curl() else {
+        return;
+    };
+    let pbxd = Pbxd::start("http-metrics", &[]);
+    let (status, body) = curl(&curl_program, &pbxd, &[], "/healthz");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+
+    let (status, before) = curl(&curl_program, &pbxd, &[], "/metrics");
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(sample(&before, "pbxd_calls_active"), Some(0.0), "{before}");
+    assert!(before.contains("# TYPE pbxd_sip_requests counter"), "{before}");
+    assert!(before.ends_with("# EOF\n"), "{before}");
+    let malformed_before = sample(&before, "pbxd_sip_malformed_refused_total").unwrap();
+
+    assert!(sip(&pbxd, OPTIONS).starts_with("SIP/2.0 200"));
+    let no_call_id = OPTIONS.replace("Call-ID: m1@outside.test\r\n", "");
+    assert!(sip(&pbxd, &no_call_id).starts_with("SIP/2.0 400 Missing Call-ID"));
+
+    let (_, after) = curl(&curl_program, &pbxd, &[], "/metrics");
+    assert_eq!(
+        sample(&after, "pbxd_sip_requests_total{method=\"OPTIONS\"}"),
+        Some(1.0),
+        "{after}"
+    );
+    assert!(
+        sample(&after, "pbxd_sip_responses_total{code=\"200\"}").is_some_and(|count| count >= 1.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "pbxd_sip_malformed_refused_total"),
+        Some(malformed_before + 1.0),
+        "{after}"
+    );
+    assert_eq!(sample(&after, "pbxd_tasks_active"), Some(0.0), "{after}");
+    assert!(sample(&after, "pbxd_media_lateness_seconds").is_some(), "{after}");
+}
+
+/// Bad requests get a 4xx and pbxd goes on: an unknown page 404, a wrong
+/// method 405, a request that is not HTTP 400, a 100 KB header 431, a
+/// 10 KB address 414; then
+/// `/healthz` still answers.
+#[test]
+fn bad_http_requests_get_4xx_and_pbxd_goes_on() {
+    let Some(curl_program) = pbx_test_peers::curl() else {
+        return;
+    };
+    let pbxd = Pbxd::start("http-bad", &[]);
+    assert_eq!(curl(&curl_program, &pbxd, &[], "/no-such-page").0, 404);
+    assert_eq!(curl(&curl_program, &pbxd, &["-X", "POST"], "/metrics").0, 405);
+    assert_eq!(curl(&curl_program, &pbxd, &["-X", "DELETE"], "/healthz").0, 405);
+    let huge = format!("X-Huge: {}", "h".repeat(100_000));
+    assert_eq!(curl(&curl_program, &pbxd, &["-H", &huge], "/healthz").0, 431);
+    let long = format!("/healthz?{}", "q".repeat(10_000));
+    assert_eq!(curl(&curl_program, &pbxd, &[], &long).0, 414);
+    for garbage in [
+        &b"\x00\x01\x02 not http at all\r\n\r\n"[..],
+        b"GET /healthz HTTP/9.9\r\n\r\n",
+        b"GET /he\xffalthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(pbxd.http).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream.write_all(garbage).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        let status: u16 = answer.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0);
+        assert!(
+            answer.is_empty() || (400..500).contains(&status) || status == 505,
+            "{garbage:?} got {answer:?}"
+        );
+    }
+    assert_eq!(
+        curl(&curl_program, &pbxd, &[], "/healthz"),
+        (200, "ok\n".to_string())
+    );
+}
