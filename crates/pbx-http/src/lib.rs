@@ -1,6 +1,7 @@
-//! pbxd's HTTP side (FEATURES.md §8, §11) on `http.listen`: `/healthz`
-//! and `/metrics` in Prometheus text format. Click-to-dial, call records
-//! and the web console are to come here (issue 10).
+//! pbxd's HTTP side (FEATURES.md §8, §11) on `http.listen`: `/healthz`,
+//! `/metrics` in Prometheus text format, and click-to-dial
+//! (`/remote_call.htm`). Call records and the web console are to come here
+//! (issue 10).
 //!
 //! It runs on the executor that runs SMTP and HTTP clients
 //! (`Runtime::io`), never on a shard: a request reads counters the
@@ -16,17 +17,31 @@ use axum::routing::get;
 use axum::Router;
 use pbx_media::MediaEngine;
 use pbx_runtime::admission::Admission;
+use pbx_runtime::shard::ShardSpawner;
 use pbx_runtime::Runtime;
 use pbx_sip::SipNetwork;
 
+mod click;
 mod metrics;
 
-/// What the pages read.
+/// What the pages read, and how they start tasks.
 pub struct Sources {
     pub runtime: Runtime,
     pub admission: Arc<Admission>,
     pub sip: Arc<SipNetwork>,
     pub media: Option<MediaEngine>,
+    /// Runs work on the shards (tasks start there).
+    pub spawner: ShardSpawner,
+    /// The shard the next task starts on (in turn).
+    pub next: std::sync::atomic::AtomicUsize,
+}
+
+impl Sources {
+    /// The shard to start the next task on.
+    fn next_shard(&self) -> usize {
+        let next = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        next % self.spawner.count().max(1)
+    }
 }
 
 /// The HTTP server, serving until stopped (or dropped).
@@ -81,7 +96,8 @@ pub fn start(listen: SocketAddr, sources: Sources) -> std::io::Result<HttpServer
                 return;
             }
         };
-        let served = axum::serve(listener, router)
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;
             })
@@ -103,6 +119,7 @@ fn router(sources: Arc<Sources>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
+        .route("/remote_call.htm", get(click::remote_call))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(bounded))
         .with_state(sources)

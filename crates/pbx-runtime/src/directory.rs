@@ -335,6 +335,11 @@ impl Directory {
         self.domains.get(&name.to_ascii_lowercase())
     }
 
+    /// How many domains are configured.
+    pub fn domain_count(&self) -> usize {
+        self.domains.len()
+    }
+
     /// The first domain configured (the default for bare names).
     pub fn first_domain(&self) -> Option<&Domain> {
         self.domains.values().next()

@@ -1043,6 +1043,18 @@ pub struct SipCounts {
 }
 
 impl SipNetwork {
+    /// The digest server of `domain`'s realm (HTTP authenticates with it
+    /// too: the same nonces and algorithms).
+    pub fn digest(&self, domain: &str) -> Arc<DigestServer> {
+        self.shared.digest(domain)
+    }
+
+    /// Failed authentications by source address (HTTP counts its own in
+    /// them: one policy for both).
+    pub fn auth_failures(&self) -> &AuthFailures {
+        &self.shared.auth_failures
+    }
+
     /// What the SIP side has counted so far.
     pub fn counts(&self) -> SipCounts {
         let shared = &self.shared;

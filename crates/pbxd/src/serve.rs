@@ -79,11 +79,17 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             None
         }
     };
+    let Some(spawner) = server.shards().spawner() else {
+        eprintln!("error: pbxd serve runs its shards on threads");
+        return ExitCode::FAILURE;
+    };
     let sources = pbx_http::Sources {
         runtime: server.runtime().clone(),
         admission: server.admission().clone(),
         sip: server.network().clone(),
         media: server.media().cloned(),
+        spawner,
+        next: std::sync::atomic::AtomicUsize::new(0),
     };
     let listen = server.runtime().config.http.listen;
     let http = match pbx_http::start(listen, sources) {

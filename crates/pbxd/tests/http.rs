@@ -9,32 +9,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::Pbxd;
-
-/// `curl` on a URL of pbxd's: (status, body).
-fn curl(curl: &Path, pbxd: &Pbxd, arguments: &[&str], path: &str) -> (u16, String) {
-    let url = format!("http://{}{path}", pbxd.http);
-    let output = Command::new(curl)
-        .args([
-            "--silent",
-            "--show-error",
-            "--max-time",
-            "5",
-            "--write-out",
-            "\n%{http_code}",
-        ])
-        .args(arguments)
-        .arg(&url)
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
+use common::{curl, Pbxd};
 
 /// The value of the sample `name` (with its labels, as written) in a
 /// Prometheus text page.

@@ -1278,3 +1278,82 @@ fn wav_headers_give_the_length_of_prompts() {
     assert_eq!(base64_decode("UklG Rg"), Some(b"RIFF".to_vec()));
     assert_eq!(base64_decode("not*base64"), None);
 }
+
+// ------------------------------------------------------------ click-to-dial
+
+/// Click-to-dial (issue 10; pbxnsip's `remote_call.htm`): without
+/// credentials the link gets a Digest challenge (401), with a wrong
+/// password 403, and a number ivanov's class of service forbids 403; no
+/// phone rings for any of them. With ivanov's name and password it rings
+/// ivanov's phone, which keys 1; then petrov's phone (extension 202)
+/// rings and answers, and when ivanov hangs up petrov's call ends too.
+/// With `connect=true` the same without waiting for the key.
+#[test]
+fn click_to_dial_rings_the_user_then_the_destination() {
+    let (Some(sipp_program), Some(curl_program)) = (pbx_test_peers::sipp(), pbx_test_peers::curl()) else {
+        return;
+    };
+    let pbxd = Pbxd::start_logging("click-to-dial", &[IN_HOURS.into(), PATIENT.into()], LOG_FILTER);
+    let get = |query: &str, arguments: &[&str]| {
+        common::curl(
+            &curl_program,
+            &pbxd,
+            arguments,
+            &format!("/remote_call.htm?{query}"),
+        )
+    };
+    let (status, challenge) = get("user=ivanov%40example.com&dest=202", &["-i"]);
+    assert_eq!(status, 401, "{challenge}");
+    assert!(
+        challenge.lines().any(|line| line
+            .to_ascii_lowercase()
+            .starts_with("www-authenticate: digest realm=\"example.com\"")),
+        "{challenge}"
+    );
+    let wrong = get("user=ivanov&dest=202&auth=ivanov%3Anot-the-password", &[]);
+    assert_eq!(wrong.0, 403, "{wrong:?}");
+    // ivanov may call national numbers, not international ones.
+    let forbidden = get("user=ivanov&dest=%2B441632960000&auth=ivanov%3Aivanov-demo", &[]);
+    assert_eq!(forbidden.0, 403, "{forbidden:?}");
+    assert!(forbidden.1.contains("class of service"), "{forbidden:?}");
+    let unknown = get("user=nobody&dest=202&auth=ivanov%3Aivanov-demo", &[]);
+    assert_eq!(unknown.0, 404, "{unknown:?}");
+    let log = pbxd.log();
+    assert!(!log.contains("ringing"), "a refused link rang a phone:\n{log}");
+    assert!(!log.contains("not-the-password"), "a password was logged:\n{log}");
+
+    let ports = media_ports(2);
+    let ivanov_port = pbx_test_peers::free_udp_port().to_string();
+    for connect in ["", "&connect=true"] {
+        let ivanov = sipp_command_with_media(
+            &sipp_program,
+            "phone_presses_1.xml",
+            &pbxd,
+            ports[0],
+            &["-p", &ivanov_port],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp runs");
+        register(&sipp_program, &pbxd, "ivanov", "ivanov-demo", &ivanov_port);
+        let petrov = Phone::register(&sipp_program, &pbxd, "petrov", "petrov-demo", ports[1]);
+        let (status, task) = get(
+            &format!("user=ivanov%40example.com&dest=202&auth=ivanov%40example.com%3Aivanov-demo{connect}"),
+            &[],
+        );
+        assert_eq!(status, 200, "{task}");
+        assert!(task.trim().parse::<u64>().is_ok(), "not a task ID: {task:?}");
+        assert_passed(&finish_soon(ivanov), &pbxd);
+        assert_passed(&petrov.finish(), &pbxd);
+        let log = pbxd.log();
+        assert!(log.contains("remotecall: calling 202"), "{log}");
+        // Asked once in all: the first time, not with connect=true.
+        let played = prompts_played(&log);
+        let asked = played
+            .iter()
+            .filter(|prompt| **prompt == "press1tocontinue")
+            .count();
+        assert_eq!(asked, 1, "connect={connect:?}: {played:?}");
+    }
+}

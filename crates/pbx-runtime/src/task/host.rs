@@ -543,10 +543,12 @@ impl TaskHost {
             return fail("RedirectCall: give an address or an array of addresses");
         }
         if let [target] = targets.as_slice() {
+            // Answered, whether it came in or the task placed it (a call
+            // placed for click-to-dial is handed on the same way).
             if self
                 .call
                 .as_ref()
-                .is_some_and(|leg| !leg.outgoing && leg.state == LegState::Connected)
+                .is_some_and(|leg| leg.state == LegState::Connected)
             {
                 return self.hand_on(target);
             }
@@ -555,7 +557,7 @@ impl TaskHost {
         self.end_pending(LegCommand::Redirect { targets }, what)
     }
 
-    /// `RedirectCall(address)` on an answered incoming call (pbxd's own):
+    /// `RedirectCall(address)` on an answered call (pbxd's own):
     /// the call is routed to `address` inside pbxd, as if it had been
     /// dialled there (an account's rules and phones, an app); the task no
     /// longer has it. Numbers beyond the server need this task's class of

@@ -274,3 +274,26 @@ pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
         found.trim().eq_ignore_ascii_case(name).then(|| value.trim())
     })
 }
+
+/// `curl` (the real HTTP client) on `path` of pbxd's HTTP side, with
+/// `arguments` (`-i` puts the response's headers before its body):
+/// (status, what it printed).
+pub fn curl(curl: &Path, pbxd: &Pbxd, arguments: &[&str], path: &str) -> (u16, String) {
+    let url = format!("http://{}{path}", pbxd.http);
+    let output = Command::new(curl)
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "5",
+            "--write-out",
+            "\n%{http_code}",
+        ])
+        .args(arguments)
+        .arg(&url)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
