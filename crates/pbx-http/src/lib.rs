@@ -30,6 +30,8 @@ pub struct Sources {
     pub admission: Arc<Admission>,
     pub sip: Arc<SipNetwork>,
     pub media: Option<MediaEngine>,
+    /// What tasks did and what went wrong (the runtime's observer).
+    pub events: Arc<pbx_runtime::observe::EventCounts>,
     /// Runs work on the shards (tasks start there).
     pub spawner: ShardSpawner,
     /// The shard the next task starts on (in turn).

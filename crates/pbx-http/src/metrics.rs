@@ -122,7 +122,75 @@ impl Collector for Snapshot {
             "SIP TCP connections refused over sip.tcp_connections_per_source",
             sip.tcp_refused,
         )?;
+        let kind = ConstCounter::new(0u64).metric_type();
+        let mut family = encoder.encode_descriptor(
+            "pbxd_sip_legs_ended",
+            "SIP call legs ended, by direction (in: callers, out: placed by pbxd) and whether answered",
+            None,
+            kind,
+        )?;
+        for (direction, answered, count) in &sip.legs_ended {
+            let labels = [("direction", *direction), ("answered", *answered)];
+            ConstCounter::new(*count).encode(family.encode_family(&labels)?)?;
+        }
+        counter(
+            encoder,
+            "pbxd_rtp_packets_sent",
+            "RTP packets sent by calls that have ended",
+            sip.rtp_sent,
+        )?;
+        counter(
+            encoder,
+            "pbxd_rtp_packets_received",
+            "RTP packets received by calls that have ended",
+            sip.rtp_received,
+        )?;
+        counter(
+            encoder,
+            "pbxd_auth_failures",
+            "Failed authentications (SIP digest and HTTP logins)",
+            sip.auth_failures,
+        )?;
+        let events = &sources.events;
+        let read = |count: &std::sync::atomic::AtomicU64| count.load(std::sync::atomic::Ordering::Relaxed);
+        counter(
+            encoder,
+            "pbxd_tasks_started",
+            "Script tasks started",
+            read(&events.tasks_started),
+        )?;
+        counter(
+            encoder,
+            "pbxd_script_errors",
+            "Script tasks ended by a run-time error",
+            read(&events.script_errors),
+        )?;
+        counter(
+            encoder,
+            "pbxd_smtp_failures",
+            "Mail the SMTP relay did not take",
+            read(&events.mail_failures),
+        )?;
+        counter(
+            encoder,
+            "pbxd_http_client_failures",
+            "HTTPCall requests that got no response",
+            read(&events.http_failures),
+        )?;
         if let Some(media) = &sources.media {
+            let histogram = media.lateness_histogram();
+            let mut metric = encoder.encode_descriptor(
+                "pbxd_media_slot_lateness_seconds",
+                "How late the media clock's slots ran, over every worker",
+                None,
+                prometheus_client::metrics::MetricType::Histogram,
+            )?;
+            metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                histogram.sum_seconds,
+                histogram.count,
+                &histogram.buckets,
+                None,
+            )?;
             gauge(
                 encoder,
                 "pbxd_media_lateness_seconds",

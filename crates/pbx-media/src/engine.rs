@@ -179,6 +179,37 @@ struct WorkerLink {
     /// The share of the last second the worker spent on its slots, in
     /// thousandths. Written by the worker.
     busy_permille: AtomicU64,
+    /// Slots since the worker started, by lateness (see
+    /// [`LATENESS_BUCKETS`]), and their lateness added up, in µs.
+    lateness_buckets: [AtomicU64; LATENESS_BUCKETS.len()],
+    lateness_sum_micros: AtomicU64,
+}
+
+/// The upper bounds of the lateness histogram, in µs; the last takes the
+/// rest.
+pub const LATENESS_BUCKETS: [u64; 10] = [
+    100,
+    250,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    20_000,
+    50_000,
+    u64::MAX,
+];
+
+/// How late the media clock's slots have been since the engine started,
+/// over every worker.
+#[derive(Clone, Debug, Default)]
+pub struct LatenessHistogram {
+    /// (upper bound in seconds, slots late by no more, counted once) for
+    /// each of [`LATENESS_BUCKETS`]; the last bound is `f64::MAX`.
+    pub buckets: Vec<(f64, u64)>,
+    /// All the slots' lateness, in seconds.
+    pub sum_seconds: f64,
+    pub count: u64,
 }
 
 /// Shared by every handle of one engine. Workers hold it weakly, so the
@@ -255,6 +286,8 @@ impl MediaEngine {
                     sessions: AtomicUsize::new(0),
                     lateness_micros: AtomicU64::new(0),
                     busy_permille: AtomicU64::new(0),
+                    lateness_buckets: Default::default(),
+                    lateness_sum_micros: AtomicU64::new(0),
                 };
                 (link, receiver)
             })
@@ -334,6 +367,33 @@ impl MediaEngine {
             .iter()
             .map(|link| link.sessions.load(Ordering::Relaxed))
             .collect()
+    }
+
+    /// How late the media clock's slots have been since the start, over
+    /// every worker (windows of a second, added as each ends).
+    pub fn lateness_histogram(&self) -> LatenessHistogram {
+        let mut histogram = LatenessHistogram {
+            buckets: LATENESS_BUCKETS
+                .iter()
+                .map(|&bound| {
+                    let seconds = if bound == u64::MAX {
+                        f64::MAX
+                    } else {
+                        bound as f64 / 1e6
+                    };
+                    (seconds, 0)
+                })
+                .collect(),
+            ..LatenessHistogram::default()
+        };
+        for link in self.shared.workers.iter() {
+            for (bucket, count) in histogram.buckets.iter_mut().zip(&link.lateness_buckets) {
+                bucket.1 += count.load(Ordering::Relaxed);
+            }
+            histogram.sum_seconds += link.lateness_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        }
+        histogram.count = histogram.buckets.iter().map(|(_, count)| count).sum();
+        histogram
     }
 
     /// How late the latest clock runs: the highest of the workers' 99th

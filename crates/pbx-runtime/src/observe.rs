@@ -1,6 +1,7 @@
 //! What the runtime reports as it works: the timeline `pbxd run` prints,
 //! and the log lines `pbxd serve` writes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pbx_lang::value::TaskId;
@@ -83,6 +84,50 @@ pub enum Event {
 /// tasks' threads.
 pub trait Observer: Send + Sync {
     fn event(&self, event: Event);
+}
+
+/// Counts, for the metrics, what tasks did and what went wrong, and
+/// passes every event on to `inner`.
+pub struct Counting {
+    inner: Box<dyn Observer>,
+    pub counts: std::sync::Arc<EventCounts>,
+}
+
+/// What [`Counting`] has counted since pbxd started.
+#[derive(Debug, Default)]
+pub struct EventCounts {
+    pub tasks_started: AtomicU64,
+    /// Tasks ended by a run-time error.
+    pub script_errors: AtomicU64,
+    /// Mail the SMTP relay did not take.
+    pub mail_failures: AtomicU64,
+    /// HTTPCall requests with no response.
+    pub http_failures: AtomicU64,
+}
+
+impl Counting {
+    pub fn new(inner: impl Observer + 'static) -> Counting {
+        Counting {
+            inner: Box::new(inner),
+            counts: std::sync::Arc::default(),
+        }
+    }
+}
+
+impl Observer for Counting {
+    fn event(&self, event: Event) {
+        let counter = match &event {
+            Event::TaskStarted { .. } => Some(&self.counts.tasks_started),
+            Event::Error { .. } => Some(&self.counts.script_errors),
+            Event::Email { result: Err(_), .. } => Some(&self.counts.mail_failures),
+            Event::Http { result: Err(_), .. } => Some(&self.counts.http_failures),
+            _ => None,
+        };
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.event(event);
+    }
 }
 
 /// Writes events to the log (`tracing`).

@@ -202,6 +202,12 @@ impl SipCall {
         self.shard.dialogs.remove_dialog(&dialog);
         self.media.stop();
         let stats = self.media.stats();
+        self.network.shared.counts.leg_ended(
+            self.outgoing,
+            self.answered,
+            stats.packets_sent,
+            stats.packets_received,
+        );
         tracing::info!(
             leg = self.id,
             call_id = %self.dialog.id().call_id,

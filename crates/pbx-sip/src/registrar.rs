@@ -23,6 +23,8 @@ pub const MIN_EXPIRES: u32 = 60;
 #[derive(Debug, Default)]
 pub struct AuthFailures {
     by_source: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// Failures since pbxd started (the metrics).
+    total: std::sync::atomic::AtomicU64,
 }
 
 impl AuthFailures {
@@ -43,8 +45,14 @@ impl AuthFailures {
         }
     }
 
+    /// Failures counted since pbxd started, from every source.
+    pub fn total(&self) -> u64 {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Counts a failure of `source`.
     pub fn failed(&self, source: IpAddr) {
+        self.total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Ok(mut sources) = self.by_source.lock() else {
             return;
         };

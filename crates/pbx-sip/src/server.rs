@@ -975,6 +975,10 @@ fn message_size(request: &rsipstack::sip::Request) -> usize {
 pub struct Counts {
     requests: Vec<AtomicU64>,
     responses: Vec<AtomicU64>,
+    /// Legs ended, by `outgoing as usize * 2 + answered as usize`.
+    legs: [AtomicU64; 4],
+    rtp_sent: AtomicU64,
+    rtp_received: AtomicU64,
 }
 
 impl Default for Counts {
@@ -983,6 +987,9 @@ impl Default for Counts {
         Counts {
             requests: zeros(Method::all().len()),
             responses: zeros(600),
+            legs: Default::default(),
+            rtp_sent: AtomicU64::new(0),
+            rtp_received: AtomicU64::new(0),
         }
     }
 }
@@ -1001,6 +1008,13 @@ impl Counts {
         {
             count.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A leg ended, having sent and received so many RTP packets.
+    pub(crate) fn leg_ended(&self, outgoing: bool, answered: bool, sent: u64, received: u64) {
+        self.legs[usize::from(outgoing) * 2 + usize::from(answered)].fetch_add(1, Ordering::Relaxed);
+        self.rtp_sent.fetch_add(sent, Ordering::Relaxed);
+        self.rtp_received.fetch_add(received, Ordering::Relaxed);
     }
 
     /// (method, count) for each method seen.
@@ -1040,6 +1054,13 @@ pub struct SipCounts {
     pub tcp_open: usize,
     /// Call legs live now.
     pub legs: usize,
+    /// Legs ended: (direction `in` or `out`, answered `yes` or `no`, count).
+    pub legs_ended: Vec<(&'static str, &'static str, u64)>,
+    /// RTP packets sent and received by legs that have ended.
+    pub rtp_sent: u64,
+    pub rtp_received: u64,
+    /// Failed authentications (SIP digest, and HTTP logins).
+    pub auth_failures: u64,
 }
 
 impl SipNetwork {
@@ -1070,6 +1091,14 @@ impl SipNetwork {
                 .map(|open| open.values().sum())
                 .unwrap_or(0),
             legs: shared.live_legs(),
+            legs_ended: [("in", "no"), ("in", "yes"), ("out", "no"), ("out", "yes")]
+                .into_iter()
+                .zip(&shared.counts.legs)
+                .map(|((direction, answered), count)| (direction, answered, count.load(Ordering::Relaxed)))
+                .collect(),
+            rtp_sent: shared.counts.rtp_sent.load(Ordering::Relaxed),
+            rtp_received: shared.counts.rtp_received.load(Ordering::Relaxed),
+            auth_failures: shared.auth_failures.total(),
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use pbx_runtime::observe::LogObserver;
+use pbx_runtime::observe::{Counting, LogObserver};
 use pbx_runtime::server::SHUTDOWN_GRACE;
 use pbx_runtime::Runtime;
 
@@ -65,7 +65,9 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    let server = match pbx_sip::start(config, Arc::new(LogObserver)) {
+    let observer = Counting::new(LogObserver);
+    let events = observer.counts.clone();
+    let server = match pbx_sip::start(config, Arc::new(observer)) {
         Ok(server) => server,
         Err(error) => {
             eprintln!("error: {error}");
@@ -88,6 +90,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         admission: server.admission().clone(),
         sip: server.network().clone(),
         media: server.media().cloned(),
+        events,
         spawner,
         next: std::sync::atomic::AtomicUsize::new(0),
     };

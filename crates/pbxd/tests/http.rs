@@ -44,13 +44,21 @@ const OPTIONS: &str = "OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP LOCAL
 
 /// `/healthz` says ok; `/metrics` is Prometheus text whose counters follow
 /// what happened: an OPTIONS answered 200 and a request without Call-ID
-/// refused show up, by method, by code and as a malformed message.
+/// refused show up, by method, by code and as a malformed message; a call
+/// to a program that plays a 3 s tone counts a task, an answered incoming
+/// leg and the RTP it sent; a wrong password on a click-to-dial link
+/// counts an authentication failure; the media clock's lateness is a
+/// histogram.
 #[test]
 fn metrics_count_what_pbxd_did_and_health_says_ok() {
-    let Some(curl_program) = pbx_test_peers::curl() else {
+    let (Some(curl_program), Some(sipp_program)) = (pbx_test_peers::curl(), pbx_test_peers::sipp()) else {
         return;
     };
-    let pbxd = Pbxd::start("http-metrics", &[]);
+    let environment = common::repository().join("tests/sipp/env");
+    let pbxd = Pbxd::start(
+        "http-metrics",
+        &[format!("environments.server={}", environment.display())],
+    );
     let (status, body) = curl(&curl_program, &pbxd, &[], "/healthz");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 
@@ -65,7 +73,42 @@ fn metrics_count_what_pbxd_did_and_health_says_ok() {
     let no_call_id = OPTIONS.replace("Call-ID: m1@outside.test\r\n", "");
     assert!(sip(&pbxd, &no_call_id).starts_with("SIP/2.0 400 Missing Call-ID"));
 
+    let called = common::sipp(
+        &sipp_program,
+        "uac_answered_then_bye.xml",
+        &pbxd,
+        &["-s", "tone%23operator"],
+    );
+    common::assert_passed(&called, &pbxd);
+    let (status, _) = curl(
+        &curl_program,
+        &pbxd,
+        &[],
+        "/remote_call.htm?user=ivanov&dest=202&auth=ivanov%3Awrong",
+    );
+    assert_eq!(status, 403);
+    pbxd.wait_for_line(10, &["call leg ended"]);
+
     let (_, after) = curl(&curl_program, &pbxd, &[], "/metrics");
+    assert_eq!(sample(&after, "pbxd_tasks_started_total"), Some(1.0), "{after}");
+    assert_eq!(
+        sample(
+            &after,
+            "pbxd_sip_legs_ended_total{direction=\"in\",answered=\"yes\"}"
+        ),
+        Some(1.0),
+        "{after}"
+    );
+    // 3 s of tone in 20 ms packets.
+    assert!(
+        sample(&after, "pbxd_rtp_packets_sent_total").is_some_and(|sent| sent >= 140.0),
+        "{after}"
+    );
+    assert_eq!(sample(&after, "pbxd_auth_failures_total"), Some(1.0), "{after}");
+    assert!(
+        sample(&after, "pbxd_media_slot_lateness_seconds_count").is_some_and(|count| count > 0.0),
+        "{after}"
+    );
     assert_eq!(
         sample(&after, "pbxd_sip_requests_total{method=\"OPTIONS\"}"),
         Some(1.0),

@@ -201,6 +201,11 @@ pub(super) struct Load {
     pub late_micros: u64,
     /// The share of the time it was working on its slots, in thousandths.
     pub busy_permille: u64,
+    /// How many slots were late by at most each of
+    /// [`super::LATENESS_BUCKETS`] (the last: any), each counted once.
+    pub buckets: [u64; super::LATENESS_BUCKETS.len()],
+    /// The slots' lateness added up, in µs.
+    pub sum_micros: u64,
 }
 
 /// How late a worker's slots are and how much of its time they take, over
@@ -227,11 +232,23 @@ impl Lateness {
         let window = now.saturating_duration_since(start);
         if window >= Duration::from_secs(1) {
             let rank = (self.samples.len() * 99 / 100).min(self.samples.len() - 1);
-            let (_, p99, _) = self.samples.select_nth_unstable(rank);
+            let p99 = *self.samples.select_nth_unstable(rank).1;
             let busy_permille = (self.busy.as_micros() * 1000 / window.as_micros().max(1)).min(1000);
+            let mut buckets = [0u64; super::LATENESS_BUCKETS.len()];
+            let mut sum_micros = 0u64;
+            for &late in &self.samples {
+                sum_micros += u64::from(late);
+                let bucket = super::LATENESS_BUCKETS
+                    .iter()
+                    .position(|&bound| u64::from(late) <= bound)
+                    .unwrap_or(buckets.len() - 1);
+                buckets[bucket] += 1;
+            }
             publish(Load {
-                late_micros: u64::from(*p99),
+                late_micros: u64::from(p99),
                 busy_permille: busy_permille as u64,
+                buckets,
+                sum_micros,
             });
             self.clear();
         }
@@ -252,6 +269,11 @@ fn worker_publish(engine: &Weak<EngineShared>, index: usize, load: Load) {
     {
         link.lateness_micros.store(load.late_micros, Ordering::Relaxed);
         link.busy_permille.store(load.busy_permille, Ordering::Relaxed);
+        for (total, count) in link.lateness_buckets.iter().zip(load.buckets) {
+            total.fetch_add(count, Ordering::Relaxed);
+        }
+        link.lateness_sum_micros
+            .fetch_add(load.sum_micros, Ordering::Relaxed);
     }
 }
 
