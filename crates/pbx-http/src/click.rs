@@ -22,10 +22,10 @@ use pbx_runtime::directory::Account;
 use crate::Sources;
 
 /// An answer other than 200, as a page's helpers return it.
-type Refused = Box<Response>;
+pub(crate) type Refused = Box<Response>;
 
 /// A plain-text answer.
-fn text(status: StatusCode, body: impl Into<String>) -> Response {
+pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Response {
     let mut body = body.into();
     body.push('\n');
     (
@@ -38,7 +38,7 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
 
 /// The query's parameters, `+` and `%XX` undone; `None` when it is not
 /// UTF-8 once decoded.
-fn parameters(query: &str) -> Option<Vec<(String, String)>> {
+pub(crate) fn parameters(query: &str) -> Option<Vec<(String, String)>> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
@@ -74,7 +74,7 @@ fn decode(text: &str) -> Option<String> {
 }
 
 /// `name` or `name@domain`: the account, or why not.
-fn account_named(sources: &Sources, given: &str) -> Result<Arc<Account>, Refused> {
+pub(crate) fn account_named(sources: &Sources, given: &str) -> Result<Arc<Account>, Refused> {
     let directory = &sources.runtime.directory;
     let (name, domain) = match given.split_once('@') {
         Some((name, domain)) => (name.to_string(), domain.to_string()),
@@ -109,7 +109,7 @@ fn same(given: &str, known: &str) -> bool {
 
 /// Who asks: from `auth=NAME:PASSWORD`, or HTTP Digest in `user`'s realm;
 /// a 401 challenge when neither is given.
-fn authenticate(
+pub(crate) fn authenticate(
     sources: &Sources,
     source: SocketAddr,
     headers: &HeaderMap,

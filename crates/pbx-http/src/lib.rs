@@ -23,6 +23,7 @@ use pbx_sip::SipNetwork;
 
 mod click;
 mod metrics;
+mod records;
 
 /// What the pages read, and how they start tasks.
 pub struct Sources {
@@ -122,6 +123,8 @@ fn router(sources: Arc<Sources>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
         .route("/remote_call.htm", get(click::remote_call))
+        .route("/api/cdr", get(records::json))
+        .route("/api/cdr.csv", get(records::csv_page))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(bounded))
         .with_state(sources)

@@ -31,6 +31,8 @@ pub struct Config {
     #[serde(default)]
     pub server: ServerConfig,
     #[serde(default)]
+    pub cdr: CdrConfig,
+    #[serde(default)]
     pub runtime: RuntimeConfig,
     #[serde(default)]
     pub media: MediaThreadsConfig,
@@ -309,6 +311,27 @@ impl Default for EnvironmentsConfig {
             stock: default_stock(),
             server: default_server_env(),
             domains: default_domains_env(),
+        }
+    }
+}
+
+/// `[cdr]`: call records.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdrConfig {
+    /// Records older than this many days are deleted (0: kept for ever).
+    #[serde(default = "default_keep_days")]
+    pub keep_days: u32,
+}
+
+fn default_keep_days() -> u32 {
+    90
+}
+
+impl Default for CdrConfig {
+    fn default() -> CdrConfig {
+        CdrConfig {
+            keep_days: default_keep_days(),
         }
     }
 }
@@ -679,6 +702,7 @@ fn unreachable_defaults() -> Config {
         clock: ClockConfig::default(),
         environments: EnvironmentsConfig::default(),
         server: ServerConfig::default(),
+        cdr: CdrConfig::default(),
         runtime: RuntimeConfig::default(),
         media: MediaThreadsConfig::default(),
         limits: LimitsConfig::default(),

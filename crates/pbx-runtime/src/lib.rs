@@ -10,6 +10,7 @@ pub mod address;
 pub mod admission;
 pub mod calendar;
 pub mod call;
+pub mod cdr;
 pub mod config;
 pub mod directory;
 pub mod env;

@@ -121,11 +121,22 @@ async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
     let mut branches: Vec<(String, Option<Leg>)> = Vec::new();
     for target in plan.targets {
         let shown = target.to_string();
+        let trace = caller.trace().and_then(|trace| {
+            let records = trace.records()?;
+            let leg = records.outgoing(Some(trace.record()), &from, &shown);
+            let account = match &target {
+                Target::Device(device) => Some(device.account.as_str()),
+                _ => None,
+            };
+            leg.reaches(account, None);
+            Some(leg)
+        });
         let call = OutgoingCall {
             from: from.clone(),
             target,
             owner: Box::new(sender.clone()),
             near: Some(caller.id),
+            trace,
         };
         match runtime.network.place_call(call) {
             Ok(leg) => {

@@ -12,6 +12,7 @@ use pbx_lang::Limits;
 
 use crate::address::{self, Destination};
 use crate::call::{IncomingCall, Leg, LegCommand, Network, Status, Target};
+use crate::cdr::CallRecords;
 use crate::config::{Config, ConfigError};
 use crate::directory::{Account, Directory};
 use crate::env::{Environments, ProgramError};
@@ -58,6 +59,8 @@ pub struct Shared {
     pub directory: Arc<Directory>,
     pub environments: Arc<Environments>,
     pub registry: Registry,
+    /// Call records (`data_dir/cdr.redb`; in memory in virtual time).
+    pub records: Arc<CallRecords>,
     pub observer: Arc<dyn Observer>,
     pub network: Arc<dyn Network>,
     pub clock: Arc<RuntimeClock>,
@@ -160,8 +163,18 @@ impl Runtime {
             location: "data_dir".into(),
             message: error.to_string(),
         })?;
+        let records = if virtual_time {
+            CallRecords::in_memory()
+        } else {
+            CallRecords::open(&config.data_dir.join("cdr.redb"), config.cdr.keep_days)
+        }
+        .map_err(|error| ConfigError {
+            location: "data_dir".into(),
+            message: error.to_string(),
+        })?;
         let registry = Registry::new(config.runtime.shard_count());
         Ok(Runtime(Arc::new(Shared {
+            records,
             config,
             directory,
             environments,
@@ -271,6 +284,10 @@ impl Runtime {
     /// A call arrived: starts the task addressing chose, or applies the
     /// account's rules. Must be called on a shard (a `LocalSet`).
     pub fn incoming_call(&self, call: IncomingCall) -> Result<Routed, StartError> {
+        if call.leg.trace().is_none() {
+            call.leg
+                .set_trace(Some(self.records.begin(&call.leg.info, false)));
+        }
         self.route(call.leg, call.destination, 0)
     }
 
@@ -311,7 +328,12 @@ impl Runtime {
             } => self
                 .start_app(&app, account, Some(leg), vec![Portable::str(&called_as)])
                 .map(Routed::Task),
-            Destination::Account { account, .. } if depth < 8 => self.call_account(leg, account, depth),
+            Destination::Account { account, .. } if depth < 8 => {
+                if let Some(trace) = leg.trace() {
+                    self.records.involve(trace.record(), &account.address());
+                }
+                self.call_account(leg, account, depth)
+            }
             // Loop protection: too many diverts in a row.
             Destination::Account { .. } => Ok(reject(leg, Status::LOOP_DETECTED)),
             Destination::Outside(number) => {

@@ -217,6 +217,10 @@ impl Network for SimNetwork {
         };
         let phone = self.phones.of_target(&call.target);
         let (leg, end) = Leg::new(id, info, true, Some(call.owner));
+        leg.set_trace(call.trace);
+        if let Some(trace) = leg.trace() {
+            trace.call_id(&leg.info.call_id);
+        }
         let peer = Peer::new(end.owner, Keys::Script(Vec::new()), self.phones.clone());
         tokio::task::spawn_local(async move {
             peer.owner.report(LegEvent::Provisional(Status::RINGING));
@@ -456,6 +460,7 @@ impl Peer {
             LegCommand::Accept { reply } => {
                 self.connected = true;
                 self.answered = true;
+                self.owner.answered();
                 // The other branches of a fork stop ringing.
                 self.fork = None;
                 if let Media::Idle { since } = media {

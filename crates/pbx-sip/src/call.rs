@@ -323,6 +323,8 @@ impl SipCall {
     /// otherwise be held for the whole call.
     fn answered_now(&mut self) {
         self.invite = None;
+        // For the call record: pbxd answered the caller.
+        self.owner.answered();
     }
 
     /// Sends media where the offer/answer said (once the call is answered,
@@ -349,11 +351,16 @@ impl SipCall {
         });
         for target in targets {
             let shown = target.to_string();
+            let trace = self.owner.trace().and_then(|trace| {
+                let records = trace.records()?;
+                Some(records.outgoing(Some(trace.record()), &self.caller, &shown))
+            });
             let call = OutgoingCall {
                 from: self.caller.clone(),
                 target,
                 owner: Box::new(forks.sender.clone()),
                 near: Some(self.id),
+                trace,
             };
             match crate::outgoing::place(&self.network, call) {
                 Ok(leg) => forks.legs.push((shown, leg)),

@@ -288,8 +288,15 @@ fn check(head: &str) -> Result<bool, Verdict> {
 fn has_untidy_params(value: &str) -> bool {
     let params = match value.rfind('>') {
         Some(end) => &value[end..],
-        // From the character before the first `;`.
-        None => value.find(';').map_or("", |at| &value[at.saturating_sub(1)..]),
+        // From the character before the first `;` (a character, not a
+        // byte: it may take several).
+        None => value.find(';').map_or("", |at| {
+            let before = value[..at]
+                .char_indices()
+                .next_back()
+                .map_or(at, |(start, _)| start);
+            &value[before..]
+        }),
     };
     params.contains([' ', '\t'])
 }
@@ -518,6 +525,18 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(fault, "Invalid UTF-8 in Message Head");
+    }
+
+    /// Found by the datagram fuzz target: a To whose last character before
+    /// its first `;` takes two bytes (it panicked, slicing inside it).
+    #[test]
+    fn a_multibyte_character_before_a_semicolon_is_no_panic() {
+        let message =
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:x@y>;tag=1\r\n\
+                       To: \"Mr. U ((~.}о д;евяносто\r\ni: c1\r\nCSeq: 7 OPTIONS\r\n\r\n";
+        let _ = judge(message.as_bytes());
+        assert!(has_untidy_params("sip:д ;tag=1"));
+        assert!(!has_untidy_params("sip:дд;tag=1"));
     }
 
     #[test]

@@ -36,14 +36,16 @@ pub(crate) fn place(network: &Arc<SipNetwork>, call: OutgoingCall) -> Result<Leg
         ..LegInfo::default()
     };
     let (leg, end) = Leg::new(id, info, true, Some(call.owner));
+    leg.set_trace(call.trace);
     let shard = network.shards[owner_shard].clone();
     let start = {
         let network = network.clone();
         let from = call.from;
         let near = call.near;
+        let trace = leg.trace();
         move || {
             tokio::task::spawn_local(async move {
-                match dial(&network, &shard, id, &from, route, near).await {
+                match dial(&network, &shard, id, &from, route, near, trace).await {
                     Ok((call, states)) => call.with_end(end).run(states).await,
                     Err(error) => end.owner.report(LegEvent::Failed(error)),
                 }
@@ -67,6 +69,7 @@ async fn dial(
     from: &str,
     route: Route,
     near: Option<LegId>,
+    trace: Option<pbx_runtime::cdr::Trace>,
 ) -> Result<(PendingCall, StateReceiver), CallError> {
     let shared = &network.shared;
     // Next to the media of the leg it will likely be bridged with.
@@ -94,6 +97,11 @@ async fn dial(
     })?;
     let contact = Uri::try_from(shared.contact().as_str())
         .map_err(|error| CallError::new(Status::SERVER_INTERNAL_ERROR, error.to_string()))?;
+    let call_id =
+        crate::transport::call_id_for(shard.index, network.shards.len(), &shared.advertise.to_string());
+    if let Some(trace) = &trace {
+        trace.call_id(&call_id);
+    }
     let option = rsipstack::dialog::invitation::InviteOption {
         caller,
         callee,
@@ -103,11 +111,7 @@ async fn dial(
         contact,
         credential: route.credential.clone(),
         // A Call-ID of this shard: every message of the dialog comes back here.
-        call_id: Some(crate::transport::call_id_for(
-            shard.index,
-            network.shards.len(),
-            &shared.advertise.to_string(),
-        )),
+        call_id: Some(call_id.clone()),
         ..Default::default()
     };
     let (dialog, _outcome) = shard

@@ -159,7 +159,7 @@ impl SipUdpSocket for ShardUdp {
                 }
                 received = self.socket.recv_from(buffer) => {
                     let (mut length, from) = received?;
-                    match crate::gate::judge(&buffer[..length]) {
+                    match judge_safely(&buffer[..length]) {
                         Verdict::Pass => {}
                         Verdict::Rewritten(unfolded) if unfolded.len() <= buffer.len() => {
                             buffer[..unfolded.len()].copy_from_slice(&unfolded);
@@ -169,7 +169,9 @@ impl SipUdpSocket for ShardUdp {
                         Verdict::Refused { fault, answer } => {
                             // The SIP stack would drop it unanswered.
                             self.refusals.note(Some(from), &fault);
-                            let _ = self.socket.send_to(&answer, from).await;
+                            if !answer.is_empty() {
+                                let _ = self.socket.send_to(&answer, from).await;
+                            }
                             continue;
                         }
                     }
@@ -201,6 +203,19 @@ impl SipUdpSocket for ShardUdp {
     }
 }
 
+/// The gate's verdict; should the gate ever panic on some input (a bug),
+/// the message is dropped and the socket's reader goes on, instead of
+/// the shard losing its SIP port.
+fn judge_safely(message: &[u8]) -> Verdict {
+    std::panic::catch_unwind(|| crate::gate::judge(message)).unwrap_or_else(|_| {
+        tracing::error!("the SIP gate failed on a message; it is dropped");
+        Verdict::Refused {
+            fault: "the gate failed".into(),
+            answer: Vec::new(),
+        }
+    })
+}
+
 /// The gate on one TCP connection (the stack's stream guard).
 pub(crate) struct StreamGate {
     pub from: SocketAddr,
@@ -210,7 +225,7 @@ pub(crate) struct StreamGate {
 impl rsipstack::transport::stream::StreamGuard for StreamGate {
     fn judge(&self, message: &[u8]) -> rsipstack::transport::stream::Judged {
         use rsipstack::transport::stream::Judged;
-        match crate::gate::judge(message) {
+        match judge_safely(message) {
             Verdict::Pass => Judged::Pass,
             Verdict::Rewritten(unfolded) => Judged::Replace(unfolded),
             Verdict::Refused { fault, answer } => {

@@ -1356,4 +1356,50 @@ fn click_to_dial_rings_the_user_then_the_destination() {
             .count();
         assert_eq!(asked, 1, "connect={connect:?}: {played:?}");
     }
+
+    // The two calls' records, as ivanov reads them, then again after a
+    // restart; petrov sees them too (he was called), the operator not.
+    pbxd.wait_for(10, |log| log.matches("call leg ended").count() >= 4);
+    let records = |pbxd: &Pbxd, who: &str, password: &str| {
+        let auth = format!("auth={who}%40example.com%3A{password}");
+        let (status, json) = common::curl(&curl_program, pbxd, &[], &format!("/api/cdr?{auth}"));
+        assert_eq!(status, 200, "{json}");
+        let (status, csv) = common::curl(&curl_program, pbxd, &[], &format!("/api/cdr.csv?{auth}"));
+        assert_eq!(status, 200, "{csv}");
+        (json, csv)
+    };
+    let (json, csv) = records(&pbxd, "ivanov", "ivanov-demo");
+    assert_eq!(json.matches("\"program\":\"remotecall").count(), 2, "{json}");
+    for expected in [
+        "\"direction\":\"out\"",
+        "\"disposition\":\"answered\"",
+        "\"account\":\"petrov@example.com\"",
+        "\"hung_up_by\":\"callee\"",
+        "\"accounts\":[\"ivanov@example.com\"",
+    ] {
+        assert!(json.contains(expected), "{expected} is not in {json}");
+    }
+    assert!(
+        !json.contains("\"call_id\":\"\""),
+        "a leg without its Call-ID: {json}"
+    );
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].starts_with("id,start,end,accounts,program"), "{csv}");
+    // Two calls of two answered legs each (petrov's first phone, gone,
+    // is rung too the second time: its leg is there, not answered).
+    assert!(rows.len() > 4, "{csv}");
+    assert_eq!(csv.matches(",answered,").count(), 4, "{csv}");
+    // petrov sees the call from ivanov, as ivanov's number.
+    assert!(
+        rows.iter()
+            .any(|row| row.contains(",out,ivanov@example.com,petrov@example.com,")),
+        "{csv}"
+    );
+    let (petrov_sees, _) = records(&pbxd, "petrov", "petrov-demo");
+    assert_eq!(petrov_sees.matches("\"program\"").count(), 2, "{petrov_sees}");
+    let (operator_sees, _) = records(&pbxd, "operator", "operator-demo");
+    assert_eq!(operator_sees, "[]");
+    let pbxd = pbxd.restart();
+    let (again, _) = records(&pbxd, "ivanov", "ivanov-demo");
+    assert_eq!(again, json, "the records changed across a restart");
 }

@@ -268,6 +268,9 @@ struct OwnerInner {
     /// Written when ownership moves; read for every event (never on the
     /// packet path).
     sink: Mutex<Option<Box<dyn LegSink>>>,
+    /// The leg's part in its call record (set once, right after the leg
+    /// is made); it goes with the last end of the leg.
+    trace: Mutex<Option<crate::cdr::Trace>>,
 }
 
 impl std::fmt::Debug for Owner {
@@ -281,11 +284,34 @@ impl Owner {
         Owner(Arc::new(OwnerInner {
             leg,
             sink: Mutex::new(sink),
+            trace: Mutex::new(None),
         }))
+    }
+
+    /// The leg's call record, if it is kept.
+    pub fn trace(&self) -> Option<crate::cdr::Trace> {
+        self.0.trace.lock().ok()?.clone()
+    }
+
+    /// Puts the leg in a call record (once).
+    pub fn set_trace(&self, trace: Option<crate::cdr::Trace>) {
+        if let (Ok(mut kept), Some(trace)) = (self.0.trace.lock(), trace) {
+            kept.get_or_insert(trace);
+        }
+    }
+
+    /// pbxd answered the leg (an incoming call): for its record.
+    pub fn answered(&self) {
+        if let Some(trace) = self.trace() {
+            trace.answered();
+        }
     }
 
     /// Tells the owner what happened; nothing happens without one.
     pub fn report(&self, event: LegEvent) {
+        if let Some(trace) = self.trace() {
+            trace.reported(&event);
+        }
         if let Ok(sink) = self.0.sink.lock() {
             if let Some(sink) = sink.as_ref() {
                 sink.report(LegReport {
@@ -371,6 +397,16 @@ impl Leg {
             owner,
         };
         (leg, end)
+    }
+
+    /// The leg's call record, if it is kept.
+    pub fn trace(&self) -> Option<crate::cdr::Trace> {
+        self.owner.trace()
+    }
+
+    /// Puts the leg in a call record (once).
+    pub fn set_trace(&self, trace: Option<crate::cdr::Trace>) {
+        self.owner.set_trace(trace);
     }
 
     /// Sends a command to the network end. A leg whose network end is gone

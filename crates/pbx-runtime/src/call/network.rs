@@ -76,6 +76,9 @@ pub struct OutgoingCall {
     /// A leg this one will likely be connected with (the caller a ringer
     /// rings for), so the network can keep their media together.
     pub near: Option<LegId>,
+    /// The new leg's part in a call record: the network puts it on the
+    /// leg as soon as it makes it.
+    pub trace: Option<crate::cdr::Trace>,
 }
 
 impl fmt::Debug for OutgoingCall {

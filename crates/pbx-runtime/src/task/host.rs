@@ -43,6 +43,11 @@ pub(crate) struct TaskHost {
     pub language: Option<String>,
     /// The task's call, if any.
     pub call: Option<Leg>,
+    /// The program, as shown (for call records).
+    pub program: String,
+    /// The call record this task's calls go in (its incoming call's, or
+    /// that of the first call it placed).
+    pub record: Option<i64>,
     pub interrupt_on_dtmf: bool,
     /// How long the last prompt played, and whether it completed.
     pub last_play: Duration,
@@ -587,9 +592,19 @@ impl TaskHost {
                 return error_string(reason);
             }
         };
-        let Some(leg) = self.call.take() else {
+        let Some(mut leg) = self.call.take() else {
             return error_string("there is no call");
         };
+        if leg.outgoing {
+            // A call the task placed (click-to-dial): the one it goes on
+            // to sees the task's account calling, with its caller ID.
+            let caller = self
+                .account
+                .caller_id
+                .clone()
+                .unwrap_or_else(|| self.account.address());
+            leg.info.remote_uri = caller;
+        }
         self.event(Event::Call {
             task: self.id,
             what: format!("handed on to {target}"),
@@ -717,6 +732,18 @@ impl TaskHost {
         } else {
             format!("{dialled} ({resolved})")
         };
+        let records = &self.runtime.records;
+        let trace = records.outgoing(self.record, &from, &target.to_string());
+        if let Target::Device(device) = &target {
+            trace.reaches(Some(&device.account), None);
+        }
+        if self.record.is_none() {
+            // A task that calls out without a call of its own starts one.
+            let record = trace.record();
+            self.record = Some(record);
+            records.handled_by(record, &self.program, self.id.0);
+            records.involve(record, &self.account.address());
+        }
         let leg = self
             .runtime
             .network
@@ -725,6 +752,7 @@ impl TaskHost {
                 target,
                 owner: Box::new(self.sender.clone()),
                 near: None,
+                trace: Some(trace),
             })
             .map_err(|error| error.to_string())?;
         self.event(Event::Call {
@@ -1027,6 +1055,9 @@ impl Host for TaskHost {
             },
             HostFn::StoreCDR => {
                 let line = text_arg(args, 0).unwrap_or_default();
+                if let Some(record) = self.record {
+                    self.runtime.records.note(record, &line);
+                }
                 self.event(Event::Cdr {
                     task: self.id,
                     text: format!("APP {line}"),

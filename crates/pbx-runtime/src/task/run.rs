@@ -47,9 +47,19 @@ pub fn start(runtime: &Runtime, start: Start) -> TaskId {
         zone: start.account.zone.clone(),
     };
     let vm = Vm::new(start.program, start.entry, start.parameters.to_value(), options);
+    // A task with a call handles that call's record.
+    let record = start
+        .leg
+        .as_ref()
+        .and_then(|leg| leg.trace())
+        .map(|trace| trace.record());
+    if let Some(record) = record {
+        runtime.records.handled_by(record, &start.shown, id.0);
+        runtime.records.involve(record, &start.account.address());
+    }
     runtime.observer.event(Event::TaskStarted {
         task: id,
-        program: start.shown,
+        program: start.shown.clone(),
         account: start.account.address(),
     });
     if let Some(leg) = &start.leg {
@@ -70,6 +80,8 @@ pub fn start(runtime: &Runtime, start: Start) -> TaskId {
         language: start.account.language.clone(),
         account: start.account,
         call: start.leg,
+        program: start.shown,
+        record,
         interrupt_on_dtmf: true,
         last_play: std::time::Duration::ZERO,
         last_play_completed: false,

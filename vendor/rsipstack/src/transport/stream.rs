@@ -60,7 +60,7 @@ pub enum Judged {
     Pass,
     /// Parse this instead.
     Replace(Vec<u8>),
-    /// Do not parse it: send this back.
+    /// Do not parse it: send this back (nothing when empty).
     Answer(Vec<u8>),
 }
 
@@ -322,7 +322,9 @@ where
                                     Judged::Pass => bytes,
                                     Judged::Replace(replaced) => BytesMut::from(&replaced[..]),
                                     Judged::Answer(answer) => {
-                                        self.send_raw(&answer).await?;
+                                        if !answer.is_empty() {
+                                            self.send_raw(&answer).await?;
+                                        }
                                         continue;
                                     }
                                 };

@@ -1,0 +1,505 @@
+//! Call records (FEATURES.md §11; issue 10): one record per call, with one
+//! entry per leg, kept in the embedded store (`data_dir/cdr.redb`) so that
+//! they survive a restart, pruned after `cdr.keep_days`.
+//!
+//! A call is the legs that serve one caller: a call that came in, and
+//! every leg placed for it (by its task, or by ringing an account's
+//! phones), or, for a call a task starts without one (click-to-dial), the
+//! first leg it places and those placed for it. Each leg carries a
+//! [`Trace`] (on its shared owner, so the network end and the runtime end
+//! both see it): the network's reports fill it in (answered, failed, hung
+//! up by the peer), and when the last end of the leg is gone its entry
+//! joins the record. The record is written when its last leg has ended.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use redb::{Database, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::call::{LegEvent, LegInfo};
+
+/// Records by id (ids grow with time: the start in microseconds, made
+/// unique), as JSON.
+const RECORDS: TableDefinition<i64, &[u8]> = TableDefinition::new("call_records");
+
+/// A call, as the API shows it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub id: i64,
+    /// When the first leg started and the last ended, Unix seconds.
+    pub start: i64,
+    pub end: i64,
+    /// Every account the call involved (`name@domain`): the caller who
+    /// authenticated, the account called, the account a task ran for.
+    pub accounts: Vec<String>,
+    /// The program that handled it, and its task ID.
+    pub program: Option<String>,
+    pub task: Option<u64>,
+    pub legs: Vec<LegRecord>,
+    /// What the scripts wrote with `StoreCDR`.
+    pub notes: Vec<String>,
+}
+
+/// One leg of a call.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LegRecord {
+    /// `in` (a caller) or `out` (placed by pbxd).
+    pub direction: String,
+    /// The caller and the called as presented (From, To).
+    pub from: String,
+    pub to: String,
+    /// The number or address dialled (the Request-URI).
+    pub dialled: String,
+    /// The account this leg is of: the caller who authenticated, or the
+    /// account whose phone was rung.
+    pub account: Option<String>,
+    /// The trunk it went through, for numbers beyond the server.
+    pub trunk: Option<String>,
+    pub call_id: String,
+    /// Unix seconds.
+    pub start: i64,
+    pub answer: Option<i64>,
+    pub end: i64,
+    pub talk_seconds: i64,
+    /// `answered`, `busy`, `no answer`, `cancelled` or `failed`.
+    pub disposition: String,
+    /// The SIP status of a leg that failed.
+    pub code: Option<u16>,
+    /// `caller`, `callee` (the far end of this leg) or `pbxd`.
+    pub hung_up_by: String,
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("call records: {0}")]
+pub struct RecordsError(String);
+
+fn failed(error: impl std::fmt::Display) -> RecordsError {
+    RecordsError(error.to_string())
+}
+
+/// The records: those in progress in memory, the finished in the store.
+pub struct CallRecords {
+    this: Weak<CallRecords>,
+    store: Database,
+    keep_days: u32,
+    last_id: AtomicI64,
+    open: Mutex<HashMap<i64, Open>>,
+}
+
+impl std::fmt::Debug for CallRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallRecords").finish_non_exhaustive()
+    }
+}
+
+/// A record whose call goes on.
+struct Open {
+    record: CallRecord,
+    /// Legs still up.
+    legs: usize,
+}
+
+impl CallRecords {
+    /// The records in `path` (made if missing), kept `keep_days`.
+    pub fn open(path: &Path, keep_days: u32) -> Result<Arc<CallRecords>, RecordsError> {
+        CallRecords::prepared(Database::create(path).map_err(failed)?, keep_days)
+    }
+
+    /// Records in memory only (`pbxd run`, tests).
+    pub fn in_memory() -> Result<Arc<CallRecords>, RecordsError> {
+        let store = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(failed)?;
+        CallRecords::prepared(store, 0)
+    }
+
+    fn prepared(store: Database, keep_days: u32) -> Result<Arc<CallRecords>, RecordsError> {
+        let write = store.begin_write().map_err(failed)?;
+        write.open_table(RECORDS).map_err(failed)?;
+        write.commit().map_err(failed)?;
+        let records = Arc::new_cyclic(|this| CallRecords {
+            this: this.clone(),
+            store,
+            keep_days,
+            last_id: AtomicI64::new(0),
+            open: Mutex::new(HashMap::new()),
+        });
+        records.prune()?;
+        Ok(records)
+    }
+
+    /// A new record's id: its start in microseconds, made unique.
+    fn new_id(&self) -> i64 {
+        let wanted = jiff::Timestamp::now().as_microsecond();
+        let mut last = self.last_id.load(Ordering::Relaxed);
+        loop {
+            let id = wanted.max(last + 1);
+            match self
+                .last_id
+                .compare_exchange(last, id, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return id,
+                Err(now) => last = now,
+            }
+        }
+    }
+
+    /// Starts a call: its first leg's trace.
+    pub fn begin(&self, info: &LegInfo, outgoing: bool) -> Trace {
+        let id = self.new_id();
+        let record = CallRecord {
+            id,
+            start: now(),
+            ..CallRecord::default()
+        };
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(id, Open { record, legs: 0 });
+        }
+        self.trace(id, info, outgoing)
+    }
+
+    /// A leg pbxd places from `from` to `to`, for call `record`, or
+    /// starting a call of its own.
+    pub fn outgoing(&self, record: Option<i64>, from: &str, to: &str) -> Trace {
+        let info = LegInfo {
+            remote_uri: to.to_string(),
+            local_uri: from.to_string(),
+            request_uri: to.to_string(),
+            ..LegInfo::default()
+        };
+        match record {
+            Some(record) => self.trace(record, &info, true),
+            None => self.begin(&info, true),
+        }
+    }
+
+    /// A leg joins call `record` (a leg placed for it).
+    pub fn trace(&self, record: i64, info: &LegInfo, outgoing: bool) -> Trace {
+        if let Ok(mut open) = self.open.lock() {
+            if let Some(open) = open.get_mut(&record) {
+                open.legs += 1;
+            }
+        }
+        let entry = LegRecord {
+            direction: if outgoing { "out" } else { "in" }.to_string(),
+            from: info.remote_uri.clone(),
+            to: info.local_uri.clone(),
+            dialled: info.request_uri.clone(),
+            account: info.authenticated.as_ref().map(|account| account.address()),
+            call_id: info.call_id.clone(),
+            start: now(),
+            ..LegRecord::default()
+        };
+        if outgoing {
+            // Placed by pbxd: the far end is the called party.
+            let mut entry = entry;
+            std::mem::swap(&mut entry.from, &mut entry.to);
+            return self.traced(record, entry);
+        }
+        if let Some(account) = &entry.account {
+            self.involve(record, account);
+        }
+        self.traced(record, entry)
+    }
+
+    fn traced(&self, record: i64, entry: LegRecord) -> Trace {
+        Trace(Arc::new(TraceInner {
+            records: self.this.clone(),
+            record,
+            entry: Mutex::new(TraceState {
+                entry,
+                peer_hung_up: false,
+            }),
+        }))
+    }
+
+    /// Call `record` involves `account`.
+    pub fn involve(&self, record: i64, account: &str) {
+        self.with_open(record, |open| {
+            if !open.record.accounts.iter().any(|known| known == account) {
+                open.record.accounts.push(account.to_string());
+            }
+        });
+    }
+
+    /// Call `record` is handled by `program`'s task `task`.
+    pub fn handled_by(&self, record: i64, program: &str, task: u64) {
+        self.with_open(record, |open| {
+            if open.record.program.is_none() {
+                open.record.program = Some(program.to_string());
+                open.record.task = Some(task);
+            }
+        });
+    }
+
+    /// A script's `StoreCDR` line for call `record`.
+    pub fn note(&self, record: i64, text: &str) {
+        self.with_open(record, |open| open.record.notes.push(text.to_string()));
+    }
+
+    fn with_open(&self, record: i64, change: impl FnOnce(&mut Open)) {
+        if let Ok(mut open) = self.open.lock() {
+            if let Some(open) = open.get_mut(&record) {
+                change(open);
+            }
+        }
+    }
+
+    /// A leg of `record` ended: its entry joins the record, and a record
+    /// with no leg left is written.
+    fn ended(&self, record: i64, entry: LegRecord) {
+        let finished = {
+            let Ok(mut open) = self.open.lock() else {
+                return;
+            };
+            let Some(call) = open.get_mut(&record) else {
+                return;
+            };
+            call.record.legs.push(entry);
+            call.legs = call.legs.saturating_sub(1);
+            if call.legs > 0 {
+                return;
+            }
+            open.remove(&record)
+        };
+        if let Some(Open { mut record, .. }) = finished {
+            record.end = now();
+            record.legs.sort_by_key(|leg| leg.start);
+            if let Err(error) = self.write(&record) {
+                tracing::error!(%error, "a call record was not kept");
+            }
+        }
+    }
+
+    fn write(&self, record: &CallRecord) -> Result<(), RecordsError> {
+        let json = serde_json::to_vec(record).map_err(failed)?;
+        let write = self.store.begin_write().map_err(failed)?;
+        write
+            .open_table(RECORDS)
+            .map_err(failed)?
+            .insert(record.id, json.as_slice())
+            .map_err(failed)?;
+        write.commit().map_err(failed)
+    }
+
+    /// Deletes what is older than `keep_days` (0: keeps everything).
+    pub fn prune(&self) -> Result<(), RecordsError> {
+        if self.keep_days == 0 {
+            return Ok(());
+        }
+        let cutoff = (now() - i64::from(self.keep_days) * 86_400) * 1_000_000;
+        let write = self.store.begin_write().map_err(failed)?;
+        write
+            .open_table(RECORDS)
+            .map_err(failed)?
+            .retain_in(..cutoff, |_, _| false)
+            .map_err(failed)?;
+        write.commit().map_err(failed)
+    }
+
+    /// Finished records that started from `since` up to `until` (Unix
+    /// seconds) and that `visible` lets through, oldest first, at most
+    /// `limit`.
+    pub fn query(
+        &self,
+        since: Option<i64>,
+        until: Option<i64>,
+        limit: usize,
+        visible: impl Fn(&CallRecord) -> bool,
+    ) -> Result<Vec<CallRecord>, RecordsError> {
+        let from = since.map_or(i64::MIN, |since| since.saturating_mul(1_000_000));
+        let to = until.map_or(i64::MAX, |until| {
+            until.saturating_add(1).saturating_mul(1_000_000)
+        });
+        let read = self.store.begin_read().map_err(failed)?;
+        let table = read.open_table(RECORDS).map_err(failed)?;
+        let mut found = Vec::new();
+        for row in table.range(from..to).map_err(failed)? {
+            let (_, json) = row.map_err(failed)?;
+            match serde_json::from_slice::<CallRecord>(json.value()) {
+                Ok(record) if visible(&record) => found.push(record),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "a stored call record could not be read"),
+            }
+            if found.len() >= limit {
+                break;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A leg's part in its call's record.
+#[derive(Clone)]
+pub struct Trace(Arc<TraceInner>);
+
+struct TraceInner {
+    records: Weak<CallRecords>,
+    record: i64,
+    entry: Mutex<TraceState>,
+}
+
+struct TraceState {
+    entry: LegRecord,
+    peer_hung_up: bool,
+}
+
+impl std::fmt::Debug for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace").field("record", &self.0.record).finish()
+    }
+}
+
+impl Trace {
+    /// The call this leg belongs to.
+    pub fn record(&self) -> i64 {
+        self.0.record
+    }
+
+    /// The records it is kept in.
+    pub fn records(&self) -> Option<Arc<CallRecords>> {
+        self.0.records.upgrade()
+    }
+
+    /// What the network reported of the leg.
+    pub fn reported(&self, event: &LegEvent) {
+        let Ok(mut state) = self.0.entry.lock() else {
+            return;
+        };
+        match event {
+            LegEvent::Answered => {
+                state.entry.answer.get_or_insert_with(now);
+            }
+            LegEvent::Failed(error) => {
+                let code = error.status.code();
+                let disposition = match code {
+                    486 | 600 => "busy",
+                    408 | 480 => "no answer",
+                    487 => "cancelled",
+                    _ => "failed",
+                };
+                state.entry.disposition = disposition.to_string();
+                state.entry.code = Some(code);
+            }
+            LegEvent::Disconnected => state.peer_hung_up = true,
+            _ => {}
+        }
+    }
+
+    /// The SIP Call-ID of the leg, once the network chose it.
+    pub fn call_id(&self, call_id: &str) {
+        if let Ok(mut state) = self.0.entry.lock() {
+            state.entry.call_id = call_id.to_string();
+        }
+    }
+
+    /// The leg was answered (an incoming call pbxd answered).
+    pub fn answered(&self) {
+        if let Ok(mut state) = self.0.entry.lock() {
+            state.entry.answer.get_or_insert_with(now);
+        }
+    }
+
+    /// The account whose phone this leg rang, or the trunk it went to.
+    pub fn reaches(&self, account: Option<&str>, trunk: Option<&str>) {
+        if let Ok(mut state) = self.0.entry.lock() {
+            if let Some(account) = account {
+                state.entry.account = Some(account.to_string());
+            }
+            if let Some(trunk) = trunk {
+                state.entry.trunk = Some(trunk.to_string());
+            }
+        }
+        if let (Some(account), Some(records)) = (account, self.records()) {
+            records.involve(self.0.record, account);
+        }
+    }
+}
+
+impl Drop for TraceInner {
+    fn drop(&mut self) {
+        let Some(records) = self.records.upgrade() else {
+            return;
+        };
+        let Ok(state) = self.entry.get_mut() else {
+            return;
+        };
+        let mut entry = std::mem::take(&mut state.entry);
+        entry.end = now();
+        if let Some(answer) = entry.answer {
+            entry.talk_seconds = entry.end - answer;
+            entry.disposition = "answered".to_string();
+        } else if entry.disposition.is_empty() {
+            // Ended before an answer and without a final response: the
+            // caller gave up (in), or pbxd stopped ringing (out).
+            entry.disposition = "cancelled".to_string();
+        }
+        entry.hung_up_by = match (state.peer_hung_up, entry.direction.as_str()) {
+            (true, "in") => "caller",
+            (true, _) => "callee",
+            (false, _) => "pbxd",
+        }
+        .to_string();
+        records.ended(self.record, entry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(from: &str, to: &str) -> LegInfo {
+        LegInfo {
+            remote_uri: from.into(),
+            local_uri: to.into(),
+            request_uri: to.into(),
+            call_id: "c1".into(),
+            ..LegInfo::default()
+        }
+    }
+
+    #[test]
+    fn a_record_is_written_when_its_last_leg_ends() {
+        let records = CallRecords::in_memory().unwrap();
+        let caller = records.begin(&info("sip:a@x", "sip:200@example.com"), false);
+        let record = caller.record();
+        records.handled_by(record, "pbx.sppr", 7);
+        records.note(record, "menu 1");
+        let phone = records.trace(record, &info("sip:ivanov@example.com", "sip:a@x"), true);
+        phone.reaches(Some("ivanov@example.com"), None);
+        phone.reported(&LegEvent::Answered);
+        caller.answered();
+        drop(phone);
+        assert!(records.query(None, None, 10, |_| true).unwrap().is_empty());
+        caller.reported(&LegEvent::Disconnected);
+        drop(caller);
+        let found = records.query(None, None, 10, |_| true).unwrap();
+        assert_eq!(found.len(), 1);
+        let call = &found[0];
+        assert_eq!((call.program.as_deref(), call.task), (Some("pbx.sppr"), Some(7)));
+        assert_eq!(call.notes, ["menu 1"]);
+        assert_eq!(call.accounts, ["ivanov@example.com"]);
+        assert_eq!(call.legs.len(), 2);
+        let hung_up: Vec<&str> = call.legs.iter().map(|leg| leg.hung_up_by.as_str()).collect();
+        assert!(
+            hung_up.contains(&"caller") && hung_up.contains(&"pbxd"),
+            "{hung_up:?}"
+        );
+        assert!(call.legs.iter().all(|leg| leg.disposition == "answered"));
+        let outgoing = call.legs.iter().find(|leg| leg.direction == "out").unwrap();
+        assert_eq!(outgoing.to, "sip:ivanov@example.com");
+        // Outside the window asked for: none.
+        assert!(records
+            .query(Some(call.start + 10), None, 10, |_| true)
+            .unwrap()
+            .is_empty());
+    }
+}
