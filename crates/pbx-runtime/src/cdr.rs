@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use redb::{Database, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::call::{LegEvent, LegInfo};
@@ -24,6 +24,8 @@ use crate::call::{LegEvent, LegInfo};
 /// Records by id (ids grow with time: the start in microseconds, made
 /// unique), as JSON.
 const RECORDS: TableDefinition<i64, &[u8]> = TableDefinition::new("call_records");
+/// The records the webhook has not taken yet, by id.
+const UNSENT: TableDefinition<i64, ()> = TableDefinition::new("call_records_unsent");
 
 /// A call, as the API shows it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -92,6 +94,9 @@ pub struct CallRecords {
     keep_days: u32,
     last_id: AtomicI64,
     open: Mutex<HashMap<i64, Open>>,
+    /// Woken when a record waits for the webhook.
+    unsent: Arc<tokio::sync::Notify>,
+    webhook: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for CallRecords {
@@ -124,6 +129,7 @@ impl CallRecords {
     fn prepared(store: Database, keep_days: u32) -> Result<Arc<CallRecords>, RecordsError> {
         let write = store.begin_write().map_err(failed)?;
         write.open_table(RECORDS).map_err(failed)?;
+        write.open_table(UNSENT).map_err(failed)?;
         write.commit().map_err(failed)?;
         let records = Arc::new_cyclic(|this| CallRecords {
             this: this.clone(),
@@ -131,6 +137,8 @@ impl CallRecords {
             keep_days,
             last_id: AtomicI64::new(0),
             open: Mutex::new(HashMap::new()),
+            unsent: Arc::new(tokio::sync::Notify::new()),
+            webhook: Mutex::new(None),
         });
         records.prune()?;
         Ok(records)
@@ -281,11 +289,112 @@ impl CallRecords {
 
     fn write(&self, record: &CallRecord) -> Result<(), RecordsError> {
         let json = serde_json::to_vec(record).map_err(failed)?;
+        let hooked = self.webhook.lock().is_ok_and(|webhook| webhook.is_some());
         let write = self.store.begin_write().map_err(failed)?;
         write
             .open_table(RECORDS)
             .map_err(failed)?
             .insert(record.id, json.as_slice())
+            .map_err(failed)?;
+        if hooked {
+            // In the same transaction: a record the webhook must get is
+            // never kept without being marked for it.
+            write
+                .open_table(UNSENT)
+                .map_err(failed)?
+                .insert(record.id, ())
+                .map_err(failed)?;
+        }
+        write.commit().map_err(failed)?;
+        if hooked {
+            self.unsent.notify_one();
+        }
+        Ok(())
+    }
+
+    /// POSTs every record, as JSON, to `url` when its call ends, on
+    /// `io`: those not taken (no answer, not 2xx) are kept and sent again
+    /// after 1 s, 2 s, 4 s… up to a minute; those left from before a
+    /// restart are sent first. The calls never wait for it.
+    pub fn start_webhook(self: &Arc<Self>, url: String, http: reqwest::Client, io: &tokio::runtime::Handle) {
+        if let Ok(mut webhook) = self.webhook.lock() {
+            *webhook = Some(url.clone());
+        }
+        let records = Arc::downgrade(self);
+        let unsent = self.unsent.clone();
+        io.spawn(async move {
+            let mut pause = std::time::Duration::from_secs(1);
+            loop {
+                let Some(this) = records.upgrade() else { return };
+                let next = match this.next_unsent() {
+                    Ok(next) => next,
+                    Err(error) => {
+                        tracing::error!(%error, "the call records' webhook cannot read the store");
+                        None
+                    }
+                };
+                let Some((id, json)) = next else {
+                    drop(this);
+                    unsent.notified().await;
+                    continue;
+                };
+                let sent = http
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .body(json)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status().is_success() => {
+                        pause = std::time::Duration::from_secs(1);
+                        if let Err(error) = this.sent(id) {
+                            tracing::error!(%error, "a call record sent to the webhook stays marked");
+                        }
+                    }
+                    outcome => {
+                        let why = match outcome {
+                            Ok(response) => response.status().to_string(),
+                            Err(error) => error.to_string(),
+                        };
+                        tracing::info!(%url, "call records' webhook: {why}; again in {} s", pause.as_secs());
+                        drop(this);
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(std::time::Duration::from_secs(60));
+                    }
+                }
+            }
+        });
+    }
+
+    /// The oldest record the webhook has not taken.
+    fn next_unsent(&self) -> Result<Option<(i64, Vec<u8>)>, RecordsError> {
+        loop {
+            let (id, json) = {
+                let read = self.store.begin_read().map_err(failed)?;
+                let unsent = read.open_table(UNSENT).map_err(failed)?;
+                let Some(first) = unsent.first().map_err(failed)? else {
+                    return Ok(None);
+                };
+                let id = first.0.value();
+                let records = read.open_table(RECORDS).map_err(failed)?;
+                let json = records.get(id).map_err(failed)?.map(|json| json.value().to_vec());
+                (id, json)
+            };
+            match json {
+                Some(json) => return Ok(Some((id, json))),
+                // Pruned before it could be sent.
+                None => self.sent(id)?,
+            }
+        }
+    }
+
+    /// The webhook took record `id`.
+    fn sent(&self, id: i64) -> Result<(), RecordsError> {
+        let write = self.store.begin_write().map_err(failed)?;
+        write
+            .open_table(UNSENT)
+            .map_err(failed)?
+            .remove(id)
             .map_err(failed)?;
         write.commit().map_err(failed)
     }

@@ -322,6 +322,10 @@ pub struct CdrConfig {
     /// Records older than this many days are deleted (0: kept for ever).
     #[serde(default = "default_keep_days")]
     pub keep_days: u32,
+    /// Where each record is POSTed as JSON when its call ends (retried
+    /// until it is taken; kept on disk meanwhile).
+    #[serde(default)]
+    pub webhook: Option<String>,
 }
 
 fn default_keep_days() -> u32 {
@@ -332,6 +336,7 @@ impl Default for CdrConfig {
     fn default() -> CdrConfig {
         CdrConfig {
             keep_days: default_keep_days(),
+            webhook: None,
         }
     }
 }

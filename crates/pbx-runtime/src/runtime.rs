@@ -172,6 +172,9 @@ impl Runtime {
             location: "data_dir".into(),
             message: error.to_string(),
         })?;
+        if let (Some(url), false) = (&config.cdr.webhook, virtual_time) {
+            records.start_webhook(url.clone(), http.clone(), &io);
+        }
         let registry = Registry::new(config.runtime.shard_count());
         Ok(Runtime(Arc::new(Shared {
             records,

@@ -1,11 +1,18 @@
 """A small HTTP server for the tests: echoes what it receives as text,
 answers /json with JSON, /slow after three seconds, /missing with 404.
-Prints the port it listens on, then serves until killed."""
+/hook keeps each body it is sent (a webhook's receiver); /flaky does the
+same but answers 503 to the first two; /received lists what they kept,
+as JSON. Prints the port it listens on, then serves until killed."""
 
 import http.server
 import json
 import sys
+import threading
 import time
+
+RECEIVED = []
+FLAKY = {"refused": 0}
+LOCK = threading.Lock()
 
 
 class Echo(http.server.BaseHTTPRequestHandler):
@@ -25,6 +32,22 @@ class Echo(http.server.BaseHTTPRequestHandler):
             time.sleep(3)
         if self.path.startswith("/missing"):
             return self.reply(404, "no such page")
+        if self.path.startswith("/flaky"):
+            with LOCK:
+                FLAKY["refused"] += 1
+                refuse = FLAKY["refused"] <= 2
+            if refuse:
+                return self.reply(503, "try again")
+            with LOCK:
+                RECEIVED.append(body)
+            return self.reply(200, "kept")
+        if self.path.startswith("/hook"):
+            with LOCK:
+                RECEIVED.append(body)
+            return self.reply(200, "kept")
+        if self.path.startswith("/received"):
+            with LOCK:
+                return self.reply(200, json.dumps(RECEIVED), "application/json")
         if self.path.startswith("/json"):
             return self.reply(200, json.dumps({"answer": 42, "path": self.path}), "application/json")
         kind = self.headers.get("Content-Type") or "-"

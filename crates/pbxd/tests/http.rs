@@ -165,3 +165,59 @@ fn bad_http_requests_get_4xx_and_pbxd_goes_on() {
         (200, "ok\n".to_string())
     );
 }
+
+/// Call records reach `cdr.webhook` (a real HTTP server, Python's
+/// http.server) as JSON when the call ends; one the server refuses
+/// (503, twice) is sent again until taken, and only once taken.
+#[test]
+fn call_records_reach_the_webhook_retried_until_taken() {
+    let (Some(curl_program), Some(sipp_program), Some(receiver)) = (
+        pbx_test_peers::curl(),
+        pbx_test_peers::sipp(),
+        pbx_test_peers::HttpServer::start(),
+    ) else {
+        return;
+    };
+    let environment = common::repository().join("tests/sipp/env");
+    let pbxd = Pbxd::start(
+        "http-webhook",
+        &[
+            format!("environments.server={}", environment.display()),
+            format!("cdr.webhook={}", receiver.url("/flaky")),
+        ],
+    );
+    let called = common::sipp(
+        &sipp_program,
+        "uac_answered_then_bye.xml",
+        &pbxd,
+        &["-s", "tone%23operator"],
+    );
+    common::assert_passed(&called, &pbxd);
+    let received = || {
+        let output = std::process::Command::new(&curl_program)
+            .args(["--silent", "--max-time", "5", &receiver.url("/received")])
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut got = received();
+    while !got.contains("tone.sppr") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        got = received();
+    }
+    assert!(
+        got.contains("tone.sppr"),
+        "the webhook got: {got}\n{}",
+        pbxd.log()
+    );
+    // One record, sent once (the two refusals before it are not kept).
+    assert_eq!(got.matches("\\\"program\\\"").count(), 1, "{got}");
+    assert!(got.contains("\\\"disposition\\\":\\\"answered\\\""), "{got}");
+    let log = pbxd.log();
+    assert_eq!(
+        common::lines_with(&log, "call records' webhook: 503").len(),
+        2,
+        "{log}"
+    );
+}
