@@ -115,7 +115,27 @@ pub(crate) fn authenticate(
     headers: &HeaderMap,
     auth: Option<&str>,
     user: &Account,
+    secure: bool,
 ) -> Result<Arc<Account>, Refused> {
+    // Over HTTPS, Basic credentials are as good as `auth=` (over plain
+    // HTTP they would cross the network readable: Digest only).
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .filter(|_| secure)
+        .and_then(|value| {
+            value
+                .strip_prefix("Basic ")
+                .or_else(|| value.strip_prefix("basic "))
+        })
+        .and_then(|encoded| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+        })
+        .and_then(|decoded| String::from_utf8(decoded).ok());
+    let auth = auth.or(basic.as_deref());
     let failures = sources.sip.auth_failures();
     let limit = sources.runtime.config.sip.auth_failures_per_minute;
     if failures.blocked(source.ip(), limit) {
@@ -177,6 +197,7 @@ pub(crate) fn authenticate(
 pub async fn remote_call(
     State(sources): State<Arc<Sources>>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
+    secure: Option<axum::Extension<crate::Secure>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -204,7 +225,14 @@ pub async fn remote_call(
         Ok(account) => account,
         Err(response) => return *response,
     };
-    let asker = match authenticate(&sources, source, &headers, get("auth"), &account) {
+    let asker = match authenticate(
+        &sources,
+        source,
+        &headers,
+        get("auth"),
+        &account,
+        secure.is_some(),
+    ) {
         Ok(asker) => asker,
         Err(response) => return *response,
     };

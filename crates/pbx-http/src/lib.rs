@@ -24,6 +24,7 @@ use pbx_sip::SipNetwork;
 mod click;
 mod metrics;
 mod records;
+mod tls;
 
 /// What the pages read, and how they start tasks.
 pub struct Sources {
@@ -47,9 +48,15 @@ impl Sources {
     }
 }
 
+/// Marks a request that came over HTTPS (Basic credentials are taken
+/// only there).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Secure;
+
 /// The HTTP server, serving until stopped (or dropped).
 pub struct HttpServer {
     local: SocketAddr,
+    tls: bool,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<std::sync::mpsc::Receiver<()>>,
 }
@@ -58,6 +65,12 @@ impl HttpServer {
     /// Where it listens (the port the OS chose for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Its address as a URL: `http://` or `https://`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.local)
     }
 
     /// Stops taking connections, lets the requests in progress finish (up
@@ -82,12 +95,24 @@ impl Drop for HttpServer {
     }
 }
 
-/// Binds `listen` and serves on the runtime's I/O executor.
+/// Binds `listen` and serves on the runtime's I/O executor: HTTPS when
+/// `http.tls_cert` and `http.tls_key` are set.
 pub fn start(listen: SocketAddr, sources: Sources) -> std::io::Result<HttpServer> {
+    let http = &sources.runtime.config.http;
+    let acceptor = match (&http.tls_cert, &http.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(std::io::Error::other)?),
+        (None, None) => None,
+        _ => {
+            return Err(std::io::Error::other(
+                "set both http.tls_cert and http.tls_key, or neither",
+            ))
+        }
+    };
     let listener = std::net::TcpListener::bind(listen)?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     let io = sources.runtime.io.clone();
+    let tls = acceptor.is_some();
     let router = router(Arc::new(sources));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (finished, done) = std::sync::mpsc::channel();
@@ -99,6 +124,11 @@ pub fn start(listen: SocketAddr, sources: Sources) -> std::io::Result<HttpServer
                 return;
             }
         };
+        if let Some(acceptor) = acceptor {
+            tls::serve(listener, acceptor, router, stopped).await;
+            let _ = finished.send(());
+            return;
+        }
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(listener, service)
             .with_graceful_shutdown(async move {
@@ -112,6 +142,7 @@ pub fn start(listen: SocketAddr, sources: Sources) -> std::io::Result<HttpServer
     });
     Ok(HttpServer {
         local,
+        tls,
         stop: Some(stop),
         done: Some(done),
     })

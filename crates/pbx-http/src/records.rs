@@ -31,6 +31,7 @@ struct Asked {
 fn asked(
     sources: &Sources,
     source: SocketAddr,
+    secure: bool,
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Asked, Refused> {
@@ -82,7 +83,7 @@ fn asked(
             }
         }
     };
-    let asker = authenticate(sources, source, headers, get("auth"), &realm)?;
+    let asker = authenticate(sources, source, headers, get("auth"), &realm, secure)?;
     if let Some(account) = &account {
         if !asker.may_act_for(account) {
             return Err(refuse(
@@ -131,14 +132,16 @@ fn found(sources: &Sources, asked: &Asked) -> Result<Vec<CallRecord>, Refused> {
 pub async fn json(
     State(sources): State<Arc<Sources>>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
+    secure: Option<axum::Extension<crate::Secure>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let records =
-        match asked(&sources, source, &headers, query.as_deref()).and_then(|asked| found(&sources, &asked)) {
-            Ok(records) => records,
-            Err(response) => return *response,
-        };
+    let records = match asked(&sources, source, secure.is_some(), &headers, query.as_deref())
+        .and_then(|asked| found(&sources, &asked))
+    {
+        Ok(records) => records,
+        Err(response) => return *response,
+    };
     match serde_json::to_string(&records) {
         Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
@@ -198,10 +201,13 @@ fn csv(records: &[CallRecord]) -> String {
 pub async fn csv_page(
     State(sources): State<Arc<Sources>>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
+    secure: Option<axum::Extension<crate::Secure>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    match asked(&sources, source, &headers, query.as_deref()).and_then(|asked| found(&sources, &asked)) {
+    match asked(&sources, source, secure.is_some(), &headers, query.as_deref())
+        .and_then(|asked| found(&sources, &asked))
+    {
         Ok(records) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],

@@ -189,6 +189,12 @@ pub struct HttpConfig {
     /// Longest an `HTTPCall` may take, in seconds.
     #[serde(default = "default_http_timeout")]
     pub timeout_seconds: u64,
+    /// With both, the web side speaks HTTPS: the certificate chain and
+    /// its private key, PEM files.
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 fn default_http_listen() -> SocketAddr {
@@ -204,6 +210,8 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_http_listen(),
             timeout_seconds: default_http_timeout(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -108,7 +108,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     let shards = server.shards().count();
     let media = server.media().map_or(0, pbx_media::MediaEngine::workers);
     say(&format!("pbxd: SIP on udp and tcp {address}"));
-    say(&format!("pbxd: HTTP on http://{}", http.local_addr()));
+    say(&format!("pbxd: HTTP on {}", http.url()));
     say(&format!("pbxd: {shards} call threads, {media} media threads"));
     print_how_to_call(server.runtime(), address);
     let interrupted = server.block_on(async { tokio::signal::ctrl_c().await.is_ok() });

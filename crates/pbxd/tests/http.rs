@@ -221,3 +221,75 @@ fn call_records_reach_the_webhook_retried_until_taken() {
         "{log}"
     );
 }
+
+/// With `http.tls_cert` and `http.tls_key`, the web side speaks HTTPS
+/// (a certificate made by openssl for the test): `/healthz` answers over
+/// TLS, and Basic credentials are taken there; over plain HTTP they are
+/// not (the API answers with a Digest challenge instead).
+#[test]
+fn https_serves_the_same_pages_and_takes_basic_credentials() {
+    let Some(curl_program) = pbx_test_peers::curl() else {
+        return;
+    };
+    let folder = std::env::temp_dir().join(format!("pbxd-https-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let (cert, key) = (folder.join("cert.pem"), folder.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    if !made.is_ok_and(|output| output.status.success()) {
+        pbx_test_peers::missing::<()>("openssl could not make a certificate");
+        return;
+    }
+    let pbxd = Pbxd::start(
+        "https",
+        &[
+            format!("http.tls_cert={}", cert.display()),
+            format!("http.tls_key={}", key.display()),
+        ],
+    );
+    let get = |url: String, arguments: &[&str]| {
+        let output = std::process::Command::new(&curl_program)
+            .args([
+                "--silent",
+                "--insecure",
+                "--max-time",
+                "5",
+                "--write-out",
+                "\n%{http_code}",
+            ])
+            .args(arguments)
+            .arg(url)
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse::<u16>().unwrap_or(0), body.to_string())
+    };
+    let https = |path: &str| format!("https://{}{path}", pbxd.http);
+    assert_eq!(get(https("/healthz"), &[]), (200, "ok\n".to_string()));
+    let basic = ["--user", "ivanov@example.com:ivanov-demo"];
+    assert_eq!(get(https("/api/cdr"), &basic), (200, "[]".to_string()));
+    let wrong = ["--user", "ivanov@example.com:wrong"];
+    assert_eq!(get(https("/api/cdr"), &wrong).0, 403);
+    // Plain HTTP on the same port: no TLS, no answer.
+    assert_eq!(get(format!("http://{}/healthz", pbxd.http), &[]).0, 0);
+    let plain = Pbxd::start("https-plain", &[]);
+    let (status, _) = get(format!("http://{}/api/cdr", plain.http), &basic);
+    assert_eq!(status, 401, "Basic credentials were taken over plain HTTP");
+    let _ = std::fs::remove_dir_all(&folder);
+}

@@ -114,8 +114,9 @@ impl Pbxd {
         stdout.read_line(&mut line).expect("pbxd says where HTTP is");
         let http = line
             .trim()
-            .strip_prefix("pbxd: HTTP on http://")
-            .and_then(|address| address.parse().ok())
+            .strip_prefix("pbxd: HTTP on ")
+            .and_then(|url| url.split_once("://"))
+            .and_then(|(_, address)| address.parse().ok())
             .unwrap_or_else(|| panic!("pbxd did not say where HTTP is: {line}"));
         // The rest of what it says goes nowhere (it must not block on it).
         std::thread::spawn(move || {
