@@ -98,7 +98,7 @@ pub(crate) fn account_named(sources: &Sources, given: &str) -> Result<Arc<Accoun
 }
 
 /// Compares two secrets without stopping at the first difference.
-fn same(given: &str, known: &str) -> bool {
+pub(crate) fn same(given: &str, known: &str) -> bool {
     given.len() == known.len()
         && given
             .bytes()
@@ -242,6 +242,20 @@ pub async fn remote_call(
             format!("{} may not dial for {}", asker.address(), account.address()),
         );
     }
+    match dial_for(&sources, account, dest, connect).await {
+        Ok(task) => text(StatusCode::OK, task),
+        Err((status, why)) => text(status, why),
+    }
+}
+
+/// Starts click-to-dial for `account` to `dest`: the class of service
+/// checked, then `remotecall`; its task ID, or the status and why not.
+pub(crate) async fn dial_for(
+    sources: &Sources,
+    account: Arc<Account>,
+    dest: &str,
+    connect: bool,
+) -> Result<String, (StatusCode, String)> {
     match address::resolve(
         &sources.runtime.directory,
         dest,
@@ -249,26 +263,26 @@ pub async fn remote_call(
         Some(&account),
     ) {
         Ok(Destination::Outside(number)) if !account.class_of_service.allows(&number) => {
-            return text(
+            return Err((
                 StatusCode::FORBIDDEN,
                 format!(
                     "{number} is not allowed by {}'s class of service",
                     account.address()
                 ),
-            )
+            ))
         }
         Ok(_) => {}
-        Err(error) => return text(StatusCode::NOT_FOUND, format!("{dest}: {error}")),
+        Err(error) => return Err((StatusCode::NOT_FOUND, format!("{dest}: {error}"))),
     }
-    match start(&sources, account.clone(), dest, connect).await {
+    match start(sources, account.clone(), dest, connect).await {
         Some(task) => {
             tracing::info!(account = %account.address(), dest, %task, "click-to-dial started");
-            text(StatusCode::OK, task)
+            Ok(task)
         }
-        None => text(
+        None => Err((
             StatusCode::SERVICE_UNAVAILABLE,
-            "pbxd is stopping, or remotecall could not start",
-        ),
+            "pbxd is stopping, or remotecall could not start".to_string(),
+        )),
     }
 }
 

@@ -22,6 +22,7 @@ use pbx_runtime::Runtime;
 use pbx_sip::SipNetwork;
 
 mod click;
+mod console;
 mod metrics;
 mod records;
 mod tls;
@@ -38,7 +39,11 @@ pub struct Sources {
     pub spawner: ShardSpawner,
     /// The shard the next task starts on (in turn).
     pub next: std::sync::atomic::AtomicUsize,
+    /// Who is logged in to the console.
+    pub sessions: Sessions,
 }
+
+pub use console::Sessions;
 
 impl Sources {
     /// The shard to start the next task on.
@@ -156,6 +161,11 @@ fn router(sources: Arc<Sources>) -> Router {
         .route("/remote_call.htm", get(click::remote_call))
         .route("/api/cdr", get(records::json))
         .route("/api/cdr.csv", get(records::csv_page))
+        .route("/", get(console::home))
+        .route("/login", get(console::login_page).post(console::login))
+        .route("/logout", axum::routing::post(console::logout))
+        .route("/console", get(console::console))
+        .route("/console/dial", axum::routing::post(console::dial))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(bounded))
         .with_state(sources)

@@ -163,6 +163,18 @@ pub fn curl() -> Option<std::path::PathBuf> {
     program("curl", "curl")
 }
 
+/// Headless Chromium (Debian's `chromium`) and the Python module the
+/// console's driver needs (websocket-client), or `None` (after saying
+/// why) when either is missing and peers are not required.
+pub fn chromium() -> Option<std::path::PathBuf> {
+    let chromium = program("chromium", "chromium")?;
+    let module = Command::new("python3").args(["-c", "import websocket"]).output();
+    if !module.is_ok_and(|output| output.status.success()) {
+        return missing("python3's websocket-client is not installed (pip install websocket-client)");
+    }
+    Some(chromium)
+}
+
 /// `name` on the PATH, or `None` (after saying which Debian `package`
 /// has it) when it is missing and peers are not required.
 fn program(name: &str, package: &str) -> Option<std::path::PathBuf> {

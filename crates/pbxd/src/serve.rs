@@ -93,6 +93,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         events,
         spawner,
         next: std::sync::atomic::AtomicUsize::new(0),
+        sessions: Default::default(),
     };
     let listen = server.runtime().config.http.listen;
     let http = match pbx_http::start(listen, sources) {

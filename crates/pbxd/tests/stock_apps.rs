@@ -1403,3 +1403,69 @@ fn click_to_dial_rings_the_user_then_the_destination() {
     let (again, _) = records(&pbxd, "ivanov", "ivanov-demo");
     assert_eq!(again, json, "the records changed across a restart");
 }
+
+// ------------------------------------------------------------ the console
+
+/// The web console in a real browser (headless Chromium driven through
+/// the DevTools protocol by tests/console/drive.py): after hours a caller
+/// reaches ivanov's callback app, so ivanov missed the call; he logs in,
+/// sees it (and his registered phone), presses the caller's number, and
+/// click-to-dial starts: his phone is called. The pages are kept as HTML
+/// and PNG screenshots under target/tmp/console/.
+#[test]
+fn the_console_shows_a_missed_call_and_dials_it_back() {
+    let (Some(sipp_program), Some(chromium)) = (pbx_test_peers::sipp(), pbx_test_peers::chromium()) else {
+        return;
+    };
+    let pbxd = Pbxd::start_logging("console", &[AFTER_HOURS.into(), PATIENT.into()], LOG_FILTER);
+    let called = sipp(&sipp_program, "call_ivanov.xml", &pbxd, &[]);
+    assert_passed(&called, &pbxd);
+    pbxd.wait_for(10, |log| log.contains("call leg ended"));
+    let phone = Phone::register(&sipp_program, &pbxd, "ivanov", "ivanov-demo", media_ports(1)[0]);
+    let pages = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+    let driven = Command::new("python3")
+        .arg(repository().join("tests/console/drive.py"))
+        .arg(&chromium)
+        .arg(format!("http://{}", pbxd.http))
+        .args(["ivanov@example.com", "ivanov-demo"])
+        .arg(&pages)
+        .output()
+        .expect("python3 runs");
+    let out = String::from_utf8_lossy(&driven.stdout);
+    assert!(
+        driven.status.success(),
+        "the driver failed: {out}\n{}",
+        String::from_utf8_lossy(&driven.stderr)
+    );
+    let console = pages.join("console.html");
+    let console = std::fs::read_to_string(&console).unwrap();
+    assert!(console.contains("ivanov@example.com"), "{console}");
+    let missed = console
+        .split("<tr")
+        .find(|row| row.contains("class=\"missed\""))
+        .unwrap_or_else(|| panic!("no missed call on the page: {console}"));
+    assert!(
+        missed.contains("5550000@outside.test") && missed.contains("missed"),
+        "{missed}"
+    );
+    assert!(
+        console.contains("class=\"phone\""),
+        "the registered phone is not shown: {console}"
+    );
+    assert!(console.contains("0 messages"), "{console}");
+    let outcome = std::fs::read_to_string(pages.join("outcome.html")).unwrap();
+    assert!(
+        outcome.contains("Calling 5550000@outside.test: your phone rings now"),
+        "{outcome}"
+    );
+    let log = pbxd.wait_for(10, |log| log.contains("calling ivanov@example.com"));
+    assert!(log.contains("start remotecall.sppr"), "{log}");
+    assert!(
+        log.contains("calling ivanov@example.com"),
+        "ivanov's phone was not called:\n{log}"
+    );
+    let Phone { mut child, .. } = phone;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(pages.join("console.png").is_file() && pages.join("outcome.png").is_file());
+}
