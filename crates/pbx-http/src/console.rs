@@ -302,9 +302,7 @@ pub async fn console(State(sources): State<Arc<Sources>>, headers: HeaderMap) ->
     let records = sources
         .runtime
         .records
-        .query(None, None, 10_000, |record| {
-            record.accounts.iter().any(|known| *known == me)
-        })
+        .query(None, None, 10_000, |record| record.accounts.contains(&me))
         .unwrap_or_default();
     let calls: Vec<Seen> = records
         .iter()
