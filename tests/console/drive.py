@@ -1,10 +1,11 @@
 """Drives a real browser (headless Chromium, through the DevTools protocol)
 through pbxd's web console for crates/pbxd/tests/stock_apps.rs: log in,
-read the page, press the first missed call's number (click-to-dial in the
-session), read what came back. Saves each page as HTML and a PNG
-screenshot in OUTDIR and prints them as JSON.
+read the page, press the first button of the first row of class ROW
+(`missed`: a missed call's number, click-to-dial in the session; `live`:
+an administrator's "End call"), read what came back. Saves the pages as
+PREFIX.html and PREFIX-after.html, with PNG screenshots, in OUTDIR.
 
-    drive.py CHROMIUM BASE_URL NAME PASSWORD OUTDIR
+    drive.py CHROMIUM BASE_URL NAME PASSWORD OUTDIR PREFIX ROW
 
 The console itself has no JavaScript: the driver fills and submits its
 forms as a user would, through the browser."""
@@ -22,7 +23,7 @@ import websocket
 
 
 def main():
-    chromium, base, name, password, outdir = sys.argv[1:6]
+    chromium, base, name, password, outdir, prefix, row = sys.argv[1:8]
     os.makedirs(outdir, exist_ok=True)
     profile = tempfile.mkdtemp(prefix="pbxd-chromium-")
     browser = subprocess.Popen(
@@ -42,14 +43,13 @@ def main():
             "document.querySelector('input[name=password]').value = %s;"
             "document.querySelector('form').submit();" % (json.dumps(name), json.dumps(password)))
         tab.wait_load()
-        pages = {"console": tab.save(outdir, "console")}
+        tab.save(outdir, prefix)
         clicked = tab.evaluate(
-            "(() => { const b = document.querySelector('tr.missed button');"
-            " if (!b) return false; b.click(); return true; })()")
+            "(() => { const b = document.querySelector('tr.%s button');"
+            " if (!b) return false; b.click(); return true; })()" % row)
         if clicked:
             tab.wait_load()
-            pages["outcome"] = tab.save(outdir, "outcome")
-        print(json.dumps(pages))
+            tab.save(outdir, prefix + "-after")
     finally:
         browser.kill()
         browser.wait()
@@ -110,10 +110,9 @@ class Tab:
         html = self.evaluate("document.documentElement.outerHTML")
         with open(os.path.join(outdir, name + ".html"), "w") as file:
             file.write(html)
-        shot = self.call("Page.captureScreenshot", format="png")
+        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         with open(os.path.join(outdir, name + ".png"), "wb") as file:
             file.write(base64.b64decode(shot["data"]))
-        return html
 
 
 if __name__ == "__main__":

@@ -356,11 +356,183 @@ pub async fn console(State(sources): State<Arc<Sources>>, headers: HeaderMap) ->
                 h2 { "Voicemail" }
                 p #voicemail { (messages) " message" @if messages != 1 { "s" } }
             }
+            @if account.domain_admin { (administration(&sources, account, csrf)) }
             form method="post" action="/logout" {
                 input type="hidden" name="csrf" value=(csrf);
                 button type="submit" { "Log out" }
             }
         },
+    )
+    .into_response()
+}
+
+/// What a domain administrator sees besides: live calls, running tasks
+/// (each with a button that ends it), registrations, the domain's
+/// programs with their compile result, the last script errors.
+fn administration(sources: &Sources, admin: &Account, csrf: &str) -> Markup {
+    let domain = format!("@{}", admin.domain);
+    let ours = |account: &str| account.ends_with(&domain);
+    let live: Vec<(CallRecord, usize)> = sources
+        .runtime
+        .records
+        .live()
+        .into_iter()
+        .filter(|(record, _)| {
+            record.accounts.iter().any(|account| ours(account)) || record.accounts.is_empty()
+        })
+        .collect();
+    let tasks: Vec<_> = sources
+        .runtime
+        .registry
+        .summaries()
+        .into_iter()
+        .filter(|task| ours(&task.account))
+        .collect();
+    let registrations: Vec<_> = sources
+        .sip
+        .registrations()
+        .into_iter()
+        .filter(|(account, ..)| ours(account))
+        .collect();
+    let programs: Vec<(String, &str, Result<(), String>)> = sources
+        .runtime
+        .environments
+        .program_names(&admin.domain)
+        .into_iter()
+        .map(|(name, layer)| {
+            let compiled = match sources.runtime.environments.program(&admin.domain, &name) {
+                Ok(_) => Ok(()),
+                Err(pbx_runtime::env::ProgramError::Compile { diagnostics, .. }) => {
+                    Err(pbx_runtime::env::one_per_line(&diagnostics))
+                }
+                Err(error) => Err(error.to_string()),
+            };
+            (name, layer, compiled)
+        })
+        .collect();
+    let errors: Vec<String> = sources
+        .events
+        .recent_errors
+        .lock()
+        .map(|errors| errors.iter().rev().cloned().collect())
+        .unwrap_or_default();
+    let since = |start: i64| {
+        jiff::Timestamp::from_second(start)
+            .map(|time| time.strftime("%H:%M:%S UTC").to_string())
+            .unwrap_or_default()
+    };
+    html! {
+        section #live-calls {
+            h2 { "Live calls" }
+            @if live.is_empty() { p { "None." } } @else {
+                table {
+                    tr { th { "Since" } th { "From" } th { "To" } th { "Accounts" } th { "Program" } th { "Legs up" } th { "" } }
+                    @for (record, legs) in &live {
+                        tr.live {
+                            td { (since(record.start)) }
+                            td { (party(&record.caller)) }
+                            td { (party(&record.called)) }
+                            td { (record.accounts.join(", ")) }
+                            td { (record.program.clone().unwrap_or_default()) }
+                            td { (legs) }
+                            td { @if let Some(task) = record.task { (end_button(task, csrf, "End call")) } }
+                        }
+                    }
+                }
+            }
+        }
+        section #tasks {
+            h2 { "Tasks" }
+            @if tasks.is_empty() { p { "None." } } @else {
+                table {
+                    tr { th { "ID" } th { "Program" } th { "Account" } th { "State" } th { "" } }
+                    @for task in &tasks {
+                        tr.task {
+                            td { (task.id.0) } td { (task.program) } td { (task.account) } td { (task.state) }
+                            td { (end_button(task.id.0, csrf, "End task")) }
+                        }
+                    }
+                }
+            }
+        }
+        section #registrations {
+            h2 { "Registrations" }
+            @if registrations.is_empty() { p { "None." } } @else {
+                table {
+                    tr { th { "Account" } th { "Contact" } th { "From" } th { "Expires in" } th { "Phone" } }
+                    @for (account, contact, source, left, agent) in &registrations {
+                        tr { td { (account) } td { (contact) } td { (source) } td { (left) " s" } td { (agent) } }
+                    }
+                }
+            }
+        }
+        section #programs {
+            h2 { "Programs" }
+            table {
+                tr { th { "Program" } th { "Layer" } th { "Compiles" } }
+                @for (name, layer, compiled) in &programs {
+                    tr {
+                        td { (name) } td { (layer) }
+                        td { @match compiled { Ok(()) => "yes", Err(diagnostics) => pre.error { (diagnostics) } } }
+                    }
+                }
+            }
+        }
+        section #errors {
+            h2 { "Last script errors" }
+            @if errors.is_empty() { p { "None." } } @else { ul { @for error in &errors { li { code { (error) } } } } }
+        }
+    }
+}
+
+fn end_button(task: u64, csrf: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action="/console/end" {
+            input type="hidden" name="csrf" value=(csrf);
+            button type="submit" name="task" value=(task) { (label) }
+        }
+    }
+}
+
+/// `POST /console/end`: a domain administrator ends a task (and so its
+/// calls).
+pub async fn end(
+    State(sources): State<Arc<Sources>>,
+    headers: HeaderMap,
+    RawForm(form): RawForm,
+) -> Response {
+    let Some((_, session)) = sources.sessions.of(&headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    if !csrf_ok(&form, &session) || !session.account.domain_admin {
+        return (
+            StatusCode::FORBIDDEN,
+            page("Refused", html! { p.error { "Not allowed." } }),
+        )
+            .into_response();
+    }
+    let fields = std::str::from_utf8(&form)
+        .ok()
+        .and_then(parameters)
+        .unwrap_or_default();
+    let task = fields
+        .iter()
+        .find(|(key, _)| key == "task")
+        .and_then(|(_, value)| value.parse::<u64>().ok());
+    let id = task.map(pbx_lang::value::TaskId);
+    let summary = id.and_then(|id| sources.runtime.registry.summary(id));
+    let domain = format!("@{}", session.account.domain);
+    let message = match (id, summary) {
+        (Some(id), Some(summary)) if summary.account.ends_with(&domain) => {
+            sources.runtime.registry.stop(id);
+            tracing::info!(admin = %session.account.address(), task = id.0, "task ended from the console");
+            format!("Task {} ({}) was asked to end.", id.0, summary.program)
+        }
+        _ => "No such task of this domain.".to_string(),
+    };
+    page(
+        "End",
+        html! { p #outcome { (message) } p { a href="/console" { "Back" } } },
     )
     .into_response()
 }

@@ -166,6 +166,7 @@ fn router(sources: Arc<Sources>) -> Router {
         .route("/logout", axum::routing::post(console::logout))
         .route("/console", get(console::console))
         .route("/console/dial", axum::routing::post(console::dial))
+        .route("/console/end", axum::routing::post(console::end))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(bounded))
         .with_state(sources)

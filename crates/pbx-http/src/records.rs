@@ -149,7 +149,8 @@ pub async fn json(
 }
 
 /// The columns of `/api/cdr.csv`: the record's, then the leg's.
-const COLUMNS: &str = "id,start,end,accounts,program,task,notes,direction,from,to,dialled,account,trunk,\
+const COLUMNS: &str =
+    "id,start,end,caller,called,accounts,program,task,notes,direction,from,to,dialled,account,trunk,\
                        call_id,leg_start,answer,leg_end,talk_seconds,disposition,code,hung_up_by";
 
 /// A CSV field, quoted when it must be.
@@ -170,6 +171,8 @@ fn csv(records: &[CallRecord]) -> String {
                 record.id.to_string(),
                 record.start.to_string(),
                 record.end.to_string(),
+                record.caller.clone(),
+                record.called.clone(),
                 record.accounts.join(" "),
                 optional(record.program.clone()),
                 optional(record.task.map(|task| task.to_string())),
@@ -237,7 +240,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0], COLUMNS);
-        assert_eq!(lines[0].split(',').count(), 21);
-        assert!(lines[1].starts_with("1,0,0,,,,\"x, y\","), "{}", lines[1]);
+        assert_eq!(lines[0].split(',').count(), 23);
+        assert!(lines[1].starts_with("1,0,0,,,,,,\"x, y\","), "{}", lines[1]);
     }
 }

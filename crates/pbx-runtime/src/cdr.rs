@@ -34,6 +34,9 @@ pub struct CallRecord {
     /// When the first leg started and the last ended, Unix seconds.
     pub start: i64,
     pub end: i64,
+    /// Who called whom, as the call's first leg presented them.
+    pub caller: String,
+    pub called: String,
     /// Every account the call involved (`name@domain`): the caller who
     /// authenticated, the account called, the account a task ran for.
     pub accounts: Vec<String>,
@@ -163,9 +166,18 @@ impl CallRecords {
     /// Starts a call: its first leg's trace.
     pub fn begin(&self, info: &LegInfo, outgoing: bool) -> Trace {
         let id = self.new_id();
+        // A call pbxd starts (placing its first leg) is from the leg's
+        // local side; one that comes in, from its remote side.
+        let (caller, called) = if outgoing {
+            (info.local_uri.clone(), info.remote_uri.clone())
+        } else {
+            (info.remote_uri.clone(), info.request_uri.clone())
+        };
         let record = CallRecord {
             id,
             start: now(),
+            caller,
+            called,
             ..CallRecord::default()
         };
         if let Ok(mut open) = self.open.lock() {
@@ -397,6 +409,22 @@ impl CallRecords {
             .remove(id)
             .map_err(failed)?;
         write.commit().map_err(failed)
+    }
+
+    /// The calls in progress (their legs so far, none until one ends) and
+    /// how many legs each has up.
+    pub fn live(&self) -> Vec<(CallRecord, usize)> {
+        let mut live: Vec<(CallRecord, usize)> = self
+            .open
+            .lock()
+            .map(|open| {
+                open.values()
+                    .map(|call| (call.record.clone(), call.legs))
+                    .collect()
+            })
+            .unwrap_or_default();
+        live.sort_by_key(|(record, _)| record.id);
+        live
     }
 
     /// Deletes what is older than `keep_days` (0: keeps everything).

@@ -103,6 +103,23 @@ pub struct EventCounts {
     pub mail_failures: AtomicU64,
     /// HTTPCall requests with no response.
     pub http_failures: AtomicU64,
+    /// The last run-time errors of scripts (file:line:column and what),
+    /// and the last programs that no longer compile (file and the full
+    /// diagnostics), newest last.
+    pub recent_errors: std::sync::Mutex<std::collections::VecDeque<String>>,
+    pub program_problems: std::sync::Mutex<std::collections::VecDeque<(String, String)>>,
+}
+
+/// How many errors and problems [`EventCounts`] keeps.
+const KEPT: usize = 20;
+
+fn keep<T>(list: &std::sync::Mutex<std::collections::VecDeque<T>>, item: T) {
+    if let Ok(mut list) = list.lock() {
+        if list.len() >= KEPT {
+            list.pop_front();
+        }
+        list.push_back(item);
+    }
 }
 
 impl Counting {
@@ -125,6 +142,18 @@ impl Observer for Counting {
         };
         if let Some(counter) = counter {
             counter.fetch_add(1, Ordering::Relaxed);
+        }
+        match &event {
+            Event::Error { task, diagnostic } => {
+                keep(
+                    &self.counts.recent_errors,
+                    format!("task {}: {}", task.0, diagnostic.one_line()),
+                );
+            }
+            Event::ProgramProblem { file, text } => {
+                keep(&self.counts.program_problems, (file.clone(), text.clone()))
+            }
+            _ => {}
         }
         self.inner.event(event);
     }

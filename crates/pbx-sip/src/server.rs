@@ -1076,6 +1076,29 @@ impl SipNetwork {
         &self.shared.auth_failures
     }
 
+    /// Every registered phone: (account, contact, where it registered
+    /// from, seconds left, its User-Agent).
+    pub fn registrations(&self) -> Vec<(String, String, SocketAddr, u64, String)> {
+        let now = crate::location::now();
+        let accounts = self.shared.location.accounts().unwrap_or_default();
+        let mut all = Vec::new();
+        for account in accounts {
+            for binding in self.shared.location.lookup(&account).unwrap_or_default() {
+                let left = binding.remaining(now);
+                if left > 0 {
+                    all.push((
+                        account.clone(),
+                        binding.contact,
+                        binding.source,
+                        left,
+                        binding.user_agent,
+                    ));
+                }
+            }
+        }
+        all
+    }
+
     /// What the SIP side has counted so far.
     pub fn counts(&self) -> SipCounts {
         let shared = &self.shared;

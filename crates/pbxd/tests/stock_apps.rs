@@ -1384,7 +1384,10 @@ fn click_to_dial_rings_the_user_then_the_destination() {
         "a leg without its Call-ID: {json}"
     );
     let rows: Vec<&str> = csv.lines().collect();
-    assert!(rows[0].starts_with("id,start,end,accounts,program"), "{csv}");
+    assert!(
+        rows[0].starts_with("id,start,end,caller,called,accounts,program"),
+        "{csv}"
+    );
     // Two calls of two answered legs each (petrov's first phone, gone,
     // is rung too the second time: its leg is there, not answered).
     assert!(rows.len() > 4, "{csv}");
@@ -1423,22 +1426,16 @@ fn the_console_shows_a_missed_call_and_dials_it_back() {
     pbxd.wait_for(10, |log| log.contains("call leg ended"));
     let phone = Phone::register(&sipp_program, &pbxd, "ivanov", "ivanov-demo", media_ports(1)[0]);
     let pages = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
-    let driven = Command::new("python3")
-        .arg(repository().join("tests/console/drive.py"))
-        .arg(&chromium)
-        .arg(format!("http://{}", pbxd.http))
-        .args(["ivanov@example.com", "ivanov-demo"])
-        .arg(&pages)
-        .output()
-        .expect("python3 runs");
-    let out = String::from_utf8_lossy(&driven.stdout);
-    assert!(
-        driven.status.success(),
-        "the driver failed: {out}\n{}",
-        String::from_utf8_lossy(&driven.stderr)
+    drive(
+        &chromium,
+        &pbxd,
+        "ivanov@example.com",
+        "ivanov-demo",
+        &pages,
+        "user",
+        "missed",
     );
-    let console = pages.join("console.html");
-    let console = std::fs::read_to_string(&console).unwrap();
+    let console = std::fs::read_to_string(pages.join("user.html")).unwrap();
     assert!(console.contains("ivanov@example.com"), "{console}");
     let missed = console
         .split("<tr")
@@ -1453,7 +1450,7 @@ fn the_console_shows_a_missed_call_and_dials_it_back() {
         "the registered phone is not shown: {console}"
     );
     assert!(console.contains("0 messages"), "{console}");
-    let outcome = std::fs::read_to_string(pages.join("outcome.html")).unwrap();
+    let outcome = std::fs::read_to_string(pages.join("user-after.html")).unwrap();
     assert!(
         outcome.contains("Calling 5550000@outside.test: your phone rings now"),
         "{outcome}"
@@ -1467,5 +1464,107 @@ fn the_console_shows_a_missed_call_and_dials_it_back() {
     let Phone { mut child, .. } = phone;
     let _ = child.kill();
     let _ = child.wait();
-    assert!(pages.join("console.png").is_file() && pages.join("outcome.png").is_file());
+    assert!(pages.join("user.png").is_file() && pages.join("user-after.png").is_file());
+}
+
+/// Logs in as `name` in headless Chromium (tests/console/drive.py), saves
+/// the console as `prefix`.html/png in `pages`, presses the first button
+/// of the first row of class `row`, and saves what came back as
+/// `prefix`-after.
+fn drive(chromium: &Path, pbxd: &Pbxd, name: &str, password: &str, pages: &Path, prefix: &str, row: &str) {
+    let driven = Command::new("python3")
+        .arg(repository().join("tests/console/drive.py"))
+        .arg(chromium)
+        .arg(format!("http://{}", pbxd.http))
+        .args([name, password])
+        .arg(pages)
+        .args([prefix, row])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        driven.status.success(),
+        "the driver failed: {}\n{}",
+        String::from_utf8_lossy(&driven.stdout),
+        String::from_utf8_lossy(&driven.stderr)
+    );
+}
+
+/// An administrator's console in a real browser: the operator (made a
+/// domain administrator) sees a live call (to a program that waits as
+/// long as the call lasts), its task, the phones registered and the
+/// domain's programs; presses "End call", and the caller gets a BYE.
+#[test]
+fn an_administrator_sees_a_live_call_and_ends_it() {
+    let (Some(sipp_program), Some(chromium)) = (pbx_test_peers::sipp(), pbx_test_peers::chromium()) else {
+        return;
+    };
+    let environment = repository().join("tests/sipp/env");
+    let pbxd = Pbxd::start_logging(
+        "console-admin",
+        &[
+            format!("environments.server={}", environment.display()),
+            "domains.\"example.com\".accounts.operator.domain_admin=true".into(),
+            PATIENT.into(),
+        ],
+        LOG_FILTER,
+    );
+    let phone = Phone::register(&sipp_program, &pbxd, "petrov", "petrov-demo", media_ports(1)[0]);
+    let caller = sipp_command_with_media(
+        &sipp_program,
+        "uac_answered_then_bye.xml",
+        &pbxd,
+        media_ports(1)[0],
+        &["-s", "wait%23petrov"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("sipp runs");
+    pbxd.wait_for(10, |log| log.contains("start wait.sppr"));
+    let pages = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+    drive(
+        &chromium,
+        &pbxd,
+        "operator@example.com",
+        "operator-demo",
+        &pages,
+        "admin",
+        "live",
+    );
+    let console = std::fs::read_to_string(pages.join("admin.html")).unwrap();
+    let live = console
+        .split("<tr")
+        .find(|row| row.contains("class=\"live\""))
+        .unwrap_or_else(|| panic!("no live call on the page: {console}"));
+    assert!(
+        live.contains("wait.sppr") && live.contains("petrov@example.com"),
+        "{live}"
+    );
+    assert!(
+        live.contains("5550000@outside.test"),
+        "the caller is not shown: {live}"
+    );
+    let task = console
+        .split("<tr")
+        .find(|row| row.contains("class=\"task\"") && row.contains("wait.sppr"))
+        .unwrap_or_else(|| panic!("no task on the page: {console}"));
+    assert!(
+        task.contains("waiting for input") || task.contains("running"),
+        "{task}"
+    );
+    assert!(
+        console.contains("sip:petrov@127.0.0.1"),
+        "no registration shown: {console}"
+    );
+    assert!(
+        console.contains("remotecall") && console.contains("pbx"),
+        "no programs shown: {console}"
+    );
+    let ended = std::fs::read_to_string(pages.join("admin-after.html")).unwrap();
+    assert!(ended.contains("was asked to end"), "{ended}");
+    // The caller's scenario passes only if pbxd hung up on it.
+    assert_passed(&finish_soon(caller), &pbxd);
+    let Phone { mut child, .. } = phone;
+    let _ = child.kill();
+    let _ = child.wait();
 }

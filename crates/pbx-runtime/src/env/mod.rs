@@ -165,6 +165,28 @@ impl Environments {
         }
     }
 
+    /// The programs `domain` can run (`.sppr` files of its layers; a name
+    /// in a higher layer hides the same below), with the layer of each,
+    /// in name order.
+    pub fn program_names(&self, domain: &str) -> Vec<(String, &'static str)> {
+        let mut names: Vec<(String, &'static str)> = Vec::new();
+        for (dir, layer) in self.layers(domain) {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(stem) = name.strip_suffix(".sppr") {
+                    if !names.iter().any(|(known, _)| known.eq_ignore_ascii_case(stem)) {
+                        names.push((stem.to_string(), layer));
+                    }
+                }
+            }
+        }
+        names.sort();
+        names
+    }
+
     /// The layers for `domain`, highest first, with a short label each.
     fn layers(&self, domain: &str) -> Vec<(PathBuf, &'static str)> {
         let mut layers = Vec::with_capacity(3);

@@ -69,6 +69,8 @@ struct Entry {
     account: String,
     /// The program, as found in its environment.
     program: String,
+    /// What it does now: `running`, or what it waits on.
+    state: &'static str,
 }
 
 /// Every running task, by ID: one table per shard, so that starting,
@@ -136,6 +138,8 @@ pub struct TaskSummary {
     pub account: String,
     pub program: String,
     pub status: Portable,
+    /// `running`, or what it waits on (`waiting for input`, `playing`…).
+    pub state: &'static str,
 }
 
 impl Registry {
@@ -174,6 +178,7 @@ impl Registry {
                     status: Portable::Null,
                     account,
                     program,
+                    state: "running",
                 },
             );
         }
@@ -236,7 +241,40 @@ impl Registry {
             account: entry.account.clone(),
             program: entry.program.clone(),
             status: entry.status.clone(),
+            state: entry.state,
         })
+    }
+
+    /// Every task running, by ID.
+    pub fn summaries(&self) -> Vec<TaskSummary> {
+        let mut all = Vec::new();
+        for part in self.parts.iter() {
+            if let Ok(tasks) = part.tasks.lock() {
+                all.extend(tasks.iter().map(|(id, entry)| TaskSummary {
+                    id: *id,
+                    account: entry.account.clone(),
+                    program: entry.program.clone(),
+                    status: entry.status.clone(),
+                    state: entry.state,
+                }));
+            }
+        }
+        all.sort_by_key(|summary| summary.id.0);
+        all
+    }
+
+    /// What task `id` does now (see [`TaskSummary::state`]).
+    pub(crate) fn set_state(&self, id: TaskId, state: &'static str) {
+        if let Some(mut tasks) = self.part(id).and_then(|part| part.tasks.lock().ok()) {
+            if let Some(entry) = tasks.get_mut(&id) {
+                entry.state = state;
+            }
+        }
+    }
+
+    /// Asks task `id` to end; false when there is no such task.
+    pub fn stop(&self, id: TaskId) -> bool {
+        self.send(id, TaskInput::Stop)
     }
 
     /// How many tasks run.

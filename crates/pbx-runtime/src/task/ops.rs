@@ -43,6 +43,23 @@ pub(crate) enum Op {
 impl TaskHost {
     /// Carries out `op`; its value is the built-in's result.
     pub async fn perform(&mut self, op: Op) -> Value {
+        let waiting = match &op {
+            Op::ReadInput(_) => "waiting for input",
+            Op::Play { .. } => "playing",
+            Op::Record(_) => "recording",
+            Op::Accept => "answering",
+            Op::SendMail(_) => "sending mail",
+            Op::Http(_) => "waiting for HTTP",
+            Op::StartBridge(_) | Op::StartBridgedCall { .. } => "bridging",
+            Op::Transfer(_) | Op::StartTransfer(_) | Op::AcceptTransfer(_) => "transferring",
+        };
+        self.runtime.registry.set_state(self.id, waiting);
+        let value = self.perform_op(op).await;
+        self.runtime.registry.set_state(self.id, "running");
+        value
+    }
+
+    async fn perform_op(&mut self, op: Op) -> Value {
         match op {
             Op::ReadInput(timeout) => self.read_input(timeout).await,
             Op::Play { media, limit } => self.play_media(media, limit).await,
