@@ -72,6 +72,13 @@ impl Collector for Snapshot {
             "New calls refused with 503 (overload, limits, stopping)",
             sources.admission.refused(),
         )?;
+        counters(
+            encoder,
+            "pbxd_calls",
+            "Calls ended, by disposition (that of the call's first leg)",
+            "disposition",
+            &sources.runtime.records.ended_by_disposition(),
+        )?;
         gauge(
             encoder,
             "pbxd_tasks_active",

@@ -48,9 +48,12 @@ fn asked(
     let number = |name: &str| -> Result<Option<i64>, Refused> {
         get(name)
             .map(|value| {
-                value
-                    .parse::<i64>()
-                    .map_err(|_| refuse(StatusCode::BAD_REQUEST, format!("{name}={value}: Unix seconds")))
+                value.parse::<i64>().map_err(|_| {
+                    refuse(
+                        StatusCode::BAD_REQUEST,
+                        format!("{name}={value}: a whole number (since and until: Unix seconds)"),
+                    )
+                })
             })
             .transpose()
     };

@@ -100,6 +100,9 @@ pub struct CallRecords {
     /// Woken when a record waits for the webhook.
     unsent: Arc<tokio::sync::Notify>,
     webhook: Mutex<Option<String>>,
+    /// Calls ended since pbxd started, by disposition (their first
+    /// leg's): for the metrics.
+    ended_by: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl std::fmt::Debug for CallRecords {
@@ -142,6 +145,7 @@ impl CallRecords {
             open: Mutex::new(HashMap::new()),
             unsent: Arc::new(tokio::sync::Notify::new()),
             webhook: Mutex::new(None),
+            ended_by: Mutex::new(std::collections::BTreeMap::new()),
         });
         records.prune()?;
         Ok(records)
@@ -293,6 +297,9 @@ impl CallRecords {
         if let Some(Open { mut record, .. }) = finished {
             record.end = now();
             record.legs.sort_by_key(|leg| leg.start);
+            if let (Some(first), Ok(mut ended)) = (record.legs.first(), self.ended_by.lock()) {
+                *ended.entry(first.disposition.clone()).or_default() += 1;
+            }
             if let Err(error) = self.write(&record) {
                 tracing::error!(%error, "a call record was not kept");
             }
@@ -409,6 +416,19 @@ impl CallRecords {
             .remove(id)
             .map_err(failed)?;
         write.commit().map_err(failed)
+    }
+
+    /// Calls ended since pbxd started, by disposition.
+    pub fn ended_by_disposition(&self) -> Vec<(String, u64)> {
+        self.ended_by
+            .lock()
+            .map(|ended| {
+                ended
+                    .iter()
+                    .map(|(disposition, count)| (disposition.clone(), *count))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The calls in progress (their legs so far, none until one ends) and

@@ -92,6 +92,11 @@ fn metrics_count_what_pbxd_did_and_health_says_ok() {
     let (_, after) = curl(&curl_program, &pbxd, &[], "/metrics");
     assert_eq!(sample(&after, "pbxd_tasks_started_total"), Some(1.0), "{after}");
     assert_eq!(
+        sample(&after, "pbxd_calls_total{disposition=\"answered\"}"),
+        Some(1.0),
+        "{after}"
+    );
+    assert_eq!(
         sample(
             &after,
             "pbxd_sip_legs_ended_total{direction=\"in\",answered=\"yes\"}"
@@ -140,6 +145,34 @@ fn bad_http_requests_get_4xx_and_pbxd_goes_on() {
     assert_eq!(curl(&curl_program, &pbxd, &[], "/no-such-page").0, 404);
     assert_eq!(curl(&curl_program, &pbxd, &["-X", "POST"], "/metrics").0, 405);
     assert_eq!(curl(&curl_program, &pbxd, &["-X", "DELETE"], "/healthz").0, 405);
+    // Click-to-dial and the records API: what is missing or broken gets
+    // 400 with the reason, before anything else (and no call starts).
+    for (path, named) in [
+        ("/remote_call.htm", "user"),
+        ("/remote_call.htm?user=ivanov", "dest"),
+        ("/remote_call.htm?user=%ff&dest=1", "UTF-8"),
+        ("/remote_call.htm?user=ivanov&dest=202&connect=maybe", "connect"),
+        ("/api/cdr?limit=lots", "limit"),
+        ("/api/cdr?since=yesterday", "since"),
+    ] {
+        let (status, body) = curl(&curl_program, &pbxd, &[], path);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            body.contains(named),
+            "{path}: the reason does not name {named}: {body}"
+        );
+    }
+    let (status, _) = curl(
+        &curl_program,
+        &pbxd,
+        &["-X", "POST", "--data", "csrf=x&dest=1"],
+        "/console/dial",
+    );
+    assert_eq!(status, 303, "a dial without a session goes to the login");
+    assert!(
+        !pbxd.log().contains("start remotecall"),
+        "a bad request started a call"
+    );
     let huge = format!("X-Huge: {}", "h".repeat(100_000));
     assert_eq!(curl(&curl_program, &pbxd, &["-H", &huge], "/healthz").0, 431);
     let long = format!("/healthz?{}", "q".repeat(10_000));
