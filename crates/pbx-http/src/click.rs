@@ -49,28 +49,10 @@ pub(crate) fn parameters(query: &str) -> Option<Vec<(String, String)>> {
         .collect()
 }
 
+/// A form or query value: `+` is a space, `%XX` a byte; `None` when the
+/// result is not UTF-8.
 fn decode(text: &str) -> Option<String> {
-    let spaced = text.replace('+', " ");
-    let bytes = spaced.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let escaped = (bytes[index] == b'%')
-            .then(|| bytes.get(index + 1..index + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                index += 3;
-            }
-            None => {
-                out.push(bytes[index]);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(pbx_sip::percent_decode_bytes(&text.replace('+', " "))).ok()
 }
 
 /// `name` or `name@domain`: the account, or why not.

@@ -202,6 +202,39 @@ pub async fn logout(
     response
 }
 
+/// A form sent within a session: the session and the form's fields, or
+/// where to go instead (the login without a session, a refusal when the
+/// form's CSRF token is not the session's).
+fn session_form(
+    sources: &Sources,
+    headers: &HeaderMap,
+    form: &[u8],
+) -> Result<(Session, Vec<(String, String)>), crate::click::Refused> {
+    let Some((_, session)) = sources.sessions.of(headers) else {
+        return Err(Box::new(Redirect::to("/login").into_response()));
+    };
+    if !csrf_ok(form, &session) {
+        let refused = html! { p.error { "This form has expired; go back and try again." } };
+        return Err(Box::new(
+            (StatusCode::FORBIDDEN, page("Refused", refused)).into_response(),
+        ));
+    }
+    let fields = std::str::from_utf8(form)
+        .ok()
+        .and_then(parameters)
+        .unwrap_or_default();
+    Ok((session, fields))
+}
+
+/// The value of field `name`, trimmed ("" when missing).
+fn field(fields: &[(String, String)], name: &str) -> String {
+    fields
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.trim().to_string())
+        .unwrap_or_default()
+}
+
 fn csrf_ok(form: &[u8], session: &Session) -> bool {
     let fields = std::str::from_utf8(form)
         .ok()
@@ -501,24 +534,18 @@ pub async fn end(
     headers: HeaderMap,
     RawForm(form): RawForm,
 ) -> Response {
-    let Some((_, session)) = sources.sessions.of(&headers) else {
-        return Redirect::to("/login").into_response();
+    let (session, fields) = match session_form(&sources, &headers, &form) {
+        Ok(form) => form,
+        Err(response) => return *response,
     };
-    if !csrf_ok(&form, &session) || !session.account.domain_admin {
+    if !session.account.domain_admin {
         return (
             StatusCode::FORBIDDEN,
             page("Refused", html! { p.error { "Not allowed." } }),
         )
             .into_response();
     }
-    let fields = std::str::from_utf8(&form)
-        .ok()
-        .and_then(parameters)
-        .unwrap_or_default();
-    let task = fields
-        .iter()
-        .find(|(key, _)| key == "task")
-        .and_then(|(_, value)| value.parse::<u64>().ok());
+    let task = field(&fields, "task").parse::<u64>().ok();
     let id = task.map(pbx_lang::value::TaskId);
     let summary = id.and_then(|id| sources.runtime.registry.summary(id));
     let domain = format!("@{}", session.account.domain);
@@ -543,28 +570,11 @@ pub async fn dial(
     headers: HeaderMap,
     RawForm(form): RawForm,
 ) -> Response {
-    let Some((_, session)) = sources.sessions.of(&headers) else {
-        return Redirect::to("/login").into_response();
+    let (session, fields) = match session_form(&sources, &headers, &form) {
+        Ok(form) => form,
+        Err(response) => return *response,
     };
-    if !csrf_ok(&form, &session) {
-        return (
-            StatusCode::FORBIDDEN,
-            page(
-                "Refused",
-                html! { p.error { "This form has expired; go back and try again." } },
-            ),
-        )
-            .into_response();
-    }
-    let fields = std::str::from_utf8(&form)
-        .ok()
-        .and_then(parameters)
-        .unwrap_or_default();
-    let dest = fields
-        .iter()
-        .find(|(key, _)| key == "dest")
-        .map(|(_, value)| value.trim().to_string())
-        .unwrap_or_default();
+    let dest = field(&fields, "dest");
     if dest.is_empty() {
         return Redirect::to("/console").into_response();
     }

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pbx_runtime::cdr::CallRecord;
@@ -131,20 +131,28 @@ fn found(sources: &Sources, asked: &Asked) -> Result<Vec<CallRecord>, Refused> {
         .map_err(|error| refuse(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))
 }
 
-/// `GET /api/cdr`.
-pub async fn json(
+/// `GET /api/cdr` (JSON) and `/api/cdr.csv`.
+pub async fn page(
     State(sources): State<Arc<Sources>>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
     secure: Option<axum::Extension<crate::Secure>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
-    RawQuery(query): RawQuery,
 ) -> Response {
-    let records = match asked(&sources, source, secure.is_some(), &headers, query.as_deref())
+    let records = match asked(&sources, source, secure.is_some(), &headers, uri.query())
         .and_then(|asked| found(&sources, &asked))
     {
         Ok(records) => records,
         Err(response) => return *response,
     };
+    if uri.path().ends_with(".csv") {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            csv(&records),
+        )
+            .into_response();
+    }
     match serde_json::to_string(&records) {
         Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
@@ -201,27 +209,6 @@ fn csv(records: &[CallRecord]) -> String {
         }
     }
     out
-}
-
-/// `GET /api/cdr.csv`.
-pub async fn csv_page(
-    State(sources): State<Arc<Sources>>,
-    ConnectInfo(source): ConnectInfo<SocketAddr>,
-    secure: Option<axum::Extension<crate::Secure>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    match asked(&sources, source, secure.is_some(), &headers, query.as_deref())
-        .and_then(|asked| found(&sources, &asked))
-    {
-        Ok(records) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            csv(&records),
-        )
-            .into_response(),
-        Err(response) => *response,
-    }
 }
 
 #[cfg(test)]

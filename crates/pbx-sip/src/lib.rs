@@ -40,6 +40,11 @@ pub fn start(
 /// Undoes `%XX` escapes (a Request-URI's `callback%23ivanov`); a broken
 /// escape stays as written.
 pub fn percent_decode(text: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(text)).into_owned()
+}
+
+/// The bytes `%XX` escapes stand for (a broken escape stays as written).
+pub fn percent_decode_bytes(text: &str) -> Vec<u8> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
@@ -60,7 +65,7 @@ pub fn percent_decode(text: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Escapes what may not stand in a URI header value (`;`, `=`, `@`…).

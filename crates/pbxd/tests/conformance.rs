@@ -95,6 +95,16 @@ impl Peer {
         }
     }
 
+    /// A request inside the dialog whose To tag is `tag`, with CSeq `cseq`.
+    fn in_dialog(&self, method: &str, call_id: &str, tag: &str, cseq: u32) -> String {
+        let extra = Extra {
+            to_tag: Some(tag),
+            cseq: Some(cseq),
+            ..Extra::default()
+        };
+        self.request(method, call_id, extra)
+    }
+
     /// A request from this peer (see `request`).
     fn request(&self, method: &str, call_id: &str, extra: Extra<'_>) -> String {
         request(method, call_id, extra, self.transport, self.local)
@@ -246,12 +256,7 @@ fn still_answers(pbxd: &Pbxd, transport: Transport, case: &str) {
         .unwrap()
         .to_string();
     let in_dialog = |method: &str, cseq: u32| {
-        let extra = Extra {
-            to_tag: Some(&tag),
-            cseq: Some(cseq),
-            ..Extra::default()
-        };
-        peer.request(method, &call_id, extra)
+        peer.in_dialog(method, &call_id, &tag, cseq)
             .replacen("sip:ivanov@example.com", GOOD_CALL, 2)
     };
     let (ack, bye) = (in_dialog("ACK", 1), in_dialog("BYE", 2));
@@ -606,14 +611,7 @@ fn rfc3261_12_2_2_a_request_out_of_order_in_a_dialog_gets_500() {
         assert!(status(&answer).starts_with("SIP/2.0 200"), "{answer}");
         let to = header(&answer, "To").unwrap();
         let tag = to.split(";tag=").nth(1).unwrap().to_string();
-        let in_dialog = |method: &str, cseq: u32| {
-            let extra = Extra {
-                to_tag: Some(&tag),
-                cseq: Some(cseq),
-                ..Extra::default()
-            };
-            peer.request(method, &call_id, extra)
-        };
+        let in_dialog = |method: &str, cseq: u32| peer.in_dialog(method, &call_id, &tag, cseq);
         let ack = in_dialog("ACK", 5);
         let old = in_dialog("BYE", 3);
         let bye = in_dialog("BYE", 6);

@@ -21,6 +21,18 @@ fn sample(page: &str, name: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// A sipp caller calls tone#operator (tests/sipp/env/tone.sppr: a 3 s
+/// tone), and hangs up when pbxd does.
+fn call_the_tone(sipp_program: &std::path::Path, pbxd: &Pbxd) {
+    let called = common::sipp(
+        sipp_program,
+        "uac_answered_then_bye.xml",
+        pbxd,
+        &["-s", "tone%23operator"],
+    );
+    common::assert_passed(&called, pbxd);
+}
+
 /// Sends one datagram to pbxd's SIP port and waits for a final answer.
 fn sip(pbxd: &Pbxd, message: &str) -> String {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -73,13 +85,7 @@ fn metrics_count_what_pbxd_did_and_health_says_ok() {
     let no_call_id = OPTIONS.replace("Call-ID: m1@outside.test\r\n", "");
     assert!(sip(&pbxd, &no_call_id).starts_with("SIP/2.0 400 Missing Call-ID"));
 
-    let called = common::sipp(
-        &sipp_program,
-        "uac_answered_then_bye.xml",
-        &pbxd,
-        &["-s", "tone%23operator"],
-    );
-    common::assert_passed(&called, &pbxd);
+    call_the_tone(&sipp_program, &pbxd);
     let (status, _) = curl(
         &curl_program,
         &pbxd,
@@ -219,13 +225,7 @@ fn call_records_reach_the_webhook_retried_until_taken() {
             format!("cdr.webhook={}", receiver.url("/flaky")),
         ],
     );
-    let called = common::sipp(
-        &sipp_program,
-        "uac_answered_then_bye.xml",
-        &pbxd,
-        &["-s", "tone%23operator"],
-    );
-    common::assert_passed(&called, &pbxd);
+    call_the_tone(&sipp_program, &pbxd);
     let received = || {
         let output = std::process::Command::new(&curl_program)
             .args(["--silent", "--max-time", "5", &receiver.url("/received")])
