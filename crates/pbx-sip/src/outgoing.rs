@@ -37,6 +37,9 @@ pub(crate) fn place(network: &Arc<SipNetwork>, call: OutgoingCall) -> Result<Leg
     };
     let (leg, end) = Leg::new(id, info, true, Some(call.owner));
     leg.set_trace(call.trace);
+    if let (Some(trace), Some(trunk)) = (leg.trace(), &route.trunk) {
+        trace.reaches(None, Some(trunk));
+    }
     let shard = network.shards[owner_shard].clone();
     let start = {
         let network = network.clone();

@@ -19,6 +19,8 @@ pub struct Route {
     pub request_uri: String,
     pub destination: Option<SipAddr>,
     pub credential: Option<Credential>,
+    /// The trunk it goes through, by name.
+    pub trunk: Option<String>,
 }
 
 /// `*` is any run of characters; the rest must match exactly.
@@ -49,12 +51,14 @@ pub fn outgoing(shared: &SipShared, target: &Target) -> Result<Route, CallError>
             request_uri: device.contact.clone(),
             destination: device.address.map(|address| sip_addr(address, device.transport)),
             credential: None,
+            trunk: None,
         }),
         Target::Number(number) => trunk(shared, number),
         Target::Address(address) => Ok(Route {
             request_uri: format!("sip:{}", address.trim_start_matches("sip:")),
             destination: None,
             credential: None,
+            trunk: None,
         }),
     }
 }
@@ -89,6 +93,7 @@ fn trunk(shared: &SipShared, number: &str) -> Result<Route, CallError> {
         request_uri: format!("sip:{number}@{host}"),
         destination,
         credential,
+        trunk: Some(name.clone()),
     })
 }
 

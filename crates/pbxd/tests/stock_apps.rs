@@ -29,7 +29,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::capture::{Capture, Pcap, Rtp};
-use common::{assert_passed, header, repository, rtp_received, sipp, sipp_command_with_media, Pbxd};
+use common::{
+    assert_passed, header, repository, rtp_received, sipp, sipp_command, sipp_command_with_media, Pbxd,
+};
 use pbx_test_peers::SmtpServer;
 
 /// Monday 23 November 2026, 10:00 in Moscow: ivanov's and petrov's
@@ -1287,13 +1289,27 @@ fn wav_headers_give_the_length_of_prompts() {
 /// phone rings for any of them. With ivanov's name and password it rings
 /// ivanov's phone, which keys 1; then petrov's phone (extension 202)
 /// rings and answers, and when ivanov hangs up petrov's call ends too.
-/// With `connect=true` the same without waiting for the key.
+/// With `connect=true` the same without waiting for the key; and once
+/// more to a number, which goes out through a trunk (a sipp provider
+/// that challenges pbxd, then answers). The records of the three calls
+/// are read back as JSON and CSV, by whom may, and again after a restart.
 #[test]
 fn click_to_dial_rings_the_user_then_the_destination() {
     let (Some(sipp_program), Some(curl_program)) = (pbx_test_peers::sipp(), pbx_test_peers::curl()) else {
         return;
     };
-    let pbxd = Pbxd::start_logging("click-to-dial", &[IN_HOURS.into(), PATIENT.into()], LOG_FILTER);
+    let trunk_port = pbx_test_peers::free_udp_port().to_string();
+    let pbxd = Pbxd::start_logging(
+        "click-to-dial",
+        &[
+            IN_HOURS.into(),
+            PATIENT.into(),
+            format!("trunks.provider.proxy=127.0.0.1:{trunk_port}"),
+            "trunks.provider.username=pbxtrunk".into(),
+            "trunks.provider.password=trunk-secret".into(),
+        ],
+        LOG_FILTER,
+    );
     let get = |query: &str, arguments: &[&str]| {
         common::curl(
             &curl_program,
@@ -1324,7 +1340,11 @@ fn click_to_dial_rings_the_user_then_the_destination() {
 
     let ports = media_ports(2);
     let ivanov_port = pbx_test_peers::free_udp_port().to_string();
-    for connect in ["", "&connect=true"] {
+    for (connect, dest) in [
+        ("", "202"),
+        ("&connect=true", "202"),
+        ("&connect=true", "84951234567"),
+    ] {
         let ivanov = sipp_command_with_media(
             &sipp_program,
             "phone_presses_1.xml",
@@ -1337,17 +1357,32 @@ fn click_to_dial_rings_the_user_then_the_destination() {
         .spawn()
         .expect("sipp runs");
         register(&sipp_program, &pbxd, "ivanov", "ivanov-demo", &ivanov_port);
-        let petrov = Phone::register(&sipp_program, &pbxd, "petrov", "petrov-demo", ports[1]);
+        let callee = if dest == "202" {
+            Phone::register(&sipp_program, &pbxd, "petrov", "petrov-demo", ports[1]).child
+        } else {
+            sipp_command(
+                &sipp_program,
+                "trunk_challenges_and_answers.xml",
+                &pbxd,
+                &["-p", &trunk_port],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sipp runs")
+        };
         let (status, task) = get(
-            &format!("user=ivanov%40example.com&dest=202&auth=ivanov%40example.com%3Aivanov-demo{connect}"),
+            &format!(
+                "user=ivanov%40example.com&dest={dest}&auth=ivanov%40example.com%3Aivanov-demo{connect}"
+            ),
             &[],
         );
         assert_eq!(status, 200, "{task}");
         assert!(task.trim().parse::<u64>().is_ok(), "not a task ID: {task:?}");
         assert_passed(&finish_soon(ivanov), &pbxd);
-        assert_passed(&petrov.finish(), &pbxd);
+        assert_passed(&finish_soon(callee), &pbxd);
         let log = pbxd.log();
-        assert!(log.contains("remotecall: calling 202"), "{log}");
+        assert!(log.contains(&format!("remotecall: calling {dest}")), "{log}");
         // Asked once in all: the first time, not with connect=true.
         let played = prompts_played(&log);
         let asked = played
@@ -1357,9 +1392,9 @@ fn click_to_dial_rings_the_user_then_the_destination() {
         assert_eq!(asked, 1, "connect={connect:?}: {played:?}");
     }
 
-    // The two calls' records, as ivanov reads them, then again after a
-    // restart; petrov sees them too (he was called), the operator not.
-    pbxd.wait_for(10, |log| log.matches("call leg ended").count() >= 4);
+    // The three calls' records, as ivanov reads them, then again after a
+    // restart; petrov sees the two he was called in, the operator none.
+    pbxd.wait_for(10, |log| log.matches("call leg ended").count() >= 6);
     let records = |pbxd: &Pbxd, who: &str, password: &str| {
         let auth = format!("auth={who}%40example.com%3A{password}");
         let (status, json) = common::curl(&curl_program, pbxd, &[], &format!("/api/cdr?{auth}"));
@@ -1369,13 +1404,14 @@ fn click_to_dial_rings_the_user_then_the_destination() {
         (json, csv)
     };
     let (json, csv) = records(&pbxd, "ivanov", "ivanov-demo");
-    assert_eq!(json.matches("\"program\":\"remotecall").count(), 2, "{json}");
+    assert_eq!(json.matches("\"program\":\"remotecall").count(), 3, "{json}");
     for expected in [
         "\"direction\":\"out\"",
         "\"disposition\":\"answered\"",
         "\"account\":\"petrov@example.com\"",
         "\"hung_up_by\":\"callee\"",
         "\"accounts\":[\"ivanov@example.com\"",
+        "\"trunk\":\"provider\"",
     ] {
         assert!(json.contains(expected), "{expected} is not in {json}");
     }
@@ -1388,10 +1424,10 @@ fn click_to_dial_rings_the_user_then_the_destination() {
         rows[0].starts_with("id,start,end,caller,called,accounts,program"),
         "{csv}"
     );
-    // Two calls of two answered legs each (petrov's first phone, gone,
+    // Three calls of two answered legs each (petrov's first phone, gone,
     // is rung too the second time: its leg is there, not answered).
-    assert!(rows.len() > 4, "{csv}");
-    assert_eq!(csv.matches(",answered,").count(), 4, "{csv}");
+    assert!(rows.len() > 6, "{csv}");
+    assert_eq!(csv.matches(",answered,").count(), 6, "{csv}");
     // petrov sees the call from ivanov, as ivanov's number.
     assert!(
         rows.iter()
