@@ -154,6 +154,12 @@ impl Collector for Snapshot {
         )?;
         counter(
             encoder,
+            "pbxd_rtp_packets_lost",
+            "RTP packets the peers' sequence numbers say never came (or came too late), calls that have ended",
+            sip.rtp_lost,
+        )?;
+        counter(
+            encoder,
             "pbxd_auth_failures",
             "Failed authentications (SIP digest and HTTP logins)",
             sip.auth_failures,

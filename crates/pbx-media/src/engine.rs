@@ -156,6 +156,9 @@ pub struct SessionStats {
     pub packets_received: u64,
     /// RTP payload bytes of the accepted packets.
     pub bytes_received: u64,
+    /// Packets the peer's sequence numbers say were sent and never came
+    /// (or came too late to be played).
+    pub packets_lost: u64,
 }
 
 /// Written by the worker, read by the session handle.
@@ -165,6 +168,7 @@ struct Counters {
     bytes_sent: AtomicU64,
     packets_received: AtomicU64,
     bytes_received: AtomicU64,
+    packets_lost: AtomicU64,
 }
 
 /// The engine's reach into one worker.
@@ -615,6 +619,7 @@ impl MediaSession {
             bytes_sent: read(&self.counters.bytes_sent),
             packets_received: read(&self.counters.packets_received),
             bytes_received: read(&self.counters.bytes_received),
+            packets_lost: read(&self.counters.packets_lost),
         }
     }
 }

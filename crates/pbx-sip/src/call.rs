@@ -202,17 +202,16 @@ impl SipCall {
         self.shard.dialogs.remove_dialog(&dialog);
         self.media.stop();
         let stats = self.media.stats();
-        self.network.shared.counts.leg_ended(
-            self.outgoing,
-            self.answered,
-            stats.packets_sent,
-            stats.packets_received,
-        );
+        self.network
+            .shared
+            .counts
+            .leg_ended(self.outgoing, self.answered, &stats);
         tracing::info!(
             leg = self.id,
             call_id = %self.dialog.id().call_id,
             rtp_sent = stats.packets_sent,
             rtp_received = stats.packets_received,
+            rtp_lost = stats.packets_lost,
             "call leg ended"
         );
     }

@@ -979,6 +979,7 @@ pub struct Counts {
     legs: [AtomicU64; 4],
     rtp_sent: AtomicU64,
     rtp_received: AtomicU64,
+    rtp_lost: AtomicU64,
 }
 
 impl Default for Counts {
@@ -990,6 +991,7 @@ impl Default for Counts {
             legs: Default::default(),
             rtp_sent: AtomicU64::new(0),
             rtp_received: AtomicU64::new(0),
+            rtp_lost: AtomicU64::new(0),
         }
     }
 }
@@ -1011,10 +1013,12 @@ impl Counts {
     }
 
     /// A leg ended, having sent and received so many RTP packets.
-    pub(crate) fn leg_ended(&self, outgoing: bool, answered: bool, sent: u64, received: u64) {
+    pub(crate) fn leg_ended(&self, outgoing: bool, answered: bool, stats: &pbx_media::SessionStats) {
         self.legs[usize::from(outgoing) * 2 + usize::from(answered)].fetch_add(1, Ordering::Relaxed);
-        self.rtp_sent.fetch_add(sent, Ordering::Relaxed);
-        self.rtp_received.fetch_add(received, Ordering::Relaxed);
+        self.rtp_sent.fetch_add(stats.packets_sent, Ordering::Relaxed);
+        self.rtp_received
+            .fetch_add(stats.packets_received, Ordering::Relaxed);
+        self.rtp_lost.fetch_add(stats.packets_lost, Ordering::Relaxed);
     }
 
     /// (method, count) for each method seen.
@@ -1059,6 +1063,7 @@ pub struct SipCounts {
     /// RTP packets sent and received by legs that have ended.
     pub rtp_sent: u64,
     pub rtp_received: u64,
+    pub rtp_lost: u64,
     /// Failed authentications (SIP digest, and HTTP logins).
     pub auth_failures: u64,
 }
@@ -1121,6 +1126,7 @@ impl SipNetwork {
                 .collect(),
             rtp_sent: shared.counts.rtp_sent.load(Ordering::Relaxed),
             rtp_received: shared.counts.rtp_received.load(Ordering::Relaxed),
+            rtp_lost: shared.counts.rtp_lost.load(Ordering::Relaxed),
             auth_failures: shared.auth_failures.total(),
         }
     }

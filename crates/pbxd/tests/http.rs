@@ -116,6 +116,12 @@ fn metrics_count_what_pbxd_did_and_health_says_ok() {
         "{after}"
     );
     assert_eq!(sample(&after, "pbxd_auth_failures_total"), Some(1.0), "{after}");
+    // sipp sends no RTP in this call: nothing lost.
+    assert_eq!(
+        sample(&after, "pbxd_rtp_packets_lost_total"),
+        Some(0.0),
+        "{after}"
+    );
     assert!(
         sample(&after, "pbxd_media_slot_lateness_seconds_count").is_some_and(|count| count > 0.0),
         "{after}"

@@ -125,7 +125,13 @@ impl ReceiveState {
                 codec.decode(&slot.payload, &mut self.decoded);
                 self.on_audio(timestamp, context);
             }
-            self.reorder.release(index);
+            let skipped = self.reorder.release(index);
+            if skipped > 0 {
+                context
+                    .counters
+                    .packets_lost
+                    .fetch_add(u64::from(skipped), Ordering::Relaxed);
+            }
         }
     }
 
@@ -359,11 +365,18 @@ impl ReorderBuffer {
         None
     }
 
-    fn release(&mut self, index: usize) {
-        if let Some(slot) = self.slots.get_mut(index) {
-            slot.used = false;
-            self.expected = Some(slot.sequence.wrapping_add(1));
-        }
+    /// Hands slot `index` on; how many packets before it were given up
+    /// on (lost, or too late).
+    fn release(&mut self, index: usize) -> u16 {
+        let Some(slot) = self.slots.get_mut(index) else {
+            return 0;
+        };
+        slot.used = false;
+        let skipped = self
+            .expected
+            .map_or(0, |expected| slot.sequence.wrapping_sub(expected));
+        self.expected = Some(slot.sequence.wrapping_add(1));
+        skipped
     }
 }
 
@@ -373,8 +386,14 @@ mod tests {
     use crate::rtp::RtpHeader;
 
     fn released(order: &[u16]) -> Vec<u16> {
+        released_and_lost(order).0
+    }
+
+    /// What the buffer hands on, in order, and how many it gave up on.
+    fn released_and_lost(order: &[u16]) -> (Vec<u16>, u64) {
         let mut buffer = ReorderBuffer::default();
         let mut out = Vec::new();
+        let mut lost = 0;
         for &sequence in order {
             let packet = RtpPacket {
                 header: RtpHeader {
@@ -388,10 +407,10 @@ mod tests {
             buffer.push(&packet);
             while let Some(index) = buffer.next_ready() {
                 out.push(buffer.slots[index].sequence);
-                buffer.release(index);
+                lost += u64::from(buffer.release(index));
             }
         }
-        out
+        (out, lost)
     }
 
     #[test]
@@ -405,9 +424,11 @@ mod tests {
     fn gives_up_on_a_lost_packet() {
         // 11 never comes; once four wait, they are released; a late 11 is dropped.
         assert_eq!(
-            released(&[10, 12, 13, 14, 15, 11, 16]),
-            vec![10, 12, 13, 14, 15, 16]
+            released_and_lost(&[10, 12, 13, 14, 15, 11, 16]),
+            (vec![10, 12, 13, 14, 15, 16], 1)
         );
+        // Reordered, not lost: none counted.
+        assert_eq!(released_and_lost(&[10, 12, 11, 13]).1, 0);
     }
 
     #[test]
