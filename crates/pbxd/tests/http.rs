@@ -332,3 +332,41 @@ fn https_serves_the_same_pages_and_takes_basic_credentials() {
     assert_eq!(status, 401, "Basic credentials were taken over plain HTTP");
     let _ = std::fs::remove_dir_all(&folder);
 }
+
+/// Failed logins count against the source address as SIP's digest
+/// failures do (`sip.auth_failures_per_minute`): past the limit even the
+/// right password is refused for a while, from the API and the
+/// console's form (SIP counts in the same tally); the password is never
+/// logged.
+#[test]
+fn failed_logins_lock_the_source_out() {
+    let Some(curl_program) = pbx_test_peers::curl() else {
+        return;
+    };
+    let pbxd = Pbxd::start("http-lockout", &["sip.auth_failures_per_minute=3".into()]);
+    for round in 0..3 {
+        let (status, _) = curl(
+            &curl_program,
+            &pbxd,
+            &[],
+            &format!("/api/cdr?auth=ivanov%3Awrong-{round}"),
+        );
+        assert_eq!(status, 403);
+    }
+    let (status, body) = curl(&curl_program, &pbxd, &[], "/api/cdr?auth=ivanov%3Aivanov-demo");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("too many failed logins"), "{body}");
+    let (status, page) = curl(
+        &curl_program,
+        &pbxd,
+        &["--data", "name=ivanov&password=ivanov-demo"],
+        "/login",
+    );
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("Too many failed logins"), "{page}");
+    let log = pbxd.log();
+    assert!(
+        !log.contains("wrong-0") && !log.contains("ivanov-demo"),
+        "a password was logged:\n{log}"
+    );
+}
