@@ -205,12 +205,22 @@ impl CallRecords {
         }
     }
 
-    /// A leg joins call `record` (a leg placed for it).
+    /// A leg joins call `record` (a leg placed for it); a call already
+    /// written (all its legs ended) is not reopened: the leg begins one of
+    /// its own (see [`Trace::record`]).
     pub fn trace(&self, record: i64, info: &LegInfo, outgoing: bool) -> Trace {
-        if let Ok(mut open) = self.open.lock() {
-            if let Some(open) = open.get_mut(&record) {
-                open.legs += 1;
-            }
+        let joined = self
+            .open
+            .lock()
+            .is_ok_and(|mut open| match open.get_mut(&record) {
+                Some(open) => {
+                    open.legs += 1;
+                    true
+                }
+                None => false,
+            });
+        if !joined {
+            return self.begin(info, outgoing);
         }
         let entry = LegRecord {
             direction: if outgoing { "out" } else { "in" }.to_string(),
@@ -658,5 +668,20 @@ mod tests {
             .query(Some(call.start + 10), None, 10, |_| true)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn a_leg_placed_for_a_call_already_written_begins_a_record_of_its_own() {
+        let records = CallRecords::in_memory().unwrap();
+        let first = records.outgoing(None, "sip:a@x", "sip:b@x");
+        let record = first.record();
+        drop(first);
+        let later = records.outgoing(Some(record), "sip:a@x", "sip:c@x");
+        assert_ne!(later.record(), record);
+        drop(later);
+        let found = records.query(None, None, 10, |_| true).unwrap();
+        assert_eq!(found.len(), 2);
+        assert!(found.iter().all(|call| call.legs.len() == 1));
+        assert!(records.live().is_empty());
     }
 }

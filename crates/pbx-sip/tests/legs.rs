@@ -136,23 +136,28 @@ fn every_way_a_task_ends_releases_its_legs_and_media() {
         dialled.recv().unwrap()?;
         passed(&phone_output)?;
 
-        // Everything is released: no task, no leg, no RTP socket.
+        // Everything is released: no task, no leg, no RTP socket, no call
+        // record still open (each was written when its last leg ended).
         let media = server.media().unwrap();
         let counts = || {
             (
                 server.runtime().registry.count(),
                 server.network().live_legs(),
                 media.open_sessions(),
+                server.runtime().records.live().len(),
             )
         };
         for _ in 0..100 {
-            if counts() == (0, 0, 0) {
+            if counts() == (0, 0, 0, 0) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        if counts() != (0, 0, 0) {
-            return Err(format!("tasks, legs and media sockets left: {:?}", counts()));
+        if counts() != (0, 0, 0, 0) {
+            return Err(format!(
+                "tasks, legs, media sockets and open call records left: {:?}",
+                counts()
+            ));
         }
         Ok(())
     })();

@@ -737,8 +737,9 @@ impl TaskHost {
         if let Target::Device(device) = &target {
             trace.reaches(Some(&device.account), None);
         }
-        if self.record.is_none() {
-            // A task that calls out without a call of its own starts one.
+        if self.record != Some(trace.record()) {
+            // A task that calls out without a call of its own (or after
+            // its call's record was written) starts one.
             let record = trace.record();
             self.record = Some(record);
             records.handled_by(record, &self.program, self.id.0);
