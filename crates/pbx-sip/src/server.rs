@@ -66,7 +66,10 @@ pub struct SipShared {
     /// Written by the acceptor; read to place a call on the right shard.
     tcp_flows: Mutex<HashMap<SocketAddr, usize>>,
     /// Open TCP connections by the peer's IP address (the per-source cap).
-    tcp_per_source: Mutex<HashMap<IpAddr, usize>>,
+    /// Each connection's token, cancelled (by the stack, before it closes
+    /// the socket) when the connection is retired: a connection counts
+    /// while its token is not cancelled.
+    tcp_per_source: Mutex<HashMap<IpAddr, Vec<CancellationToken>>>,
     /// Counts messages refused as malformed (for the metrics), and logs
     /// a summary now and then.
     pub refusals: Arc<crate::gate::Tally>,
@@ -530,8 +533,12 @@ impl SipNetwork {
                     continue;
                 }
             };
+            // Cancelled when the stack retires the connection (closed,
+            // reset, idle), before it closes the socket: from then on the
+            // connection no longer counts.
+            let cancel = self.cancel.child_token();
             let limit = self.shared.config.sip.tcp_connections_per_source;
-            if !self.shared.open_tcp(peer.ip(), limit) {
+            if !self.shared.open_tcp(peer.ip(), limit, &cancel) {
                 self.shared.tcp_refusals.note(
                     Some(peer),
                     "connections from one address over sip.tcp_connections_per_source",
@@ -540,7 +547,7 @@ impl SipNetwork {
                 continue;
             }
             let Ok(stream) = stream.into_std() else {
-                self.shared.close_tcp(peer);
+                cancel.cancel();
                 continue;
             };
             let index = next % self.shards.len();
@@ -550,14 +557,11 @@ impl SipNetwork {
             }
             let shard = self.shards[index].clone();
             let local = self.shared.listen;
-            // Cancelled when the stack retires the connection (closed,
-            // reset, idle): then it no longer counts.
-            let cancel = self.cancel.child_token();
             let closed = cancel.clone();
             let shared = self.shared.clone();
             tokio::spawn(async move {
                 closed.cancelled().await;
-                shared.close_tcp(peer);
+                shared.forget_tcp(peer);
             });
             let gate = Arc::new(transport::StreamGate {
                 from: peer,
@@ -1116,7 +1120,12 @@ impl SipNetwork {
             tcp_open: shared
                 .tcp_per_source
                 .lock()
-                .map(|open| open.values().sum())
+                .map(|open| {
+                    open.values()
+                        .flatten()
+                        .filter(|token| !token.is_cancelled())
+                        .count()
+                })
                 .unwrap_or(0),
             legs: shared.live_legs(),
             legs_ended: [("in", "no"), ("in", "yes"), ("out", "no"), ("out", "yes")]
@@ -1199,25 +1208,27 @@ async fn dispatch(network: Arc<SipNetwork>, shard: Arc<SipShard>, mut tx: Transa
 }
 
 impl SipShared {
-    /// Counts a new TCP connection from `ip`, unless `limit` are open.
-    fn open_tcp(&self, ip: IpAddr, limit: usize) -> bool {
+    /// Counts a new TCP connection from `ip` (`token` says while it is
+    /// open), unless `limit` are open.
+    fn open_tcp(&self, ip: IpAddr, limit: usize, token: &CancellationToken) -> bool {
         let Ok(mut open) = self.tcp_per_source.lock() else {
             return true;
         };
-        let count = open.entry(ip).or_insert(0);
-        if *count >= limit {
+        let tokens = open.entry(ip).or_default();
+        tokens.retain(|token| !token.is_cancelled());
+        if tokens.len() >= limit {
             return false;
         }
-        *count += 1;
+        tokens.push(token.clone());
         true
     }
 
-    /// A TCP connection from `peer` has closed.
-    fn close_tcp(&self, peer: SocketAddr) {
+    /// A TCP connection from `peer` has closed: what is kept of it goes.
+    fn forget_tcp(&self, peer: SocketAddr) {
         if let Ok(mut open) = self.tcp_per_source.lock() {
-            if let Some(count) = open.get_mut(&peer.ip()) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
+            if let Some(tokens) = open.get_mut(&peer.ip()) {
+                tokens.retain(|token| !token.is_cancelled());
+                if tokens.is_empty() {
                     open.remove(&peer.ip());
                 }
             }
