@@ -94,6 +94,8 @@ fn failed(error: impl std::fmt::Display) -> RecordsError {
 pub struct CallRecords {
     this: Weak<CallRecords>,
     store: Database,
+    /// To the writer thread: records to write, or a flush to answer.
+    writer: Mutex<std::sync::mpsc::Sender<Write>>,
     keep_days: u32,
     last_id: AtomicI64,
     open: Mutex<HashMap<i64, Open>>,
@@ -109,6 +111,13 @@ impl std::fmt::Debug for CallRecords {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallRecords").finish_non_exhaustive()
     }
+}
+
+/// What the writer thread is asked.
+enum Write {
+    Record(Box<CallRecord>),
+    /// Answered once everything sent before is written.
+    Flush(std::sync::mpsc::Sender<()>),
 }
 
 /// A record whose call goes on.
@@ -137,18 +146,44 @@ impl CallRecords {
         write.open_table(RECORDS).map_err(failed)?;
         write.open_table(UNSENT).map_err(failed)?;
         write.commit().map_err(failed)?;
-        let records = Arc::new_cyclic(|this| CallRecords {
-            this: this.clone(),
-            store,
-            keep_days,
-            last_id: AtomicI64::new(0),
-            open: Mutex::new(HashMap::new()),
-            unsent: Arc::new(tokio::sync::Notify::new()),
-            webhook: Mutex::new(None),
-            ended_by: Mutex::new(std::collections::BTreeMap::new()),
+        let (writer, writes) = std::sync::mpsc::channel();
+        let records = Arc::new_cyclic(|this: &Weak<CallRecords>| {
+            let this = this.clone();
+            let thread_records = this.clone();
+            // The calls' threads never wait for the disk: records are
+            // written here, as many as have come in one transaction.
+            let spawned = std::thread::Builder::new()
+                .name("pbxd-cdr".into())
+                .spawn(move || write_records(&writes, &thread_records));
+            if let Err(error) = spawned {
+                tracing::error!(%error, "the call records' writer did not start");
+            }
+            CallRecords {
+                this,
+                store,
+                writer: Mutex::new(writer),
+                keep_days,
+                last_id: AtomicI64::new(0),
+                open: Mutex::new(HashMap::new()),
+                unsent: Arc::new(tokio::sync::Notify::new()),
+                webhook: Mutex::new(None),
+                ended_by: Mutex::new(std::collections::BTreeMap::new()),
+            }
         });
         records.prune()?;
         Ok(records)
+    }
+
+    /// Waits until every record of a call that has ended is written.
+    pub fn flush(&self) {
+        let (done, written) = std::sync::mpsc::channel();
+        let sent = self
+            .writer
+            .lock()
+            .is_ok_and(|writer| writer.send(Write::Flush(done)).is_ok());
+        if sent {
+            let _ = written.recv_timeout(std::time::Duration::from_secs(10));
+        }
     }
 
     /// A new record's id: its start in microseconds, made unique.
@@ -310,29 +345,29 @@ impl CallRecords {
             if let (Some(first), Ok(mut ended)) = (record.legs.first(), self.ended_by.lock()) {
                 *ended.entry(first.disposition.clone()).or_default() += 1;
             }
-            if let Err(error) = self.write(&record) {
-                tracing::error!(%error, "a call record was not kept");
+            if let Ok(writer) = self.writer.lock() {
+                let _ = writer.send(Write::Record(Box::new(record)));
             }
         }
     }
 
-    fn write(&self, record: &CallRecord) -> Result<(), RecordsError> {
-        let json = serde_json::to_vec(record).map_err(failed)?;
+    /// Writes `batch` in one transaction (and marks it for the webhook, if
+    /// there is one, in the same).
+    fn write(&self, batch: &[Box<CallRecord>]) -> Result<(), RecordsError> {
         let hooked = self.webhook.lock().is_ok_and(|webhook| webhook.is_some());
         let write = self.store.begin_write().map_err(failed)?;
-        write
-            .open_table(RECORDS)
-            .map_err(failed)?
-            .insert(record.id, json.as_slice())
-            .map_err(failed)?;
-        if hooked {
-            // In the same transaction: a record the webhook must get is
-            // never kept without being marked for it.
-            write
-                .open_table(UNSENT)
-                .map_err(failed)?
-                .insert(record.id, ())
-                .map_err(failed)?;
+        {
+            let mut records = write.open_table(RECORDS).map_err(failed)?;
+            let mut unsent = write.open_table(UNSENT).map_err(failed)?;
+            for record in batch {
+                let json = serde_json::to_vec(record).map_err(failed)?;
+                records.insert(record.id, json.as_slice()).map_err(failed)?;
+                if hooked {
+                    // A record the webhook must get is never kept without
+                    // being marked for it.
+                    unsent.insert(record.id, ()).map_err(failed)?;
+                }
+            }
         }
         write.commit().map_err(failed)?;
         if hooked {
@@ -482,6 +517,8 @@ impl CallRecords {
         limit: usize,
         visible: impl Fn(&CallRecord) -> bool,
     ) -> Result<Vec<CallRecord>, RecordsError> {
+        // What has ended is there to read.
+        self.flush();
         let from = since.map_or(i64::MIN, |since| since.saturating_mul(1_000_000));
         let to = until.map_or(i64::MAX, |until| {
             until.saturating_add(1).saturating_mul(1_000_000)
@@ -501,6 +538,34 @@ impl CallRecords {
             }
         }
         Ok(found)
+    }
+}
+
+/// The writer thread: takes what has come, writes it in one transaction,
+/// answers flushes; ends when the records are dropped.
+fn write_records(writes: &std::sync::mpsc::Receiver<Write>, records: &Weak<CallRecords>) {
+    while let Ok(first) = writes.recv() {
+        let mut batch = Vec::new();
+        let mut flushes = Vec::new();
+        for write in std::iter::once(first).chain(writes.try_iter().take(1_000)) {
+            match write {
+                Write::Record(record) => batch.push(record),
+                Write::Flush(done) => flushes.push(done),
+            }
+        }
+        if !batch.is_empty() {
+            match records.upgrade() {
+                Some(records) => {
+                    if let Err(error) = records.write(&batch) {
+                        tracing::error!(%error, "{} call record(s) were not kept", batch.len());
+                    }
+                }
+                None => return,
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
     }
 }
 
@@ -668,6 +733,19 @@ mod tests {
             .query(Some(call.start + 10), None, 10, |_| true)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    #[ignore = "a measurement: cargo test -p pbx-runtime --release --lib cdr::tests::time_writes -- --ignored --nocapture"]
+    fn time_writes() {
+        let dir = std::env::temp_dir().join(format!("cdr-time-{}", std::process::id()));
+        let records = CallRecords::open(&dir, 0).unwrap();
+        let started = std::time::Instant::now();
+        for _ in 0..200 {
+            drop(records.begin(&info("sip:a@x", "sip:b@x"), false));
+        }
+        println!("{:?} per record", started.elapsed() / 200);
+        let _ = std::fs::remove_file(&dir);
     }
 
     #[test]

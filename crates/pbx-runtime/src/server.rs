@@ -213,6 +213,8 @@ impl<N: Network + 'static> Server<N> {
         }
         self.network.close();
         self.shards.stop();
+        // The records of the calls that ended meanwhile are on disk.
+        self.runtime.records.flush();
         if let Some(io) = self.io.take() {
             io.shutdown_timeout(Duration::from_secs(1));
         }
