@@ -541,17 +541,31 @@ impl CallRecords {
     }
 }
 
-/// The writer thread: takes what has come, writes it in one transaction,
-/// answers flushes; ends when the records are dropped.
+/// How long the writer gathers records before it commits them: at 600
+/// calls a second, ten commits a second instead of six hundred.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The writer thread: gathers what comes for up to [`GATHER`] (less when
+/// asked to flush), writes it in one transaction, answers flushes; ends
+/// when the records are dropped.
 fn write_records(writes: &std::sync::mpsc::Receiver<Write>, records: &Weak<CallRecords>) {
     while let Ok(first) = writes.recv() {
         let mut batch = Vec::new();
         let mut flushes = Vec::new();
-        for write in std::iter::once(first).chain(writes.try_iter().take(1_000)) {
+        let until = std::time::Instant::now() + GATHER;
+        let mut next = Some(first);
+        while let Some(write) = next.take() {
             match write {
                 Write::Record(record) => batch.push(record),
                 Write::Flush(done) => flushes.push(done),
             }
+            if !flushes.is_empty() || batch.len() >= 1_000 {
+                // Whatever else is there already goes in too.
+                next = writes.try_recv().ok();
+                continue;
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            next = writes.recv_timeout(left).ok();
         }
         if !batch.is_empty() {
             match records.upgrade() {
