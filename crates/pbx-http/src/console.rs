@@ -468,7 +468,7 @@ fn administration(sources: &Sources, admin: &Account, csrf: &str) -> Markup {
                             td { (record.accounts.join(", ")) }
                             td { (record.program.clone().unwrap_or_default()) }
                             td { (legs) }
-                            td { @if let Some(task) = record.task { (end_button(task, csrf, "End call")) } }
+                            td { (end_button("call", record.id, csrf, "End call")) }
                         }
                     }
                 }
@@ -482,7 +482,7 @@ fn administration(sources: &Sources, admin: &Account, csrf: &str) -> Markup {
                     @for task in &tasks {
                         tr.task {
                             td { (task.id.0) } td { (task.program) } td { (task.account) } td { (task.state) }
-                            td { (end_button(task.id.0, csrf, "End task")) }
+                            td { (end_button("task", task.id.0 as i64, csrf, "End task")) }
                         }
                     }
                 }
@@ -518,17 +518,18 @@ fn administration(sources: &Sources, admin: &Account, csrf: &str) -> Markup {
     }
 }
 
-fn end_button(task: u64, csrf: &str, label: &str) -> Markup {
+/// A button that ends call or task `id` (`what`: `call` or `task`).
+fn end_button(what: &str, id: i64, csrf: &str, label: &str) -> Markup {
     html! {
         form.inline method="post" action="/console/end" {
             input type="hidden" name="csrf" value=(csrf);
-            button type="submit" name="task" value=(task) { (label) }
+            button type="submit" name=(what) value=(id) { (label) }
         }
     }
 }
 
-/// `POST /console/end`: a domain administrator ends a task (and so its
-/// calls).
+/// `POST /console/end`: a domain administrator ends a call (every leg of
+/// it still up is hung up) or a task (and so its calls).
 pub async fn end(
     State(sources): State<Arc<Sources>>,
     headers: HeaderMap,
@@ -545,10 +546,26 @@ pub async fn end(
         )
             .into_response();
     }
+    let domain = format!("@{}", session.account.domain);
+    if let Ok(call) = field(&fields, "call").parse::<i64>() {
+        let ours = sources.runtime.records.live().into_iter().any(|(record, _)| {
+            record.id == call && record.accounts.iter().any(|account| account.ends_with(&domain))
+        });
+        let message = if ours && sources.runtime.records.hang_up(call) {
+            tracing::info!(admin = %session.account.address(), call, "call ended from the console");
+            format!("Call {call} was hung up.")
+        } else {
+            "No such call of this domain in progress.".to_string()
+        };
+        return page(
+            "End",
+            html! { p #outcome { (message) } p { a href="/console" { "Back" } } },
+        )
+        .into_response();
+    }
     let task = field(&fields, "task").parse::<u64>().ok();
     let id = task.map(pbx_lang::value::TaskId);
     let summary = id.and_then(|id| sources.runtime.registry.summary(id));
-    let domain = format!("@{}", session.account.domain);
     let message = match (id, summary) {
         (Some(id), Some(summary)) if summary.account.ends_with(&domain) => {
             sources.runtime.registry.stop(id);

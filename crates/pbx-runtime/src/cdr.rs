@@ -125,6 +125,8 @@ struct Open {
     record: CallRecord,
     /// Legs still up.
     legs: usize,
+    /// How to hang up its legs.
+    handles: Vec<crate::call::LegHandle>,
 }
 
 impl CallRecords {
@@ -220,7 +222,14 @@ impl CallRecords {
             ..CallRecord::default()
         };
         if let Ok(mut open) = self.open.lock() {
-            open.insert(id, Open { record, legs: 0 });
+            open.insert(
+                id,
+                Open {
+                    record,
+                    legs: 0,
+                    handles: Vec::new(),
+                },
+            );
         }
         self.trace(id, info, outgoing)
     }
@@ -476,6 +485,23 @@ impl CallRecords {
             .unwrap_or_default()
     }
 
+    /// Hangs up every leg of call `record` still up; false when there is
+    /// no such call in progress.
+    pub fn hang_up(&self, record: i64) -> bool {
+        let handles = self
+            .open
+            .lock()
+            .ok()
+            .and_then(|open| open.get(&record).map(|call| call.handles.clone()));
+        let Some(handles) = handles else {
+            return false;
+        };
+        for handle in handles {
+            handle.send(crate::call::LegCommand::Disconnect { reason: None });
+        }
+        true
+    }
+
     /// The calls in progress (their legs so far, none until one ends) and
     /// how many legs each has up.
     pub fn live(&self) -> Vec<(CallRecord, usize)> {
@@ -637,6 +663,13 @@ impl Trace {
             }
             LegEvent::Disconnected => state.peer_hung_up = true,
             _ => {}
+        }
+    }
+
+    /// How to hang the leg up, for its call's record.
+    pub fn reach(&self, handle: crate::call::LegHandle) {
+        if let Some(records) = self.records() {
+            records.with_open(self.0.record, |open| open.handles.push(handle));
         }
     }
 

@@ -1526,9 +1526,12 @@ fn drive(chromium: &Path, pbxd: &Pbxd, name: &str, password: &str, pages: &Path,
 }
 
 /// An administrator's console in a real browser: the operator (made a
-/// domain administrator) sees a live call (to a program that waits as
-/// long as the call lasts), its task, the phones registered and the
-/// domain's programs; presses "End call", and the caller gets a BYE.
+/// domain administrator) sees two live calls, one to petrov's phone
+/// (rung by his rules, no task) and one to a program that waits as long
+/// as the call lasts (with its task, waiting for input), the phones
+/// registered and the domain's programs. The operator presses "End
+/// call" on the first: pbxd hangs up both its legs, the caller and
+/// petrov's phone each get a BYE.
 #[test]
 fn an_administrator_sees_a_live_call_and_ends_it() {
     let (Some(sipp_program), Some(chromium)) = (pbx_test_peers::sipp(), pbx_test_peers::chromium()) else {
@@ -1540,22 +1543,32 @@ fn an_administrator_sees_a_live_call_and_ends_it() {
         &[
             format!("environments.server={}", environment.display()),
             "domains.\"example.com\".accounts.operator.domain_admin=true".into(),
+            IN_HOURS.into(),
             PATIENT.into(),
         ],
         LOG_FILTER,
     );
-    let phone = Phone::register(&sipp_program, &pbxd, "petrov", "petrov-demo", media_ports(1)[0]);
-    let caller = sipp_command_with_media(
-        &sipp_program,
-        "uac_answered_then_bye.xml",
-        &pbxd,
-        media_ports(1)[0],
-        &["-s", "wait%23petrov"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("sipp runs");
+    let ports = media_ports(3);
+    let phone = Phone::register(&sipp_program, &pbxd, "petrov", "petrov-demo", ports[0]);
+    let call = |target: &str, port: u16| {
+        sipp_command_with_media(
+            &sipp_program,
+            "uac_answered_then_bye.xml",
+            &pbxd,
+            port,
+            &["-s", target],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp runs")
+    };
+    let to_petrov = call("petrov", ports[1]);
+    pbxd.wait_for(10, |log| {
+        log.contains("petrov answered") || log.contains("connected")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let to_program = call("wait%23petrov", ports[2]);
     pbxd.wait_for(10, |log| log.contains("start wait.sppr"));
     let pages = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
     drive(
@@ -1568,18 +1581,17 @@ fn an_administrator_sees_a_live_call_and_ends_it() {
         "live",
     );
     let console = std::fs::read_to_string(pages.join("admin.html")).unwrap();
-    let live = console
+    let live: Vec<&str> = console
         .split("<tr")
-        .find(|row| row.contains("class=\"live\""))
-        .unwrap_or_else(|| panic!("no live call on the page: {console}"));
+        .filter(|row| row.contains("class=\"live\""))
+        .collect();
+    assert_eq!(live.len(), 2, "{console}");
     assert!(
-        live.contains("wait.sppr") && live.contains("petrov@example.com"),
-        "{live}"
+        live[0].contains("5550000@outside.test") && live[0].contains("petrov@example.com"),
+        "{}",
+        live[0]
     );
-    assert!(
-        live.contains("5550000@outside.test"),
-        "the caller is not shown: {live}"
-    );
+    assert!(live[1].contains("wait.sppr"), "{}", live[1]);
     let task = console
         .split("<tr")
         .find(|row| row.contains("class=\"task\"") && row.contains("wait.sppr"))
@@ -1597,10 +1609,14 @@ fn an_administrator_sees_a_live_call_and_ends_it() {
         "no programs shown: {console}"
     );
     let ended = std::fs::read_to_string(pages.join("admin-after.html")).unwrap();
-    assert!(ended.contains("was asked to end"), "{ended}");
-    // The caller's scenario passes only if pbxd hung up on it.
-    assert_passed(&finish_soon(caller), &pbxd);
-    let Phone { mut child, .. } = phone;
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(ended.contains("was hung up"), "{ended}");
+    // Each side's scenario passes only if pbxd hung up on it.
+    assert_passed(&finish_soon(to_petrov), &pbxd);
+    let Phone {
+        child: petrov_phone, ..
+    } = phone;
+    assert_passed(&finish_soon(petrov_phone), &pbxd);
+    let mut to_program = to_program;
+    let _ = to_program.kill();
+    let _ = to_program.wait();
 }

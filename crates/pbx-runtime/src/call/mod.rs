@@ -404,8 +404,14 @@ impl Leg {
         self.owner.trace()
     }
 
-    /// Puts the leg in a call record (once).
+    /// Puts the leg in a call record (once); the record can then hang
+    /// it up (an administrator ending the call).
     pub fn set_trace(&self, trace: Option<crate::cdr::Trace>) {
+        if let Some(trace) = &trace {
+            if self.owner.trace().is_none() {
+                trace.reach(self.handle());
+            }
+        }
         self.owner.set_trace(trace);
     }
 
