@@ -136,14 +136,20 @@ async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
             target,
             owner: Box::new(sender.clone()),
             near: Some(caller.id),
-            trace,
+            trace: trace.clone(),
         };
         match runtime.network.place_call(call) {
             Ok(leg) => {
                 note(&runtime, format!("ringing {shown}"));
                 branches.push((shown, Some(leg)));
             }
-            Err(reason) => note(&runtime, format!("{shown}: {reason}")),
+            Err(reason) => {
+                // Not placed at all: the record says why.
+                if let Some(trace) = &trace {
+                    trace.reported(&LegEvent::Failed(reason.clone()));
+                }
+                note(&runtime, format!("{shown}: {reason}"));
+            }
         }
     }
     let ring_for = plan.no_answer.as_ref().map_or(LONGEST_RING, |(after, _)| *after);

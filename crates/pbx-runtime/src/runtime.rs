@@ -328,9 +328,13 @@ impl Runtime {
                 app,
                 account,
                 called_as,
-            } => self
-                .start_app(&app, account, Some(leg), vec![Portable::str(&called_as)])
-                .map(Routed::Task),
+            } => {
+                if let Some(trace) = leg.trace() {
+                    self.records.involve(trace.record(), &account.address());
+                }
+                self.start_app(&app, account, Some(leg), vec![Portable::str(&called_as)])
+                    .map(Routed::Task)
+            }
             Destination::Account { account, .. } if depth < 8 => {
                 if let Some(trace) = leg.trace() {
                     self.records.involve(trace.record(), &account.address());

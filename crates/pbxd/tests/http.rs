@@ -370,3 +370,31 @@ fn failed_logins_lock_the_source_out() {
         "a password was logged:\n{log}"
     );
 }
+
+/// A call pbxd refuses is recorded with what it was refused with: a call
+/// to an application that does not exist gets 500, and its record, read
+/// by the account it was for, says `failed` and 500.
+#[test]
+fn a_refused_call_is_recorded_as_failed_with_its_code() {
+    let (Some(curl_program), Some(sipp_program)) = (pbx_test_peers::curl(), pbx_test_peers::sipp()) else {
+        return;
+    };
+    let pbxd = Pbxd::start("http-refused-record", &[]);
+    let called = common::sipp(
+        &sipp_program,
+        "uac_expect_500.xml",
+        &pbxd,
+        &["-s", "nosuchapp%23operator"],
+    );
+    common::assert_passed(&called, &pbxd);
+    let (status, json) = curl(
+        &curl_program,
+        &pbxd,
+        &[],
+        "/api/cdr?auth=operator%3Aoperator-demo",
+    );
+    assert_eq!(status, 200, "{json}");
+    assert!(json.contains("\"disposition\":\"failed\""), "{json}");
+    assert!(json.contains("\"code\":500"), "{json}");
+    assert!(json.contains("\"accounts\":[\"operator@example.com\"]"), "{json}");
+}

@@ -418,6 +418,13 @@ impl Leg {
     /// Sends a command to the network end. A leg whose network end is gone
     /// ignores it (the hang-up has been reported).
     pub fn send(&self, command: LegCommand) {
+        if let (LegCommand::Reject { status }, Some(trace)) = (&command, self.trace()) {
+            // pbxd refused the call: its record says with what.
+            trace.reported(&LegEvent::Failed(CallError {
+                status: status.clone(),
+                detail: None,
+            }));
+        }
         let _ = self.commands.send(command);
     }
 

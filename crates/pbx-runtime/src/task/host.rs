@@ -753,9 +753,13 @@ impl TaskHost {
                 target,
                 owner: Box::new(self.sender.clone()),
                 near: None,
-                trace: Some(trace),
+                trace: Some(trace.clone()),
             })
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| {
+                // Not placed at all: the record says why.
+                trace.reported(&crate::call::LegEvent::Failed(error.clone()));
+                error.to_string()
+            })?;
         self.event(Event::Call {
             task: self.id,
             what: format!("calling {shown} as {from}"),
