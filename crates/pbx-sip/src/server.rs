@@ -393,14 +393,26 @@ impl SipNetwork {
             .ok_or("SIP needs shards of their own")?;
         let media = setup.media.clone().ok_or("SIP needs the media engine")?;
         let count = setup.shards.count();
-        let udp = transport::bind_udp(listen, count).map_err(failed)?;
-        let bound = udp
-            .first()
-            .map(std::net::UdpSocket::local_addr)
-            .transpose()
-            .map_err(failed)?
-            .unwrap_or(listen);
-        let tcp = std::net::TcpListener::bind(bound).map_err(failed)?;
+        // UDP and TCP on one port. Asked for any port (0), the one UDP got
+        // may be taken for TCP: then another is tried.
+        let mut attempts = 0;
+        let (udp, bound, tcp) = loop {
+            let udp = transport::bind_udp(listen, count).map_err(failed)?;
+            let bound = udp
+                .first()
+                .map(std::net::UdpSocket::local_addr)
+                .transpose()
+                .map_err(failed)?
+                .unwrap_or(listen);
+            match std::net::TcpListener::bind(bound) {
+                Ok(tcp) => break (udp, bound, tcp),
+                Err(error) if listen.port() == 0 && attempts < 20 => {
+                    tracing::debug!(%error, %bound, "the TCP side of the port is taken: another port");
+                    attempts += 1;
+                }
+                Err(error) => return Err(failed(error)),
+            }
+        };
         tcp.set_nonblocking(true).map_err(failed)?;
         let location =
             LocationStore::open(&config.data_dir.join("location.redb")).map_err(|error| error.to_string())?;
