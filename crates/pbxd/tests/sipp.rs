@@ -107,16 +107,7 @@ fn an_authenticated_phone_calls_out_through_a_trunk() {
             "trunks.provider.password=trunk-secret".into(),
         ],
     );
-    let trunk = sipp_command(
-        &sipp_program,
-        "trunk_challenges_and_answers.xml",
-        &pbxd,
-        &["-p", &trunk_port],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("sipp runs");
+    let trunk = common::sipp_trunk(&sipp_program, &pbxd, &trunk_port);
     let caller = sipp(&sipp_program, "petrov_calls_out.xml", &pbxd, &[]);
     let trunk = trunk.wait_with_output().expect("the trunk's sipp ends");
     assert_passed(&trunk, &pbxd);

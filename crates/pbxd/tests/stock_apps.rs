@@ -29,9 +29,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::capture::{Capture, Pcap, Rtp};
-use common::{
-    assert_passed, header, repository, rtp_received, sipp, sipp_command, sipp_command_with_media, Pbxd,
-};
+use common::{assert_passed, header, repository, rtp_received, sipp, sipp_command_with_media, Pbxd};
 use pbx_test_peers::SmtpServer;
 
 /// Monday 23 November 2026, 10:00 in Moscow: ivanov's and petrov's
@@ -1360,16 +1358,7 @@ fn click_to_dial_rings_the_user_then_the_destination() {
         let callee = if dest == "202" {
             Phone::register(&sipp_program, &pbxd, "petrov", "petrov-demo", ports[1]).child
         } else {
-            sipp_command(
-                &sipp_program,
-                "trunk_challenges_and_answers.xml",
-                &pbxd,
-                &["-p", &trunk_port],
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("sipp runs")
+            common::sipp_trunk(&sipp_program, &pbxd, &trunk_port)
         };
         let (status, task) = get(
             &format!(

@@ -298,3 +298,13 @@ pub fn curl(curl: &Path, pbxd: &Pbxd, arguments: &[&str], path: &str) -> (u16, S
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
+
+/// A SIP provider on `port` (tests/sipp/trunk_challenges_and_answers.xml:
+/// challenges pbxd's INVITE, then answers and takes the BYE), running.
+pub fn sipp_trunk(sipp: &Path, pbxd: &Pbxd, port: &str) -> Child {
+    sipp_command(sipp, "trunk_challenges_and_answers.xml", pbxd, &["-p", port])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp runs")
+}
