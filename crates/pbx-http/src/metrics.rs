@@ -164,6 +164,19 @@ impl Collector for Snapshot {
             "Failed authentications (SIP digest and HTTP logins)",
             sip.auth_failures,
         )?;
+        if !sip.trunks_up.is_empty() {
+            let kind = ConstGauge::new(0i64).metric_type();
+            let mut family = encoder.encode_descriptor(
+                "pbxd_trunk_up",
+                "Whether each SIP trunk is up (1), or down and skipped by new calls (0)",
+                None,
+                kind,
+            )?;
+            for (trunk, up) in &sip.trunks_up {
+                let labels = [("trunk", trunk.as_str())];
+                ConstGauge::new(i64::from(*up)).encode(family.encode_family(&labels)?)?;
+            }
+        }
         let events = &sources.events;
         let read = |count: &std::sync::atomic::AtomicU64| count.load(std::sync::atomic::Ordering::Relaxed);
         counter(

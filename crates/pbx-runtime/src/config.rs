@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod trunk;
+pub use trunk::{number_matches, rewrite, NumberRule, TrunkConfig};
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,26 +160,6 @@ impl Default for SipConfig {
             tcp_connections_per_source: default_tcp_per_source(),
         }
     }
-}
-
-/// `[trunks.NAME]`: a SIP provider calls beyond the server go through.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrunkConfig {
-    /// `host:port` of the provider's proxy.
-    pub proxy: String,
-    /// The domain to put in From and Request-URI (default: the proxy host).
-    #[serde(default)]
-    pub domain: Option<String>,
-    /// Credentials to answer the provider's digest challenges with.
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<String>,
-    /// Number patterns it carries (`*` any run of digits: `8*`, `+7*`);
-    /// empty: every number.
-    #[serde(default)]
-    pub numbers: Vec<String>,
 }
 
 /// `[http]`
@@ -659,6 +642,12 @@ impl Config {
             crate::sim::Phone::parse(behaviour).map_err(|problem| ConfigError {
                 location: at(phone),
                 message: format!("simulation.phones.{phone}: {problem}"),
+            })?;
+        }
+        for (name, trunk) in &self.trunks {
+            trunk.check().map_err(|problem| ConfigError {
+                location: at(&format!("trunks.{name}")),
+                message: format!("trunks.{name}.{problem}"),
             })?;
         }
         for (domain_name, domain) in &self.domains {

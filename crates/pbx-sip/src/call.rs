@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 
 use crate::sdp::{self, Direction, Negotiated};
 use crate::server::{SipNetwork, SipShard, StateReceiver};
+use crate::trunk::Failover;
 
 /// pbxd's side of the offer/answer.
 pub(crate) struct Session {
@@ -82,6 +83,9 @@ pub(crate) struct SipCall {
     joined: Option<Leg>,
     /// Counts an incoming call against the limits until it ends.
     _permit: Option<CallPermit>,
+    /// For a call out through a trunk: the trunks still to try, and how
+    /// the one tried now is doing.
+    failover: Option<Box<Failover>>,
 }
 
 fn status(code: u16) -> StatusCode {
@@ -130,7 +134,14 @@ impl SipCall {
             forks: None,
             joined: None,
             _permit: None,
+            failover: None,
         }
+    }
+
+    /// An outgoing call through a trunk: what to fail over to.
+    pub fn with_failover(mut self, failover: Option<Box<Failover>>) -> SipCall {
+        self.failover = failover;
+        self
     }
 
     /// An incoming call: its INVITE (for a 302) and its permit.
@@ -149,6 +160,11 @@ impl SipCall {
     pub async fn run(mut self, mut states: StateReceiver) {
         let mut events = self.media.take_events();
         loop {
+            // Failed over to another trunk: its dialog's states from now on.
+            if let Some(next) = self.failover.as_mut().and_then(|failover| failover.states.take()) {
+                states = next;
+            }
+            let silent_after = self.failover.as_ref().and_then(|failover| failover.deadline());
             tokio::select! {
                 command = next_command(&mut self.commands) => match command {
                     Some(command) => {
@@ -190,6 +206,11 @@ impl SipCall {
                     }
                     None => events = None,
                 },
+                () = crate::trunk::silence(silent_after) => {
+                    if !Box::pin(self.trunk_silent()).await {
+                        break;
+                    }
+                }
             }
         }
         self.end_forks();
@@ -603,8 +624,10 @@ impl SipCall {
     /// Takes in a change of the dialog; false when the leg is over.
     async fn state(&mut self, state: DialogState) -> bool {
         match state {
+            DialogState::Trying(_) => self.trunk_heard(),
             DialogState::Early(_, response) => {
                 if self.outgoing {
+                    self.trunk_heard();
                     self.take_answer(response.body());
                     let code = u16::from(response.status_code.clone());
                     self.owner.report(LegEvent::Provisional(Status::new(code)));
@@ -624,6 +647,7 @@ impl SipCall {
                     }
                 }
                 if self.outgoing && !self.answered {
+                    self.trunk_heard();
                     self.answered = true;
                     self.take_answer(response.body());
                     self.owner.report(LegEvent::Answered);
@@ -632,6 +656,9 @@ impl SipCall {
             DialogState::Terminated(_, reason) => {
                 if self.outgoing && !self.answered {
                     let status = failure(&reason).unwrap_or(Status::REQUEST_TERMINATED);
+                    if self.trunk_failed(&status) {
+                        return true;
+                    }
                     self.owner.report(LegEvent::Failed(CallError::from(status)));
                 } else {
                     self.owner.report(LegEvent::Disconnected);
@@ -669,9 +696,99 @@ impl SipCall {
             DialogState::Message(_, _, handle) | DialogState::Publish(_, _, handle) => {
                 let _ = handle.reply(StatusCode::NotImplemented).await;
             }
-            DialogState::Calling(_) | DialogState::Trying(_) | DialogState::WaitAck(..) => {}
+            DialogState::Calling(_) | DialogState::WaitAck(..) => {}
         }
         true
+    }
+
+    /// The trunk of an outgoing call said something: it is up, and has
+    /// all the time it needs to answer.
+    fn trunk_heard(&mut self) {
+        if let Some(failover) = self.failover.as_mut() {
+            failover.heard(&self.network.shared);
+        }
+    }
+
+    /// The trunk's INVITE ended with `status` before an answer; whether
+    /// the call goes on through the next trunk.
+    fn trunk_failed(&mut self, status: &Status) -> bool {
+        let Some(failover) = self.failover.as_mut() else {
+            return false;
+        };
+        if !crate::trunk::fails_over(status.code()) {
+            // 404, 486, 6xx...: the trunk works; the number is at fault.
+            failover.heard(&self.network.shared);
+            return false;
+        }
+        failover.failed(&self.network.shared, &status.to_string());
+        self.next_trunk(status)
+    }
+
+    /// The trunk said nothing within its timeout: the call goes on through
+    /// the next trunk, or fails with 408; false when the leg is over.
+    async fn trunk_silent(&mut self) -> bool {
+        let Some(failover) = self.failover.as_mut() else {
+            return true;
+        };
+        let trunk = failover.trunk().to_string();
+        failover.failed(&self.network.shared, "no response in time");
+        // Its INVITE is cancelled once it says something (RFC 3261 §9.1).
+        if let Err(error) = self.dialog.cancel().await {
+            tracing::debug!(leg = self.id, %error, "cancelling a silent trunk's INVITE");
+        }
+        let status = Status::with_reason(408, format!("no response from trunk {trunk}"));
+        if self.next_trunk(&status) {
+            return true;
+        }
+        self.owner.report(LegEvent::Failed(CallError::new(
+            Status::REQUEST_TIMEOUT,
+            format!("trunk {trunk} did not answer"),
+        )));
+        false
+    }
+
+    /// Sends the INVITE to the next trunk that carries the number, the one
+    /// tried having failed with `status`; false when none is left.
+    fn next_trunk(&mut self, status: &Status) -> bool {
+        let Some(failover) = self.failover.as_mut() else {
+            return false;
+        };
+        let trace = self.owner.trace();
+        while let Some(route) = failover.next_route() {
+            let sent = crate::outgoing::invite(
+                &self.network,
+                &self.shard,
+                self.id,
+                &self.caller,
+                &route,
+                &self.session.local_sdp,
+                trace.as_ref(),
+            );
+            match sent {
+                Ok((dialog, states)) => {
+                    tracing::info!(
+                        leg = self.id,
+                        failed = %failover.trunk(),
+                        next = %route.trunk.as_deref().unwrap_or_default(),
+                        %status,
+                        "failing over to the next trunk"
+                    );
+                    // The last trunk's dialog is no longer this leg's.
+                    self.shard.states.forget(&self.dialog.id());
+                    self.network.shared.remember(self.id, &self.media, &dialog);
+                    self.dialog = dialog;
+                    if let Some(trace) = &trace {
+                        trace.reaches(None, route.trunk.as_deref());
+                    }
+                    failover.began(&self.network.shared, &route, states);
+                    return true;
+                }
+                Err(error) => {
+                    tracing::info!(leg = self.id, trunk = ?route.trunk, %error, "no INVITE to the next trunk");
+                }
+            }
+        }
+        false
     }
 
     /// Reads the SDP answer to pbxd's offer (a 183 or the 200).

@@ -29,6 +29,8 @@ pub(crate) async fn incoming(
     let shared = &network.shared;
     let request = tx.original.clone();
     let user = request.uri.user().map(crate::percent_decode).unwrap_or_default();
+    // A trunk's numbers, in the form pbxd's users dial (its rules).
+    let user = crate::trunk::called_number(shared, &tx, user);
     let Some(domain) = shared.domain_for(&request.uri.host().to_string()) else {
         return crate::server::refuse(tx, StatusCode::NotFound, Vec::new()).await;
     };
@@ -36,6 +38,7 @@ pub(crate) async fn incoming(
     let Ok(from) = request.from_header().and_then(|from| from.uri()) else {
         return crate::server::refuse(tx, StatusCode::BadRequest, Vec::new()).await;
     };
+    let from = crate::trunk::caller(shared, &tx, from);
     let Some((source, _)) = source_of(&tx) else {
         return crate::server::refuse(tx, StatusCode::BadRequest, Vec::new()).await;
     };

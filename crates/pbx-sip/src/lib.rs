@@ -18,6 +18,7 @@ pub mod route;
 pub mod sdp;
 pub mod server;
 pub mod transport;
+pub mod trunk;
 
 pub use server::{SipNetwork, SipShared};
 

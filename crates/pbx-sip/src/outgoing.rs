@@ -1,25 +1,29 @@
 //! Outgoing calls (`Network::place_call`): the leg is made at once; the
 //! INVITE goes out from the shard that will own the dialog (this one, or,
-//! for a phone registered over TCP, the one holding its connection).
+//! for a phone registered over TCP, the one holding its connection). A
+//! call to a number that fails over to another trunk sends its next
+//! INVITE from the same leg (`invite`, called by `SipCall`).
 
 use std::sync::Arc;
 
 use pbx_runtime::call::{
     next_leg_id, CallError, Leg, LegEnd, LegEvent, LegId, LegInfo, OutgoingCall, Status, Target, Transport,
 };
+use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::Uri;
 
 use crate::call::{CallParts, Session, SipCall};
-use crate::route::Route;
+use crate::route::{Route, Routes};
 use crate::sdp::{self, Direction};
 use crate::server::{SipNetwork, SipShard, StateReceiver};
+use crate::trunk::Failover;
 
 /// Places a call; must run on a shard.
 pub(crate) fn place(network: &Arc<SipNetwork>, call: OutgoingCall) -> Result<Leg, CallError> {
     let here = pbx_runtime::shard::current()
         .filter(|shard| *shard < network.shards.len())
         .ok_or_else(|| CallError::new(Status::SERVER_INTERNAL_ERROR, "calls are placed from a shard"))?;
-    let route = crate::route::outgoing(&network.shared, &call.target)?;
+    let Routes { first: route, next } = crate::route::outgoing(&network.shared, &call.target)?;
     let owner_shard = match &call.target {
         Target::Device(device) if device.transport == Transport::Tcp => device
             .address
@@ -48,8 +52,11 @@ pub(crate) fn place(network: &Arc<SipNetwork>, call: OutgoingCall) -> Result<Leg
         let trace = leg.trace();
         move || {
             tokio::task::spawn_local(async move {
-                match dial(&network, &shard, id, &from, route, near, trace).await {
-                    Ok((call, states)) => call.with_end(end).run(states).await,
+                match dial(&network, &shard, id, &from, &route, near, trace).await {
+                    Ok((call, states)) => {
+                        let failover = Failover::start(&network.shared, &route, next);
+                        call.with_end(end).with_failover(failover).run(states).await;
+                    }
                     Err(error) => end.owner.report(LegEvent::Failed(error)),
                 }
             });
@@ -63,14 +70,14 @@ pub(crate) fn place(network: &Arc<SipNetwork>, call: OutgoingCall) -> Result<Leg
     Ok(leg)
 }
 
-/// Sends the INVITE of an outgoing call; the call is ready to run once it
-/// has its leg's end.
+/// Opens the media of an outgoing call and sends its INVITE; the call is
+/// ready to run once it has its leg's end.
 async fn dial(
     network: &Arc<SipNetwork>,
     shard: &Arc<SipShard>,
     id: LegId,
     from: &str,
-    route: Route,
+    route: &Route,
     near: Option<LegId>,
     trace: Option<pbx_runtime::cdr::Trace>,
 ) -> Result<(PendingCall, StateReceiver), CallError> {
@@ -90,38 +97,7 @@ async fn dial(
         1,
         Direction::SendRecv,
     );
-    let caller = crate::sip_uri(format!("sip:{}", from.trim_start_matches("sip:")).as_str())
-        .map_err(|_| CallError::new(Status::BAD_REQUEST, format!("`{from}` is not an address")))?;
-    let callee = crate::sip_uri(route.request_uri.as_str()).map_err(|_| {
-        CallError::new(
-            Status::BAD_REQUEST,
-            format!("`{}` is not an address", route.request_uri),
-        )
-    })?;
-    let contact = Uri::try_from(shared.contact().as_str())
-        .map_err(|error| CallError::new(Status::SERVER_INTERNAL_ERROR, error.to_string()))?;
-    let call_id =
-        crate::transport::call_id_for(shard.index, network.shards.len(), &shared.advertise.to_string());
-    if let Some(trace) = &trace {
-        trace.call_id(&call_id);
-    }
-    let option = rsipstack::dialog::invitation::InviteOption {
-        caller,
-        callee,
-        destination: route.destination.clone(),
-        content_type: Some("application/sdp".into()),
-        offer: Some(offer.clone().into_bytes()),
-        contact,
-        credential: route.credential.clone(),
-        // A Call-ID of this shard: every message of the dialog comes back here.
-        call_id: Some(call_id.clone()),
-        ..Default::default()
-    };
-    let (dialog, _outcome) = shard
-        .dialogs
-        .do_invite_async(option, shard.states.sender())
-        .map_err(|error| CallError::new(Status::SERVER_INTERNAL_ERROR, error.to_string()))?;
-    let states = shard.states.route(&dialog.id());
+    let (dialog, states) = invite(network, shard, id, from, route, &offer, trace.as_ref())?;
     let media = Arc::new(media);
     shared.remember(id, &media, &dialog);
     Ok((
@@ -135,6 +111,65 @@ async fn dial(
         },
         states,
     ))
+}
+
+/// Sends leg `id`'s INVITE along `route` with `offer` (its first, or,
+/// failing over, the next trunk's); its dialog, and where its states come.
+pub(crate) fn invite(
+    network: &Arc<SipNetwork>,
+    shard: &Arc<SipShard>,
+    id: LegId,
+    from: &str,
+    route: &Route,
+    offer: &str,
+    trace: Option<&pbx_runtime::cdr::Trace>,
+) -> Result<(InviteDialog, StateReceiver), CallError> {
+    let shared = &network.shared;
+    let caller = crate::sip_uri(format!("sip:{}", from.trim_start_matches("sip:")).as_str())
+        .map_err(|_| CallError::new(Status::BAD_REQUEST, format!("`{from}` is not an address")))?;
+    let callee = crate::sip_uri(route.request_uri.as_str()).map_err(|_| {
+        CallError::new(
+            Status::BAD_REQUEST,
+            format!("`{}` is not an address", route.request_uri),
+        )
+    })?;
+    let contact = Uri::try_from(shared.contact().as_str())
+        .map_err(|error| CallError::new(Status::SERVER_INTERNAL_ERROR, error.to_string()))?;
+    let call_id =
+        crate::transport::call_id_for(shard.index, network.shards.len(), &shared.advertise.to_string());
+    if let Some(trace) = trace {
+        trace.call_id(&call_id);
+    }
+    if let Some(trunk) = &route.trunk {
+        tracing::info!(leg = id, %trunk, to = %route.request_uri, "calling out through a trunk");
+    }
+    let to = match &route.to {
+        Some((uri, _)) => Some(
+            crate::sip_uri(uri.as_str())
+                .map_err(|_| CallError::new(Status::BAD_REQUEST, format!("`{uri}` is not an address")))?,
+        ),
+        None => None,
+    };
+    let option = rsipstack::dialog::invitation::InviteOption {
+        caller,
+        callee,
+        to,
+        callee_display_name: route.to.as_ref().and_then(|(_, name)| name.clone()),
+        destination: route.destination.clone(),
+        content_type: Some("application/sdp".into()),
+        offer: Some(offer.as_bytes().to_vec()),
+        contact,
+        credential: route.credential.clone(),
+        // A Call-ID of this shard: every message of the dialog comes back here.
+        call_id: Some(call_id.clone()),
+        ..Default::default()
+    };
+    let (dialog, _outcome) = shard
+        .dialogs
+        .do_invite_async(option, shard.states.sender())
+        .map_err(|error| CallError::new(Status::SERVER_INTERNAL_ERROR, error.to_string()))?;
+    let states = shard.states.route(&dialog.id());
+    Ok((dialog, states))
 }
 
 /// An outgoing call whose INVITE went out, waiting for its leg's end.

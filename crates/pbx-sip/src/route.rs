@@ -1,11 +1,13 @@
 //! Where an outgoing call goes: an account's registered device (to the
-//! address its REGISTER came from, so phones behind NAT are reached), a
-//! trunk for numbers beyond the server, or a SIP address elsewhere.
+//! address its REGISTER came from, so phones behind NAT are reached), the
+//! trunks for numbers beyond the server (the first, and those to fail
+//! over to: `trunk`), or a SIP address elsewhere.
 
 use std::net::SocketAddr;
 
 use pbx_runtime::address::Destination;
 use pbx_runtime::call::{CallError, Status, Target, Transport as DeviceTransport};
+use pbx_runtime::config::TrunkConfig;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::sip::{HostWithPort, Transport};
 use rsipstack::transport::SipAddr;
@@ -21,16 +23,10 @@ pub struct Route {
     pub credential: Option<Credential>,
     /// The trunk it goes through, by name.
     pub trunk: Option<String>,
-}
-
-/// `*` is any run of characters; the rest must match exactly.
-fn matches(pattern: &str, number: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == number,
-        Some((head, tail)) => {
-            number.len() >= head.len() + tail.len() && number.starts_with(head) && number.ends_with(tail)
-        }
-    }
+    /// The To header's URI and display name when they are not the
+    /// Request-URI's: a phone is called at its Contact, and shown the
+    /// account (or virtual line) called.
+    pub to: Option<(String, Option<String>)>,
 }
 
 fn sip_addr(address: SocketAddr, transport: DeviceTransport) -> SipAddr {
@@ -44,43 +40,90 @@ fn sip_addr(address: SocketAddr, transport: DeviceTransport) -> SipAddr {
     }
 }
 
-/// The route to a target the runtime resolved.
-pub fn outgoing(shared: &SipShared, target: &Target) -> Result<Route, CallError> {
+/// Where an outgoing call goes first, and, for a number, the trunks to
+/// fail over to after it.
+pub struct Routes {
+    pub first: Route,
+    pub next: Vec<Route>,
+}
+
+impl From<Route> for Routes {
+    fn from(first: Route) -> Routes {
+        Routes {
+            first,
+            next: Vec::new(),
+        }
+    }
+}
+
+/// The routes to a target the runtime resolved.
+pub fn outgoing(shared: &SipShared, target: &Target) -> Result<Routes, CallError> {
     match target {
         Target::Device(device) => Ok(Route {
             request_uri: device.contact.clone(),
             destination: device.address.map(|address| sip_addr(address, device.transport)),
             credential: None,
             trunk: None,
-        }),
-        Target::Number(number) => trunk(shared, number),
+            // A virtual line rung on a phone it is logged in on shows its
+            // name, so the phone's user knows which line is called.
+            to: Some((
+                format!("sip:{}", device.account),
+                device
+                    .via
+                    .as_ref()
+                    .map(|_| device.account.split('@').next().unwrap_or(&device.account).to_string()),
+            )),
+        }
+        .into()),
+        Target::Number(number) => trunks(shared, number),
         Target::Address(address) => Ok(Route {
             request_uri: format!("sip:{}", address.trim_start_matches("sip:")),
             destination: None,
             credential: None,
             trunk: None,
-        }),
+            to: None,
+        }
+        .into()),
     }
 }
 
-/// The first trunk (by name) that carries `number`.
-fn trunk(shared: &SipShared, number: &str) -> Result<Route, CallError> {
-    let (name, trunk) = shared
+/// The trunks (by name) that carry `number` and are up; when every one
+/// that carries it is down, all of them (better tried than not at all).
+fn trunks(shared: &SipShared, number: &str) -> Result<Routes, CallError> {
+    let carrying: Vec<(&String, &TrunkConfig)> = shared
         .config
         .trunks
         .iter()
-        .find(|(_, trunk)| {
-            trunk.numbers.is_empty() || trunk.numbers.iter().any(|pattern| matches(pattern, number))
-        })
+        .filter(|(_, trunk)| trunk.carries(number))
+        .collect();
+    let up: Vec<(&String, &TrunkConfig)> = carrying
+        .iter()
+        .copied()
+        .filter(|(name, _)| shared.trunks.is_up(name))
+        .collect();
+    let chosen = if up.is_empty() { carrying } else { up };
+    let mut routes = chosen
+        .into_iter()
+        .map(|(name, trunk)| trunk_route(shared, name, trunk, number));
+    let first = routes
+        .next()
         .ok_or_else(|| CallError::new(Status::NOT_FOUND, format!("no trunk carries {number}")))?;
+    Ok(Routes {
+        first,
+        next: routes.collect(),
+    })
+}
+
+/// The route to `number` through trunk `name`: the number as the trunk
+/// wants it (its `outgoing` rules), its proxy, its credentials.
+fn trunk_route(shared: &SipShared, name: &str, trunk: &TrunkConfig, number: &str) -> Route {
     let host = trunk
         .domain
         .clone()
         .unwrap_or_else(|| trunk.proxy.split(':').next().unwrap_or(&trunk.proxy).to_string());
-    let destination = trunk
-        .proxy
-        .parse::<SocketAddr>()
-        .ok()
+    let destination = shared
+        .trunks
+        .address(name)
         .map(|address| sip_addr(address, DeviceTransport::Udp));
     let credential = trunk.username.as_ref().map(|username| Credential {
         username: username.clone(),
@@ -88,13 +131,14 @@ fn trunk(shared: &SipShared, number: &str) -> Result<Route, CallError> {
         realm: None,
         auth_username: None,
     });
-    tracing::debug!(trunk = %name, %number, "outgoing call through a trunk");
-    Ok(Route {
-        request_uri: format!("sip:{number}@{host}"),
+    let sent = trunk.outgoing_number(number);
+    Route {
+        request_uri: format!("sip:{sent}@{host}"),
         destination,
         credential,
-        trunk: Some(name.clone()),
-    })
+        trunk: Some(name.to_string()),
+        to: None,
+    }
 }
 
 /// The Refer-To of a blind transfer to `target`: an account's address at
@@ -106,20 +150,5 @@ pub fn refer_target(shared: &SipShared, target: &Destination) -> String {
         Destination::App { app, account, .. } => format!("sip:{}%23{}@{server}", app, account.name),
         Destination::Outside(number) if !number.contains('@') => format!("sip:{number}@{server}"),
         Destination::Outside(address) => format!("sip:{}", address.trim_start_matches("sip:")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::matches;
-
-    #[test]
-    fn number_patterns() {
-        assert!(matches("8*", "84951234567"));
-        assert!(matches("+7*", "+74951234567"));
-        assert!(matches("*", "1"));
-        assert!(!matches("8*", "74951234567"));
-        assert!(matches("112", "112"));
-        assert!(!matches("112", "1120"));
     }
 }

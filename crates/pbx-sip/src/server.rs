@@ -80,6 +80,9 @@ pub struct SipShared {
     /// Counts requests refused because their source failed to
     /// authenticate too often (REGISTER and INVITE).
     pub lockouts: crate::gate::Tally,
+    /// Whether each trunk is up (written by the legs placed through it
+    /// and its pings, read to place calls).
+    pub trunks: crate::trunk::Trunks,
 }
 
 impl std::fmt::Debug for SipShared {
@@ -440,6 +443,7 @@ impl SipNetwork {
             tcp_refusals: crate::gate::Tally::new("refused TCP connections:"),
             counts: Arc::new(Counts::default()),
             lockouts: crate::gate::Tally::new("refused requests from locked-out sources:"),
+            trunks: crate::trunk::Trunks::new(config),
         });
         let cancel = CancellationToken::new();
         // Each shard builds its endpoint on its own thread (its sockets join
@@ -503,6 +507,7 @@ impl SipNetwork {
         for start in starts {
             let _ = start.send(network.clone());
         }
+        crate::trunk::start_pinging(&network, network.cancel.child_token());
         let acceptor = network.clone();
         setup.io.spawn(async move { acceptor.accept_tcp(tcp).await });
         Ok(network)
@@ -1082,6 +1087,8 @@ pub struct SipCounts {
     pub rtp_lost: u64,
     /// Failed authentications (SIP digest, and HTTP logins).
     pub auth_failures: u64,
+    /// Every trunk by name, and whether it is up.
+    pub trunks_up: Vec<(String, bool)>,
 }
 
 impl SipNetwork {
@@ -1149,6 +1156,7 @@ impl SipNetwork {
             rtp_received: shared.counts.rtp_received.load(Ordering::Relaxed),
             rtp_lost: shared.counts.rtp_lost.load(Ordering::Relaxed),
             auth_failures: shared.auth_failures.total(),
+            trunks_up: shared.trunks.states(),
         }
     }
 }
