@@ -472,6 +472,32 @@ pub struct DomainConfig {
     pub language: Option<String>,
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountConfig>,
+    /// Classes of service accounts name, besides (or instead of) the
+    /// built-in ones (`class::BUILT_IN_CLASSES`).
+    #[serde(default)]
+    pub classes: BTreeMap<String, ClassConfig>,
+}
+
+/// `[domains."example.com".classes.NAME]`: a class of service, by number
+/// patterns (`*` any run of digits). A number is decided by the most
+/// specific pattern that matches it, of this class or of the one it
+/// extends; a number none matches by the scope.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassConfig {
+    /// The class (built-in or the domain's) this one adds its patterns
+    /// to; its own name means the built-in class of that name.
+    pub extends: Option<String>,
+    /// Without `extends`: the numbers allowed by their shape alone,
+    /// `internal` (up to 5 digits, the default), `local`, `national` or
+    /// `international`.
+    pub scope: Option<crate::class::CallScope>,
+    /// Numbers allowed: `["8*", "+7*"]`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Numbers refused: `["8809*"]`.
+    #[serde(default)]
+    pub deny: Vec<String>,
 }
 
 /// `[domains."example.com".accounts.ivanov]`
@@ -493,8 +519,9 @@ pub struct AccountConfig {
     /// Signal rules, in order.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
-    /// What the account may call: `internal`, `local`, `national`,
-    /// `international`, or number patterns.
+    /// What the account may call: the name of a class of its domain
+    /// (`national`), optionally with patterns of its own
+    /// (`national; allow 8800*; deny 8809*`). Default: `internal`.
     pub class_of_service: Option<String>,
     pub caller_id: Option<String>,
     #[serde(default)]
@@ -585,6 +612,11 @@ impl Config {
         let at = |key: &str| {
             line_of_key(text, key).map_or_else(|| name.to_string(), |line| format!("{name}:{line}"))
         };
+        // Where a nested key is written, found by toml's spans (the first
+        // line that mentions its last part may be another table's).
+        let at_path = |path: &[&str]| {
+            line_of_path(text, path).map_or_else(|| name.to_string(), |line| format!("{name}:{line}"))
+        };
         let zone_ok = |zone: &str| jiff::tz::TimeZone::get(zone).is_ok();
         for algorithm in &self.sip.digest_algorithms {
             if !algorithm.eq_ignore_ascii_case("MD5") && !algorithm.eq_ignore_ascii_case("SHA-256") {
@@ -657,6 +689,17 @@ impl Config {
                     message: format!("domains.{domain_name}.time_zone: unknown time zone `{zone}`"),
                 });
             }
+            let classes = crate::class::Classes::new(&domain.classes).map_err(|error| {
+                let class = error.class.as_str();
+                let path = ["domains", domain_name, "classes", class];
+                ConfigError {
+                    location: error
+                        .key
+                        .and_then(|key| line_of_path(text, &[&path[..], &[key]].concat()))
+                        .map_or_else(|| at_path(&path), |line| format!("{name}:{line}")),
+                    message: format!("domains.{domain_name}.{error}"),
+                }
+            })?;
             for (account_name, account) in &domain.accounts {
                 let key = format!("domains.{domain_name}.accounts.{account_name}");
                 if let Some(zone) = account.time_zone.as_deref().filter(|zone| !zone_ok(zone)) {
@@ -684,8 +727,14 @@ impl Config {
                     })?;
                 }
                 if let Some(class) = &account.class_of_service {
-                    crate::directory::ClassOfService::parse(class).map_err(|problem| ConfigError {
-                        location: at("class_of_service"),
+                    classes.parse(class).map_err(|problem| ConfigError {
+                        location: at_path(&[
+                            "domains",
+                            domain_name,
+                            "accounts",
+                            account_name,
+                            "class_of_service",
+                        ]),
                         message: format!("{key}.class_of_service: {problem}"),
                     })?;
                 }
@@ -801,6 +850,22 @@ fn key_on_line(text: &str, offset: usize) -> Option<String> {
     })
 }
 
+/// The line where the key at `path` (its tables' names, then its own) is
+/// written, from toml's spans; `None` when the file does not have it (a
+/// `--set`).
+fn line_of_path(text: &str, path: &[&str]) -> Option<usize> {
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let (last, tables) = path.split_last()?;
+    let mut table = document.get_ref();
+    for part in tables {
+        let (_, value) = table.iter().find(|(key, _)| key.get_ref() == part)?;
+        table = value.get_ref().as_table()?;
+    }
+    let (key, _) = table.iter().find(|(key, _)| key.get_ref() == last)?;
+    let offset = key.span().start.min(text.len());
+    Some(text[..offset].matches('\n').count() + 1)
+}
+
 /// The first line where `key` is assigned or names a table.
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
     text.lines()
@@ -854,5 +919,36 @@ mod tests {
         assert_eq!(error.location, "--set clock.start=yesterday");
         let error = Config::parse("", "t.toml", &["nonsense".into()]).unwrap_err();
         assert_eq!(error.message, "expected key=value");
+    }
+
+    #[test]
+    fn classes_of_service_named_or_defined_wrong_name_their_line() {
+        let text = "[domains.\"example.com\".classes.sales]\nallow = [\"8*\"]\n\
+                    [domains.\"example.com\".accounts.ivanov]\nclass_of_service = \"sales\"\n\
+                    [domains.\"example.com\".accounts.petrov]\naliases = [\"202\"]\nclass_of_service = \"galactic\"\n";
+        let error = Config::parse(text, "t.toml", &[]).unwrap_err();
+        // Not line 4, the first `class_of_service`: petrov's own.
+        assert_eq!(error.location, "t.toml:7");
+        assert!(
+            error.message.starts_with(
+                "domains.example.com.accounts.petrov.class_of_service: there is no class `galactic`"
+            ),
+            "{}",
+            error.message
+        );
+        let text = "[domains.\"example.com\".classes.sales]\nallow = [\"8*\"]\n\
+                    [domains.\"example.com\".classes.managers]\nallow = [\"+*\"]\nextends = \"salse\"\n";
+        let error = Config::parse(text, "t.toml", &[]).unwrap_err();
+        assert_eq!(error.location, "t.toml:5");
+        assert!(
+            error.message.starts_with(
+                "domains.example.com.classes.managers: `managers` extends `salse`, which is not a class"
+            ),
+            "{}",
+            error.message
+        );
+        let error =
+            Config::parse("[domains.d.classes.a]\nscope = \"galactic\"\n", "t.toml", &[]).unwrap_err();
+        assert_eq!(error.location, "t.toml:2");
     }
 }

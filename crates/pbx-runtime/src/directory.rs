@@ -8,6 +8,8 @@ use jiff::tz::TimeZone;
 use pbx_lang::value::Portable;
 
 use crate::calendar::{Schedule, WorkingHours};
+use crate::class::Classes;
+pub use crate::class::{CallScope, ClassOfService};
 use crate::config::{AccountConfig, Config, ConfigError};
 use crate::rules::Rule;
 
@@ -15,124 +17,6 @@ use crate::rules::Rule;
 pub const PBX_ACCOUNT: &str = "pbx";
 /// The names the `pbx` account answers to besides its own.
 pub const PBX_ALIASES: [&str; 2] = ["200", "conference"];
-
-/// How far a number reaches, from nearest to farthest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum CallScope {
-    /// An account or extension of the server.
-    Internal,
-    /// A short outside number (up to 7 digits).
-    Local,
-    /// A longer number without an international prefix.
-    National,
-    /// `+`, `00` or `810` first.
-    International,
-}
-
-impl CallScope {
-    fn parse(word: &str) -> Option<CallScope> {
-        Some(match word {
-            "internal" => CallScope::Internal,
-            "local" => CallScope::Local,
-            "national" => CallScope::National,
-            "international" => CallScope::International,
-            _ => return None,
-        })
-    }
-
-    /// How far an outside number reaches.
-    pub fn of_number(number: &str) -> CallScope {
-        let digits: String = number
-            .chars()
-            .filter(|c| c.is_ascii_digit() || *c == '+')
-            .collect();
-        if digits.starts_with('+') || digits.starts_with("00") || digits.starts_with("810") {
-            CallScope::International
-        } else if digits.len() <= 5 {
-            CallScope::Internal
-        } else if digits.len() <= 7 {
-            CallScope::Local
-        } else {
-            CallScope::National
-        }
-    }
-}
-
-/// What an account may call: `national`, or `local; allow 8800*; deny 8809*`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClassOfService {
-    pub scope: CallScope,
-    /// Patterns (`*` wildcard) allowed beyond the scope.
-    pub allow: Vec<String>,
-    /// Patterns refused even within the scope.
-    pub deny: Vec<String>,
-}
-
-impl Default for ClassOfService {
-    /// With nothing configured an account reaches only the server: no call
-    /// leaves through a trunk unless it is allowed (FEATURES.md §12).
-    fn default() -> ClassOfService {
-        ClassOfService {
-            scope: CallScope::Internal,
-            allow: Vec::new(),
-            deny: Vec::new(),
-        }
-    }
-}
-
-fn pattern_matches(pattern: &str, number: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => number.starts_with(prefix),
-        None => number == pattern,
-    }
-}
-
-impl ClassOfService {
-    /// Parses `national; allow 8800*; deny 8809*`.
-    pub fn parse(text: &str) -> Result<ClassOfService, String> {
-        let mut class = ClassOfService::default();
-        for (index, part) in text
-            .split(';')
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-            .enumerate()
-        {
-            let lower = part.to_ascii_lowercase();
-            if let Some(scope) = CallScope::parse(&lower) {
-                if index != 0 {
-                    return Err(format!("`{part}`: the scope comes first"));
-                }
-                class.scope = scope;
-            } else if let Some(patterns) = lower.strip_prefix("allow ") {
-                class
-                    .allow
-                    .extend(patterns.split(',').map(|pattern| pattern.trim().to_string()));
-            } else if let Some(patterns) = lower.strip_prefix("deny ") {
-                class
-                    .deny
-                    .extend(patterns.split(',').map(|pattern| pattern.trim().to_string()));
-            } else {
-                return Err(format!(
-                    "`{part}`: expected internal, local, national or international, then `allow PATTERN` or `deny PATTERN`"
-                ));
-            }
-        }
-        Ok(class)
-    }
-
-    /// Whether an outside number may be called.
-    pub fn allows(&self, number: &str) -> bool {
-        let digits: String = number
-            .chars()
-            .filter(|c| c.is_ascii_digit() || *c == '+')
-            .collect();
-        if self.deny.iter().any(|pattern| pattern_matches(pattern, &digits)) {
-            return false;
-        }
-        CallScope::of_number(&digits) <= self.scope
-            || self.allow.iter().any(|pattern| pattern_matches(pattern, &digits))
-    }
-}
 
 /// An account.
 #[derive(Debug)]
@@ -148,6 +32,7 @@ pub struct Account {
     pub zone: TimeZone,
     pub working_hours: Option<WorkingHours>,
     pub rules: Vec<Rule>,
+    /// What it may call beyond the server: a class of its domain.
     pub class_of_service: ClassOfService,
     pub caller_id: Option<String>,
     pub speed_dials: BTreeMap<String, String>,
@@ -210,6 +95,8 @@ pub struct Domain {
     accounts: BTreeMap<String, Arc<Account>>,
     /// Alias → account name, lower-case.
     aliases: HashMap<String, String>,
+    /// Its classes of service, built-in and configured.
+    classes: Classes,
 }
 
 impl Domain {
@@ -224,6 +111,13 @@ impl Domain {
     pub fn accounts(&self) -> impl Iterator<Item = &Arc<Account>> {
         self.accounts.values()
     }
+
+    /// Its classes of service, for what names one (`national`, or
+    /// `national; allow 8800*`).
+    pub fn classes(&self) -> &Classes {
+        &self.classes
+    }
+
 }
 
 /// All domains.
@@ -279,6 +173,8 @@ impl Directory {
                 zone: zone.clone(),
                 accounts: BTreeMap::new(),
                 aliases: HashMap::new(),
+                classes: Classes::new(&domain_config.classes)
+                    .map_err(|error| fail(format!("domains.{domain_name}.{error}")))?,
             };
             let mut configured: Vec<(String, AccountConfig)> = domain_config
                 .accounts
@@ -306,6 +202,7 @@ impl Directory {
                     &account_config,
                     &zone,
                     domain_config.language.as_deref(),
+                    &domain.classes,
                 )
                 .map_err(|problem| fail(format!("domains.{domain_name}.accounts.{name}: {problem}")))?;
                 for alias in &account.aliases {
@@ -357,6 +254,7 @@ fn build_account(
     config: &AccountConfig,
     domain_zone: &TimeZone,
     domain_language: Option<&str>,
+    classes: &Classes,
 ) -> Result<Account, String> {
     let zone = match &config.time_zone {
         Some(zone) => TimeZone::get(zone).map_err(|error| error.to_string())?,
@@ -379,10 +277,7 @@ fn build_account(
         .iter()
         .map(|rule| Rule::parse(&rule.when, &rule.then))
         .collect::<Result<_, _>>()?;
-    let class_of_service = match &config.class_of_service {
-        Some(text) => ClassOfService::parse(text)?,
-        None => ClassOfService::default(),
-    };
+    let class_of_service = classes.parse(config.class_of_service.as_deref().unwrap_or("internal"))?;
     let language = config
         .language
         .clone()
@@ -444,15 +339,28 @@ mod tests {
     }
 
     #[test]
-    fn class_of_service_reaches_as_far_as_its_scope() {
-        let national = ClassOfService::parse("national; deny 8809*; allow +7495*").unwrap();
-        assert!(national.allows("84951234567"));
-        assert!(!national.allows("88091234567"));
-        assert!(!national.allows("+12125551234"));
-        assert!(national.allows("+74951234567"));
-        let internal = ClassOfService::default();
-        assert!(internal.allows("201"));
-        assert!(!internal.allows("5551234"));
-        assert!(ClassOfService::parse("galactic").is_err());
+    fn accounts_name_classes_of_their_domain() {
+        let config = Config::parse(
+            "[domains.\"example.com\".classes.sales]\nallow = [\"8*\"]\ndeny = [\"8800*\"]\n\
+             [domains.\"example.com\".accounts.ivanov]\nclass_of_service = \"Sales\"\n\
+             [domains.\"example.com\".accounts.petrov]\nclass_of_service = \"sales; allow 8800*\"\n\
+             [domains.\"example.com\".accounts.guest]\n",
+            "t",
+            &[],
+        )
+        .unwrap();
+        let directory = Directory::from_config(&config).unwrap();
+        let account = |name: &str| directory.find(name, "example.com").unwrap();
+        assert_eq!(account("ivanov").class_of_service.name(), "sales");
+        assert!(account("ivanov").class_of_service.allows("84951234567"));
+        assert!(!account("ivanov").class_of_service.allows("88001234567"));
+        assert!(account("petrov").class_of_service.allows("88001234567"));
+        assert_eq!(account("guest").class_of_service, ClassOfService::default());
+        assert!(directory
+            .domain("example.com")
+            .unwrap()
+            .classes()
+            .class("sales")
+            .is_ok());
     }
 }

@@ -11,6 +11,7 @@ pub mod admission;
 pub mod calendar;
 pub mod call;
 pub mod cdr;
+pub mod class;
 pub mod config;
 pub mod directory;
 pub mod env;

@@ -13,6 +13,7 @@ use pbx_lang::Limits;
 use crate::address::{self, Destination};
 use crate::call::{IncomingCall, Leg, LegCommand, Network, Status, Target};
 use crate::cdr::CallRecords;
+use crate::class;
 use crate::config::{Config, ConfigError};
 use crate::directory::{Account, Directory};
 use crate::env::{Environments, ProgramError};
@@ -224,6 +225,20 @@ impl Runtime {
         leg: Option<Leg>,
         parameters: Vec<Portable>,
     ) -> Result<TaskId, StartError> {
+        let failed = Status::with_reason(500, "Failed to load the application");
+        self.start_app_or(app, account, leg, parameters, failed)
+    }
+
+    /// As `start_app`; a call the app cannot take (no program, or one that
+    /// does not compile) is refused with `failed`.
+    fn start_app_or(
+        &self,
+        app: &str,
+        account: Arc<Account>,
+        leg: Option<Leg>,
+        parameters: Vec<Portable>,
+        failed: Status,
+    ) -> Result<TaskId, StartError> {
         let (program, shown) = match self.environments.program(&account.domain, app) {
             Ok(found) => found,
             Err(error) => {
@@ -237,9 +252,7 @@ impl Runtime {
                     });
                 }
                 if let Some(leg) = &leg {
-                    leg.send(LegCommand::Reject {
-                        status: Status::with_reason(500, "Failed to load the application"),
-                    });
+                    leg.send(LegCommand::Reject { status: failed });
                 }
                 return Err(error.into());
             }
@@ -332,7 +345,14 @@ impl Runtime {
                 if let Some(trace) = leg.trace() {
                     self.records.involve(trace.record(), &account.address());
                 }
-                self.start_app(&app, account, Some(leg), vec![Portable::str(&called_as)])
+                // A call its class of service refused (`class::screen`)
+                // gets 403 where the refusal cannot be played.
+                let failed = if app.eq_ignore_ascii_case(class::NOT_ALLOWED_APP) {
+                    Status::with_reason(403, "Not Allowed by the Class of Service")
+                } else {
+                    Status::with_reason(500, "Failed to load the application")
+                };
+                self.start_app_or(&app, account, Some(leg), vec![Portable::str(&called_as)], failed)
                     .map(Routed::Task)
             }
             Destination::Account { account, .. } if depth < 8 => {

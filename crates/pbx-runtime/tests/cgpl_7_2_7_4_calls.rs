@@ -59,6 +59,40 @@ fn a_forked_target_that_answers_first_takes_the_call() {
 }
 
 #[test]
+fn a_number_the_class_of_service_refuses_is_not_forked_to() {
+    // petrov's class of service is internal: no outside numbers.
+    let events = run_program(
+        "fork-refused",
+        r#"
+        entry Main is
+          ForkCall(ToObject("(5551234, operator)"));
+          input = ReadInput(10);
+          SysLog(IsDisconnectEvent(input) ? "disconnect event" : ObjectToString(input));
+        end;
+        "#,
+        r#"operator = "answer after 2s", "5551234" = "answer after 1s""#,
+    );
+    assert_eq!(events.logs(), ["disconnect event"]);
+    let calls = events.calls();
+    assert!(
+        calls.contains(
+            &"not forked to 5551234: 403 Forbidden (5551234 is not allowed by the class of service internal)"
+                .to_string()
+        ),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"operator@example.com answered the forked call".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        !events.routing().iter().any(|note| note.contains("5551234")),
+        "{:?}",
+        events.routing()
+    );
+}
+
+#[test]
 fn answering_first_stops_the_forked_branches() {
     let events = run_program(
         "fork-first",
@@ -373,7 +407,7 @@ fn outside_calls_follow_the_class_of_service_and_show_the_caller_id() {
         events.logs(),
         [
             "speed dial: #null#",
-            "abroad: \"0014155550100 is not allowed by the class of service\""
+            "abroad: \"403 Forbidden (0014155550100 is not allowed by the class of service national)\""
         ]
     );
     assert!(

@@ -67,11 +67,12 @@ pub(crate) async fn incoming(
             }
         }
     }
-    if let (Destination::Outside(number), Some(account)) = (&destination, &authenticated) {
-        if !account.class_of_service.allows(number) {
-            return crate::server::refuse(tx, StatusCode::Forbidden, Vec::new()).await;
-        }
-    }
+    // A number the caller's class of service does not allow is never
+    // placed: the call goes to the refusal app (a prompt, or 403).
+    let destination = match &authenticated {
+        Some(account) => pbx_runtime::class::screen(account, destination),
+        None => destination,
+    };
     // The offer: audio in PCMU or PCMA, or 488. An INVITE without one
     // gets pbxd's offer in the 200, and the answer comes in the ACK.
     let offer = if request.body().is_empty() {

@@ -564,14 +564,20 @@ fn digest_answer(
 
 /// FEATURES.md §12, no toll fraud: a call to a number beyond the server is
 /// challenged when it comes unauthenticated, and refused when the account
-/// that proves itself has a class of service that does not allow it.
+/// that proves itself has a class of service that does not allow it: with
+/// 403 here, where the refusal prompt cannot be played (this pbxd's stock
+/// environment is empty, without notallowed.sppr; tests/classes.rs has
+/// the prompt).
 #[test]
 fn calls_beyond_the_server_need_an_account_allowed_to_make_them() {
+    let empty = std::env::temp_dir().join(format!("pbxd-toll-stock-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
     let pbxd = Pbxd::start(
         "toll",
         &[
             "domains.\"example.com\".accounts.guest.password=guest-secret".into(),
             "trunks.provider.proxy=127.0.0.1:9".into(),
+            format!("environments.stock={}", empty.display()),
         ],
     );
     let uri = "sip:84951234567@example.com";
@@ -630,6 +636,7 @@ fn calls_beyond_the_server_need_an_account_allowed_to_make_them() {
         "{}",
         pbxd.log()
     );
+    let _ = std::fs::remove_dir_all(&empty);
 }
 
 /// A phone behind NAT registers a private Contact but asks for rport: pbxd

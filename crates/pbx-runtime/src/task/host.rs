@@ -577,7 +577,7 @@ impl TaskHost {
         .map_err(|error| error.to_string())
         .and_then(|destination| match &destination {
             address::Destination::Outside(number) if !self.account.class_of_service.allows(number) => {
-                Err(format!("{number} is not allowed by the class of service"))
+                Err(self.account.class_of_service.refusal(number))
             }
             _ => Ok(destination),
         });
@@ -618,11 +618,42 @@ impl TaskHost {
         null()
     }
 
+    /// Why `target` may not be called for this task: a number beyond the
+    /// server its account's class of service does not allow.
+    fn refused_number(&self, target: &str) -> Option<String> {
+        match address::resolve(
+            &self.runtime.directory,
+            target,
+            Some(self.domain()),
+            Some(&self.account),
+        ) {
+            Ok(address::Destination::Outside(number)) if !self.account.class_of_service.allows(&number) => {
+                Some(self.account.class_of_service.refusal(&number))
+            }
+            _ => None,
+        }
+    }
+
     fn fork(&mut self, args: &[Value]) -> HostOutcome<Op> {
         let targets = string_list(arg(args, 0));
         if targets.is_empty() {
             return fail("ForkCall: give an address or an array of addresses");
         }
+        // Numbers the account's class of service does not allow are not
+        // rung, as StartCall would not place them.
+        let targets: Vec<String> = targets
+            .into_iter()
+            .filter(|target| match self.refused_number(target) {
+                Some(reason) => {
+                    self.event(Event::Call {
+                        task: self.id,
+                        what: format!("not forked to {target}: {reason}"),
+                    });
+                    false
+                }
+                None => true,
+            })
+            .collect();
         match self.call.as_ref() {
             Some(leg) if matches!(leg.state, LegState::Incoming | LegState::Provisioned) && !leg.outgoing => {
                 leg.send(LegCommand::Fork {
@@ -710,7 +741,7 @@ impl TaskHost {
                 // Numbers beyond the server go through trunks: only where
                 // the account's class of service allows (FEATURES.md §12).
                 if !self.account.class_of_service.allows(&number) {
-                    return Err(format!("{number} is not allowed by the class of service"));
+                    return Err(self.account.class_of_service.refusal(&number));
                 }
                 if let Some(caller_id) = &self.account.caller_id {
                     from = caller_id.clone();
