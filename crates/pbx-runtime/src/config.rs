@@ -50,6 +50,8 @@ pub struct Config {
     /// SIP trunks by name, tried in name order for a number.
     #[serde(default)]
     pub trunks: BTreeMap<String, TrunkConfig>,
+    #[serde(default)]
+    pub hotdesk: HotDeskConfig,
     /// Where the file was read from (not a key).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -476,6 +478,71 @@ pub struct DomainConfig {
     /// built-in ones (`class::BUILT_IN_CLASSES`).
     #[serde(default)]
     pub classes: BTreeMap<String, ClassConfig>,
+    /// What a phone of the domain dials → the app it starts for the
+    /// calling account: `"*55" = "hotdesk"`. Only authenticated callers
+    /// reach them.
+    #[serde(default)]
+    pub feature_codes: BTreeMap<String, String>,
+    /// Host names and IP addresses of this server that mean this domain
+    /// in a REGISTER or INVITE (a phone set up with the server's address
+    /// as its domain).
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+/// `[hotdesk]`: virtual lines logged in on physical phones.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HotDeskConfig {
+    /// A phone that made or took no call for this many hours has its
+    /// virtual lines logged out (0: never).
+    #[serde(default = "default_idle_hours")]
+    pub idle_hours: u64,
+    /// Every line is logged out at this local time each day (`"03:00"`,
+    /// the server's time zone; unset: never).
+    pub logout_at: Option<String>,
+    /// Wrong PINs in a row before a phone or line is locked out.
+    #[serde(default = "default_pin_attempts")]
+    pub pin_attempts: u32,
+    /// How long a lock-out lasts.
+    #[serde(default = "default_lockout_minutes")]
+    pub lockout_minutes: u64,
+}
+
+fn default_idle_hours() -> u64 {
+    12
+}
+
+fn default_pin_attempts() -> u32 {
+    3
+}
+
+fn default_lockout_minutes() -> u64 {
+    15
+}
+
+impl Default for HotDeskConfig {
+    fn default() -> HotDeskConfig {
+        HotDeskConfig {
+            idle_hours: default_idle_hours(),
+            logout_at: None,
+            pin_attempts: default_pin_attempts(),
+            lockout_minutes: default_lockout_minutes(),
+        }
+    }
+}
+
+impl HotDeskConfig {
+    /// `logout_at` as a time of day.
+    pub fn logout_time(&self) -> Result<Option<jiff::civil::Time>, String> {
+        self.logout_at
+            .as_deref()
+            .map(|text| {
+                text.parse::<jiff::civil::Time>()
+                    .map_err(|_| format!("`{text}` is not a time of day like 03:00"))
+            })
+            .transpose()
+    }
 }
 
 /// `[domains."example.com".classes.NAME]`: a class of service, by number
@@ -535,6 +602,10 @@ pub struct AccountConfig {
     /// account always may (CanImpersonate).
     #[serde(default)]
     pub domain_admin: bool,
+    /// Whether callers who do not authenticate (a trunk, another server)
+    /// may call the account and its apps. The `pbx` account is public
+    /// unless it says `public = false`; others are not unless they say so.
+    pub public: Option<bool>,
     /// Preferences scripts read with GetAccountPreferences.
     #[serde(default)]
     pub preferences: BTreeMap<String, toml::Value>,
@@ -676,6 +747,10 @@ impl Config {
                 message: format!("simulation.phones.{phone}: {problem}"),
             })?;
         }
+        self.hotdesk.logout_time().map_err(|problem| ConfigError {
+            location: at("logout_at"),
+            message: format!("hotdesk.logout_at: {problem}"),
+        })?;
         for (name, trunk) in &self.trunks {
             trunk.check().map_err(|problem| ConfigError {
                 location: at(&format!("trunks.{name}")),
@@ -683,6 +758,22 @@ impl Config {
             })?;
         }
         for (domain_name, domain) in &self.domains {
+            for (code, app) in &domain.feature_codes {
+                let valid = |text: &str, extra: &str| {
+                    !text.is_empty()
+                        && text
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+                };
+                if !valid(code, "*#") || !valid(app, "_-") {
+                    return Err(ConfigError {
+                        location: at(code),
+                        message: format!(
+                            "domains.{domain_name}.feature_codes: `{code}` = `{app}`; expected a code of digits, * and # and an app's name"
+                        ),
+                    });
+                }
+            }
             if let Some(zone) = domain.time_zone.as_deref().filter(|zone| !zone_ok(zone)) {
                 return Err(ConfigError {
                     location: at("time_zone"),
@@ -760,6 +851,7 @@ fn unreachable_defaults() -> Config {
         domains: BTreeMap::new(),
         simulation: SimulationConfig::default(),
         trunks: BTreeMap::new(),
+        hotdesk: HotDeskConfig::default(),
         source: None,
     }
 }

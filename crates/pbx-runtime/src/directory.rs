@@ -39,6 +39,8 @@ pub struct Account {
     pub pin: Option<String>,
     /// Whether it may act for the other accounts of its domain.
     pub domain_admin: bool,
+    /// Whether unauthenticated callers may call it and its apps.
+    pub public: bool,
     /// Preferences: as configured, then as scripts set them.
     preferences: Mutex<BTreeMap<String, Portable>>,
 }
@@ -97,6 +99,11 @@ pub struct Domain {
     aliases: HashMap<String, String>,
     /// Its classes of service, built-in and configured.
     classes: Classes,
+    /// Feature code dialled → app started for the calling account.
+    pub feature_codes: BTreeMap<String, String>,
+    /// This server's host names and addresses that mean this domain,
+    /// lower-case.
+    pub addresses: Vec<String>,
 }
 
 impl Domain {
@@ -118,6 +125,10 @@ impl Domain {
         &self.classes
     }
 
+    /// The app a feature code starts (`*55` → `hotdesk`).
+    pub fn feature_code(&self, dialled: &str) -> Option<&str> {
+        self.feature_codes.get(dialled).map(String::as_str)
+    }
 }
 
 /// All domains.
@@ -175,6 +186,12 @@ impl Directory {
                 aliases: HashMap::new(),
                 classes: Classes::new(&domain_config.classes)
                     .map_err(|error| fail(format!("domains.{domain_name}.{error}")))?,
+                feature_codes: domain_config.feature_codes.clone(),
+                addresses: domain_config
+                    .addresses
+                    .iter()
+                    .map(|address| address.to_ascii_lowercase())
+                    .collect(),
             };
             let mut configured: Vec<(String, AccountConfig)> = domain_config
                 .accounts
@@ -240,6 +257,15 @@ impl Directory {
     /// The first domain configured (the default for bare names).
     pub fn first_domain(&self) -> Option<&Domain> {
         self.domains.values().next()
+    }
+
+    /// The domain whose `addresses` include `host` (a name or an IP
+    /// address of this server).
+    pub fn domain_at(&self, host: &str) -> Option<&Domain> {
+        let host = host.to_ascii_lowercase();
+        self.domains
+            .values()
+            .find(|domain| domain.addresses.contains(&host))
     }
 
     /// `user@domain` (name or alias), ignoring case.
@@ -311,6 +337,7 @@ fn build_account(
         speed_dials: config.speed_dials.clone(),
         pin: config.pin.clone(),
         domain_admin: config.domain_admin || name == PBX_ACCOUNT,
+        public: config.public.unwrap_or(name == PBX_ACCOUNT),
         preferences: Mutex::new(preferences),
     })
 }

@@ -15,6 +15,7 @@ pub mod class;
 pub mod config;
 pub mod directory;
 pub mod env;
+pub mod hotdesk;
 pub mod http;
 pub mod mail;
 pub mod observe;

@@ -72,7 +72,7 @@ pub(crate) fn expand(runtime: &Runtime, targets: &[String], home: Option<&Arc<Ac
             home,
         ) {
             Ok(Destination::Account { account, .. }) => {
-                expanded.extend(runtime.network.devices(&account).into_iter().map(Target::Device))
+                expanded.extend(runtime.devices(&account).into_iter().map(Target::Device))
             }
             Ok(Destination::Outside(number)) => expanded.push(Target::outside(&number)),
             Ok(Destination::App { .. }) => note(runtime, format!("{target}: an application cannot be rung")),

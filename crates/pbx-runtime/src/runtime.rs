@@ -11,12 +11,13 @@ use pbx_lang::value::{Portable, Seconds, TaskId};
 use pbx_lang::Limits;
 
 use crate::address::{self, Destination};
-use crate::call::{IncomingCall, Leg, LegCommand, Network, Status, Target};
+use crate::call::{Device, IncomingCall, Leg, LegCommand, Network, Status, Target};
 use crate::cdr::CallRecords;
 use crate::class;
 use crate::config::{Config, ConfigError};
 use crate::directory::{Account, Directory};
 use crate::env::{Environments, ProgramError};
+use crate::hotdesk::HotDesk;
 use crate::observe::{Event, Observer};
 use crate::ring::{self, Ringing};
 use crate::rules::{self, Action, CallFacts, Plan};
@@ -58,6 +59,8 @@ impl Clock for RuntimeClock {
 pub struct Shared {
     pub config: Config,
     pub directory: Arc<Directory>,
+    /// Virtual lines logged in on phones (`data_dir/hotdesk.redb`).
+    pub hotdesk: Arc<HotDesk>,
     pub environments: Arc<Environments>,
     pub registry: Registry,
     /// Call records (`data_dir/cdr.redb`; in memory in virtual time).
@@ -126,12 +129,18 @@ impl StartError {
 }
 
 impl Runtime {
+    /// A reference that does not keep the runtime alive (for its timers).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.0)
+    }
+
     /// A runtime for `config` and its accounts, placing calls on `network`,
     /// reporting to `observer`, doing network I/O on `io`. Built by
     /// `server::Server::start`.
     pub(crate) fn new(
         config: Config,
         directory: Arc<Directory>,
+        hotdesk: Arc<HotDesk>,
         network: Arc<dyn Network>,
         observer: Arc<dyn Observer>,
         io: tokio::runtime::Handle,
@@ -181,6 +190,7 @@ impl Runtime {
             records,
             config,
             directory,
+            hotdesk,
             environments,
             registry,
             observer,
@@ -368,7 +378,7 @@ impl Runtime {
                 // it. Whoever may call out was checked where the call came
                 // in (the SIP side authenticates and applies the class of
                 // service); the number is shown the caller's caller ID.
-                let caller = leg.info.authenticated.clone();
+                let caller = leg.info.settings().cloned();
                 self.observer.event(Event::Routing {
                     what: format!("to {number}: out through the network"),
                 });
@@ -388,12 +398,39 @@ impl Runtime {
         }
     }
 
+    /// Where `account` can be called now: its registered devices, and the
+    /// phones it is logged in on as a virtual line (hot desk), which are
+    /// shown the line called.
+    pub fn devices(&self, account: &Account) -> Vec<Device> {
+        let mut devices = self.network.devices(account);
+        for phone in self.hotdesk.phones_of(&account.address()) {
+            let Some(phone_account) = phone
+                .split_once('@')
+                .and_then(|(name, domain)| self.directory.find(name, domain))
+            else {
+                continue;
+            };
+            self.hotdesk.touch(&phone, self.clock.now());
+            devices.extend(
+                self.network
+                    .devices(&phone_account)
+                    .into_iter()
+                    .map(|device| Device {
+                        account: account.address(),
+                        via: Some(phone.clone()),
+                        ..device
+                    }),
+            );
+        }
+        devices
+    }
+
     /// Applies `account`'s rules to a call.
     fn call_account(&self, leg: Leg, account: Arc<Account>, depth: u8) -> Result<Routed, StartError> {
         let now = jiff::Timestamp::from_second(self.clock.now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         let working = account.working_hours.as_ref().map(|hours| hours.is_working(now));
         let caller = leg.info.remote_uri.clone();
-        let devices = self.network.devices(&account);
+        let devices = self.devices(&account);
         let facts = CallFacts {
             working,
             caller: &caller,
@@ -423,8 +460,10 @@ impl Runtime {
                 self.observer.event(Event::Routing {
                     what: format!("to {who}: ringing"),
                 });
+                // A phone with a virtual line in force calls as that line.
+                let from = leg.info.acting_as.as_ref().map(|line| line.address());
                 let plan = Ringing {
-                    from: None,
+                    from,
                     account: Some(account),
                     targets,
                     no_answer,

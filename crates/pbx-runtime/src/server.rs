@@ -19,6 +19,7 @@ use crate::admission::Admission;
 use crate::call::{IncomingCalls, Network};
 use crate::config::{Config, ConfigError};
 use crate::directory::Directory;
+use crate::hotdesk::HotDesk;
 use crate::observe::Observer;
 use crate::runtime::Runtime;
 use crate::shard::Shards;
@@ -57,6 +58,8 @@ pub struct NetworkSetup<'a> {
     pub media: Option<MediaEngine>,
     /// Where blocking set-up (binding sockets) can run.
     pub io: &'a tokio::runtime::Handle,
+    /// Virtual lines logged in on phones: whose settings a phone's call has.
+    pub hotdesk: &'a Arc<HotDesk>,
 }
 
 /// Why a server could not start.
@@ -103,6 +106,16 @@ impl<N: Network + 'static> Server<N> {
             .build()?;
         let directory = Arc::new(Directory::from_config(&config)?);
         let virtual_time = options.mode == Mode::Simulated { virtual_time: true };
+        let hotdesk = if virtual_time {
+            HotDesk::in_memory(config.hotdesk.clone())
+        } else {
+            HotDesk::open(&config.data_dir.join("hotdesk.redb"), config.hotdesk.clone())
+        }
+        .map(Arc::new)
+        .map_err(|error| ConfigError {
+            location: "data_dir".into(),
+            message: error.to_string(),
+        })?;
         let shards = match options.mode {
             Mode::Simulated { virtual_time } => Shards::here(virtual_time)?,
             Mode::Threads => Shards::threads(config.runtime.shard_count())?,
@@ -127,6 +140,7 @@ impl<N: Network + 'static> Server<N> {
             admission: &admission,
             media: media.clone(),
             io: io.handle(),
+            hotdesk: &hotdesk,
         })
         .map_err(ServerError::Network)?;
         // The server clock counts from now on the shards' clock (a
@@ -135,6 +149,7 @@ impl<N: Network + 'static> Server<N> {
         let runtime = Runtime::new(
             config,
             directory,
+            hotdesk,
             network.clone(),
             options.observer,
             io.handle().clone(),
@@ -148,6 +163,9 @@ impl<N: Network + 'static> Server<N> {
             });
         }
         shards.start_probes(runtime.registry.running());
+        if !virtual_time {
+            crate::hotdesk::start_expiry(&runtime);
+        }
         Ok(Server {
             runtime,
             network,

@@ -238,6 +238,7 @@ impl Network for SimNetwork {
                 contact: format!("sip:{}", account.address()),
                 address: None,
                 transport: crate::call::Transport::Udp,
+                via: None,
             }]
         } else {
             Vec::new()

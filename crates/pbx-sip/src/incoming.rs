@@ -16,7 +16,7 @@ use crate::call::{CallParts, Session, SipCall};
 use crate::digest::DigestError;
 use crate::registrar::source_of;
 use crate::sdp::{self, Direction};
-use crate::server::{SipNetwork, SipShard};
+use crate::server::{SipNetwork, SipShard, SipShared};
 
 /// Takes a new INVITE (outside any dialog); `permit` counts the call until
 /// it ends.
@@ -42,24 +42,16 @@ pub(crate) async fn incoming(
     let Some((source, _)) = source_of(&tx) else {
         return crate::server::refuse(tx, StatusCode::BadRequest, Vec::new()).await;
     };
-    let destination = match address::resolve(&shared.directory, &target, None, None) {
-        Ok(destination) => destination,
-        Err(error) => {
-            tracing::info!(%target, "incoming call refused: {error}");
-            return crate::server::refuse(tx, StatusCode::NotFound, Vec::new()).await;
-        }
-    };
-    // Who calls: a caller claiming one of our accounts must prove it, and
-    // so must any call that would go beyond the server (FEATURES.md §12).
+    // Who calls: a caller claiming one of our accounts (a phone) must
+    // prove it first; then what it dials is read with its settings.
     let caller_account = shared
         .domain_for(&from.host().to_string())
         .and_then(|from_domain| {
             let name = from.user().map(crate::percent_decode).unwrap_or_default();
             shared.directory.find(&name, &from_domain)
         });
-    let outside = matches!(destination, Destination::Outside(_));
     let mut authenticated = None;
-    if caller_account.is_some() || outside {
+    if caller_account.is_some() {
         match authenticate(&network, &tx, &domain, "INVITE") {
             Ok(account) => authenticated = Some(account),
             Err((code, headers)) => {
@@ -67,9 +59,37 @@ pub(crate) async fn incoming(
             }
         }
     }
+    let acting_as = authenticated.as_ref().and_then(|phone| acting_as(shared, phone));
+    let settings = acting_as.as_ref().or(authenticated.as_ref());
+    let destination = match dialled(shared, &user, &domain, settings) {
+        Ok(destination) => destination,
+        Err(error) => {
+            tracing::info!(%target, "incoming call refused: {error}");
+            return crate::server::refuse(tx, StatusCode::NotFound, Vec::new()).await;
+        }
+    };
+    // A call beyond the server needs a caller who proves who it is
+    // (FEATURES.md §12); an account that is not public (and its apps)
+    // takes calls only from the server's own phones.
+    if authenticated.is_none() {
+        match &destination {
+            Destination::Outside(_) => match authenticate(&network, &tx, &domain, "INVITE") {
+                Ok(account) => authenticated = Some(account),
+                Err((code, headers)) => {
+                    return crate::server::refuse(tx, code, headers).await;
+                }
+            },
+            Destination::Account { account, .. } | Destination::App { account, .. } if !account.public => {
+                tracing::info!(%target, "incoming call refused: not public, and the caller did not authenticate");
+                return crate::server::refuse(tx, StatusCode::Forbidden, Vec::new()).await;
+            }
+            _ => {}
+        }
+    }
+    let settings = acting_as.as_ref().or(authenticated.as_ref());
     // A number the caller's class of service does not allow is never
     // placed: the call goes to the refusal app (a prompt, or 403).
-    let destination = match &authenticated {
+    let destination = match settings {
         Some(account) => pbx_runtime::class::screen(account, destination),
         None => destination,
     };
@@ -160,6 +180,7 @@ pub(crate) async fn incoming(
         request_uri: format!("sip:{target}"),
         remote_addr: Some(source),
         authenticated,
+        acting_as,
         call_id: request
             .call_id_header()
             .map(|header| header.value().to_string())
@@ -200,6 +221,46 @@ pub(crate) async fn incoming(
         // The runtime has stopped: the leg is dropped, and its call ends.
         drop(refused);
     }
+}
+
+/// The virtual line whose settings are in force on `phone` (hot desk),
+/// if any; the phone made a call now (for the idle logout).
+fn acting_as(shared: &SipShared, phone: &Arc<Account>) -> Option<Arc<Account>> {
+    let address = phone.address();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64);
+    shared.hotdesk.touch(&address, now);
+    let line = shared.hotdesk.in_force(&address)?;
+    let (name, domain) = line.split_once('@')?;
+    shared.directory.find(name, domain)
+}
+
+/// Where a call dialled as `user` at `domain` goes. A phone of the domain
+/// (`settings`: the account whose settings its calls have) reaches the
+/// domain's feature codes, which start their app for that account, and
+/// its speed dials.
+fn dialled(
+    shared: &SipShared,
+    user: &str,
+    domain: &str,
+    settings: Option<&Arc<Account>>,
+) -> Result<Destination, address::AddressError> {
+    if let Some(account) = settings {
+        let code = shared
+            .directory
+            .domain(domain)
+            .filter(|_| account.domain == domain)
+            .and_then(|found| found.feature_code(user));
+        if let Some(app) = code {
+            return Ok(Destination::App {
+                app: app.to_string(),
+                account: account.clone(),
+                called_as: user.to_string(),
+            });
+        }
+    }
+    address::resolve(&shared.directory, user, Some(domain), settings)
 }
 
 /// Checks the request's credentials against `domain`'s accounts; the

@@ -35,6 +35,7 @@ impl Network for SipNetwork {
                 } else {
                     Transport::Udp
                 },
+                via: None,
             })
             .collect()
     }

@@ -68,10 +68,14 @@ pub fn outgoing(shared: &SipShared, target: &Target) -> Result<Routes, CallError
             // name, so the phone's user knows which line is called.
             to: Some((
                 format!("sip:{}", device.account),
-                device
-                    .via
-                    .as_ref()
-                    .map(|_| device.account.split('@').next().unwrap_or(&device.account).to_string()),
+                device.via.as_ref().map(|_| {
+                    device
+                        .account
+                        .split('@')
+                        .next()
+                        .unwrap_or(&device.account)
+                        .to_string()
+                }),
             )),
         }
         .into()),

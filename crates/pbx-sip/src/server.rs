@@ -12,6 +12,7 @@ use pbx_media::engine::{MediaEngine, MediaSession};
 use pbx_runtime::admission::Admission;
 use pbx_runtime::call::{IncomingCalls, LegId};
 use pbx_runtime::directory::Directory;
+use pbx_runtime::hotdesk::HotDesk;
 use pbx_runtime::queue;
 use pbx_runtime::shard::ShardSpawner;
 use pbx_runtime::{Config, NetworkSetup};
@@ -51,6 +52,8 @@ pub(crate) struct LiveLeg {
 pub struct SipShared {
     pub config: Config,
     pub directory: Arc<Directory>,
+    /// Virtual lines logged in on phones: whose settings a phone's call has.
+    pub hotdesk: Arc<HotDesk>,
     pub location: LocationStore,
     pub media: MediaEngine,
     /// Where pbxd listens, and the address it gives peers (Contact, SDP).
@@ -113,10 +116,20 @@ impl SipShared {
     /// address of this server (phones often use the IP), the first domain.
     pub fn domain_for(&self, host: &str) -> Option<String> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        if let Some(domain) = self.directory.domain(host) {
+        if let Some(domain) = self
+            .directory
+            .domain(host)
+            .or_else(|| self.directory.domain_at(host))
+        {
             return Some(domain.name.clone());
         }
-        let is_ours = host.parse::<IpAddr>().is_ok() || host.eq_ignore_ascii_case("localhost");
+        // This server's own address (what a phone set up with an IP
+        // address as its domain sends) means the first domain. Listening
+        // on every interface, any address of the host may be used.
+        let is_ours = match host.parse::<IpAddr>() {
+            Ok(ip) => ip == self.listen.ip() || ip == self.advertise || self.listen.ip().is_unspecified(),
+            Err(_) => host.eq_ignore_ascii_case("localhost"),
+        };
         if is_ours {
             return self.directory.first_domain().map(|domain| domain.name.clone());
         }
@@ -429,6 +442,7 @@ impl SipNetwork {
         let shared = Arc::new(SipShared {
             config: config.clone(),
             directory: setup.directory.clone(),
+            hotdesk: setup.hotdesk.clone(),
             location,
             media,
             listen: bound,

@@ -88,7 +88,7 @@ fn every_way_a_task_ends_releases_its_legs_and_media() {
     let text = format!(
         "data_dir = \"{data}\"\n[sip]\nlisten = \"127.0.0.1:0\"\n\
          [environments]\nstock = \"{stock}\"\nserver = \"{server}\"\ndomains = \"{domains}\"\n\
-         [domains.\"example.com\".accounts.petrov]\npassword = \"x\"\nclass_of_service = \"international\"\n",
+         [domains.\"example.com\".accounts.petrov]\npassword = \"x\"\nclass_of_service = \"international\"\npublic = true\n",
         data = scratch.join("data").display(),
         stock = scratch.join("stock").display(),
         server = scratch.join("server").display(),

@@ -605,7 +605,7 @@ fn rfc3261_12_2_2_a_request_out_of_order_in_a_dialog_gets_500() {
                     ..Extra::default()
                 },
             )
-            .replacen("sip:ivanov@example.com", "sip:tone%23operator@example.com", 1);
+            .replacen("sip:ivanov@example.com", "sip:tone%23ivanov@example.com", 1);
         peer.send(invite.as_bytes());
         let answer = peer.response("INVITE");
         assert!(status(&answer).starts_with("SIP/2.0 200"), "{answer}");
@@ -840,7 +840,7 @@ fn tcp_connections_reset_while_a_call_is_set_up_leave_no_socket_open() {
         };
         let invite = request("INVITE", &format!("reset-{round}"), extra, Transport::Tcp, local).replacen(
             "sip:ivanov@example.com",
-            "sip:tone%23operator@example.com",
+            "sip:tone%23ivanov@example.com",
             1,
         );
         let mut stream = stream;

@@ -21,14 +21,14 @@ fn sample(page: &str, name: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-/// A sipp caller calls tone#operator (tests/sipp/env/tone.sppr: a 3 s
+/// A sipp caller calls tone#ivanov (tests/sipp/env/tone.sppr: a 3 s
 /// tone), and hangs up when pbxd does.
 fn call_the_tone(sipp_program: &std::path::Path, pbxd: &Pbxd) {
     let called = common::sipp(
         sipp_program,
         "uac_answered_then_bye.xml",
         pbxd,
-        &["-s", "tone%23operator"],
+        &["-s", "tone%23ivanov"],
     );
     common::assert_passed(&called, pbxd);
 }
@@ -384,17 +384,12 @@ fn a_refused_call_is_recorded_as_failed_with_its_code() {
         &sipp_program,
         "uac_expect_500.xml",
         &pbxd,
-        &["-s", "nosuchapp%23operator"],
+        &["-s", "nosuchapp%23ivanov"],
     );
     common::assert_passed(&called, &pbxd);
-    let (status, json) = curl(
-        &curl_program,
-        &pbxd,
-        &[],
-        "/api/cdr?auth=operator%3Aoperator-demo",
-    );
+    let (status, json) = curl(&curl_program, &pbxd, &[], "/api/cdr?auth=ivanov%3Aivanov-demo");
     assert_eq!(status, 200, "{json}");
     assert!(json.contains("\"disposition\":\"failed\""), "{json}");
     assert!(json.contains("\"code\":500"), "{json}");
-    assert!(json.contains("\"accounts\":[\"operator@example.com\"]"), "{json}");
+    assert!(json.contains("\"accounts\":[\"ivanov@example.com\"]"), "{json}");
 }

@@ -42,7 +42,7 @@ fn calls_beyond_max_calls_get_503_and_the_calls_in_progress_keep_their_audio() {
                 "uac_answered_then_bye.xml",
                 &pbxd,
                 port,
-                &["-s", "tone%23operator"],
+                &["-s", "tone%23ivanov"],
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -59,7 +59,7 @@ fn calls_beyond_max_calls_get_503_and_the_calls_in_progress_keep_their_audio() {
         &sipp_program,
         "uac_expect_503.xml",
         &pbxd,
-        &["-s", "tone%23operator"],
+        &["-s", "tone%23ivanov"],
     );
     assert_passed(&refused, &pbxd);
 
@@ -72,7 +72,7 @@ fn calls_beyond_max_calls_get_503_and_the_calls_in_progress_keep_their_audio() {
         &sipp_program,
         "uac_answered_then_bye.xml",
         &pbxd,
-        &["-s", "tone%23operator"],
+        &["-s", "tone%23ivanov"],
     );
     assert_passed(&again, &pbxd);
     assert!(pbxd

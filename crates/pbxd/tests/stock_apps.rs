@@ -28,6 +28,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::caller::{Caller, Ending, Running, Step, KEY_SECONDS};
 use common::capture::{Capture, Pcap, Rtp};
 use common::{assert_passed, header, repository, rtp_received, sipp, sipp_command_with_media, Pbxd};
 use pbx_test_peers::SmtpServer;
@@ -146,222 +147,6 @@ fn prompts_seconds(names: &[&str]) -> f64 {
 }
 
 // ------------------------------------------------------------ callers
-
-/// What a sipp caller does once its call is answered.
-enum Step {
-    Pause(f64),
-    /// Presses keys, RFC 4733 events from sip-tester's pcaps, 0.7 s apart.
-    Keys(&'static str),
-    /// Starts sending the RTP of a pcap file; it plays on while the next
-    /// steps run (a pause lets it finish).
-    Play(PathBuf),
-}
-
-/// How a caller's call ends.
-enum Ending {
-    /// The caller hangs up.
-    HangsUp,
-    /// pbxd hangs up (the program ends); the caller waits up to a minute.
-    PbxdHangsUp,
-}
-
-/// A sipp caller from outside (5550000@outside.test): calls `called` at
-/// example.com, offering PCMA and telephone-event, and once answered does
-/// `steps`.
-struct Caller {
-    called: &'static str,
-    steps: Vec<Step>,
-    ending: Ending,
-}
-
-/// Time each key takes: its packets, then a pause.
-const KEY_SECONDS: f64 = 0.7;
-
-/// sip-tester's pcap of the RFC 4733 event for `key`.
-fn key_pcap(key: char) -> String {
-    let name = match key {
-        '#' => "pound".to_string(),
-        '*' => "star".to_string(),
-        digit => digit.to_string(),
-    };
-    format!("/usr/share/sip-tester/dtmf_2833_{name}.pcap")
-}
-
-fn milliseconds(seconds: f64) -> u64 {
-    (seconds * 1000.0).round() as u64
-}
-
-impl Caller {
-    /// The scenario, as sipp reads it.
-    fn xml(&self) -> String {
-        let called = self.called;
-        let mut xml = format!(
-            r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<!-- Written by crates/pbxd/tests/stock_apps.rs. -->
-<scenario name="call {called}">
-  <send retrans="500">
-    <![CDATA[
-
-      INVITE sip:{called}@example.com SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: "Caller" <sip:5550000@outside.test>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:{called}@example.com>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:caller@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=caller 1 1 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 8 101
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=ptime:20
-
-    ]]>
-  </send>
-
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-
-  <send>
-    <![CDATA[
-
-      ACK sip:{called}@example.com SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: "Caller" <sip:5550000@outside.test>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:{called}@example.com>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:caller@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-
-"#
-        );
-        let play = |xml: &mut String, pcap: &str| {
-            writeln!(
-                xml,
-                r#"  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>"#
-            )
-            .unwrap();
-        };
-        let pause = |xml: &mut String, seconds: f64| {
-            writeln!(xml, r#"  <pause milliseconds="{}"/>"#, milliseconds(seconds)).unwrap();
-        };
-        for step in &self.steps {
-            match step {
-                Step::Pause(seconds) => pause(&mut xml, *seconds),
-                Step::Keys(keys) => {
-                    for key in keys.chars() {
-                        play(&mut xml, &key_pcap(key));
-                        pause(&mut xml, KEY_SECONDS);
-                    }
-                }
-                Step::Play(pcap) => play(&mut xml, &pcap.display().to_string()),
-            }
-        }
-        xml.push_str(match self.ending {
-            Ending::HangsUp => {
-                r#"
-  <send retrans="500">
-    <![CDATA[
-
-      BYE sip:CALLED@example.com SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: "Caller" <sip:5550000@outside.test>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:CALLED@example.com>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: <sip:caller@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-
-  <recv response="200"/>
-</scenario>
-"#
-            }
-            Ending::PbxdHangsUp => {
-                r#"
-  <recv request="BYE" timeout="60000"/>
-
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"#
-            }
-        });
-        xml.replace("CALLED", called)
-    }
-
-    /// Writes the scenario to a scratch file named after `name`.
-    fn write(&self, name: &str) -> PathBuf {
-        let path = std::env::temp_dir().join(format!("pbxd-stock-{name}-{}.xml", std::process::id()));
-        std::fs::write(&path, self.xml()).unwrap();
-        path
-    }
-
-    /// Runs the call to its end from sipp's RTP port `media_port`.
-    fn call(&self, name: &str, sipp_program: &Path, pbxd: &Pbxd, media_port: u16) -> Output {
-        let scenario = self.write(name);
-        let output = sipp_command_with_media(sipp_program, &scenario, pbxd, media_port, &[])
-            .output()
-            .expect("sipp runs");
-        let _ = std::fs::remove_file(&scenario);
-        output
-    }
-
-    /// Starts the call in the background (see `call`).
-    fn start(&self, name: &str, sipp_program: &Path, pbxd: &Pbxd, media_port: u16) -> Running {
-        let scenario = self.write(name);
-        let child = sipp_command_with_media(sipp_program, &scenario, pbxd, media_port, &[])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("sipp runs");
-        Running { child, scenario }
-    }
-}
-
-/// A caller's sipp running in the background.
-struct Running {
-    child: Child,
-    scenario: PathBuf,
-}
-
-impl Running {
-    fn finish(self) -> Output {
-        let output = self.child.wait_with_output().expect("sipp ends");
-        let _ = std::fs::remove_file(&self.scenario);
-        output
-    }
-}
 
 /// `count` UDP ports free now for sipp's RTP, at least 4 apart (sipp also
 /// takes the next ports).
@@ -683,6 +468,7 @@ fn attendant_connects(name: &str, keys: &'static str, account: &str, password: &
             Step::Pause(SPEECH_PCAP_SECONDS + 0.5),
         ],
         ending: Ending::HangsUp,
+        as_phone: None,
     };
     let called = caller.call(name, &sipp_program, &pbxd, caller_port);
     let phone_port = phone.media_port;
@@ -776,6 +562,7 @@ fn a_caller_who_hangs_up_while_the_attendant_connects_ends_it_without_an_error()
         called: "200",
         steps: vec![Step::Pause(1.0), Step::Keys("3"), Step::Pause(0.4)],
         ending: Ending::HangsUp,
+        as_phone: None,
     };
     let called = caller.call("attendant-gone", &sipp_program, &pbxd, media_ports(1)[0]);
     assert_passed(&called, &pbxd);
@@ -845,6 +632,7 @@ fn after_hours_a_call_to_ivanov_leaves_a_number_to_call_back() {
         called: "201",
         steps: vec![Step::Pause(1.0), Step::Keys("5553210#")],
         ending: Ending::PbxdHangsUp,
+        as_phone: None,
     };
     let output = caller.call("callback", &sipp_program, &pbxd, pbx_test_peers::free_udp_port());
     assert_passed(&output, &pbxd);
@@ -939,6 +727,7 @@ fn an_unanswered_call_leaves_a_voice_message_mailed_and_kept() {
             Step::Pause(SPEECH_CLIP_SECONDS + 0.2),
         ],
         ending: Ending::HangsUp,
+        as_phone: None,
     };
     let started = Instant::now();
     let called = caller.call("voicemail", &sipp_program, &pbxd, caller_port);
@@ -1013,6 +802,7 @@ fn an_unanswered_call_leaves_a_voice_message_mailed_and_kept() {
             Step::Pause(prompts_seconds(&["vmyouhave", "1", "vmmessages"]) + 1.0),
         ],
         ending: Ending::HangsUp,
+        as_phone: None,
     };
     let output = owner.call("mailbox", &sipp_program, &pbxd, pbx_test_peers::free_udp_port());
     assert_passed(&output, &pbxd);
@@ -1067,6 +857,7 @@ fn three_callers_in_a_conference_room_hear_each_other() {
                     Step::Pause(ends - speaks + if index == 2 { 0.0 } else { 3.0 }),
                 ],
                 ending: Ending::HangsUp,
+                as_phone: None,
             };
             caller.start(&format!("conference-{index}"), &sipp_program, &pbxd, ports[index])
         })

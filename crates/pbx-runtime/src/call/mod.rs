@@ -14,6 +14,7 @@
 //! owner drops the `Leg` (hang-up) or the peer goes; leg IDs are unique in
 //! the process, whatever shard made them.
 
+pub mod fork;
 mod network;
 mod status;
 
@@ -69,11 +70,23 @@ pub struct LegInfo {
     pub remote_addr: Option<std::net::SocketAddr>,
     /// The account the caller proved to be, if any.
     pub authenticated: Option<Arc<Account>>,
+    /// The account whose settings the caller's call has when not its own:
+    /// the virtual line logged in last on the phone (hot desk).
+    pub acting_as: Option<Arc<Account>>,
     pub call_id: String,
     /// Headers of the pending request, as received.
     pub headers: Headers,
     /// Whether the peer takes transfers (SIP: it allows REFER).
     pub transfer_supported: bool,
+}
+
+impl LegInfo {
+    /// The account whose settings apply to what the caller dials (class
+    /// of service, caller ID, speed dials): a virtual line logged in on
+    /// the phone, or the account the caller proved to be.
+    pub fn settings(&self) -> Option<&Arc<Account>> {
+        self.acting_as.as_ref().or(self.authenticated.as_ref())
+    }
 }
 
 /// The headers of a request as received, kept as one string of
@@ -322,6 +335,12 @@ impl Owner {
         }
     }
 
+    /// A sink that passes another leg's reports, as they are, to this
+    /// leg's owner: a fork's answered branch taking the fork's place.
+    pub fn relay(&self) -> Box<dyn LegSink> {
+        Box::new(Relay(self.clone()))
+    }
+
     /// An owner of the same leg that reports to no one: for a network end
     /// whose leg no longer belongs to its owner (a fork answered elsewhere).
     pub fn detached(&self) -> Owner {
@@ -334,6 +353,24 @@ impl Owner {
         }
     }
 }
+
+/// See [`Owner::relay`].
+struct Relay(Owner);
+
+impl LegSink for Relay {
+    fn report(&self, report: LegReport) -> bool {
+        if let Ok(sink) = self.0 .0.sink.lock() {
+            if let Some(sink) = sink.as_ref() {
+                return sink.report(report);
+            }
+        }
+        false
+    }
+}
+
+/// Where a fork (one call to several devices) puts the branch that
+/// answered, for the leg's owner to take in place of the fork's leg.
+pub type Successor = Arc<Mutex<Option<Leg>>>;
 
 /// Another owner's reach into a leg it does not own, passed in the bridge,
 /// mixer and transfer handshakes: enough to connect media or join peers,
@@ -365,6 +402,8 @@ pub struct Leg {
     pub outgoing: bool,
     commands: queue::Sender<LegCommand>,
     owner: Owner,
+    /// A fork's: the branch that answered, once one has.
+    successor: Option<Successor>,
 }
 
 /// The network's end of a leg: the owner's commands, and where to report
@@ -390,6 +429,7 @@ impl Leg {
             outgoing,
             commands,
             owner: owner.clone(),
+            successor: None,
         };
         let end = LegEnd {
             id,
@@ -434,6 +474,20 @@ impl Leg {
             id: self.id,
             commands: self.commands.clone(),
         }
+    }
+
+    /// Makes this leg a fork's: when a branch answers, it is put in
+    /// `successor`, and the owner takes it in this leg's place
+    /// ([`Leg::take_successor`]).
+    pub fn with_successor(mut self, successor: Successor) -> Leg {
+        self.successor = Some(successor);
+        self
+    }
+
+    /// The leg that takes this one's place (a fork's branch that
+    /// answered), once there is one.
+    pub fn take_successor(&self) -> Option<Leg> {
+        self.successor.as_ref()?.lock().ok()?.take()
     }
 
     /// Makes `sink` receive what happens on this leg from now on.

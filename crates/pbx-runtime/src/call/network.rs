@@ -30,6 +30,10 @@ pub struct Device {
     /// phone behind NAT); `None` when the contact itself says.
     pub address: Option<SocketAddr>,
     pub transport: Transport,
+    /// The physical phone's account when the device is reached as a
+    /// virtual line logged in on it (hot desk): the phone is rung for
+    /// `account`, and shown that line.
+    pub via: Option<String>,
 }
 
 /// Where an outgoing call goes, resolved by the runtime: the network

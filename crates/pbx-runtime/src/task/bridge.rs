@@ -221,19 +221,22 @@ impl TaskHost {
                 return Value::from(reason);
             }
         };
-        let id = leg.id;
         self.call = Some(leg);
         let outcome = loop {
             tokio::select! {
                 () = handshake.reply.closed() => break Err(None),
-                input = self.receiver.recv() => match input {
-                    Some(TaskInput::Leg(LegReport { leg, event: LegEvent::Provisional(status) })) if leg == id => {
+                input = self.receiver.recv() => {
+                // A fork's answered branch takes the fork leg's place.
+                self.adopt_successor();
+                let id = self.call.as_ref().map(|leg| leg.id);
+                match input {
+                    Some(TaskInput::Leg(LegReport { leg, event: LegEvent::Provisional(status) })) if Some(leg) == id => {
                         if let Some(caller) = &handshake.leg {
                             caller.send(LegCommand::Provision { status, media: false });
                         }
                     }
-                    Some(TaskInput::Leg(LegReport { leg, event: LegEvent::Answered })) if leg == id => break Ok(None),
-                    Some(TaskInput::Leg(LegReport { leg, event: LegEvent::Failed(error) })) if leg == id => {
+                    Some(TaskInput::Leg(LegReport { leg, event: LegEvent::Answered })) if Some(leg) == id => break Ok(None),
+                    Some(TaskInput::Leg(LegReport { leg, event: LegEvent::Failed(error) })) if Some(leg) == id => {
                         break Ok(Some(error.to_string()))
                     }
                     Some(input) => {
@@ -243,7 +246,8 @@ impl TaskHost {
                         }
                     }
                     None => break Err(Some("the task is ending".to_string())),
-                },
+                }
+                }
             }
         };
         match outcome {

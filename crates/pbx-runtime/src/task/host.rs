@@ -185,6 +185,7 @@ impl TaskHost {
 
     /// What happened on the task's call: DTMF, progress, the end.
     fn absorb_leg(&mut self, report: LegReport) {
+        self.adopt_successor();
         let task = self.id;
         let Some(call) = self.call.as_mut().filter(|call| call.id == report.leg) else {
             // A leg the task let go of (a transfer, a fork answered
@@ -247,6 +248,14 @@ impl TaskHost {
                     Portable::Null,
                 ));
             }
+        }
+    }
+
+    /// Takes the phone that answered a fork in the fork leg's place: it
+    /// reports to this task from then on (`call::fork`).
+    pub(super) fn adopt_successor(&mut self) {
+        if let Some(next) = self.call.as_ref().and_then(Leg::take_successor) {
+            self.call = Some(next);
         }
     }
 
@@ -749,9 +758,19 @@ impl TaskHost {
                 Target::outside(&number)
             }
             address::Destination::Account { account, .. } => {
-                // An account is called at its first registered device.
-                let device = self.runtime.network.devices(&account).into_iter().next();
-                Target::Device(device.ok_or_else(|| Status::TEMPORARILY_UNAVAILABLE.to_string())?)
+                // An account is called at every device it can be reached
+                // at, at once (a fork when there are several).
+                let mut devices: Vec<Target> = self
+                    .runtime
+                    .devices(&account)
+                    .into_iter()
+                    .map(Target::Device)
+                    .collect();
+                match devices.len() {
+                    0 => return Err(Status::TEMPORARILY_UNAVAILABLE.to_string()),
+                    1 => devices.remove(0),
+                    _ => return self.place_fork(dialled, &account, from, devices),
+                }
             }
             address::Destination::App { app, .. } => {
                 return Err(format!("404 Not Found (#{app} is an application)"));
@@ -794,6 +813,54 @@ impl TaskHost {
         self.event(Event::Call {
             task: self.id,
             what: format!("calling {shown} as {from}"),
+        });
+        Ok(leg)
+    }
+
+    /// Places a call to several devices of `account` at once; the first
+    /// to answer takes the call (see `call::fork`).
+    fn place_fork(
+        &mut self,
+        dialled: &str,
+        account: &Account,
+        from: String,
+        devices: Vec<Target>,
+    ) -> Result<Leg, String> {
+        let records = self.runtime.records.clone();
+        let record = self.record;
+        let traces = std::cell::RefCell::new(Vec::new());
+        let trace_for = |target: &Target| {
+            let trace = records.outgoing(record, &from, &target.to_string());
+            if let Target::Device(device) = target {
+                trace.reaches(Some(&device.account), None);
+            }
+            traces.borrow_mut().push(trace.clone());
+            Some(trace)
+        };
+        let placed = crate::call::fork::place(
+            self.runtime.network.as_ref(),
+            &from,
+            Box::new(self.sender.clone()),
+            devices,
+            trace_for,
+        );
+        let traces = traces.into_inner();
+        if let Some(first) = traces.first() {
+            if self.record != Some(first.record()) {
+                let record = first.record();
+                self.record = Some(record);
+                records.handled_by(record, &self.program, self.id.0);
+                records.involve(record, &self.account.address());
+            }
+        }
+        let leg = placed.map_err(|error| error.to_string())?;
+        self.event(Event::Call {
+            task: self.id,
+            what: format!(
+                "calling {dialled} ({}, {} phones at once) as {from}",
+                account.address(),
+                traces.len()
+            ),
         });
         Ok(leg)
     }
@@ -1140,6 +1207,9 @@ impl Host for TaskHost {
             | HostFn::RenameStorageFile
             | HostFn::ListStorageFiles => self.storage(function, args),
             HostFn::CheckAccountPIN => self.check_pin(args),
+            HostFn::HotDeskLogin => self.hotdesk_login(args),
+            HostFn::HotDeskLogout => self.hotdesk_logout(args),
+            HostFn::HotDeskLines => self.hotdesk_lines(),
             // §7.2
             HostFn::AcceptCall => self.accept(),
             HostFn::RejectCall => self.reject(args),
@@ -1199,10 +1269,10 @@ impl Host for TaskHost {
                     }))
                 })
             }),
+            // A phone with a virtual line in force calls as that line.
             HostFn::RemoteAuthentication => self.leg_info(|leg| {
                 leg.info
-                    .authenticated
-                    .as_ref()
+                    .settings()
                     .map_or(Value::Null, |account| Value::str(&account.address()))
             }),
             HostFn::PendingRequestData => self.pending_request_data(args),

@@ -153,14 +153,9 @@ impl TaskHost {
             .account
             .pin
             .as_deref()
-            .is_some_and(|pin| !pin.is_empty() && constant_time_eq(pin.as_bytes(), given.as_bytes()));
+            .is_some_and(|pin| !pin.is_empty() && crate::hotdesk::same_pin(&given, pin));
         done(Value::from_bool(matches))
     }
-}
-
-/// Compares without stopping at the first difference.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn listing_value(entries: Vec<(String, Listed)>) -> Value {

@@ -3,6 +3,7 @@
 //! the calls it owns.
 
 mod bridge;
+mod desk;
 mod host;
 mod input;
 mod keep;

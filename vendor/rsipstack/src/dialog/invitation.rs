@@ -133,6 +133,11 @@ pub struct InviteOption {
     pub caller_params: Vec<crate::sip::uri::Param>,
     pub caller: crate::sip::Uri,
     pub callee: crate::sip::Uri,
+    /// The To header's URI when it is not the Request-URI (`callee`): a
+    /// proxy calling an address of record at a registered Contact.
+    pub to: Option<crate::sip::Uri>,
+    /// The To header's display name.
+    pub callee_display_name: Option<String>,
     pub destination: Option<SipAddr>,
     pub content_type: Option<String>,
     pub offer: Option<Vec<u8>>,
@@ -378,11 +383,11 @@ impl DialogLayer {
     pub fn make_invite_request(&self, opt: &InviteOption) -> Result<Request> {
         let last_seq = self.increment_last_seq();
         let to = crate::sip::typed::To {
-            display_name: None,
-            uri: opt.callee.clone(),
+            display_name: opt.callee_display_name.clone(),
+            uri: opt.to.clone().unwrap_or_else(|| opt.callee.clone()),
             params: vec![],
         };
-        let recipient = to.uri.clone();
+        let recipient = opt.callee.clone();
 
         let from = crate::sip::typed::From {
             display_name: opt.caller_display_name.clone(),

@@ -1,0 +1,490 @@
+//! Phones as an office has them (issue 11), over real SIP: sipp as the
+//! physical phones, as callers and as the provider's trunk.
+//!
+//! - seed 000 §29, whole: three virtual lines on two physical phones, each
+//!   login and logout made with the `*55` feature code, and after each a
+//!   call out through the trunk, whose caller ID says whose settings are in
+//!   force; a restart in the middle keeps the logins; calls to each line
+//!   ring the phone it is logged in on, which sees the line called; wrong
+//!   PINs end the call and lock the line out;
+//! - a call to an account forks to all its phones: the first to answer
+//!   takes it and the others get CANCEL, both for a call from outside and
+//!   for a script's (click-to-dial's) call;
+//! - a phone set up with the server's IP address as its domain;
+//! - who may call what: an account that is not public refuses callers who
+//!   do not authenticate, and feature codes are for the domain's phones.
+
+// Helpers are test code: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
+
+use common::caller::{Caller, Ending, Step};
+use common::{assert_passed, sipp, sipp_command, sipp_command_with_media, Pbxd};
+
+/// Two physical phones (desk1, desk2: extensions 501, 502) and three
+/// virtual lines (anna 301, boris 302, vera 303), each with its own caller
+/// ID; a trunk for numbers starting with 8 at `trunk_port`.
+fn office(trunk_port: &str) -> Vec<String> {
+    let mut settings = vec![
+        "sip.rtp_timeout_seconds=120".to_string(),
+        format!("trunks.provider.proxy=127.0.0.1:{trunk_port}"),
+        "trunks.provider.numbers=[\"8*\"]".to_string(),
+    ];
+    let lines = [
+        ("desk1", "501", "74950000501", None),
+        ("desk2", "502", "74950000502", None),
+        ("anna", "301", "74951110301", Some("3011")),
+        ("boris", "302", "74951110302", Some("3022")),
+        ("vera", "303", "74951110303", Some("3033")),
+    ];
+    for (name, extension, caller_id, pin) in lines {
+        let account = format!("domains.\"example.com\".accounts.{name}");
+        settings.push(format!("{account}.password={name}-pw"));
+        settings.push(format!("{account}.aliases=[\"{extension}\"]"));
+        settings.push(format!("{account}.caller_id=\"{caller_id}\""));
+        settings.push(format!("{account}.class_of_service=national"));
+        settings.push(format!("{account}.public=true"));
+        if let Some(pin) = pin {
+            settings.push(format!("{account}.pin=\"{pin}\""));
+        }
+    }
+    // anna's speed dial 7 is a number outside.
+    settings
+        .push("domains.\"example.com\".accounts.anna.speed_dials={ \"7\" = \"84957654321\" }".to_string());
+    settings
+}
+
+/// The password `office` gives `name`.
+fn password(name: &'static str) -> &'static str {
+    match name {
+        "desk1" => "desk1-pw",
+        "desk2" => "desk2-pw",
+        _ => unreachable!("only the desks call"),
+    }
+}
+
+/// A sipp that writes every message it gets and sends to a file of its
+/// own, and that file.
+fn traced(command: &mut std::process::Command, name: &str) -> PathBuf {
+    let file = std::env::temp_dir().join(format!("pbxd-hotdesk-{name}-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    command.args(["-trace_msg", "-message_file"]).arg(&file);
+    file
+}
+
+/// The user part of a SIP URI in `text` (`"A" <sip:user@host>;tag=1`).
+fn user_of(text: &str) -> String {
+    text.split("sip:")
+        .nth(1)
+        .and_then(|rest| rest.split(['@', '>', ';', ' ']).next())
+        .unwrap_or_else(|| panic!("no SIP URI in {text}"))
+        .to_string()
+}
+
+/// The INVITE's Request-URI user and From user in a sipp message trace
+/// (a trunk's: the number called and the caller ID).
+fn invite_users(trace: &Path) -> (String, String) {
+    let text = std::fs::read_to_string(trace).unwrap_or_default();
+    let invite = text
+        .split("INVITE sip:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no INVITE in {}:\n{text}", trace.display()));
+    let from = common::header(invite, "From").unwrap_or_default();
+    (user_of(&format!("sip:{invite}")), user_of(from))
+}
+
+/// `desk` calls 84951234567, and the trunk answers: the caller ID the trunk
+/// was given (the From's user part).
+fn caller_id_out(
+    sipp_program: &Path,
+    pbxd: &Pbxd,
+    trunk_port: &str,
+    desk: &'static str,
+    step: &str,
+) -> String {
+    dial_out(sipp_program, pbxd, trunk_port, desk, "84951234567", step).1
+}
+
+/// `desk` dials `dialled`, which goes out through the trunk: the number the
+/// trunk was called at, and the caller ID it was given.
+fn dial_out(
+    sipp_program: &Path,
+    pbxd: &Pbxd,
+    trunk_port: &str,
+    desk: &'static str,
+    dialled: &'static str,
+    step: &str,
+) -> (String, String) {
+    let mut trunk = sipp_command(sipp_program, "trunk_answers.xml", pbxd, &["-p", trunk_port]);
+    let trace = traced(&mut trunk, &format!("trunk-{step}"));
+    let trunk = trunk
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp runs");
+    let caller = Caller {
+        called: dialled,
+        steps: vec![Step::Pause(0.5)],
+        ending: Ending::HangsUp,
+        as_phone: Some((desk, password(desk))),
+    };
+    let called = caller.call(step, sipp_program, pbxd, pbx_test_peers::free_udp_port());
+    let trunk = finish_soon(trunk);
+    assert_passed(&called, pbxd);
+    assert_passed(&trunk, pbxd);
+    let users = invite_users(&trace);
+    let _ = std::fs::remove_file(&trace);
+    users
+}
+
+/// `desk` dials the hot desk code and keys `keys` (with a pause after each
+/// `#`); pbxd hangs up when it is done.
+fn hot_desk(sipp_program: &Path, pbxd: &Pbxd, desk: &'static str, keys: &[&'static str], step: &str) {
+    let mut steps = vec![Step::Pause(0.5)];
+    for &keys in keys {
+        steps.push(Step::Keys(keys));
+        steps.push(Step::Pause(0.3));
+    }
+    let caller = Caller {
+        called: "*55",
+        steps,
+        ending: Ending::PbxdHangsUp,
+        as_phone: Some((desk, password(desk))),
+    };
+    let called = caller.call(step, sipp_program, pbxd, pbx_test_peers::free_udp_port());
+    assert_passed(&called, pbxd);
+}
+
+/// Waits for a sipp that should end with the call just made: after 10 s it
+/// is stopped, and fails.
+fn finish_soon(child: Child) -> Output {
+    let pid = child.id().to_string();
+    let (sender, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sender.send(child.wait_with_output()));
+    let output = ended.recv_timeout(Duration::from_secs(10)).or_else(|_| {
+        let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+        ended.recv()
+    });
+    output.unwrap().expect("sipp ends")
+}
+
+/// A registered phone that answers `calls` calls (tests/sipp/stock_phone_answers.xml),
+/// tracing its messages; `scenario` another phone behaviour.
+struct Phone {
+    child: Child,
+    trace: PathBuf,
+}
+
+impl Phone {
+    fn register(
+        sipp_program: &Path,
+        pbxd: &Pbxd,
+        account: &str,
+        password: &str,
+        scenario: &str,
+        calls: u32,
+    ) -> Phone {
+        let phone_port = pbx_test_peers::free_udp_port().to_string();
+        let calls = calls.to_string();
+        let mut command = sipp_command_with_media(
+            sipp_program,
+            scenario,
+            pbxd,
+            pbx_test_peers::free_udp_port(),
+            &["-rtp_echo", "-p", &phone_port, "-m", &calls],
+        );
+        let trace = traced(&mut command, &format!("phone-{account}-{phone_port}"));
+        let child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sipp runs");
+        let registered = sipp(
+            sipp_program,
+            "stock_register.xml",
+            pbxd,
+            &["-s", account, "-ap", password, "-key", "phone_port", &phone_port],
+        );
+        assert_passed(&registered, pbxd);
+        Phone { child, trace }
+    }
+
+    /// What the phone got and sent.
+    fn messages(&self) -> String {
+        std::fs::read_to_string(&self.trace).unwrap_or_default()
+    }
+
+    /// Whether an INVITE reached it.
+    fn rang(&self) -> bool {
+        self.messages().contains("INVITE sip:")
+    }
+
+    fn finish(self) -> Output {
+        let output = finish_soon(self.child);
+        let _ = std::fs::remove_file(&self.trace);
+        output
+    }
+}
+
+/// A caller from outside calls `called` and hangs up after a moment.
+fn call_from_outside(sipp_program: &Path, pbxd: &Pbxd, called: &'static str, step: &str) {
+    let caller = Caller {
+        called,
+        steps: vec![Step::Pause(1.5)],
+        ending: Ending::HangsUp,
+        as_phone: None,
+    };
+    let output = caller.call(step, sipp_program, pbxd, pbx_test_peers::free_udp_port());
+    assert_passed(&output, pbxd);
+}
+
+/// Seed 000 §29 over SIP: "calls made from the physical telephone have the
+/// settings of the last virtual telephone to log in; when that one logs
+/// out, the settings revert to those of the physical telephone, even though
+/// others remain; re-logging in on one of the others causes its settings
+/// to take effect."
+#[test]
+fn virtual_lines_follow_the_seeds_rules_over_sip() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let trunk_port = pbx_test_peers::free_udp_port().to_string();
+    let mut pbxd = Pbxd::start_logging("hotdesk-seed", &office(&trunk_port), "info,rsipstack=warn");
+    let out = |pbxd: &Pbxd, desk, step: &str| caller_id_out(&sipp_program, pbxd, &trunk_port, desk, step);
+
+    // desk1 on its own settings.
+    assert_eq!(out(&pbxd, "desk1", "own"), "74950000501");
+    // anna logs in on desk1: her settings.
+    hot_desk(&sipp_program, &pbxd, "desk1", &["301#", "3011#"], "anna-in");
+    assert_eq!(out(&pbxd, "desk1", "anna"), "74951110301");
+    // boris logs in on desk1 too: the last login's settings.
+    hot_desk(&sipp_program, &pbxd, "desk1", &["302#", "3022#"], "boris-in");
+    assert_eq!(out(&pbxd, "desk1", "boris"), "74951110302");
+    // boris logs out (1): desk1's own settings, though anna remains.
+    hot_desk(&sipp_program, &pbxd, "desk1", &["302#", "1"], "boris-out");
+    assert_eq!(out(&pbxd, "desk1", "after-boris"), "74950000501");
+
+    // A restart keeps all of it.
+    pbxd = pbxd.restart();
+    assert_eq!(out(&pbxd, "desk1", "restarted"), "74950000501");
+    // anna logs in again (2, no PIN): her settings again, her speed dials
+    // and her voicemail (*98) too.
+    hot_desk(&sipp_program, &pbxd, "desk1", &["301#", "2"], "anna-again");
+    assert_eq!(out(&pbxd, "desk1", "anna-again"), "74951110301");
+    let (number, caller_id) = dial_out(&sipp_program, &pbxd, &trunk_port, "desk1", "7", "speed-dial");
+    assert_eq!(
+        (number.as_str(), caller_id.as_str()),
+        ("84957654321", "74951110301")
+    );
+    let voicemail = Caller {
+        called: "*98",
+        steps: vec![Step::Pause(1.0)],
+        ending: Ending::HangsUp,
+        as_phone: Some(("desk1", "desk1-pw")),
+    };
+    assert_passed(
+        &voicemail.call("voicemail", &sipp_program, &pbxd, pbx_test_peers::free_udp_port()),
+        &pbxd,
+    );
+    let log = pbxd.log();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("start voicemail.sppr") && line.contains("account=anna@example.com")),
+        "{log}"
+    );
+    // vera on desk2: desk2 has hers, desk1 keeps anna's.
+    hot_desk(&sipp_program, &pbxd, "desk2", &["303#", "3033#"], "vera-in");
+    assert_eq!(out(&pbxd, "desk2", "vera"), "74951110303");
+    assert_eq!(out(&pbxd, "desk1", "still-anna"), "74951110301");
+
+    // Calls to each line ring the phone it is logged in on, which is shown
+    // the line called.
+    let desk1 = Phone::register(
+        &sipp_program,
+        &pbxd,
+        "desk1",
+        "desk1-pw",
+        "stock_phone_answers.xml",
+        1,
+    );
+    let desk2 = Phone::register(
+        &sipp_program,
+        &pbxd,
+        "desk2",
+        "desk2-pw",
+        "stock_phone_answers.xml",
+        1,
+    );
+    call_from_outside(&sipp_program, &pbxd, "301", "to-anna");
+    assert!(!desk2.rang(), "a call to anna rang desk2:\n{}", desk2.messages());
+    let messages = desk1.messages();
+    assert_passed(&desk1.finish(), &pbxd);
+    let to = messages
+        .split("INVITE sip:")
+        .nth(1)
+        .and_then(|invite| common::header(invite, "To"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        to.contains("sip:anna@example.com"),
+        "desk1 was not shown anna's line: {to}"
+    );
+    call_from_outside(&sipp_program, &pbxd, "303", "to-vera");
+    assert_passed(&desk2.finish(), &pbxd);
+
+    // Three wrong PINs for boris on desk2 end the call; the line is then
+    // locked out, the right PIN too, and desk2 keeps vera's settings.
+    hot_desk(
+        &sipp_program,
+        &pbxd,
+        "desk2",
+        &["302#", "1111#", "2222#", "3333#"],
+        "wrong-pins",
+    );
+    hot_desk(&sipp_program, &pbxd, "desk2", &["302#", "3022#"], "locked-out");
+    assert_eq!(out(&pbxd, "desk2", "after-lockout"), "74951110303");
+    let log = pbxd.log();
+    assert_eq!(
+        common::lines_with(&log, "hot desk login refused: wrong PIN").len(),
+        3,
+        "{log}"
+    );
+    assert!(log.contains("hotdesk: 302 not logged in: locked out"), "{log}");
+    // No PIN in the log.
+    for pin in ["3011", "3022", "3033", "1111#"] {
+        assert!(!log.contains(pin), "a PIN ({pin}) is in the log:\n{log}");
+    }
+}
+
+/// A call to an account with two phones rings both; the second answers,
+/// the first gets CANCEL. The same for a script's call (click-to-dial,
+/// connect=true to a program that plays a tone).
+#[test]
+fn a_call_to_an_account_rings_all_its_phones_at_once() {
+    let (Some(sipp_program), Some(curl_program)) = (pbx_test_peers::sipp(), pbx_test_peers::curl()) else {
+        return;
+    };
+    let environment = common::repository().join("tests/sipp/env");
+    let pbxd = Pbxd::start(
+        "hotdesk-fork",
+        &[
+            "clock.start=2026-11-23T10:00:00+03:00".to_string(),
+            format!("environments.server={}", environment.display()),
+        ],
+    );
+    let first = Phone::register(
+        &sipp_program,
+        &pbxd,
+        "ivanov",
+        "ivanov-demo",
+        "uas_ring_until_cancel.xml",
+        2,
+    );
+    let second = Phone::register(
+        &sipp_program,
+        &pbxd,
+        "ivanov",
+        "ivanov-demo",
+        "stock_phone_answers.xml",
+        2,
+    );
+    call_from_outside(&sipp_program, &pbxd, "201", "fork-incoming");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        first.rang() && second.rang(),
+        "{}\n{}",
+        first.messages(),
+        second.messages()
+    );
+    assert!(first.messages().contains("CANCEL sip:"), "{}", first.messages());
+
+    let (status, body) = common::curl(
+        &curl_program,
+        &pbxd,
+        &[],
+        "/remote_call.htm?user=ivanov&dest=tone%23ivanov&connect=true&auth=ivanov%3Aivanov-demo",
+    );
+    assert_eq!(status, 200, "{body}");
+    // The tone plays 3 s, then the program hangs up the phone that answered.
+    let second_messages = || second.messages().matches("INVITE sip:").count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while second_messages() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_passed(&second.finish(), &pbxd);
+    // Both calls rang the first phone too, and were cancelled there.
+    let messages = first.messages();
+    assert_passed(&first.finish(), &pbxd);
+    assert_eq!(messages.matches("CANCEL sip:").count(), 2, "{messages}");
+}
+
+/// A phone whose domain is the server's IP address registers, and is rung.
+#[test]
+fn a_phone_registers_with_the_servers_address_as_its_domain() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = Pbxd::start(
+        "hotdesk-address",
+        &["clock.start=2026-11-23T10:00:00+03:00".to_string()],
+    );
+    let phone_port = pbx_test_peers::free_udp_port().to_string();
+    let mut command = sipp_command(
+        &sipp_program,
+        "stock_phone_answers.xml",
+        &pbxd,
+        &["-rtp_echo", "-p", &phone_port],
+    );
+    let phone = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp runs");
+    let registered = sipp(
+        &sipp_program,
+        "register_by_address.xml",
+        &pbxd,
+        &[
+            "-s",
+            "petrov",
+            "-ap",
+            "petrov-demo",
+            "-key",
+            "phone_port",
+            &phone_port,
+        ],
+    );
+    assert_passed(&registered, &pbxd);
+    call_from_outside(&sipp_program, &pbxd, "202", "by-address");
+    assert_passed(&finish_soon(phone), &pbxd);
+}
+
+/// The operator is not public: a caller who does not authenticate gets
+/// 403, and a feature code dialled from outside only a challenge.
+#[test]
+fn only_the_domains_phones_reach_what_is_not_public() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = Pbxd::start("hotdesk-public", &[]);
+    for (called, code) in [("100", 403), ("tone%23operator", 403), ("*55", 407)] {
+        let caller = Caller {
+            called,
+            steps: Vec::new(),
+            ending: Ending::Refused(code),
+            as_phone: None,
+        };
+        let output = caller.call(
+            &format!("public-{code}"),
+            &sipp_program,
+            &pbxd,
+            pbx_test_peers::free_udp_port(),
+        );
+        assert_passed(&output, &pbxd);
+    }
+}
