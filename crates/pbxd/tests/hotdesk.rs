@@ -4,7 +4,9 @@
 //! - seed 000 §29, whole: three virtual lines on two physical phones, each
 //!   login and logout made with the `*55` feature code, and after each a
 //!   call out through the trunk, whose caller ID says whose settings are in
-//!   force; a restart in the middle keeps the logins; calls to each line
+//!   force (or whose class of service keeps the call from the trunk);
+//!   speed dials and `*98` are the line's; a restart in the middle keeps
+//!   the logins; calls to each line
 //!   ring the phone it is logged in on, which sees the line called; wrong
 //!   PINs end the call and lock the line out;
 //! - a call to an account forks to all its phones: the first to answer
@@ -47,7 +49,9 @@ fn office(trunk_port: &str) -> Vec<String> {
         settings.push(format!("{account}.password={name}-pw"));
         settings.push(format!("{account}.aliases=[\"{extension}\"]"));
         settings.push(format!("{account}.caller_id=\"{caller_id}\""));
-        settings.push(format!("{account}.class_of_service=national"));
+        // boris may call only within the server.
+        let class = if name == "boris" { "internal" } else { "national" };
+        settings.push(format!("{account}.class_of_service={class}"));
         settings.push(format!("{account}.public=true"));
         if let Some(pin) = pin {
             settings.push(format!("{account}.pin=\"{pin}\""));
@@ -140,6 +144,39 @@ fn dial_out(
     let users = invite_users(&trace);
     let _ = std::fs::remove_file(&trace);
     users
+}
+
+/// `desk` calls 84951234567, which its class of service in force does not
+/// allow: pbxd answers with the refusal prompt and hangs up, and the trunk
+/// never hears of it.
+fn refused_out(sipp_program: &Path, pbxd: &Pbxd, trunk_port: &str, desk: &'static str, step: &str) {
+    let mut trunk = sipp_command(sipp_program, "trunk_answers.xml", pbxd, &["-p", trunk_port]);
+    let trace = traced(&mut trunk, &format!("trunk-{step}"));
+    let trunk = trunk
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp runs");
+    let caller = Caller {
+        called: "84951234567",
+        steps: Vec::new(),
+        ending: Ending::PbxdHangsUp,
+        as_phone: Some((desk, password(desk))),
+    };
+    let called = caller.call(step, sipp_program, pbxd, pbx_test_peers::free_udp_port());
+    // Time enough for an INVITE to reach the trunk, had one been sent.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &trunk.id().to_string()])
+        .status();
+    let _ = trunk.wait_with_output();
+    assert_passed(&called, pbxd);
+    let got = std::fs::read_to_string(&trace).unwrap_or_default();
+    let _ = std::fs::remove_file(&trace);
+    assert!(
+        !got.contains("INVITE sip:"),
+        "{step}: the trunk was called:\n{got}"
+    );
 }
 
 /// `desk` dials the hot desk code and keys `keys` (with a pause after each
@@ -262,9 +299,11 @@ fn virtual_lines_follow_the_seeds_rules_over_sip() {
     // anna logs in on desk1: her settings.
     hot_desk(&sipp_program, &pbxd, "desk1", &["301#", "3011#"], "anna-in");
     assert_eq!(out(&pbxd, "desk1", "anna"), "74951110301");
-    // boris logs in on desk1 too: the last login's settings.
+    // boris logs in on desk1 too: the last login's settings, whose class
+    // of service (internal) keeps the number from the trunk.
     hot_desk(&sipp_program, &pbxd, "desk1", &["302#", "3022#"], "boris-in");
-    assert_eq!(out(&pbxd, "desk1", "boris"), "74951110302");
+    refused_out(&sipp_program, &pbxd, &trunk_port, "desk1", "boris");
+    assert!(pbxd.log().contains("notallowed: boris@example.com may not call"));
     // boris logs out (1): desk1's own settings, though anna remains.
     hot_desk(&sipp_program, &pbxd, "desk1", &["302#", "1"], "boris-out");
     assert_eq!(out(&pbxd, "desk1", "after-boris"), "74950000501");
