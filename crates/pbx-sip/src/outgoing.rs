@@ -125,6 +125,15 @@ pub(crate) fn invite(
     trace: Option<&pbx_runtime::cdr::Trace>,
 ) -> Result<(InviteDialog, StateReceiver), CallError> {
     let shared = &network.shared;
+    // A trunk is shown the caller ID its way (its `outgoing_caller` rules).
+    let from = match route
+        .trunk
+        .as_ref()
+        .and_then(|name| shared.config.trunks.get(name))
+    {
+        Some(trunk) => trunk.outgoing_caller(from),
+        None => from.to_string(),
+    };
     let caller = crate::sip_uri(format!("sip:{}", from.trim_start_matches("sip:")).as_str())
         .map_err(|_| CallError::new(Status::BAD_REQUEST, format!("`{from}` is not an address")))?;
     let callee = crate::sip_uri(route.request_uri.as_str()).map_err(|_| {

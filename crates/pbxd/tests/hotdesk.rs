@@ -36,6 +36,9 @@ fn office(trunk_port: &str) -> Vec<String> {
         "sip.rtp_timeout_seconds=120".to_string(),
         format!("trunks.provider.proxy=127.0.0.1:{trunk_port}"),
         "trunks.provider.numbers=[\"8*\"]".to_string(),
+        // The virtual lines' caller IDs go out in E.164 (the desks' as
+        // they are).
+        "trunks.provider.outgoing_caller=[{ match = \"7495111*\", prepend = \"+\" }]".to_string(),
     ];
     let lines = [
         ("desk1", "501", "74950000501", None),
@@ -298,7 +301,7 @@ fn virtual_lines_follow_the_seeds_rules_over_sip() {
     assert_eq!(out(&pbxd, "desk1", "own"), "74950000501");
     // anna logs in on desk1: her settings.
     hot_desk(&sipp_program, &pbxd, "desk1", &["301#", "3011#"], "anna-in");
-    assert_eq!(out(&pbxd, "desk1", "anna"), "74951110301");
+    assert_eq!(out(&pbxd, "desk1", "anna"), "+74951110301");
     // boris logs in on desk1 too: the last login's settings, whose class
     // of service (internal) keeps the number from the trunk.
     hot_desk(&sipp_program, &pbxd, "desk1", &["302#", "3022#"], "boris-in");
@@ -314,11 +317,11 @@ fn virtual_lines_follow_the_seeds_rules_over_sip() {
     // anna logs in again (2, no PIN): her settings again, her speed dials
     // and her voicemail (*98) too.
     hot_desk(&sipp_program, &pbxd, "desk1", &["301#", "2"], "anna-again");
-    assert_eq!(out(&pbxd, "desk1", "anna-again"), "74951110301");
+    assert_eq!(out(&pbxd, "desk1", "anna-again"), "+74951110301");
     let (number, caller_id) = dial_out(&sipp_program, &pbxd, &trunk_port, "desk1", "7", "speed-dial");
     assert_eq!(
         (number.as_str(), caller_id.as_str()),
-        ("84957654321", "74951110301")
+        ("84957654321", "+74951110301")
     );
     let voicemail = Caller {
         called: "*98",
@@ -338,8 +341,8 @@ fn virtual_lines_follow_the_seeds_rules_over_sip() {
     );
     // vera on desk2: desk2 has hers, desk1 keeps anna's.
     hot_desk(&sipp_program, &pbxd, "desk2", &["303#", "3033#"], "vera-in");
-    assert_eq!(out(&pbxd, "desk2", "vera"), "74951110303");
-    assert_eq!(out(&pbxd, "desk1", "still-anna"), "74951110301");
+    assert_eq!(out(&pbxd, "desk2", "vera"), "+74951110303");
+    assert_eq!(out(&pbxd, "desk1", "still-anna"), "+74951110301");
 
     // Calls to each line ring the phone it is logged in on, which is shown
     // the line called.
@@ -386,7 +389,7 @@ fn virtual_lines_follow_the_seeds_rules_over_sip() {
         "wrong-pins",
     );
     hot_desk(&sipp_program, &pbxd, "desk2", &["302#", "3022#"], "locked-out");
-    assert_eq!(out(&pbxd, "desk2", "after-lockout"), "74951110303");
+    assert_eq!(out(&pbxd, "desk2", "after-lockout"), "+74951110303");
     let log = pbxd.log();
     assert_eq!(
         common::lines_with(&log, "hot desk login refused: wrong PIN").len(),

@@ -49,6 +49,12 @@ pub struct TrunkConfig {
     /// prepend = "+7" }]` sends `84951234567` as `+74951234567`.
     #[serde(default)]
     pub outgoing: Vec<NumberRule>,
+    /// How the caller ID of a call out through this provider (the user
+    /// part of its From, when it is a number) is rewritten:
+    /// `[{ match = "7*", prepend = "+" }]` sends `74951110301` as
+    /// `+74951110301`.
+    #[serde(default)]
+    pub outgoing_caller: Vec<NumberRule>,
     /// How the caller's number of a call from this provider (its From) is
     /// rewritten into the form pbxd's users dial back: `[{ match = "+7*",
     /// strip = 2, prepend = "8" }]`.
@@ -116,6 +122,24 @@ impl TrunkConfig {
         rewrite(&self.outgoing, number)
     }
 
+    /// The caller (`number`, `number@host` or `name@domain`) as this trunk
+    /// is shown it: a number's user part rewritten by `outgoing_caller`.
+    pub fn outgoing_caller(&self, caller: &str) -> String {
+        let caller = caller.trim_start_matches("sip:");
+        let (user, host) = match caller.split_once('@') {
+            Some((user, host)) => (user, Some(host)),
+            None => (caller, None),
+        };
+        if !user.chars().all(|c| c.is_ascii_digit() || c == '+') {
+            return caller.to_string();
+        }
+        let user = rewrite(&self.outgoing_caller, user);
+        match host {
+            Some(host) => format!("{user}@{host}"),
+            None => user,
+        }
+    }
+
     /// Whether this trunk carries `number` (as dialled).
     pub fn carries(&self, number: &str) -> bool {
         self.numbers.is_empty() || self.numbers.iter().any(|pattern| number_matches(pattern, number))
@@ -143,6 +167,7 @@ impl TrunkConfig {
         }
         for (key, rules) in [
             ("outgoing", &self.outgoing),
+            ("outgoing_caller", &self.outgoing_caller),
             ("incoming_caller", &self.incoming_caller),
             ("incoming_called", &self.incoming_called),
         ] {
@@ -197,6 +222,22 @@ mod tests {
         let back = [rule("+7*", 2, "8"), rule("+*", 1, "810")];
         assert_eq!(rewrite(&back, "+74957654321"), "84957654321");
         assert_eq!(rewrite(&back, "+44123456"), "81044123456");
+    }
+
+    #[test]
+    fn caller_ids_go_out_the_trunks_way() {
+        let trunk = TrunkConfig {
+            outgoing_caller: vec![rule("7*", 0, "+")],
+            ..trunk()
+        };
+        assert_eq!(trunk.outgoing_caller("74951110301"), "+74951110301");
+        assert_eq!(
+            trunk.outgoing_caller("sip:74951110301@example.com"),
+            "+74951110301@example.com"
+        );
+        // An address that is not a number goes as it is.
+        assert_eq!(trunk.outgoing_caller("ivanov@example.com"), "ivanov@example.com");
+        assert_eq!(trunk.outgoing_caller("112"), "112");
     }
 
     #[test]
