@@ -12,10 +12,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-
-use common::{assert_passed, lines_with, sipp, sipp_command, Pbxd};
+use common::peer::{invites, Peer};
+use common::{assert_passed, lines_with, sipp, Pbxd};
 
 /// pbxd's log: as usual, plus the runtime's events (prompts played).
 const LOG_FILTER: &str = "info,rsipstack=warn,pbx_runtime::observe=debug";
@@ -25,35 +23,6 @@ const PREMIUM: &str = "88091234567";
 /// (tests/sipp/petrov_calls_out.xml dials it).
 const NATIONAL: &str = "84951234567";
 
-/// The provider's trunk (tests/sipp/trunk_challenges_and_answers.xml:
-/// one call, challenged then answered) on `port`, writing every message
-/// it exchanges to `trace`.
-fn traced_trunk(sipp_program: &Path, pbxd: &Pbxd, port: &str, trace: &Path) -> Child {
-    let trace = trace.display().to_string();
-    sipp_command(
-        sipp_program,
-        "trunk_challenges_and_answers.xml",
-        pbxd,
-        &["-p", port, "-trace_msg", "-message_file", &trace],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("sipp runs")
-}
-
-/// The Request-URIs of the INVITEs a sipp trace of messages shows received.
-fn invites_received(trace: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(trace).unwrap_or_default();
-    text.split("\n-----------------------------------------------")
-        .filter(|entry| entry.contains("message received"))
-        .filter_map(|entry| entry.split_once("\n\n").map(|(_, message)| message.trim()))
-        .filter_map(|message| message.strip_prefix("INVITE "))
-        .filter_map(|line| line.split_whitespace().next())
-        .map(str::to_string)
-        .collect()
-}
-
 /// A number petrov's class of service refuses never reaches the trunk:
 /// his phone is answered, hears why, and is hung up on; a number his
 /// class allows then goes out through that same trunk.
@@ -62,7 +31,7 @@ fn a_number_the_class_refuses_is_answered_with_a_prompt_and_never_reaches_the_tr
     let Some(sipp_program) = pbx_test_peers::sipp() else {
         return;
     };
-    let trunk_port = pbx_test_peers::free_udp_port().to_string();
+    let trunk_port = pbx_test_peers::free_udp_port();
     let pbxd = Pbxd::start_logging(
         "classes",
         &[
@@ -72,10 +41,15 @@ fn a_number_the_class_refuses_is_answered_with_a_prompt_and_never_reaches_the_tr
         ],
         LOG_FILTER,
     );
-    let trace: PathBuf =
-        std::env::temp_dir().join(format!("pbxd-classes-trunk-{}.messages", std::process::id()));
-    let _ = std::fs::remove_file(&trace);
-    let trunk = traced_trunk(&sipp_program, &pbxd, &trunk_port, &trace);
+    // The provider's trunk (tests/sipp/trunk_challenges_and_answers.xml:
+    // one call, challenged then answered).
+    let trunk = Peer::start(
+        &sipp_program,
+        &pbxd,
+        "trunk_challenges_and_answers.xml",
+        trunk_port,
+        &[],
+    );
 
     // The premium number: answered by pbxd, the prompt, pbxd's BYE. The
     // phone echoes what it hears, so pbxd's count of RTP received on
@@ -106,10 +80,9 @@ fn a_number_the_class_refuses_is_answered_with_a_prompt_and_never_reaches_the_tr
     // A number the class allows goes out through the trunk.
     let allowed = sipp(&sipp_program, "petrov_calls_out.xml", &pbxd, &[]);
     assert_passed(&allowed, &pbxd);
-    let trunk = trunk.wait_with_output().expect("the trunk's sipp ends");
+    let (trunk, received) = trunk.finish();
     assert_passed(&trunk, &pbxd);
-    let invites = invites_received(&trace);
-    let _ = std::fs::remove_file(&trace);
+    let invites = invites(&received);
     assert!(!invites.is_empty(), "the trunk's trace shows no INVITE");
     for uri in &invites {
         assert!(uri.contains(NATIONAL), "the trunk got an INVITE to {uri}");

@@ -21,17 +21,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use common::caller::{Caller, Ending, Step};
-use common::{assert_passed, sipp, sipp_command, sipp_command_with_media, Pbxd};
+use common::peer::{invites, Peer};
+use common::{assert_passed, sipp, Pbxd};
 
 /// Two physical phones (desk1, desk2: extensions 501, 502) and three
 /// virtual lines (anna 301, boris 302, vera 303), each with its own caller
 /// ID; a trunk for numbers starting with 8 at `trunk_port`.
-fn office(trunk_port: &str) -> Vec<String> {
+fn office(trunk_port: u16) -> Vec<String> {
     let mut settings = vec![
         "sip.rtp_timeout_seconds=120".to_string(),
         format!("trunks.provider.proxy=127.0.0.1:{trunk_port}"),
@@ -75,15 +75,6 @@ fn password(name: &'static str) -> &'static str {
     }
 }
 
-/// A sipp that writes every message it gets and sends to a file of its
-/// own, and that file.
-fn traced(command: &mut std::process::Command, name: &str) -> PathBuf {
-    let file = std::env::temp_dir().join(format!("pbxd-hotdesk-{name}-{}.log", std::process::id()));
-    let _ = std::fs::remove_file(&file);
-    command.args(["-trace_msg", "-message_file"]).arg(&file);
-    file
-}
-
 /// The user part of a SIP URI in `text` (`"A" <sip:user@host>;tag=1`).
 fn user_of(text: &str) -> String {
     text.split("sip:")
@@ -93,16 +84,12 @@ fn user_of(text: &str) -> String {
         .to_string()
 }
 
-/// The INVITE's Request-URI user and From user in a sipp message trace
-/// (a trunk's: the number called and the caller ID).
-fn invite_users(trace: &Path) -> (String, String) {
-    let text = std::fs::read_to_string(trace).unwrap_or_default();
-    let invite = text
-        .split("INVITE sip:")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no INVITE in {}:\n{text}", trace.display()));
-    let from = common::header(invite, "From").unwrap_or_default();
-    (user_of(&format!("sip:{invite}")), user_of(from))
+/// The first INVITE among messages a peer received.
+fn first_invite(received: &[String]) -> &str {
+    received
+        .iter()
+        .find(|message| message.starts_with("INVITE "))
+        .unwrap_or_else(|| panic!("no INVITE in {received:#?}"))
 }
 
 /// `desk` calls 84951234567, and the trunk answers: the caller ID the trunk
@@ -110,7 +97,7 @@ fn invite_users(trace: &Path) -> (String, String) {
 fn caller_id_out(
     sipp_program: &Path,
     pbxd: &Pbxd,
-    trunk_port: &str,
+    trunk_port: u16,
     desk: &'static str,
     step: &str,
 ) -> String {
@@ -122,18 +109,12 @@ fn caller_id_out(
 fn dial_out(
     sipp_program: &Path,
     pbxd: &Pbxd,
-    trunk_port: &str,
+    trunk_port: u16,
     desk: &'static str,
     dialled: &'static str,
     step: &str,
 ) -> (String, String) {
-    let mut trunk = sipp_command(sipp_program, "trunk_answers.xml", pbxd, &["-p", trunk_port]);
-    let trace = traced(&mut trunk, &format!("trunk-{step}"));
-    let trunk = trunk
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp runs");
+    let trunk = Peer::start(sipp_program, pbxd, "trunk_answers.xml", trunk_port, &[]);
     let caller = Caller {
         called: dialled,
         steps: vec![Step::Pause(0.5)],
@@ -141,25 +122,19 @@ fn dial_out(
         as_phone: Some((desk, password(desk))),
     };
     let called = caller.call(step, sipp_program, pbxd, pbx_test_peers::free_udp_port());
-    let trunk = finish_soon(trunk);
+    let (trunk, received) = trunk.finish_soon();
     assert_passed(&called, pbxd);
     assert_passed(&trunk, pbxd);
-    let users = invite_users(&trace);
-    let _ = std::fs::remove_file(&trace);
-    users
+    let invite = first_invite(&received);
+    let from = common::header(invite, "From").unwrap_or_default();
+    (user_of(invite), user_of(from))
 }
 
 /// `desk` calls 84951234567, which its class of service in force does not
 /// allow: pbxd answers with the refusal prompt and hangs up, and the trunk
 /// never hears of it.
-fn refused_out(sipp_program: &Path, pbxd: &Pbxd, trunk_port: &str, desk: &'static str, step: &str) {
-    let mut trunk = sipp_command(sipp_program, "trunk_answers.xml", pbxd, &["-p", trunk_port]);
-    let trace = traced(&mut trunk, &format!("trunk-{step}"));
-    let trunk = trunk
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp runs");
+fn refused_out(sipp_program: &Path, pbxd: &Pbxd, trunk_port: u16, desk: &'static str, step: &str) {
+    let trunk = Peer::start(sipp_program, pbxd, "trunk_answers.xml", trunk_port, &[]);
     let caller = Caller {
         called: "84951234567",
         steps: Vec::new(),
@@ -167,18 +142,13 @@ fn refused_out(sipp_program: &Path, pbxd: &Pbxd, trunk_port: &str, desk: &'stati
         as_phone: Some((desk, password(desk))),
     };
     let called = caller.call(step, sipp_program, pbxd, pbx_test_peers::free_udp_port());
+    assert_passed(&called, pbxd);
     // Time enough for an INVITE to reach the trunk, had one been sent.
     std::thread::sleep(Duration::from_millis(500));
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", &trunk.id().to_string()])
-        .status();
-    let _ = trunk.wait_with_output();
-    assert_passed(&called, pbxd);
-    let got = std::fs::read_to_string(&trace).unwrap_or_default();
-    let _ = std::fs::remove_file(&trace);
+    let received = trunk.received();
     assert!(
-        !got.contains("INVITE sip:"),
-        "{step}: the trunk was called:\n{got}"
+        invites(&received).is_empty(),
+        "{step}: the trunk was called: {received:#?}"
     );
 }
 
@@ -200,75 +170,18 @@ fn hot_desk(sipp_program: &Path, pbxd: &Pbxd, desk: &'static str, keys: &[&'stat
     assert_passed(&called, pbxd);
 }
 
-/// Waits for a sipp that should end with the call just made: after 10 s it
-/// is stopped, and fails.
-fn finish_soon(child: Child) -> Output {
-    let pid = child.id().to_string();
-    let (sender, ended) = std::sync::mpsc::channel();
-    std::thread::spawn(move || sender.send(child.wait_with_output()));
-    let output = ended.recv_timeout(Duration::from_secs(10)).or_else(|_| {
-        let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
-        ended.recv()
-    });
-    output.unwrap().expect("sipp ends")
+/// Whether an INVITE reached a phone.
+fn rang(phone: &Peer) -> bool {
+    !invites(&phone.received()).is_empty()
 }
 
-/// A registered phone that answers `calls` calls (tests/sipp/stock_phone_answers.xml),
-/// tracing its messages; `scenario` another phone behaviour.
-struct Phone {
-    child: Child,
-    trace: PathBuf,
-}
-
-impl Phone {
-    fn register(
-        sipp_program: &Path,
-        pbxd: &Pbxd,
-        account: &str,
-        password: &str,
-        scenario: &str,
-        calls: u32,
-    ) -> Phone {
-        let phone_port = pbx_test_peers::free_udp_port().to_string();
-        let calls = calls.to_string();
-        let mut command = sipp_command_with_media(
-            sipp_program,
-            scenario,
-            pbxd,
-            pbx_test_peers::free_udp_port(),
-            &["-rtp_echo", "-p", &phone_port, "-m", &calls],
-        );
-        let trace = traced(&mut command, &format!("phone-{account}-{phone_port}"));
-        let child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("sipp runs");
-        let registered = sipp(
-            sipp_program,
-            "stock_register.xml",
-            pbxd,
-            &["-s", account, "-ap", password, "-key", "phone_port", &phone_port],
-        );
-        assert_passed(&registered, pbxd);
-        Phone { child, trace }
-    }
-
-    /// What the phone got and sent.
-    fn messages(&self) -> String {
-        std::fs::read_to_string(&self.trace).unwrap_or_default()
-    }
-
-    /// Whether an INVITE reached it.
-    fn rang(&self) -> bool {
-        self.messages().contains("INVITE sip:")
-    }
-
-    fn finish(self) -> Output {
-        let output = finish_soon(self.child);
-        let _ = std::fs::remove_file(&self.trace);
-        output
-    }
+/// How many of `method` a phone received.
+fn count(phone: &Peer, method: &str) -> usize {
+    phone
+        .received()
+        .iter()
+        .filter(|message| message.starts_with(&format!("{method} ")))
+        .count()
 }
 
 /// A caller from outside calls `called` and hangs up after a moment.
@@ -293,9 +206,9 @@ fn virtual_lines_follow_the_seeds_rules_over_sip() {
     let Some(sipp_program) = pbx_test_peers::sipp() else {
         return;
     };
-    let trunk_port = pbx_test_peers::free_udp_port().to_string();
-    let mut pbxd = Pbxd::start_logging("hotdesk-seed", &office(&trunk_port), "info,rsipstack=warn");
-    let out = |pbxd: &Pbxd, desk, step: &str| caller_id_out(&sipp_program, pbxd, &trunk_port, desk, step);
+    let trunk_port = pbx_test_peers::free_udp_port();
+    let mut pbxd = Pbxd::start_logging("hotdesk-seed", &office(trunk_port), "info,rsipstack=warn");
+    let out = |pbxd: &Pbxd, desk, step: &str| caller_id_out(&sipp_program, pbxd, trunk_port, desk, step);
 
     // desk1 on its own settings.
     assert_eq!(out(&pbxd, "desk1", "own"), "74950000501");
@@ -305,7 +218,7 @@ fn virtual_lines_follow_the_seeds_rules_over_sip() {
     // boris logs in on desk1 too: the last login's settings, whose class
     // of service (internal) keeps the number from the trunk.
     hot_desk(&sipp_program, &pbxd, "desk1", &["302#", "582046#"], "boris-in");
-    refused_out(&sipp_program, &pbxd, &trunk_port, "desk1", "boris");
+    refused_out(&sipp_program, &pbxd, trunk_port, "desk1", "boris");
     assert!(pbxd.log().contains("notallowed: boris@example.com may not call"));
     // boris logs out (1): desk1's own settings, though anna remains.
     hot_desk(&sipp_program, &pbxd, "desk1", &["302#", "1"], "boris-out");
@@ -318,7 +231,7 @@ fn virtual_lines_follow_the_seeds_rules_over_sip() {
     // and her voicemail (*98) too.
     hot_desk(&sipp_program, &pbxd, "desk1", &["301#", "2"], "anna-again");
     assert_eq!(out(&pbxd, "desk1", "anna-again"), "+74951110301");
-    let (number, caller_id) = dial_out(&sipp_program, &pbxd, &trunk_port, "desk1", "7", "speed-dial");
+    let (number, caller_id) = dial_out(&sipp_program, &pbxd, trunk_port, "desk1", "7", "speed-dial");
     assert_eq!(
         (number.as_str(), caller_id.as_str()),
         ("84957654321", "+74951110301")
@@ -346,7 +259,7 @@ fn virtual_lines_follow_the_seeds_rules_over_sip() {
 
     // Calls to each line ring the phone it is logged in on, which is shown
     // the line called.
-    let desk1 = Phone::register(
+    let desk1 = Peer::phone(
         &sipp_program,
         &pbxd,
         "desk1",
@@ -354,7 +267,7 @@ fn virtual_lines_follow_the_seeds_rules_over_sip() {
         "stock_phone_answers.xml",
         1,
     );
-    let desk2 = Phone::register(
+    let desk2 = Peer::phone(
         &sipp_program,
         &pbxd,
         "desk2",
@@ -363,21 +276,16 @@ fn virtual_lines_follow_the_seeds_rules_over_sip() {
         1,
     );
     call_from_outside(&sipp_program, &pbxd, "301", "to-anna");
-    assert!(!desk2.rang(), "a call to anna rang desk2:\n{}", desk2.messages());
-    let messages = desk1.messages();
-    assert_passed(&desk1.finish(), &pbxd);
-    let to = messages
-        .split("INVITE sip:")
-        .nth(1)
-        .and_then(|invite| common::header(invite, "To"))
-        .unwrap_or_default()
-        .to_string();
+    assert!(!rang(&desk2), "a call to anna rang desk2:\n{}", desk2.messages());
+    let (desk1, received) = desk1.finish_soon();
+    assert_passed(&desk1, &pbxd);
+    let to = common::header(first_invite(&received), "To").unwrap_or_default();
     assert!(
         to.contains("sip:anna@example.com"),
         "desk1 was not shown anna's line: {to}"
     );
     call_from_outside(&sipp_program, &pbxd, "303", "to-vera");
-    assert_passed(&desk2.finish(), &pbxd);
+    assert_passed(&desk2.finish_soon().0, &pbxd);
 
     // Three wrong PINs for boris on desk2 end the call; the line is then
     // locked out, the right PIN too, and desk2 keeps vera's settings.
@@ -428,7 +336,7 @@ fn a_call_to_an_account_rings_all_its_phones_at_once() {
             format!("environments.server={}", environment.display()),
         ],
     );
-    let first = Phone::register(
+    let first = Peer::phone(
         &sipp_program,
         &pbxd,
         "ivanov",
@@ -436,7 +344,7 @@ fn a_call_to_an_account_rings_all_its_phones_at_once() {
         "uas_ring_until_cancel.xml",
         2,
     );
-    let second = Phone::register(
+    let second = Peer::phone(
         &sipp_program,
         &pbxd,
         "ivanov",
@@ -447,12 +355,12 @@ fn a_call_to_an_account_rings_all_its_phones_at_once() {
     call_from_outside(&sipp_program, &pbxd, "201", "fork-incoming");
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        first.rang() && second.rang(),
+        rang(&first) && rang(&second),
         "{}\n{}",
         first.messages(),
         second.messages()
     );
-    assert!(first.messages().contains("CANCEL sip:"), "{}", first.messages());
+    assert_eq!(count(&first, "CANCEL"), 1, "{}", first.messages());
 
     let (status, body) = common::curl(
         &curl_program,
@@ -462,16 +370,23 @@ fn a_call_to_an_account_rings_all_its_phones_at_once() {
     );
     assert_eq!(status, 200, "{body}");
     // The tone plays 3 s, then the program hangs up the phone that answered.
-    let second_messages = || second.messages().matches("INVITE sip:").count();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while second_messages() < 2 && std::time::Instant::now() < deadline {
+    while count(&second, "INVITE") < 2 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_passed(&second.finish(), &pbxd);
+    assert_passed(&second.finish_soon().0, &pbxd);
     // Both calls rang the first phone too, and were cancelled there.
-    let messages = first.messages();
-    assert_passed(&first.finish(), &pbxd);
-    assert_eq!(messages.matches("CANCEL sip:").count(), 2, "{messages}");
+    let (first, received) = first.finish_soon();
+    assert_passed(&first, &pbxd);
+    assert_eq!(invites(&received).len(), 2, "{received:#?}");
+    assert_eq!(
+        received
+            .iter()
+            .filter(|message| message.starts_with("CANCEL "))
+            .count(),
+        2,
+        "{received:#?}"
+    );
 }
 
 /// A phone whose domain is the server's IP address registers, and is rung.
@@ -484,18 +399,14 @@ fn a_phone_registers_with_the_servers_address_as_its_domain() {
         "hotdesk-address",
         &["clock.start=2026-11-23T10:00:00+03:00".to_string()],
     );
-    let phone_port = pbx_test_peers::free_udp_port().to_string();
-    let mut command = sipp_command(
+    let phone_port = pbx_test_peers::free_udp_port();
+    let phone = Peer::start(
         &sipp_program,
-        "stock_phone_answers.xml",
         &pbxd,
-        &["-rtp_echo", "-p", &phone_port],
+        "stock_phone_answers.xml",
+        phone_port,
+        &["-rtp_echo"],
     );
-    let phone = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp runs");
     let registered = sipp(
         &sipp_program,
         "register_by_address.xml",
@@ -507,12 +418,12 @@ fn a_phone_registers_with_the_servers_address_as_its_domain() {
             "petrov-demo",
             "-key",
             "phone_port",
-            &phone_port,
+            &phone_port.to_string(),
         ],
     );
     assert_passed(&registered, &pbxd);
     call_from_outside(&sipp_program, &pbxd, "202", "by-address");
-    assert_passed(&finish_soon(phone), &pbxd);
+    assert_passed(&phone.finish_soon().0, &pbxd);
 }
 
 /// The operator is not public: a caller who does not authenticate gets

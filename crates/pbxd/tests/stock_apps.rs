@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use common::caller::{Caller, Ending, Running, Step, KEY_SECONDS};
 use common::capture::{Capture, Pcap, Rtp};
+use common::peer::{finish_soon, register};
 use common::{assert_passed, header, repository, rtp_received, sipp, sipp_command_with_media, Pbxd};
 use pbx_test_peers::SmtpServer;
 
@@ -229,32 +230,6 @@ impl Phone {
     fn finish(self) -> Output {
         finish_soon(self.child)
     }
-}
-
-/// Waits for a phone's sipp, which should end with the caller's call
-/// that has just ended: after 10 s it is stopped, and fails (a phone never
-/// rung would otherwise wait for its INVITE for a minute and a half).
-fn finish_soon(phone: Child) -> Output {
-    let pid = phone.id().to_string();
-    let (sender, ended) = std::sync::mpsc::channel();
-    // Its output is read meanwhile, so that sipp never waits on a full pipe.
-    std::thread::spawn(move || sender.send(phone.wait_with_output()));
-    let output = ended.recv_timeout(Duration::from_secs(10)).or_else(|_| {
-        let _ = Command::new("kill").args(["-KILL", &pid]).status();
-        ended.recv()
-    });
-    output.unwrap().expect("the phone's sipp ends")
-}
-
-/// Registers `account`'s phone, listening on `phone_port`, with digest.
-fn register(sipp_program: &Path, pbxd: &Pbxd, account: &str, password: &str, phone_port: &str) {
-    let registered = sipp(
-        sipp_program,
-        "stock_register.xml",
-        pbxd,
-        &["-s", account, "-ap", password, "-key", "phone_port", phone_port],
-    );
-    assert_passed(&registered, pbxd);
 }
 
 /// Waits (up to 15 s) until `done` says yes of pbxd's log; the log then.

@@ -11,11 +11,12 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
-use common::{assert_passed, header, lines_with, sipp, sipp_command, Pbxd};
+use common::peer::Peer;
+use common::{assert_passed, header, lines_with, sipp, Pbxd};
 
 /// Monday 10:00 in Moscow: petrov's working hours, so his phone rings.
 const IN_HOURS: &str = "clock.start=2026-11-23T10:00:00+03:00";
@@ -34,73 +35,6 @@ fn trunk(name: &str, port: u16, outgoing: &str) -> Vec<String> {
 /// plus (`74951234567`).
 const E164: &str = r#"[{ match = "8*", strip = 1, prepend = "+7" }]"#;
 const E164_NO_PLUS: &str = r#"[{ match = "8*", strip = 1, prepend = "7" }]"#;
-
-/// A sipp peer playing `scenario` on `port`, keeping the messages it
-/// receives in a file of its own; stopped if the test ends before it.
-struct Peer {
-    child: Option<Child>,
-    messages: PathBuf,
-}
-
-impl Peer {
-    fn start(sipp_program: &Path, pbxd: &Pbxd, scenario: &str, port: u16) -> Peer {
-        let messages = std::env::temp_dir().join(format!(
-            "pbxd-trunks-{}-{port}-{}.messages",
-            scenario.trim_end_matches(".xml"),
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&messages);
-        let port = port.to_string();
-        let trace = messages.display().to_string();
-        let child = sipp_command(
-            sipp_program,
-            scenario,
-            pbxd,
-            &["-p", &port, "-trace_msg", "-message_file", &trace],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp runs");
-        Peer {
-            child: Some(child),
-            messages,
-        }
-    }
-
-    /// Waits for the peer's scenario to end: its output, and the messages
-    /// it received, in order.
-    fn finish(mut self) -> (Output, Vec<String>) {
-        let child = self.child.take().expect("a running peer");
-        let output = child.wait_with_output().expect("sipp ends");
-        let text = std::fs::read_to_string(&self.messages).unwrap_or_default();
-        let _ = std::fs::remove_file(&self.messages);
-        (output, received(&text))
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_file(&self.messages);
-        }
-    }
-}
-
-/// The messages of a sipp message trace that sipp received.
-fn received(trace: &str) -> Vec<String> {
-    trace
-        .split("\n-----------------------------------------------")
-        .filter(|entry| entry.contains("message received"))
-        .filter_map(|entry| {
-            entry
-                .split_once("\n\n")
-                .map(|(_, message)| message.trim().to_string())
-        })
-        .collect()
-}
 
 /// The Request-URI of the first INVITE among `messages`.
 fn invite_uri(messages: &[String]) -> String {
@@ -141,8 +75,8 @@ fn a_trunk_that_answers_503_hands_the_call_to_the_next() {
     let mut settings = trunk("a", port_a, E164);
     settings.extend(trunk("b", port_b, E164_NO_PLUS));
     let pbxd = Pbxd::start("trunks-503", &settings);
-    let a = Peer::start(&sipp_program, &pbxd, "trunk_refuses_503.xml", port_a);
-    let b = Peer::start(&sipp_program, &pbxd, "trunk_answers.xml", port_b);
+    let a = Peer::start(&sipp_program, &pbxd, "trunk_refuses_503.xml", port_a, &[]);
+    let b = Peer::start(&sipp_program, &pbxd, "trunk_answers.xml", port_b, &[]);
     let caller = petrov_calls_out(&sipp_program, &pbxd);
     assert_passed(&caller, &pbxd);
     let (a, to_a) = a.finish();
@@ -197,7 +131,7 @@ fn a_trunk_that_never_answers_is_left_after_its_timeout() {
     settings.push("trunks.a.timeout_seconds=1".into());
     settings.extend(trunk("b", port_b, E164_NO_PLUS));
     let pbxd = Pbxd::start("trunks-silent", &settings);
-    let b = Peer::start(&sipp_program, &pbxd, "trunk_answers.xml", port_b);
+    let b = Peer::start(&sipp_program, &pbxd, "trunk_answers.xml", port_b, &[]);
     let caller = petrov_calls_out(&sipp_program, &pbxd);
     assert_passed(&caller, &pbxd);
     let (b, to_b) = b.finish();
@@ -233,8 +167,8 @@ fn a_trunk_that_keeps_failing_is_skipped_until_it_answers_a_ping() {
     settings.extend(trunk("b", port_b, E164_NO_PLUS));
     let pbxd = Pbxd::start("trunks-down", &settings);
     // The first call: a refuses and goes down, b answers.
-    let a = Peer::start(&sipp_program, &pbxd, "trunk_refuses_503.xml", port_a);
-    let b = Peer::start(&sipp_program, &pbxd, "trunk_answers.xml", port_b);
+    let a = Peer::start(&sipp_program, &pbxd, "trunk_refuses_503.xml", port_a, &[]);
+    let b = Peer::start(&sipp_program, &pbxd, "trunk_answers.xml", port_b, &[]);
     assert_passed(&petrov_calls_out(&sipp_program, &pbxd), &pbxd);
     assert_passed(&a.finish().0, &pbxd);
     assert_passed(&b.finish().0, &pbxd);
@@ -243,7 +177,7 @@ fn a_trunk_that_keeps_failing_is_skipped_until_it_answers_a_ping() {
     assert!(trunk_up(&curl_program, &pbxd, "a").ends_with(" 0"));
     assert!(trunk_up(&curl_program, &pbxd, "b").ends_with(" 1"));
     // The second call goes straight to b: a is not tried.
-    let b = Peer::start(&sipp_program, &pbxd, "trunk_answers.xml", port_b);
+    let b = Peer::start(&sipp_program, &pbxd, "trunk_answers.xml", port_b, &[]);
     assert_passed(&petrov_calls_out(&sipp_program, &pbxd), &pbxd);
     let (b, to_b) = b.finish();
     assert_passed(&b, &pbxd);
@@ -257,7 +191,7 @@ fn a_trunk_that_keeps_failing_is_skipped_until_it_answers_a_ping() {
     };
     assert_eq!((tried("a"), tried("b")), (1, 2), "{log}");
     // a comes back: it answers pbxd's OPTIONS.
-    let a = Peer::start(&sipp_program, &pbxd, "trunk_answers_options.xml", port_a);
+    let a = Peer::start(&sipp_program, &pbxd, "trunk_answers_options.xml", port_a, &[]);
     let (answered, pings) = a.finish();
     assert_passed(&answered, &pbxd);
     assert!(
@@ -285,7 +219,7 @@ fn numbers_from_a_trunk_are_rewritten_into_the_form_users_dial() {
     settings.push(IN_HOURS.into());
     let pbxd = Pbxd::start("trunks-in", &settings);
     let phone_port = pbx_test_peers::free_udp_port();
-    let phone = Peer::start(&sipp_program, &pbxd, "stock_phone_answers.xml", phone_port);
+    let phone = Peer::start(&sipp_program, &pbxd, "stock_phone_answers.xml", phone_port, &[]);
     let registered = sipp(
         &sipp_program,
         "stock_register.xml",

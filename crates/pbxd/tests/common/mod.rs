@@ -9,6 +9,7 @@
 
 pub mod caller;
 pub mod capture;
+pub mod peer;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
