@@ -25,8 +25,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::caller::{Caller, Ending, Step};
-use common::peer::{invites, Peer};
-use common::{assert_passed, sipp, Pbxd};
+use common::peer::{invites, register_by, Peer};
+use common::{assert_passed, Pbxd};
 
 /// Two physical phones (desk1, desk2: extensions 501, 502) and three
 /// virtual lines (anna 301, boris 302, vera 303), each with its own caller
@@ -407,21 +407,14 @@ fn a_phone_registers_with_the_servers_address_as_its_domain() {
         phone_port,
         &["-rtp_echo"],
     );
-    let registered = sipp(
+    register_by(
         &sipp_program,
-        "register_by_address.xml",
         &pbxd,
-        &[
-            "-s",
-            "petrov",
-            "-ap",
-            "petrov-demo",
-            "-key",
-            "phone_port",
-            &phone_port.to_string(),
-        ],
+        "register_by_address.xml",
+        "petrov",
+        "petrov-demo",
+        &phone_port.to_string(),
     );
-    assert_passed(&registered, &pbxd);
     call_from_outside(&sipp_program, &pbxd, "202", "by-address");
     assert_passed(&phone.finish_soon().0, &pbxd);
 }

@@ -168,16 +168,7 @@ fn sipp_received(sipp_program: &Path, scenario: &str, pbxd: &Pbxd) -> (Output, V
     );
     let text = std::fs::read_to_string(&trace).unwrap_or_default();
     let _ = std::fs::remove_file(&trace);
-    let received = text
-        .split("\n-----------------------------------------------")
-        .filter(|entry| entry.contains("message received"))
-        .filter_map(|entry| {
-            entry
-                .split_once("\n\n")
-                .map(|(_, message)| message.trim().to_string())
-        })
-        .collect();
-    (output, received)
+    (output, common::peer::received(&text))
 }
 
 /// (d) Every response to the INVITE of test (d) but 100 Trying carries

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::peer::Peer;
+use common::peer::{register, Peer};
 use common::{assert_passed, header, lines_with, sipp, Pbxd};
 
 /// Monday 10:00 in Moscow: petrov's working hours, so his phone rings.
@@ -220,21 +220,13 @@ fn numbers_from_a_trunk_are_rewritten_into_the_form_users_dial() {
     let pbxd = Pbxd::start("trunks-in", &settings);
     let phone_port = pbx_test_peers::free_udp_port();
     let phone = Peer::start(&sipp_program, &pbxd, "stock_phone_answers.xml", phone_port, &[]);
-    let registered = sipp(
+    register(
         &sipp_program,
-        "stock_register.xml",
         &pbxd,
-        &[
-            "-s",
-            "petrov",
-            "-ap",
-            "petrov-demo",
-            "-key",
-            "phone_port",
-            &phone_port.to_string(),
-        ],
+        "petrov",
+        "petrov-demo",
+        &phone_port.to_string(),
     );
-    assert_passed(&registered, &pbxd);
     let port = port_a.to_string();
     let caller = sipp(&sipp_program, "trunk_calls_in.xml", &pbxd, &["-p", &port]);
     assert_passed(&caller, &pbxd);

@@ -156,9 +156,30 @@ pub fn finish_soon(child: Child) -> Output {
 /// Registers `account`'s phone, listening on `phone_port`, with digest
 /// (tests/sipp/stock_register.xml).
 pub fn register(sipp_program: &Path, pbxd: &Pbxd, account: &str, password: &str, phone_port: &str) {
+    register_by(
+        sipp_program,
+        pbxd,
+        "stock_register.xml",
+        account,
+        password,
+        phone_port,
+    );
+}
+
+/// As `register`, with the REGISTER of `scenario` (which takes the
+/// account as `-s`, the password as `-ap`, the phone's port as
+/// `phone_port`).
+pub fn register_by(
+    sipp_program: &Path,
+    pbxd: &Pbxd,
+    scenario: &str,
+    account: &str,
+    password: &str,
+    phone_port: &str,
+) {
     let registered = sipp(
         sipp_program,
-        "stock_register.xml",
+        scenario,
         pbxd,
         &["-s", account, "-ap", password, "-key", "phone_port", phone_port],
     );
