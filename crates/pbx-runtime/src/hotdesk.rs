@@ -55,7 +55,14 @@ struct Desk {
     in_force: Option<String>,
     /// When the phone last made or took a call (or a line logged in).
     active_at: i64,
+    /// The `active_at` the store has (it is written at most every
+    /// `ACTIVITY_WRITES` seconds of activity, not at every call).
+    stored_active_at: i64,
 }
+
+/// How much newer a phone's last call must be than the stored one before
+/// it is written.
+const ACTIVITY_WRITES: i64 = 600;
 
 impl Desk {
     fn to_text(&self) -> String {
@@ -75,10 +82,12 @@ impl Desk {
                 Some((line.to_string(), at.parse().ok()?))
             })
             .collect::<Option<Vec<_>>>()?;
+        let active_at = active_at.parse().ok()?;
         Some(Desk {
             lines,
             in_force: Some(in_force.to_string()).filter(|line| !line.is_empty()),
-            active_at: active_at.parse().ok()?,
+            active_at,
+            stored_active_at: active_at,
         })
     }
 }
@@ -198,14 +207,15 @@ impl HotDesk {
 
     /// Writes the desks and locks named (their state now) in one
     /// transaction.
-    fn save(&self, state: &State, phones: &[&str], locks: &[String]) -> Result<(), HotDeskError> {
+    fn save(&self, state: &mut State, phones: &[&str], locks: &[String]) -> Result<(), HotDeskError> {
         let write = self.database.begin_write().map_err(failed)?;
         {
             let mut desks = write.open_table(DESKS).map_err(failed)?;
             for phone in phones {
-                match state.desks.get(*phone) {
+                match state.desks.get_mut(*phone) {
                     Some(desk) => {
                         desks.insert(*phone, desk.to_text().as_str()).map_err(failed)?;
+                        desk.stored_active_at = desk.active_at;
                     }
                     None => {
                         desks.remove(*phone).map_err(failed)?;
@@ -279,7 +289,7 @@ impl HotDesk {
             }
             locks.extend(keys);
             if !right {
-                self.save(&state, &[], &locks)?;
+                self.save(&mut state, &[], &locks)?;
                 tracing::info!(%phone, line = %line_address, "hot desk login refused: wrong PIN");
                 return Err(HotDeskError::WrongPin);
             }
@@ -302,7 +312,7 @@ impl HotDesk {
         desk.active_at = now;
         let mut phones = vec![phone.as_str()];
         phones.extend(moved_from.as_deref());
-        self.save(&state, &phones, &locks)?;
+        self.save(&mut state, &phones, &locks)?;
         tracing::info!(%phone, line = %line_address, again, "hot desk login");
         Ok(LoggedIn { moved_from, again })
     }
@@ -314,7 +324,7 @@ impl HotDesk {
         if !remove_line(&mut state, phone, line) {
             return Err(HotDeskError::NotLoggedIn);
         }
-        self.save(&state, &[phone], &[])?;
+        self.save(&mut state, &[phone], &[])?;
         tracing::info!(%phone, %line, "hot desk logout");
         Ok(())
     }
@@ -344,10 +354,18 @@ impl HotDesk {
     }
 
     /// `phone` made or took a call now (for the idle logout). Kept in
-    /// memory; written with the next login or logout.
+    /// memory, and written when it is `ACTIVITY_WRITES` newer than what
+    /// the store has (a restart may bring a logout that much earlier).
     pub fn touch(&self, phone: &str, now: i64) {
-        if let Some(desk) = self.state().desks.get_mut(phone) {
-            desk.active_at = desk.active_at.max(now);
+        let mut state = self.state();
+        let Some(desk) = state.desks.get_mut(phone) else {
+            return;
+        };
+        desk.active_at = desk.active_at.max(now);
+        if desk.active_at - desk.stored_active_at >= ACTIVITY_WRITES {
+            if let Err(error) = self.save(&mut state, &[phone], &[]) {
+                tracing::warn!(%error, "hot desk activity not stored");
+            }
         }
     }
 
@@ -381,7 +399,7 @@ impl HotDesk {
         state.desks.retain(|_, desk| !desk.lines.is_empty());
         if !gone.is_empty() {
             let phones: Vec<&str> = phones.iter().map(String::as_str).collect();
-            if let Err(error) = self.save(&state, &phones, &[]) {
+            if let Err(error) = self.save(&mut state, &phones, &[]) {
                 tracing::warn!(%error, "hot desk logouts not stored");
             }
             for (phone, line) in &gone {
@@ -593,6 +611,29 @@ mod tests {
             hotdesk.expire(6100, Some(6000)),
             [("desk2@example.com".to_string(), "anna@example.com".to_string())]
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_phones_calls_keep_its_lines_across_a_restart() {
+        let dir = std::env::temp_dir().join(format!("pbx-hotdesk-touch-{}", std::process::id()));
+        let path = dir.join("hotdesk.redb");
+        let _ = std::fs::remove_dir_all(&dir);
+        let directory = directory();
+        let find = |name: &str| directory.find(name, "example.com").unwrap();
+        {
+            let hotdesk = HotDesk::open(&path, HotDeskConfig::default()).unwrap();
+            hotdesk
+                .login(&find("desk1"), &find("anna"), Some("1111"), 1000)
+                .unwrap();
+            // A call ten hours later is written (a minute later is not yet).
+            hotdesk.touch("desk1@example.com", 1060);
+            hotdesk.touch("desk1@example.com", 1000 + 10 * 3600);
+        }
+        let hotdesk = HotDesk::open(&path, HotDeskConfig::default()).unwrap();
+        // Twelve hours after the login, but two after that call: kept.
+        assert!(hotdesk.expire(1000 + 12 * 3600, None).is_empty());
+        assert_eq!(hotdesk.expire(1000 + 22 * 3600, None).len(), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

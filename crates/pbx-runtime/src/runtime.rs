@@ -403,6 +403,9 @@ impl Runtime {
     /// shown the line called.
     pub fn devices(&self, account: &Account) -> Vec<Device> {
         let mut devices = self.network.devices(account);
+        let now = self.clock.now();
+        // A phone with lines logged in on it takes a call: it is not idle.
+        self.hotdesk.touch(&account.address(), now);
         for phone in self.hotdesk.phones_of(&account.address()) {
             let Some(phone_account) = phone
                 .split_once('@')
@@ -410,7 +413,7 @@ impl Runtime {
             else {
                 continue;
             };
-            self.hotdesk.touch(&phone, self.clock.now());
+            self.hotdesk.touch(&phone, now);
             devices.extend(
                 self.network
                     .devices(&phone_account)
