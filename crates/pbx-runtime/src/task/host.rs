@@ -254,9 +254,16 @@ impl TaskHost {
     /// Takes the phone that answered a fork in the fork leg's place: it
     /// reports to this task from then on (`call::fork`).
     pub(super) fn adopt_successor(&mut self) {
-        if let Some(next) = self.call.as_ref().and_then(Leg::take_successor) {
-            self.call = Some(next);
+        let Some(next) = self.call.as_ref().and_then(Leg::take_successor) else {
+            return;
+        };
+        if self.state() == LegState::Disconnected {
+            // The task let go of the call before the answer reached it:
+            // the phone that answered is hung up.
+            next.send(LegCommand::Disconnect { reason: None });
+            return;
         }
+        self.call = Some(next);
     }
 
     /// Queues a special event (`StartBridge`…) from another task.
