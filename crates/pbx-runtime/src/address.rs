@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::directory::{Account, Directory, PBX_ACCOUNT};
+use crate::directory::{Account, Directory, Domain, PBX_ACCOUNT};
 
 /// A written address, split: `app#user@domain`, any part but `user` optional.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,8 +107,14 @@ pub enum AddressError {
     NoAccount(String),
 }
 
+/// The app a number of the domain's numbers table leads to when a web
+/// server decides (`stdlib-scripts/weburl.sppr`).
+pub const WEBURL_APP: &str = "weburl";
+
 /// Decides where `text` leads. `domain` is the domain bare names are in;
-/// `current` the account `#app` runs for, whose speed dials apply.
+/// `current` the account dialling (a phone's, or the one `#app` runs for):
+/// its speed dials apply, then its domain's feature codes (which start
+/// their app for it) and the codes of the domain's numbers table.
 pub fn resolve(
     directory: &Directory,
     text: &str,
@@ -118,9 +124,61 @@ pub fn resolve(
     let dialled = text.trim().trim_start_matches("sip:");
     if let Some(target) = current.and_then(|account| account.speed_dials.get(dialled)) {
         // One level only: a speed dial's target is an address, not a code.
-        return resolve_address(directory, target, domain, current);
+        return resolve_address(directory, target, domain, current, true);
     }
-    resolve_address(directory, text, domain, current)
+    if let Some(account) = current {
+        let home = directory.domain(&account.domain);
+        if let Some(app) = home.and_then(|home| home.feature_code(dialled)) {
+            return Ok(Destination::App {
+                app: app.to_string(),
+                account: account.clone(),
+                called_as: dialled.to_string(),
+            });
+        }
+        // A feature code of the numbers table: for the domain's own.
+        if dialled.starts_with('*') {
+            if let Some(home) = home.filter(|home| home.numbers.contains_key(dialled)) {
+                return number(directory, home, dialled, current);
+            }
+        }
+    }
+    resolve_address(directory, text, domain, current, true)
+}
+
+/// Where a number of `domain`'s numbers table leads: its destination, or
+/// its web server (`weburl` for its owner, `pbx` by default).
+fn number(
+    directory: &Directory,
+    domain: &Domain,
+    number: &str,
+    current: Option<&Arc<Account>>,
+) -> Result<Destination, AddressError> {
+    let entry = &domain.numbers[number];
+    if let Some(destination) = &entry.destination {
+        // One level only: a destination is an address, not another number.
+        return resolve_address(directory, destination, Some(&domain.name), current, false);
+    }
+    let owner = entry.owner.as_deref().unwrap_or(PBX_ACCOUNT);
+    let account = domain
+        .find(owner)
+        .ok_or_else(|| AddressError::UnknownAccount(owner.to_string()))?;
+    Ok(Destination::App {
+        app: WEBURL_APP.to_string(),
+        account,
+        called_as: number.to_string(),
+    })
+}
+
+/// When `user` at `domain` is one of its public numbers (not a feature
+/// code), which anybody may call: the account it belongs to, whose class
+/// of service applies to where it leads.
+pub fn public_number_owner(directory: &Directory, user: &str, domain: &str) -> Option<Arc<Account>> {
+    if user.starts_with('*') {
+        return None;
+    }
+    let domain = directory.domain(domain)?;
+    let entry = domain.numbers.get(user)?;
+    domain.find(entry.owner.as_deref().unwrap_or(PBX_ACCOUNT))
 }
 
 fn resolve_address(
@@ -128,6 +186,7 @@ fn resolve_address(
     text: &str,
     domain: Option<&str>,
     current: Option<&Arc<Account>>,
+    numbers: bool,
 ) -> Result<Destination, AddressError> {
     let address = Address::parse(text).ok_or_else(|| AddressError::Malformed(text.to_string()))?;
     let domain_name = address
@@ -165,6 +224,11 @@ fn resolve_address(
             account,
             called_as,
         });
+    }
+    if let Some(domain) = domain.filter(|domain| {
+        numbers && !address.user.starts_with('*') && domain.numbers.contains_key(&address.user)
+    }) {
+        return number(directory, domain, &address.user, current);
     }
     match domain.and_then(|domain| domain.find(&address.user)) {
         Some(account) if account.name == PBX_ACCOUNT => Ok(Destination::App {

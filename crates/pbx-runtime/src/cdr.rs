@@ -102,6 +102,8 @@ pub struct CallRecords {
     /// Woken when a record waits for the webhook.
     unsent: Arc<tokio::sync::Notify>,
     webhook: Mutex<Option<String>>,
+    /// Where the legs' hooks' POSTs go (see `start_hooks`).
+    hook_posts: Mutex<Option<tokio::sync::mpsc::UnboundedSender<HookPost>>>,
     /// Calls ended since pbxd started, by disposition (their first
     /// leg's): for the metrics.
     ended_by: Mutex<std::collections::BTreeMap<String, u64>>,
@@ -127,6 +129,43 @@ struct Open {
     legs: usize,
     /// How to hang up its legs.
     handles: Vec<crate::call::LegHandle>,
+    /// Who is told of each leg's answer and end.
+    hooks: Option<Arc<LegHooks>>,
+}
+
+/// URLs told of each leg of a call, as seed 000 §30 has a web-URL
+/// number's `answer_url` and `hangup_url`: POSTed `fields` (a form) with
+/// the leg's `uniqueid` and `state` (`answer`, or `hangup` with
+/// `totaltime`, `talktime`, `status` and `recording`). Their replies are
+/// ignored; the calls never wait for them.
+#[derive(Clone, Debug, Default)]
+pub struct LegHooks {
+    pub answer_url: Option<String>,
+    pub hangup_url: Option<String>,
+    pub fields: Vec<(String, String)>,
+}
+
+/// A POST for the hooks' sender: the URL and the form.
+type HookPost = (String, Vec<(String, String)>);
+
+/// A leg's `uniqueid` for the hooks: its SIP Call-ID.
+fn unique_id(record: i64, entry: &LegRecord) -> String {
+    if entry.call_id.is_empty() {
+        format!("{record}-{}", entry.start)
+    } else {
+        entry.call_id.clone()
+    }
+}
+
+/// A leg's disposition in the words of seed 000 §30's `status`.
+fn hook_status(disposition: &str) -> &'static str {
+    match disposition {
+        "answered" => "answer",
+        "busy" => "busy",
+        "cancelled" => "cancel",
+        "no answer" => "noanswer",
+        _ => "congestion",
+    }
 }
 
 impl CallRecords {
@@ -169,6 +208,7 @@ impl CallRecords {
                 open: Mutex::new(HashMap::new()),
                 unsent: Arc::new(tokio::sync::Notify::new()),
                 webhook: Mutex::new(None),
+                hook_posts: Mutex::new(None),
                 ended_by: Mutex::new(std::collections::BTreeMap::new()),
             }
         });
@@ -228,6 +268,7 @@ impl CallRecords {
                     record,
                     legs: 0,
                     handles: Vec::new(),
+                    hooks: None,
                 },
             );
         }
@@ -318,6 +359,70 @@ impl CallRecords {
         });
     }
 
+    /// From now on `hooks` are told of each leg of call `record` that is
+    /// answered or ends (those up already included).
+    pub fn watch(&self, record: i64, hooks: LegHooks) {
+        self.with_open(record, |open| open.hooks = Some(Arc::new(hooks)));
+    }
+
+    /// Sends the legs' hooks' POSTs, one after the other, on `io`: each
+    /// tried up to three times (1 s, then 2 s apart) while the server
+    /// cannot be reached or answers 5xx.
+    pub fn start_hooks(&self, http: reqwest::Client, io: &tokio::runtime::Handle) {
+        let (posts, mut queue) = tokio::sync::mpsc::unbounded_channel::<HookPost>();
+        if let Ok(mut sender) = self.hook_posts.lock() {
+            *sender = Some(posts);
+        }
+        io.spawn(async move {
+            while let Some((url, form)) = queue.recv().await {
+                let mut pause = std::time::Duration::from_secs(1);
+                for attempt in 1..=3 {
+                    let sent = http
+                        .post(&url)
+                        .form(&form)
+                        .timeout(std::time::Duration::from_secs(10))
+                        .send()
+                        .await;
+                    let why = match sent {
+                        Ok(response) if !response.status().is_server_error() => break,
+                        Ok(response) => response.status().to_string(),
+                        Err(error) => error.to_string(),
+                    };
+                    tracing::info!(%url, attempt, "a call's answer or hangup URL: {why}");
+                    if attempt < 3 {
+                        tokio::time::sleep(pause).await;
+                        pause *= 2;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Queues a hook's POST of `fields` with `extra`.
+    fn post_hook(&self, url: &str, hooks: &LegHooks, extra: Vec<(&str, String)>) {
+        let mut form = hooks.fields.clone();
+        form.retain(|(key, _)| !extra.iter().any(|(name, _)| name == key));
+        form.extend(extra.into_iter().map(|(key, value)| (key.to_string(), value)));
+        if let Ok(sender) = self.hook_posts.lock() {
+            if let Some(sender) = sender.as_ref() {
+                let _ = sender.send((url.to_string(), form));
+            }
+        }
+    }
+
+    fn hooks(&self, record: i64) -> Option<Arc<LegHooks>> {
+        self.open.lock().ok()?.get(&record)?.hooks.clone()
+    }
+
+    /// A leg of call `record` was answered: its answer hook.
+    fn leg_answered(&self, record: i64, entry: &LegRecord) {
+        let Some(hooks) = self.hooks(record) else { return };
+        if let Some(url) = &hooks.answer_url {
+            let extra = vec![("uniqueid", unique_id(record, entry)), ("state", "answer".to_string())];
+            self.post_hook(url, &hooks, extra);
+        }
+    }
+
     /// A script's `StoreCDR` line for call `record`.
     pub fn note(&self, record: i64, text: &str) {
         self.with_open(record, |open| open.record.notes.push(text.to_string()));
@@ -334,6 +439,19 @@ impl CallRecords {
     /// A leg of `record` ended: its entry joins the record, and a record
     /// with no leg left is written.
     fn ended(&self, record: i64, entry: LegRecord) {
+        if let Some(hooks) = self.hooks(record) {
+            if let Some(url) = &hooks.hangup_url {
+                let extra = vec![
+                    ("uniqueid", unique_id(record, &entry)),
+                    ("state", "hangup".to_string()),
+                    ("totaltime", (entry.end - entry.start).max(0).to_string()),
+                    ("talktime", entry.talk_seconds.max(0).to_string()),
+                    ("status", hook_status(&entry.disposition).to_string()),
+                    ("recording", String::new()),
+                ];
+                self.post_hook(url, &hooks, extra);
+            }
+        }
         let finished = {
             let Ok(mut open) = self.open.lock() else {
                 return;
@@ -648,7 +766,14 @@ impl Trace {
         };
         match event {
             LegEvent::Answered => {
-                state.entry.answer.get_or_insert_with(now);
+                if state.entry.answer.is_none() {
+                    state.entry.answer = Some(now());
+                    let entry = state.entry.clone();
+                    drop(state);
+                    if let Some(records) = self.records() {
+                        records.leg_answered(self.0.record, &entry);
+                    }
+                }
             }
             LegEvent::Failed(error) => {
                 let code = error.status.code();
@@ -682,9 +807,7 @@ impl Trace {
 
     /// The leg was answered (an incoming call pbxd answered).
     pub fn answered(&self) {
-        if let Ok(mut state) = self.0.entry.lock() {
-            state.entry.answer.get_or_insert_with(now);
-        }
+        self.reported(&LegEvent::Answered);
     }
 
     /// The account whose phone this leg rang, or the trunk it went to.

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod number;
 mod trunk;
+pub use number::NumberConfig;
 pub use trunk::{number_matches, rewrite, NumberRule, TrunkConfig};
 
 /// The whole configuration.
@@ -488,6 +490,10 @@ pub struct DomainConfig {
     /// as its domain).
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// Public numbers (a DID from a trunk, an alias) and feature codes
+    /// (`*NN`, for the domain's phones), and where each leads.
+    #[serde(default)]
+    pub numbers: BTreeMap<String, NumberConfig>,
 }
 
 /// `[hotdesk]`: virtual lines logged in on physical phones.
@@ -773,6 +779,18 @@ impl Config {
                         ),
                     });
                 }
+            }
+            for (number, entry) in &domain.numbers {
+                let valid = !number.is_empty() && number.chars().all(|c| c.is_ascii_digit() || "*#+".contains(c));
+                let checked = if valid {
+                    entry.check()
+                } else {
+                    Err("expected a number of digits (with *, # or a leading +)".into())
+                };
+                checked.map_err(|problem| ConfigError {
+                    location: at(number),
+                    message: format!("domains.{domain_name}.numbers.\"{number}\": {problem}"),
+                })?;
             }
             if let Some(zone) = domain.time_zone.as_deref().filter(|zone| !zone_ok(zone)) {
                 return Err(ConfigError {

@@ -104,6 +104,8 @@ pub struct Domain {
     /// This server's host names and addresses that mean this domain,
     /// lower-case.
     pub addresses: Vec<String>,
+    /// Public numbers and feature codes, and where each leads.
+    pub numbers: BTreeMap<String, crate::config::NumberConfig>,
 }
 
 impl Domain {
@@ -192,6 +194,7 @@ impl Directory {
                     .iter()
                     .map(|address| address.to_ascii_lowercase())
                     .collect(),
+                numbers: domain_config.numbers.clone(),
             };
             let mut configured: Vec<(String, AccountConfig)> = domain_config
                 .accounts

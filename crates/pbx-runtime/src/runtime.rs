@@ -182,6 +182,7 @@ impl Runtime {
             location: "data_dir".into(),
             message: error.to_string(),
         })?;
+        records.start_hooks(http.clone(), &io);
         if let (Some(url), false) = (&config.cdr.webhook, virtual_time) {
             records.start_webhook(url.clone(), http.clone(), &io);
         }

@@ -61,7 +61,8 @@ pub(crate) async fn incoming(
     }
     let acting_as = authenticated.as_ref().and_then(|phone| acting_as(shared, phone));
     let settings = acting_as.as_ref().or(authenticated.as_ref());
-    let destination = match dialled(shared, &user, &domain, settings) {
+    // A phone's speed dials and feature codes first (address::resolve).
+    let destination = match address::resolve(&shared.directory, &user, Some(&domain), settings) {
         Ok(destination) => destination,
         Err(error) => {
             tracing::info!(%target, "incoming call refused: {error}");
@@ -70,8 +71,10 @@ pub(crate) async fn incoming(
     };
     // A call beyond the server needs a caller who proves who it is
     // (FEATURES.md §12); an account that is not public (and its apps)
-    // takes calls only from the server's own phones.
-    if authenticated.is_none() {
+    // takes calls only from the server's own phones. The domain's public
+    // numbers take anybody's.
+    let number_owner = address::public_number_owner(&shared.directory, &user, &domain);
+    if authenticated.is_none() && number_owner.is_none() {
         match &destination {
             Destination::Outside(_) => match authenticate(&network, &tx, &domain, "INVITE") {
                 Ok(account) => authenticated = Some(account),
@@ -86,7 +89,8 @@ pub(crate) async fn incoming(
             _ => {}
         }
     }
-    let settings = acting_as.as_ref().or(authenticated.as_ref());
+    // A public number's own class of service is its owner's.
+    let settings = acting_as.as_ref().or(authenticated.as_ref()).or(number_owner.as_ref());
     // A number the caller's class of service does not allow is never
     // placed: the call goes to the refusal app (a prompt, or 403).
     let destination = match settings {
@@ -234,33 +238,6 @@ fn acting_as(shared: &SipShared, phone: &Arc<Account>) -> Option<Arc<Account>> {
     let line = shared.hotdesk.in_force(&address)?;
     let (name, domain) = line.split_once('@')?;
     shared.directory.find(name, domain)
-}
-
-/// Where a call dialled as `user` at `domain` goes. A phone of the domain
-/// (`settings`: the account whose settings its calls have) reaches the
-/// domain's feature codes, which start their app for that account, and
-/// its speed dials.
-fn dialled(
-    shared: &SipShared,
-    user: &str,
-    domain: &str,
-    settings: Option<&Arc<Account>>,
-) -> Result<Destination, address::AddressError> {
-    if let Some(account) = settings {
-        let code = shared
-            .directory
-            .domain(domain)
-            .filter(|_| account.domain == domain)
-            .and_then(|found| found.feature_code(user));
-        if let Some(app) = code {
-            return Ok(Destination::App {
-                app: app.to_string(),
-                account: account.clone(),
-                called_as: user.to_string(),
-            });
-        }
-    }
-    address::resolve(&shared.directory, user, Some(domain), settings)
 }
 
 /// Checks the request's credentials against `domain`'s accounts; the

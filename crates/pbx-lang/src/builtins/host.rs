@@ -104,6 +104,11 @@ host_builtins! {
     HotDeskLogin: function 1..=2 "line [, pin]";
     HotDeskLogout: function 1..=1 "line";
     HotDeskLines: function 0..=0 "";
+    // pbxd: numbers routed by a web server (weburl.sppr)
+    ReadNumber: function 1..=1 "number";
+    RouteCall: function 1..=1 "address";
+    CallIDs: function 0..=0 "";
+    SetCallURLs: function 3..=3 "answerURL, hangupURL, fields";
     // §7.2 call signalling
     AcceptCall: function 0..=0 "";
     RejectCall: procedure 1..=1 "code";

@@ -583,7 +583,7 @@ impl TaskHost {
     /// dialled there (an account's rules and phones, an app); the task no
     /// longer has it. Numbers beyond the server need this task's class of
     /// service, as StartCall does.
-    fn hand_on(&mut self, target: &str) -> HostOutcome<Op> {
+    pub(super) fn hand_on(&mut self, target: &str) -> HostOutcome<Op> {
         let destination = address::resolve(
             &self.runtime.directory,
             target,
@@ -1028,9 +1028,24 @@ impl TaskHost {
                 .first_domain()
                 .map_or(Value::Null, |domain| Value::str(&domain.name)),
             "starttime" => Value::Date(self.runtime.clock.start_seconds()),
+            "servername" => Value::str(&server_name()),
             _ => Value::Null,
         })
     }
+}
+
+/// This host's name (`/proc/sys/kernel/hostname`; `localhost` when it
+/// cannot be read).
+fn server_name() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "localhost".to_string())
+    })
+    .clone()
 }
 
 /// `PlayFile`'s second argument: positive → play that long (looping);
@@ -1217,6 +1232,10 @@ impl Host for TaskHost {
             HostFn::HotDeskLogin => self.hotdesk_login(args),
             HostFn::HotDeskLogout => self.hotdesk_logout(args),
             HostFn::HotDeskLines => self.hotdesk_lines(),
+            HostFn::ReadNumber => self.read_number(args),
+            HostFn::RouteCall => self.route_call(args),
+            HostFn::CallIDs => self.call_ids(),
+            HostFn::SetCallURLs => self.set_call_urls(args),
             // §7.2
             HostFn::AcceptCall => self.accept(),
             HostFn::RejectCall => self.reject(args),

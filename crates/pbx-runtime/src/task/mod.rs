@@ -4,6 +4,7 @@
 
 mod bridge;
 mod desk;
+mod numbers;
 mod host;
 mod input;
 mod keep;
