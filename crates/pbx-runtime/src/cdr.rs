@@ -418,7 +418,10 @@ impl CallRecords {
     fn leg_answered(&self, record: i64, entry: &LegRecord) {
         let Some(hooks) = self.hooks(record) else { return };
         if let Some(url) = &hooks.answer_url {
-            let extra = vec![("uniqueid", unique_id(record, entry)), ("state", "answer".to_string())];
+            let extra = vec![
+                ("uniqueid", unique_id(record, entry)),
+                ("state", "answer".to_string()),
+            ];
             self.post_hook(url, &hooks, extra);
         }
     }
@@ -765,14 +768,14 @@ impl Trace {
             return;
         };
         match event {
-            LegEvent::Answered => {
-                if state.entry.answer.is_none() {
-                    state.entry.answer = Some(now());
-                    let entry = state.entry.clone();
-                    drop(state);
-                    if let Some(records) = self.records() {
-                        records.leg_answered(self.0.record, &entry);
-                    }
+            // The first answer is told to the call's hooks (the lock let go
+            // first: the records take their own).
+            LegEvent::Answered if state.entry.answer.is_none() => {
+                state.entry.answer = Some(now());
+                let entry = state.entry.clone();
+                drop(state);
+                if let Some(records) = self.records() {
+                    records.leg_answered(self.0.record, &entry);
                 }
             }
             LegEvent::Failed(error) => {

@@ -182,6 +182,10 @@ pub struct HttpConfig {
     pub tls_cert: Option<std::path::PathBuf>,
     #[serde(default)]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Certificate authorities (PEM) trusted for `https://` URLs besides
+    /// the system's: a company's own, or a test's.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_http_listen() -> SocketAddr {
@@ -199,6 +203,7 @@ impl Default for HttpConfig {
             timeout_seconds: default_http_timeout(),
             tls_cert: None,
             tls_key: None,
+            ca_file: None,
         }
     }
 }
@@ -213,6 +218,23 @@ pub struct SmtpConfig {
     /// Longest a delivery to the relay may take, in seconds.
     #[serde(default = "default_smtp_timeout")]
     pub timeout_seconds: u64,
+    /// `starttls`: the relay must take STARTTLS, and its certificate must
+    /// be good for its name; `none` (the default): plain SMTP.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// Certificate authorities (PEM) trusted for the relay besides the
+    /// system's.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+/// `smtp.tls`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    #[default]
+    None,
+    Starttls,
 }
 
 fn default_smtp_relay() -> String {
@@ -228,6 +250,8 @@ impl Default for SmtpConfig {
         SmtpConfig {
             relay: default_smtp_relay(),
             timeout_seconds: default_smtp_timeout(),
+            tls: SmtpTls::None,
+            ca_file: None,
         }
     }
 }
@@ -781,7 +805,8 @@ impl Config {
                 }
             }
             for (number, entry) in &domain.numbers {
-                let valid = !number.is_empty() && number.chars().all(|c| c.is_ascii_digit() || "*#+".contains(c));
+                let valid =
+                    !number.is_empty() && number.chars().all(|c| c.is_ascii_digit() || "*#+".contains(c));
                 let checked = if valid {
                     entry.check()
                 } else {

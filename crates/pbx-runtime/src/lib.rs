@@ -28,6 +28,7 @@ pub mod shard;
 pub mod sim;
 pub mod store;
 pub mod task;
+pub mod tls;
 
 pub use config::{Config, ConfigError};
 pub use runtime::{Routed, Runtime, StartError};

@@ -213,8 +213,51 @@ fn attachment(bytes: &Bytes, mime: Option<&str>, filename: Option<String>) -> Si
     Attachment::new(filename).body(data.to_vec(), content_type)
 }
 
-/// Delivers `message` to the relay at `relay` (`host:port`).
-pub async fn deliver(relay: &str, timeout: Duration, message: Message) -> Result<(), String> {
+/// How to reach the relay: `smtp.*` of the configuration.
+#[derive(Clone, Debug)]
+pub struct Relay {
+    /// `host:port`.
+    pub address: String,
+    pub timeout: Duration,
+    pub tls: crate::config::SmtpTls,
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl Relay {
+    pub fn of(config: &crate::config::SmtpConfig) -> Relay {
+        Relay {
+            address: config.relay.clone(),
+            timeout: Duration::from_secs(config.timeout_seconds),
+            tls: config.tls,
+            ca_file: config.ca_file.clone(),
+        }
+    }
+}
+
+/// Delivers `message` to the relay (STARTTLS first when `smtp.tls` says).
+pub async fn deliver(relay: &Relay, message: Message) -> Result<(), String> {
+    let timeout = relay.timeout;
+    let tls = match relay.tls {
+        crate::config::SmtpTls::None => lettre::transport::smtp::client::Tls::None,
+        crate::config::SmtpTls::Starttls => {
+            let host = relay
+                .address
+                .rsplit_once(':')
+                .map_or(relay.address.as_str(), |(host, _)| host);
+            let mut parameters = lettre::transport::smtp::client::TlsParameters::builder(host.to_string());
+            if let Some(path) = &relay.ca_file {
+                let pem = std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?;
+                let certificate = lettre::transport::smtp::client::Certificate::from_pem(&pem)
+                    .map_err(|error| format!("{}: {error}", path.display()))?;
+                parameters = parameters.add_root_certificate(certificate);
+            }
+            let parameters = parameters
+                .build_rustls()
+                .map_err(|error| format!("TLS to the relay: {error}"))?;
+            lettre::transport::smtp::client::Tls::Required(parameters)
+        }
+    };
+    let relay = relay.address.as_str();
     let (host, port) = match relay.rsplit_once(':') {
         Some((host, port)) => (
             host,
@@ -226,6 +269,7 @@ pub async fn deliver(relay: &str, timeout: Duration, message: Message) -> Result
     let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
         .port(port)
         .timeout(Some(timeout))
+        .tls(tls)
         .build();
     match transport.send(message).await {
         Ok(response) if response.is_positive() => Ok(()),

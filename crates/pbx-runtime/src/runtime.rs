@@ -157,8 +157,14 @@ impl Runtime {
             observer.clone(),
         ));
         let clock = Arc::new(RuntimeClock::new(config.clock.start));
+        let tls =
+            crate::tls::client_config(config.http.ca_file.as_deref()).map_err(|message| ConfigError {
+                location: "http.ca_file".into(),
+                message,
+            })?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.http.timeout_seconds))
+            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|error| ConfigError {
                 location: "http".into(),

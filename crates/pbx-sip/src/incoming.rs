@@ -90,7 +90,10 @@ pub(crate) async fn incoming(
         }
     }
     // A public number's own class of service is its owner's.
-    let settings = acting_as.as_ref().or(authenticated.as_ref()).or(number_owner.as_ref());
+    let settings = acting_as
+        .as_ref()
+        .or(authenticated.as_ref())
+        .or(number_owner.as_ref());
     // A number the caller's class of service does not allow is never
     // placed: the call goes to the refusal app (a prompt, or 403).
     let destination = match settings {

@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,9 +30,23 @@ impl SmtpServer {
     /// Starts aiosmtpd, or `None` (after saying why) when it is missing and
     /// peers are not required.
     pub fn start() -> Option<SmtpServer> {
+        SmtpServer::start_with(&[])
+    }
+
+    /// As `start`, requiring STARTTLS with this certificate chain and key.
+    pub fn start_tls(certificates: &TestCertificates) -> Option<SmtpServer> {
+        let (cert, key) = (
+            certificates.cert.display().to_string(),
+            certificates.key.display().to_string(),
+        );
+        SmtpServer::start_with(&["--tlscert", &cert, "--tlskey", &key])
+    }
+
+    fn start_with(extra: &[&str]) -> Option<SmtpServer> {
         let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
         let spawned = Command::new("python3")
             .args(["-u", "-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn();
@@ -97,6 +111,91 @@ impl Drop for SmtpServer {
     }
 }
 
+/// A certificate authority made for a test, and a server certificate it
+/// signed for `127.0.0.1` and `localhost` (openssl), PEM files.
+#[derive(Debug)]
+pub struct TestCertificates {
+    /// The authority's certificate: what a client must trust.
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCertificates {
+    /// Makes them in `folder`, or `None` (after saying why) when openssl
+    /// is missing or fails and peers are not required.
+    pub fn make(folder: &Path) -> Option<TestCertificates> {
+        std::fs::create_dir_all(folder).ok()?;
+        let path = |name: &str| folder.join(name);
+        let extensions = path("server.ext");
+        std::fs::write(
+            &extensions,
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .ok()?;
+        let run = |arguments: &[&str]| {
+            Command::new("openssl")
+                .args(arguments)
+                .current_dir(folder)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        let made = run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=pbxd test authority",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]) && run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+        ]) && run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "cert.pem",
+        ]);
+        if !made {
+            return missing("openssl could not make the test certificates");
+        }
+        Some(TestCertificates {
+            ca: path("ca.pem"),
+            cert: path("cert.pem"),
+            key: path("key.pem"),
+        })
+    }
+}
+
 pub fn missing<T>(why: &str) -> Option<T> {
     if peers_required() {
         panic!("a peer is required (PBXD_REQUIRE_PEERS=1) but {why}");
@@ -145,6 +244,164 @@ impl HttpServer {
 }
 
 impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A customer's web server for "ask web URL" (peers/web_router.py): it
+/// routes calls by what its URLs say and keeps every request; stopped when
+/// dropped.
+pub struct WebRouter {
+    child: Child,
+    pub port: u16,
+    scheme: &'static str,
+}
+
+/// One request the web router got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// When it came, in milliseconds since the epoch.
+    pub at_ms: u64,
+    /// `POST /route?...`
+    pub request: String,
+    /// The form's fields, decoded, in the order sent.
+    pub fields: Vec<(String, String)>,
+}
+
+impl Received {
+    /// A field's value.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// `application/x-www-form-urlencoded`, decoded.
+pub fn form_decode(body: &str) -> Vec<(String, String)> {
+    let decode = |text: &str| {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut index = 0;
+        while index < bytes.len() {
+            let escaped = (bytes[index] == b'%')
+                .then(|| bytes.get(index + 1..index + 3))
+                .flatten()
+                .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+            match (escaped, bytes[index]) {
+                (Some(byte), _) => {
+                    out.push(byte);
+                    index += 3;
+                }
+                (None, b'+') => {
+                    out.push(b' ');
+                    index += 1;
+                }
+                (None, byte) => {
+                    out.push(byte);
+                    index += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    body.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
+impl WebRouter {
+    /// Starts it (over HTTPS with `tls`, a certificate chain and its key,
+    /// PEM files), or `None` (after saying why) when Python is missing and
+    /// peers are not required.
+    pub fn start(tls: Option<&TestCertificates>) -> Option<WebRouter> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/web_router.py");
+        let mut command = Command::new("python3");
+        command.arg("-u").arg(&script);
+        if let Some(certificates) = tls {
+            command.arg(&certificates.cert).arg(&certificates.key);
+        }
+        let spawned = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(error) => return missing(&format!("python3: {error}")),
+        };
+        let mut line = String::new();
+        let stdout = child.stdout.take()?;
+        BufReader::new(stdout).read_line(&mut line).ok()?;
+        match line.trim().parse() {
+            Ok(port) => Some(WebRouter {
+                child,
+                port,
+                scheme: if tls.is_some() { "https" } else { "http" },
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                missing("the web router did not start")
+            }
+        }
+    }
+
+    /// A URL of it (`/route?dtype=phone&dnumber=202`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
+    }
+
+    /// Every request it got so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        use std::io::{Read, Write};
+        if self.scheme == "https" {
+            // Read through Python's own client, which speaks TLS.
+            return self.received_over_tls();
+        }
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return Vec::new();
+        };
+        let _ = write!(stream, "GET /received HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        parse_received(text.split_once("\r\n\r\n").map_or("", |(_, body)| body))
+    }
+
+    fn received_over_tls(&self) -> Vec<Received> {
+        let output = Command::new("python3")
+            .args([
+                "-c",
+                "import ssl,sys,urllib.request;c=ssl._create_unverified_context();\
+                 sys.stdout.write(urllib.request.urlopen(sys.argv[1],context=c).read().decode())",
+                &format!("https://127.0.0.1:{}/received", self.port),
+            ])
+            .output();
+        output
+            .map(|output| parse_received(&String::from_utf8_lossy(&output.stdout)))
+            .unwrap_or_default()
+    }
+}
+
+fn parse_received(text: &str) -> Vec<Received> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, '\t');
+            let at_ms = parts.next()?.parse().ok()?;
+            let request = parts.next()?.to_string();
+            let fields = form_decode(parts.next().unwrap_or(""));
+            Some(Received {
+                at_ms,
+                request,
+                fields,
+            })
+        })
+        .collect()
+}
+
+impl Drop for WebRouter {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -207,4 +464,13 @@ pub fn free_udp_port() -> u16 {
         }
     }
     40000
+}
+
+/// A TCP port nothing listens on right now on 127.0.0.1 (a server that
+/// refuses connections).
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap_or(9)
 }

@@ -84,7 +84,10 @@ impl NumberConfig {
     /// else `number`).
     pub fn settings(&self, number: &str) -> Vec<(&'static str, String)> {
         let mut settings = vec![
-            ("dtype", if number.starts_with('*') { "code" } else { "number" }.to_string()),
+            (
+                "dtype",
+                if number.starts_with('*') { "code" } else { "number" }.to_string(),
+            ),
             ("timeout_seconds", self.timeout_seconds.to_string()),
         ];
         for (key, value) in [
@@ -114,14 +117,31 @@ mod tests {
     #[test]
     fn a_number_leads_somewhere_and_its_urls_are_http() {
         assert!(number("destination = \"200\"").check().is_ok());
-        assert!(number("weburl = \"https://crm.example/route\"\ntimeout_destination = \"100\"").check().is_ok());
+        assert!(
+            number("weburl = \"https://crm.example/route\"\ntimeout_destination = \"100\"")
+                .check()
+                .is_ok()
+        );
         assert!(number("").check().unwrap_err().contains("destination"));
-        assert!(number("destination = \"200\"\nweburl = \"http://x/\"").check().is_err());
-        assert!(number("weburl = \"ftp://x/\"").check().unwrap_err().contains("ftp://x/"));
-        assert!(number("weburl = \"http://x/\"\ntimeout_seconds = 0").check().is_err());
-        assert!(number("weburl = \"http://x/\"\npatterns = [\"1XX\", \"9.\"]").check().is_ok());
-        assert!(number("weburl = \"http://x/\"\npatterns = [\"1Y\"]").check().is_err());
-        assert!(number("destination = \"200\"\npatterns = [\"1XX\"]").check().is_err());
+        assert!(number("destination = \"200\"\nweburl = \"http://x/\"")
+            .check()
+            .is_err());
+        assert!(number("weburl = \"ftp://x/\"")
+            .check()
+            .unwrap_err()
+            .contains("ftp://x/"));
+        assert!(number("weburl = \"http://x/\"\ntimeout_seconds = 0")
+            .check()
+            .is_err());
+        assert!(number("weburl = \"http://x/\"\npatterns = [\"1XX\", \"9.\"]")
+            .check()
+            .is_ok());
+        assert!(number("weburl = \"http://x/\"\npatterns = [\"1Y\"]")
+            .check()
+            .is_err());
+        assert!(number("destination = \"200\"\npatterns = [\"1XX\"]")
+            .check()
+            .is_err());
     }
 
     #[test]

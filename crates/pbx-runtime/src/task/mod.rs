@@ -4,10 +4,10 @@
 
 mod bridge;
 mod desk;
-mod numbers;
 mod host;
 mod input;
 mod keep;
+mod numbers;
 mod ops;
 mod run;
 

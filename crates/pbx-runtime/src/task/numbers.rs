@@ -95,7 +95,9 @@ impl TaskHost {
                 .iter()
                 .map(|(key, value)| {
                     let value = match value {
-                        Value::Str(bytes) | Value::Data(bytes) => String::from_utf8_lossy(bytes.as_slice()).into_owned(),
+                        Value::Str(bytes) | Value::Data(bytes) => {
+                            String::from_utf8_lossy(bytes.as_slice()).into_owned()
+                        }
                         Value::Null => String::new(),
                         other => pbx_lang::value::text::to_text(other),
                     };

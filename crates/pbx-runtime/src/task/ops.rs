@@ -252,12 +252,11 @@ impl TaskHost {
     }
 
     async fn deliver(&mut self, outgoing: mail::Outgoing) -> Value {
-        let relay = self.runtime.config.smtp.relay.clone();
-        let timeout = Duration::from_secs(self.runtime.config.smtp.timeout_seconds);
+        let relay = mail::Relay::of(&self.runtime.config.smtp);
         let to = outgoing.recipients.join(", ");
         let sent = self
             .runtime
-            .io(async move { mail::deliver(&relay, timeout, outgoing.message).await })
+            .io(async move { mail::deliver(&relay, outgoing.message).await })
             .await
             .unwrap_or_else(|| Err("the mail service stopped".into()));
         self.runtime.observer.event(Event::Email {

@@ -146,10 +146,13 @@ impl Caller {
             xml.push_str(&invite(cseq, ""));
         }
         if let Ending::Refused(code) = self.ending {
+            // Ringing may come first (a program that rings while it
+            // decides).
             xml.push_str(&format!(
-                "  <recv response=\"100\" optional=\"true\"/>\n  <recv response=\"{code}\"/>\n\n"
+                "  <recv response=\"100\" optional=\"true\"/>\n  <recv response=\"180\" optional=\"true\"/>\n  \
+                 <recv response=\"183\" optional=\"true\"/>\n  <recv response=\"{code}\"/>\n\n"
             ));
-            xml.push_str(&ack(cseq, "[branch-3]"));
+            xml.push_str(&ack(cseq, "[branch-5]"));
             xml.push_str("</scenario>\n");
             return self.addressed(xml);
         }
