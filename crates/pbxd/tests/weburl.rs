@@ -463,3 +463,55 @@ fn mail_goes_to_a_relay_that_requires_starttls() {
     assert!(messages[0].contains("5553210"), "{}", messages[0]);
     let _ = std::fs::remove_dir_all(&folder);
 }
+
+/// A feature code of the numbers table asks the web server too, for the
+/// domain's phones only: petrov's phone dials *77, and the ring request
+/// says so (`stype` phone, `snumber` the account, `dtype` code).
+#[test]
+fn a_feature_code_asks_the_web_server_for_a_phone() {
+    let (Some(sipp_program), Some(router)) = (pbx_test_peers::sipp(), WebRouter::start(None)) else {
+        return;
+    };
+    let pbxd = Pbxd::start(
+        "weburl-code",
+        &[number("*77", "weburl", &router.url("/route?dtype=hangup"))],
+    );
+    let caller = Caller {
+        called: "*77",
+        steps: Vec::new(),
+        ending: Ending::Refused(603),
+        as_phone: Some(("petrov", "petrov-demo")),
+    };
+    assert_passed(
+        &caller.call("code", &sipp_program, &pbxd, pbx_test_peers::free_udp_port()),
+        &pbxd,
+    );
+    let received = router.received();
+    let rings = requests(&received, "POST /route?");
+    assert_eq!(rings.len(), 1, "{received:#?}");
+    for (key, value) in [
+        ("stype", "phone"),
+        ("snumber", "petrov"),
+        ("dtype", "code"),
+        ("dnumber", "*77"),
+    ] {
+        assert_eq!(rings[0].field(key), Some(value), "{key}: {rings:#?}");
+    }
+    // From outside, the code is a number beyond the server: a challenge.
+    let outside = Caller {
+        called: "*77",
+        steps: Vec::new(),
+        ending: Ending::Refused(407),
+        as_phone: None,
+    };
+    assert_passed(
+        &outside.call(
+            "code-outside",
+            &sipp_program,
+            &pbxd,
+            pbx_test_peers::free_udp_port(),
+        ),
+        &pbxd,
+    );
+    assert_eq!(requests(&router.received(), "POST /route?").len(), 1);
+}
