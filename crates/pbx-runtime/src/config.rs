@@ -1042,7 +1042,7 @@ mod tests {
             "{}",
             error.message
         );
-        assert!(error.message.contains("expected `relay` or"), "{}", error.message);
+        assert!(error.message.contains("expected one of `relay`"), "{}", error.message);
     }
 
     #[test]
