@@ -1042,7 +1042,11 @@ mod tests {
             "{}",
             error.message
         );
-        assert!(error.message.contains("expected one of `relay`"), "{}", error.message);
+        assert!(
+            error.message.contains("expected one of `relay`"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]
