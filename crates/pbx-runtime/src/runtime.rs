@@ -21,7 +21,7 @@ use crate::hotdesk::HotDesk;
 use crate::observe::{Event, Observer};
 use crate::ring::{self, Ringing};
 use crate::rules::{self, Action, CallFacts, Plan};
-use crate::store::{Meetings, Storage};
+use crate::store::{Meetings, Queues, Storage};
 use crate::task::{self, Registry, Start};
 
 /// The server clock: starts at `clock.start` (or the system time) and runs
@@ -82,6 +82,8 @@ pub struct Shared {
     pub storage: Storage,
     /// Meetings (CGPL §6.11), in memory.
     pub meetings: Meetings,
+    /// Task queues (`Enqueue`, `ReadQueue`), by account.
+    pub queues: Queues,
     /// Prompt files decoded, once per version of each.
     pub prompts: pbx_media::prompt::PromptCache,
 }
@@ -210,6 +212,7 @@ impl Runtime {
             limits: Limits::default(),
             storage,
             meetings: Meetings::default(),
+            queues: Queues::default(),
             prompts: pbx_media::prompt::PromptCache::default(),
         })))
     }

@@ -348,9 +348,175 @@ impl Meetings {
     }
 }
 
+/// Per-account task queues (CGPL §6.11; what call-centre apps build on):
+/// tasks wait in a named queue of their account, higher priority first and
+/// in the order they came within a priority; another task takes the head.
+/// A task that ends leaves its queues (its entries are passed over, then
+/// dropped, whenever the queue is next used). Shared by every shard.
+#[derive(Debug, Default)]
+pub struct Queues {
+    queues: Mutex<HashMap<(String, String), Vec<Queued>>>,
+    /// The order tasks came in.
+    arrivals: std::sync::atomic::AtomicU64,
+}
+
+/// A task waiting in a queue.
+#[derive(Clone, Debug)]
+pub struct Queued {
+    pub task: TaskId,
+    pub parameter: Portable,
+    /// Thousandths (`"1.5"` is 1500).
+    priority: i64,
+    arrival: u64,
+}
+
+/// A priority as CG/PL writes it, `"d.ddd"` (`"1.0"`, `"2.5"`, `"10"`), in
+/// thousandths; `None` for anything else.
+pub fn parse_priority(text: &str) -> Option<i64> {
+    let (whole, fraction) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    if whole.is_empty() || whole.len() > 9 || fraction.len() > 3 {
+        return None;
+    }
+    if !whole.chars().chain(fraction.chars()).all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let fraction: i64 = format!("{fraction:0<3}").parse().ok()?;
+    Some(whole * 1000 + fraction)
+}
+
+impl Queues {
+    fn with<T>(
+        &self,
+        account: &str,
+        queue: &str,
+        alive: impl Fn(TaskId) -> bool,
+        work: impl FnOnce(&mut Vec<Queued>) -> T,
+    ) -> T {
+        let mut queues = self
+            .queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (account.to_string(), queue.to_string());
+        let entries = queues.entry(key.clone()).or_default();
+        entries.retain(|entry| alive(entry.task));
+        let result = work(entries);
+        if entries.is_empty() {
+            queues.remove(&key);
+        }
+        result
+    }
+
+    /// `Enqueue`: `task` joins the queue (or, in it already, keeps its
+    /// turn with a new parameter and priority). Its length and the task's
+    /// position (0 is the head).
+    pub fn enqueue(
+        &self,
+        account: &str,
+        queue: &str,
+        task: TaskId,
+        parameter: Portable,
+        priority: i64,
+        alive: impl Fn(TaskId) -> bool,
+    ) -> (usize, usize) {
+        let arrival = self.arrivals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.with(account, queue, alive, |entries| {
+            let arrival = match entries.iter().position(|entry| entry.task == task) {
+                Some(index) => entries.remove(index).arrival,
+                None => arrival,
+            };
+            let entry = Queued {
+                task,
+                parameter,
+                priority,
+                arrival,
+            };
+            let place = entries
+                .iter()
+                .position(|other| {
+                    (other.priority, std::cmp::Reverse(other.arrival))
+                        < (priority, std::cmp::Reverse(arrival))
+                })
+                .unwrap_or(entries.len());
+            entries.insert(place, entry);
+            (entries.len(), place)
+        })
+    }
+
+    /// `CheckQueue`: the queue's length, and `task`'s position if it is in
+    /// it.
+    pub fn check(
+        &self,
+        account: &str,
+        queue: &str,
+        task: TaskId,
+        alive: impl Fn(TaskId) -> bool,
+    ) -> (usize, Option<usize>) {
+        self.with(account, queue, alive, |entries| {
+            (entries.len(), entries.iter().position(|entry| entry.task == task))
+        })
+    }
+
+    /// `Dequeue`: `task` leaves the queue.
+    pub fn dequeue(&self, account: &str, queue: &str, task: TaskId, alive: impl Fn(TaskId) -> bool) {
+        self.with(account, queue, alive, |entries| {
+            entries.retain(|entry| entry.task != task)
+        });
+    }
+
+    /// `ReadQueue`: the head leaves the queue, to whoever asked.
+    pub fn read(&self, account: &str, queue: &str, alive: impl Fn(TaskId) -> bool) -> Option<Queued> {
+        self.with(account, queue, alive, |entries| {
+            (!entries.is_empty()).then(|| entries.remove(0))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queues_serve_higher_priorities_first_and_forget_tasks_that_ended() {
+        let queues = Queues::default();
+        let alive = |_: TaskId| true;
+        let (a, b, c) = (TaskId(1), TaskId(2), TaskId(3));
+        let who = "pbx@example.com";
+        assert_eq!(
+            queues.enqueue(who, "sales", a, Portable::str("a"), 1000, alive),
+            (1, 0)
+        );
+        assert_eq!(
+            queues.enqueue(who, "sales", b, Portable::str("b"), 1000, alive),
+            (2, 1)
+        );
+        // Higher priority: before both.
+        assert_eq!(
+            queues.enqueue(who, "sales", c, Portable::str("c"), 2500, alive),
+            (3, 0)
+        );
+        assert_eq!(queues.check(who, "sales", b, alive), (3, Some(2)));
+        // Another account's queue of the same name is another queue.
+        assert_eq!(queues.check("ivanov@example.com", "sales", b, alive), (0, None));
+        // a enqueues again at its priority: it keeps its turn, before b.
+        assert_eq!(
+            queues.enqueue(who, "sales", a, Portable::str("a2"), 1000, alive),
+            (3, 1)
+        );
+        let head = queues.read(who, "sales", alive).unwrap();
+        assert_eq!((head.task, head.parameter), (c, Portable::str("c")));
+        // b ended: a task that ends leaves its queues.
+        let (length, position) = queues.check(who, "sales", a, |task| task != b);
+        assert_eq!((length, position), (1, Some(0)));
+        queues.dequeue(who, "sales", a, alive);
+        assert!(queues.read(who, "sales", alive).is_none());
+        assert_eq!(parse_priority("1.0"), Some(1000));
+        assert_eq!(parse_priority("2.25"), Some(2250));
+        assert_eq!(parse_priority("10"), Some(10000));
+        assert_eq!(parse_priority("-1"), None);
+        assert_eq!(parse_priority("1.2345"), None);
+        assert_eq!(parse_priority("x"), None);
+    }
 
     #[test]
     fn files_are_written_read_listed_renamed_and_deleted() {

@@ -433,3 +433,60 @@ fn tasks_run_independently_and_one_error_ends_only_its_task() {
     assert_eq!(events.logs(), ["main still runs"]);
     assert_eq!(events.errors().len(), 1, "{:?}", events.errors());
 }
+
+/// CGPL §6.11's queues: tasks wait in their account's queue, higher
+/// priority first and in order within one; `ReadQueue` takes the head with
+/// its parameter and handle; a task that ends leaves its queues.
+#[test]
+fn tasks_wait_in_queues_by_priority_and_leave_them_when_they_end() {
+    let lines = logs(
+        "queues",
+        r#"
+        entry Main is
+          me = ThisTask();
+          Void(spawn Waiter(me, "first", null));
+          SysLog("first at " + String(ReadInput(5).parameter));
+          Void(spawn Waiter(me, "second", "1.0"));
+          SysLog("second at " + String(ReadInput(5).parameter));
+          Void(spawn Waiter(me, "urgent", "2.5"));
+          SysLog("urgent at " + String(ReadInput(5).parameter));
+          state = CheckQueue("sales");
+          SysLog("length " + String(state.length) + (state.position == null ? ", without me" : ", with me"));
+          SysLog("bad priority: " + String(Enqueue("sales", "x", "high")));
+          for var n = 0 while n < 3 by n += 1 loop
+            head = ReadQueue("sales");
+            SysLog("took " + head.parameter);
+            Void(SendEvent(head.id, "answered", null));
+          end loop;
+          SysLog(ReadQueue("sales") == null ? "empty" : "not empty");
+          Void(spawn Waiter(me, "leaver", "9"));
+          Void(ReadInput(5));
+          Void(ReadInput(2));
+          SysLog(ReadQueue("sales") == null ? "the task that ended left the queue" : "it is still there");
+        end;
+
+        entry Waiter is
+          p = Vars().startParameter;
+          if p[2] == null then where = Enqueue("sales", p[1]); else where = Enqueue("sales", p[1], p[2]); end if;
+          Void(SendEvent(p[0], "queued", where.position));
+          if p[1] != "leaver" then Void(ReadInput(30)); end if;
+        end;
+        "#,
+        "",
+    );
+    assert_eq!(
+        lines,
+        [
+            "first at 0",
+            "second at 1",
+            "urgent at 0",
+            "length 3, without me",
+            "bad priority: the priority must be a number like \"1.0\"",
+            "took urgent",
+            "took first",
+            "took second",
+            "empty",
+            "the task that ended left the queue",
+        ]
+    );
+}

@@ -1217,10 +1217,9 @@ impl Host for TaskHost {
             | HostFn::RemoveMeeting
             | HostFn::FindMeeting
             | HostFn::ClearMeeting => self.meeting(function, args),
-            HostFn::Enqueue | HostFn::CheckQueue | HostFn::ReadQueue => {
-                error_string("queues are not available yet")
+            HostFn::Enqueue | HostFn::CheckQueue | HostFn::ReadQueue | HostFn::Dequeue => {
+                self.queue(function, args)
             }
-            HostFn::Dequeue => null(),
             // §6.12
             HostFn::ReadStorageFile
             | HostFn::WriteStorageFile

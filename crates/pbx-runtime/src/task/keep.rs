@@ -8,7 +8,7 @@ use pbx_lang::HostOutcome;
 
 use super::host::{arg, done, error_string, null, text_arg, TaskHost};
 use super::ops::Op;
-use crate::store::{Listed, Meeting};
+use crate::store::{parse_priority, Listed, Meeting};
 
 /// The bytes of a string or datablock argument.
 fn data_arg(value: &Value) -> Option<&[u8]> {
@@ -142,6 +142,67 @@ impl TaskHost {
         match outcome {
             Ok(()) => null(),
             Err(error) => error_string(error.to_string()),
+        }
+    }
+
+    /// The queue built-ins (CGPL §6.11): `Enqueue(queue [, parameter [,
+    /// priority]])` and `CheckQueue(queue)` give `{length; position}` (no
+    /// position when the task is not in it), `Dequeue(queue)` leaves it,
+    /// `ReadQueue(queue)` takes the head: `{id; parameter}`, or null when
+    /// the queue is empty. Queues are the task's account's.
+    pub(super) fn queue(&mut self, function: HostFn, args: &[Value]) -> HostOutcome<Op> {
+        let Some(queue) = text_arg(args, 0) else {
+            return error_string("the queue name must be a string");
+        };
+        let owner = self.account.address();
+        let queues = &self.runtime.queues;
+        let registry = &self.runtime.registry;
+        let alive = |task: TaskId| registry.sender(task).is_some();
+        let place = |length: usize, position: Option<usize>| {
+            let mut entries = vec![(Bytes::from("length"), Portable::Num(length as i64))];
+            if let Some(position) = position {
+                entries.push((Bytes::from("position"), Portable::Num(position as i64)));
+            }
+            done(Portable::Dict(entries, false).to_value())
+        };
+        match function {
+            HostFn::Enqueue => {
+                let parameter = match portable(args.get(1)) {
+                    Ok(parameter) => parameter.unwrap_or(Portable::Null),
+                    Err(error) => return HostOutcome::Fail(error),
+                };
+                let priority = match arg(args, 2) {
+                    Value::Null => Some(1000),
+                    Value::Num(number) => number.checked_mul(1000),
+                    other => text_arg(std::slice::from_ref(other), 0).and_then(|text| parse_priority(&text)),
+                };
+                let Some(priority) = priority else {
+                    return error_string("the priority must be a number like \"1.0\"");
+                };
+                let (length, position) = queues.enqueue(&owner, &queue, self.id, parameter, priority, alive);
+                place(length, Some(position))
+            }
+            HostFn::CheckQueue => {
+                let (length, position) = queues.check(&owner, &queue, self.id, alive);
+                place(length, position)
+            }
+            HostFn::Dequeue => {
+                queues.dequeue(&owner, &queue, self.id, alive);
+                null()
+            }
+            _ => match queues.read(&owner, &queue, alive) {
+                Some(head) => done(
+                    Portable::Dict(
+                        vec![
+                            (Bytes::from("id"), Portable::Task(head.task)),
+                            (Bytes::from("parameter"), head.parameter),
+                        ],
+                        false,
+                    )
+                    .to_value(),
+                ),
+                None => null(),
+            },
         }
     }
 
