@@ -130,7 +130,7 @@ fn host_name() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// A call from a trunk to the number 74950000001 is routed by the web
+/// A call from a trunk to the number 74990000001 is routed by the web
 /// server to petrov's phone (`dtype: phone`, `dnumber: 202`). The ring
 /// request carries exactly seed 000's fields; the answer URL and the
 /// hangup URL the reply names are each called once per leg (the caller's
@@ -150,7 +150,7 @@ fn a_web_server_routes_a_call_to_a_phone_and_hears_of_each_leg() {
         "weburl-phone",
         &[
             IN_HOURS.into(),
-            number("74950000001", "weburl", &router.url(&route)),
+            number("74990000001", "weburl", &router.url(&route)),
         ],
     );
     let phone = Peer::phone(
@@ -161,7 +161,7 @@ fn a_web_server_routes_a_call_to_a_phone_and_hears_of_each_leg() {
         "stock_phone_answers.xml",
         1,
     );
-    call(&sipp_program, &pbxd, "74950000001", 2.0);
+    call(&sipp_program, &pbxd, "74990000001", 2.0);
     let (phone, at_phone) = phone.finish_soon();
     assert_passed(&phone, &pbxd);
     assert_eq!(invites(&at_phone).len(), 1, "{at_phone:#?}");
@@ -177,10 +177,10 @@ fn a_web_server_routes_a_call_to_a_phone_and_hears_of_each_leg() {
         ("stype", "external".to_string()),
         ("snumber", "5550000".to_string()),
         ("ctype", String::new()),
-        ("cnumber", "74950000001".to_string()),
+        ("cnumber", "74990000001".to_string()),
         ("dcustomer", "example.com".to_string()),
         ("dtype", "number".to_string()),
-        ("dnumber", "74950000001".to_string()),
+        ("dnumber", "74990000001".to_string()),
         ("server", host_name()),
         ("state", "ring".to_string()),
         ("patternmenu_digits", String::new()),
@@ -207,7 +207,7 @@ fn a_web_server_routes_a_call_to_a_phone_and_hears_of_each_leg() {
         for request in &told {
             assert_eq!(request.field("state"), Some(state), "{request:#?}");
             assert_eq!(request.field("callid"), Some(callid), "{request:#?}");
-            assert_eq!(request.field("dnumber"), Some("74950000001"), "{request:#?}");
+            assert_eq!(request.field("dnumber"), Some("74990000001"), "{request:#?}");
         }
     }
     for hangup in requests(&received, "POST /hangup") {
@@ -237,28 +237,28 @@ fn replies_route_to_a_trunk_voicemail_or_hang_up() {
             IN_HOURS.into(),
             format!("trunks.provider.proxy=127.0.0.1:{trunk_port}"),
             number(
-                "74950000002",
+                "74990000002",
                 "weburl",
                 &router.url("/route?dtype=number&dnumber=84951234567&crlf=1"),
             ),
-            number("74950000002", "owner", "operator"),
+            number("74990000002", "owner", "operator"),
             number(
-                "74950000003",
+                "74990000003",
                 "weburl",
                 &router.url("/route?dtype=voicemail&dnumber=petrov"),
             ),
-            number("74950000004", "weburl", &router.url("/route?dtype=hangup&crlf=1")),
+            number("74990000004", "weburl", &router.url("/route?dtype=hangup&crlf=1")),
         ],
     );
     let trunk = Peer::start(&sipp_program, &pbxd, "trunk_answers.xml", trunk_port, &[]);
-    call(&sipp_program, &pbxd, "74950000002", 1.0);
+    call(&sipp_program, &pbxd, "74990000002", 1.0);
     let (trunk, at_trunk) = trunk.finish_soon();
     assert_passed(&trunk, &pbxd);
     let sent = invites(&at_trunk);
     assert_eq!(sent.len(), 1, "{at_trunk:#?}");
     assert!(sent[0].contains("84951234567"), "{sent:?}");
 
-    call(&sipp_program, &pbxd, "74950000003", 2.0);
+    call(&sipp_program, &pbxd, "74990000003", 2.0);
     let log = pbxd.log();
     assert!(
         lines_with(&log, "start voicemail.sppr")
@@ -268,7 +268,7 @@ fn replies_route_to_a_trunk_voicemail_or_hang_up() {
     );
 
     let refused = Caller {
-        called: "74950000004",
+        called: "74990000004",
         steps: Vec::new(),
         ending: Ending::Refused(603),
         as_phone: None,
@@ -280,7 +280,7 @@ fn replies_route_to_a_trunk_voicemail_or_hang_up() {
     assert_eq!(requests(&router.received(), "POST /route?").len(), 3);
     assert!(
         pbxd.log()
-            .contains("weburl: 74950000004: hung up, as the web server says"),
+            .contains("weburl: 74990000004: hung up, as the web server says"),
         "{}",
         pbxd.log()
     );
@@ -310,10 +310,10 @@ fn the_timeout_destination_takes_the_call_when_the_web_server_fails() {
     };
     let closed = format!("http://127.0.0.1:{}/route", pbx_test_peers::free_tcp_port());
     let cases = [
-        ("74950000005", router.url("/sleep?seconds=10")),
-        ("74950000006", router.url("/error")),
-        ("74950000007", closed),
-        ("74950000008", router.url("/html")),
+        ("74990000005", router.url("/sleep?seconds=10")),
+        ("74990000006", router.url("/error")),
+        ("74990000007", closed),
+        ("74990000008", router.url("/html")),
     ];
     let mut settings = vec![IN_HOURS.to_string()];
     for (called, url) in &cases {
@@ -326,7 +326,7 @@ fn the_timeout_destination_takes_the_call_when_the_web_server_fails() {
         let called: &'static str = Box::leak(called.to_string().into_boxed_str());
         call(&sipp_program, &pbxd, called, 1.0);
         let waited = to_timeout_destination(&pbxd, from, called);
-        if called == "74950000005" {
+        if called == "74990000005" {
             // The server sleeps: the timeout, DNS to the last byte.
             assert!(
                 waited >= Duration::from_millis(4500) && waited <= Duration::from_millis(6500),
@@ -358,12 +358,12 @@ fn a_pattern_menu_passes_the_digits_keyed() {
     let pbxd = Pbxd::start(
         "weburl-menu",
         &[
-            number("74950000009", "weburl", &router.url("/route?dtype=hangup")),
-            "domains.\"example.com\".numbers.\"74950000009\".patterns=[\"1XX\", \"9.\"]".into(),
+            number("74990000009", "weburl", &router.url("/route?dtype=hangup")),
+            "domains.\"example.com\".numbers.\"74990000009\".patterns=[\"1XX\", \"9.\"]".into(),
         ],
     );
     let caller = Caller {
-        called: "74950000009",
+        called: "74990000009",
         // The last key without a pause after it: pbxd hangs up as soon as
         // the digits match.
         steps: vec![
@@ -400,11 +400,11 @@ fn a_web_server_over_https_routes_the_call() {
         "weburl-https",
         &[
             format!("http.ca_file={}", certificates.ca.display()),
-            number("74950000010", "weburl", &router.url("/route?dtype=hangup")),
+            number("74990000010", "weburl", &router.url("/route?dtype=hangup")),
         ],
     );
     let refused = Caller {
-        called: "74950000010",
+        called: "74990000010",
         steps: Vec::new(),
         ending: Ending::Refused(603),
         as_phone: None,
