@@ -184,6 +184,27 @@ pub enum Plan {
     },
 }
 
+/// The preference a phone's user sets (the `service` app) to have every
+/// call forwarded to an address.
+pub const FORWARD_ALL: &str = "ForwardAll";
+/// The preference for do not disturb: calls are taken as if busy.
+pub const DO_NOT_DISTURB: &str = "DoNotDisturb";
+
+/// What do not disturb (set by the account's user with the `service`
+/// app, over the rules the administrator wrote) makes of `plan`: calls are
+/// taken as if the phones were busy (the busy rule, else the no-answer
+/// rule, else 486); rules that act at once (after hours) still come
+/// first. (`ForwardAll` is applied before any rule: `Runtime`.)
+pub fn own_settings(do_not_disturb: bool, plan: Plan) -> Plan {
+    match plan {
+        Plan::Ring { busy, no_answer, .. } if do_not_disturb => Plan::Act(
+            busy.or(no_answer.map(|(_, action)| action))
+                .unwrap_or(Action::Reject(486)),
+        ),
+        plan => plan,
+    }
+}
+
 /// Wildcard match (`*` is any run of characters), ignoring ASCII case, in
 /// time proportional to the lengths.
 fn caller_matches(pattern: &str, caller: &str) -> bool {
@@ -261,6 +282,27 @@ pub fn plan(rules: &[Rule], facts: &CallFacts<'_>) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_users_own_settings_come_over_the_rules() {
+        let ringing = || Plan::Ring {
+            no_answer: Some((Duration::from_secs(20), Action::Divert(vec!["#voicemail".into()]))),
+            busy: None,
+            also: Vec::new(),
+        };
+        // Do not disturb: as if busy, so the no-answer rule's voicemail.
+        assert_eq!(
+            own_settings(true, ringing()),
+            Plan::Act(Action::Divert(vec!["#voicemail".into()]))
+        );
+        let bare = Plan::Ring {
+            no_answer: None,
+            busy: None,
+            also: Vec::new(),
+        };
+        assert_eq!(own_settings(true, bare), Plan::Act(Action::Reject(486)));
+        assert_eq!(own_settings(false, ringing()), ringing());
+    }
 
     fn rules(list: &[(&str, &str)]) -> Vec<Rule> {
         list.iter()

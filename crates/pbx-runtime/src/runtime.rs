@@ -194,6 +194,18 @@ impl Runtime {
         if let (Some(url), false) = (&config.cdr.webhook, virtual_time) {
             records.start_webhook(url.clone(), http.clone(), &io);
         }
+        // Preferences scripts set before a restart.
+        for (address, key, value) in storage.kept_preferences().map_err(|error| ConfigError {
+            location: "data_dir".into(),
+            message: error.to_string(),
+        })? {
+            let found = address
+                .split_once('@')
+                .and_then(|(name, domain)| directory.find(name, domain));
+            if let Some(account) = found {
+                account.set_preference(&key, value);
+            }
+        }
         let registry = Registry::new(config.runtime.shard_count());
         Ok(Runtime(Arc::new(Shared {
             records,
@@ -450,7 +462,21 @@ impl Runtime {
             registered: !devices.is_empty(),
         };
         let who = account.address();
-        match rules::plan(&account.rules, &facts) {
+        // The user forwarded every call (the `service` app): before any
+        // rule, and only where the account's class of service reaches.
+        if let Portable::Str(target) = account.preference(rules::FORWARD_ALL) {
+            let target = target.to_str_lossy().trim().to_string();
+            if !target.is_empty() && depth < 8 {
+                self.observer.event(Event::Routing {
+                    what: format!("to {who}: forwarded to {target}"),
+                });
+                let destination =
+                    address::resolve(&self.directory, &target, Some(&account.domain), Some(&account))?;
+                return self.route(leg, crate::class::screen(&account, destination), depth + 1);
+            }
+        }
+        let do_not_disturb = !matches!(account.preference(rules::DO_NOT_DISTURB), Portable::Null);
+        match rules::own_settings(do_not_disturb, rules::plan(&account.rules, &facts)) {
             Plan::Act(action) => {
                 self.observer.event(Event::Routing {
                     what: format!("to {who}: {action}"),

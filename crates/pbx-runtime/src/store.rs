@@ -17,6 +17,9 @@ use redb::{Database, ReadableTable, TableDefinition};
 const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("storage_files");
 /// When each file was last written, in seconds since the Unix epoch.
 const MODIFIED: TableDefinition<&str, i64> = TableDefinition::new("storage_modified");
+/// Preferences scripts set (`SetAccountPreferences`), by
+/// `account@domain\tkey`, in CG/PL's textual form: they outlast a restart.
+const PREFERENCES: TableDefinition<&str, &str> = TableDefinition::new("account_preferences");
 
 /// The largest file a script may keep (a ten-minute recording at 8 kHz,
 /// 16-bit, is 9.6 MB).
@@ -101,8 +104,48 @@ impl Storage {
         let write = database.begin_write().map_err(store_failed)?;
         write.open_table(FILES).map_err(store_failed)?;
         write.open_table(MODIFIED).map_err(store_failed)?;
+        write.open_table(PREFERENCES).map_err(store_failed)?;
         write.commit().map_err(store_failed)?;
         Ok(Storage { database })
+    }
+
+    /// Keeps a preference a script set for `account` (null removes it).
+    pub fn keep_preference(&self, account: &str, key: &str, value: &Portable) -> Result<(), StorageError> {
+        let id = format!("{account}\t{key}");
+        let write = self.database.begin_write().map_err(store_failed)?;
+        {
+            let mut table = write.open_table(PREFERENCES).map_err(store_failed)?;
+            match value {
+                Portable::Null => {
+                    table.remove(id.as_str()).map_err(store_failed)?;
+                }
+                value => {
+                    let text = pbx_lang::value::text::to_text(&value.to_value());
+                    table.insert(id.as_str(), text.as_str()).map_err(store_failed)?;
+                }
+            }
+        }
+        write.commit().map_err(store_failed)
+    }
+
+    /// The preferences scripts set, as `(account, key, value)`.
+    pub fn kept_preferences(&self) -> Result<Vec<(String, String, Portable)>, StorageError> {
+        let read = self.database.begin_read().map_err(store_failed)?;
+        let table = read.open_table(PREFERENCES).map_err(store_failed)?;
+        let mut kept = Vec::new();
+        for entry in table.iter().map_err(store_failed)? {
+            let (id, text) = entry.map_err(store_failed)?;
+            let Some((account, key)) = id.value().split_once('\t') else {
+                continue;
+            };
+            let value = pbx_lang::value::text::parse_object(text.value().as_bytes())
+                .and_then(|value| value.to_portable().ok());
+            match value {
+                Some(value) => kept.push((account.to_string(), key.to_string(), value)),
+                None => tracing::warn!(%account, %key, "a kept preference is not readable: skipped"),
+            }
+        }
+        Ok(kept)
     }
 
     /// The contents of `account`'s file `name`.

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use common::caller::{Caller, Ending, Step};
 use common::peer::{invites, register_by, Peer};
-use common::{assert_passed, Pbxd};
+use common::{assert_passed, lines_with, Pbxd};
 
 /// Two physical phones (desk1, desk2: extensions 501, 502) and three
 /// virtual lines (anna 301, boris 302, vera 303), each with its own caller
@@ -442,4 +442,84 @@ fn only_the_domains_phones_reach_what_is_not_public() {
         );
         assert_passed(&output, &pbxd);
     }
+}
+
+/// The self-service code (*72, `stdlib-scripts/service.sppr`): petrov
+/// turns do not disturb on (1), and a call to him no longer rings his
+/// phone but goes where his rules send a busy or unanswered call:
+/// voicemail; it outlasts a restart. Off again, his phone rings. Then he
+/// forwards every call to 200 (2, `200#`), and a call to him reaches the
+/// auto-attendant.
+#[test]
+fn the_service_code_sets_do_not_disturb_and_forwarding() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let mut pbxd = Pbxd::start(
+        "hotdesk-service",
+        &["clock.start=2026-11-23T10:00:00+03:00".to_string()],
+    );
+    // petrov's phone answers the two calls that should ring it.
+    let phone = Peer::phone(
+        &sipp_program,
+        &pbxd,
+        "petrov",
+        "petrov-demo",
+        "stock_phone_answers.xml",
+        2,
+    );
+    let service = |pbxd: &Pbxd, keys: &'static str, step: &str| {
+        let caller = Caller {
+            called: "*72",
+            steps: vec![Step::Pause(0.5), Step::Keys(keys)],
+            ending: Ending::PbxdHangsUp,
+            as_phone: Some(("petrov", "petrov-demo")),
+        };
+        assert_passed(
+            &caller.call(step, &sipp_program, pbxd, pbx_test_peers::free_udp_port()),
+            pbxd,
+        );
+    };
+    // A call to 202 now: whether petrov's phone rang, and what started.
+    let call_petrov = |pbxd: &Pbxd, step: &str, phone: &Peer| {
+        let (rang, from) = (invites(&phone.received()).len(), pbxd.log().len());
+        call_from_outside(&sipp_program, pbxd, "202", step);
+        std::thread::sleep(Duration::from_millis(300));
+        let log = pbxd.log();
+        let started: Vec<String> = lines_with(&log[from..], "start ")
+            .iter()
+            .filter_map(|line| {
+                line.split("start ")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()
+                    .map(str::to_string)
+            })
+            .collect();
+        (invites(&phone.received()).len() > rang, started)
+    };
+    assert_eq!(call_petrov(&pbxd, "before", &phone), (true, Vec::new()));
+    service(&pbxd, "1", "dnd-on");
+    assert_eq!(
+        call_petrov(&pbxd, "dnd", &phone),
+        (false, vec!["voicemail.sppr".to_string()])
+    );
+    pbxd = pbxd.restart();
+    assert_eq!(
+        call_petrov(&pbxd, "dnd-restarted", &phone),
+        (false, vec!["voicemail.sppr".to_string()])
+    );
+    service(&pbxd, "1", "dnd-off");
+    assert_eq!(call_petrov(&pbxd, "after", &phone), (true, Vec::new()));
+    service(&pbxd, "2200#", "forward");
+    assert_eq!(
+        call_petrov(&pbxd, "forwarded", &phone),
+        (false, vec!["pbx.sppr".to_string()])
+    );
+    assert!(
+        pbxd.log().contains("to petrov@example.com: forwarded to 200"),
+        "{}",
+        pbxd.log()
+    );
+    assert_passed(&phone.finish_soon().0, &pbxd);
 }

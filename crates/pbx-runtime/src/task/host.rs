@@ -345,14 +345,24 @@ impl TaskHost {
             Ok(value) => value,
             Err(error) => return HostOutcome::Fail(error),
         };
-        match (key.is_empty(), value) {
-            (true, Portable::Dict(entries, _)) => {
-                for (key, value) in entries {
-                    account.set_preference(&key.to_str_lossy(), value);
-                }
-            }
+        let settings = match (key.is_empty(), value) {
+            (true, Portable::Dict(entries, _)) => entries
+                .into_iter()
+                .map(|(key, value)| (key.to_str_lossy().into_owned(), value))
+                .collect(),
             (true, _) => return error_string("an empty key needs a dictionary of preferences"),
-            (false, value) => account.set_preference(&key, value),
+            (false, value) => vec![(key, value)],
+        };
+        // Kept in the store too: they outlast a restart.
+        for (key, value) in settings {
+            if let Err(error) = self
+                .runtime
+                .storage
+                .keep_preference(&account.address(), &key, &value)
+            {
+                return error_string(error.to_string());
+            }
+            account.set_preference(&key, value);
         }
         null()
     }
