@@ -36,7 +36,10 @@ pub struct Account {
     pub class_of_service: ClassOfService,
     pub caller_id: Option<String>,
     pub speed_dials: BTreeMap<String, String>,
-    pub pin: Option<String>,
+    /// The PIN (voicemail, hot desk): as configured, until its owner
+    /// changes it (`pin()`).
+    configured_pin: Option<String>,
+    changed_pin: Mutex<Option<String>>,
     /// Whether it may act for the other accounts of its domain.
     pub domain_admin: bool,
     /// Whether unauthenticated callers may call it and its apps.
@@ -50,6 +53,24 @@ impl Account {
     /// administrator, any account of its domain).
     pub fn may_act_for(&self, other: &Account) -> bool {
         self.domain == other.domain && (self.domain_admin || self.name == other.name)
+    }
+
+    /// The PIN in force: the one its owner set last, else the configured
+    /// one. Never logged.
+    pub fn pin(&self) -> Option<String> {
+        self.changed_pin
+            .lock()
+            .ok()
+            .and_then(|pin| pin.clone())
+            .or_else(|| self.configured_pin.clone())
+    }
+
+    /// A new PIN, from its owner (`SetAccountPIN`; kept in the store by
+    /// the caller).
+    pub fn set_pin(&self, pin: &str) {
+        if let Ok(mut changed) = self.changed_pin.lock() {
+            *changed = Some(pin.to_string());
+        }
     }
 
     /// `name@domain`.
@@ -338,7 +359,8 @@ fn build_account(
         class_of_service,
         caller_id: config.caller_id.clone(),
         speed_dials: config.speed_dials.clone(),
-        pin: config.pin.clone(),
+        configured_pin: config.pin.clone(),
+        changed_pin: Mutex::new(None),
         domain_admin: config.domain_admin || name == PBX_ACCOUNT,
         public: config.public.unwrap_or(name == PBX_ACCOUNT),
         preferences: Mutex::new(preferences),

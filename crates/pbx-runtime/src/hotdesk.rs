@@ -263,7 +263,7 @@ impl HotDesk {
             .is_some_and(|desk| desk.lines.iter().any(|(known, _)| *known == line_address));
         let mut locks = Vec::new();
         if !again {
-            let expected = line.pin.as_deref().ok_or(HotDeskError::NoPin)?;
+            let expected = line.pin().ok_or(HotDeskError::NoPin)?;
             let keys = [phone_key(&phone), line_key(&line_address)];
             let until = keys
                 .iter()
@@ -274,7 +274,7 @@ impl HotDesk {
             if until > now {
                 return Err(HotDeskError::LockedOut((until - now + 59) / 60));
             }
-            let right = pin.is_some_and(|pin| same_pin(pin, expected));
+            let right = pin.is_some_and(|pin| same_pin(pin, &expected));
             for key in &keys {
                 if right {
                     state.locks.remove(key);

@@ -206,6 +206,18 @@ impl Runtime {
                 account.set_preference(&key, value);
             }
         }
+        let kept_pins = storage.kept_pins().map_err(|error| ConfigError {
+            location: "data_dir".into(),
+            message: error.to_string(),
+        })?;
+        for (address, pin) in kept_pins {
+            let found = address
+                .split_once('@')
+                .and_then(|(name, domain)| directory.find(name, domain));
+            if let Some(account) = found {
+                account.set_pin(&pin);
+            }
+        }
         let registry = Registry::new(config.runtime.shard_count());
         Ok(Runtime(Arc::new(Shared {
             records,

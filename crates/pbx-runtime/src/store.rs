@@ -20,6 +20,8 @@ const MODIFIED: TableDefinition<&str, i64> = TableDefinition::new("storage_modif
 /// Preferences scripts set (`SetAccountPreferences`), by
 /// `account@domain\tkey`, in CG/PL's textual form: they outlast a restart.
 const PREFERENCES: TableDefinition<&str, &str> = TableDefinition::new("account_preferences");
+/// PINs their owners set (`SetAccountPIN`), by `account@domain`.
+const PINS: TableDefinition<&str, &str> = TableDefinition::new("account_pins");
 
 /// The largest file a script may keep (a ten-minute recording at 8 kHz,
 /// 16-bit, is 9.6 MB).
@@ -105,6 +107,7 @@ impl Storage {
         write.open_table(FILES).map_err(store_failed)?;
         write.open_table(MODIFIED).map_err(store_failed)?;
         write.open_table(PREFERENCES).map_err(store_failed)?;
+        write.open_table(PINS).map_err(store_failed)?;
         write.commit().map_err(store_failed)?;
         Ok(Storage { database })
     }
@@ -126,6 +129,29 @@ impl Storage {
             }
         }
         write.commit().map_err(store_failed)
+    }
+
+    /// Keeps the PIN `account`'s owner set.
+    pub fn keep_pin(&self, account: &str, pin: &str) -> Result<(), StorageError> {
+        let write = self.database.begin_write().map_err(store_failed)?;
+        write
+            .open_table(PINS)
+            .map_err(store_failed)?
+            .insert(account, pin)
+            .map_err(store_failed)?;
+        write.commit().map_err(store_failed)
+    }
+
+    /// The PINs owners set, as `(account, pin)`.
+    pub fn kept_pins(&self) -> Result<Vec<(String, String)>, StorageError> {
+        let read = self.database.begin_read().map_err(store_failed)?;
+        let table = read.open_table(PINS).map_err(store_failed)?;
+        let mut kept = Vec::new();
+        for entry in table.iter().map_err(store_failed)? {
+            let (account, pin) = entry.map_err(store_failed)?;
+            kept.push((account.value().to_string(), pin.value().to_string()));
+        }
+        Ok(kept)
     }
 
     /// The preferences scripts set, as `(account, key, value)`.

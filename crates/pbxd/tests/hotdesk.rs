@@ -449,9 +449,10 @@ fn only_the_domains_phones_reach_what_is_not_public() {
 /// phone but goes where his rules send a busy or unanswered call:
 /// voicemail; it outlasts a restart. Off again, his phone rings. Then he
 /// forwards every call to 200 (2, `200#`), and a call to him reaches the
-/// auto-attendant.
+/// auto-attendant. He changes his PIN (4), and the new one logs his line
+/// in on another phone, also after a restart.
 #[test]
-fn the_service_code_sets_do_not_disturb_and_forwarding() {
+fn the_service_code_sets_do_not_disturb_forwarding_and_the_pin() {
     let Some(sipp_program) = pbx_test_peers::sipp() else {
         return;
     };
@@ -522,4 +523,40 @@ fn the_service_code_sets_do_not_disturb_and_forwarding() {
         pbxd.log()
     );
     assert_passed(&phone.finish_soon().0, &pbxd);
+
+    // 4: a new PIN, twice. It logs petrov's line in on ivanov's phone
+    // (hot desk), and, after a restart, on the operator's.
+    service(&pbxd, "4864209#864209#", "pin");
+    let login = |pbxd: &Pbxd, phone: &'static str, password: &'static str, step: &str| {
+        let caller = Caller {
+            called: "*55",
+            steps: vec![
+                Step::Pause(0.5),
+                Step::Keys("202#"),
+                Step::Pause(0.3),
+                Step::Keys("864209#"),
+            ],
+            ending: Ending::PbxdHangsUp,
+            as_phone: Some((phone, password)),
+        };
+        assert_passed(
+            &caller.call(step, &sipp_program, pbxd, pbx_test_peers::free_udp_port()),
+            pbxd,
+        );
+        let wanted = format!("hot desk login phone={phone}@example.com line=petrov@example.com");
+        assert!(pbxd.log().contains(&wanted), "{step}: {}", pbxd.log());
+    };
+    login(&pbxd, "ivanov", "ivanov-demo", "new-pin");
+    assert!(
+        !pbxd.log().contains("864209"),
+        "the PIN is in the log: {}",
+        pbxd.log()
+    );
+    pbxd = pbxd.restart();
+    login(&pbxd, "operator", "operator-demo", "new-pin-restarted");
+    assert!(
+        !pbxd.log().contains("864209"),
+        "the PIN is in the log: {}",
+        pbxd.log()
+    );
 }

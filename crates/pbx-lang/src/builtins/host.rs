@@ -100,6 +100,7 @@ host_builtins! {
     ListStorageFiles: function 0..=1 "[folder]";
     // pbxd: checks the account's PIN without revealing it
     CheckAccountPIN: function 1..=1 "pin";
+    SetAccountPIN: function 1..=1 "pin";
     // pbxd: virtual lines on the calling phone (hot desk)
     HotDeskLogin: function 1..=2 "line [, pin]";
     HotDeskLogout: function 1..=1 "line";

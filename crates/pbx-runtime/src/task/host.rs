@@ -1238,6 +1238,7 @@ impl Host for TaskHost {
             | HostFn::RenameStorageFile
             | HostFn::ListStorageFiles => self.storage(function, args),
             HostFn::CheckAccountPIN => self.check_pin(args),
+            HostFn::SetAccountPIN => self.set_pin(args),
             HostFn::HotDeskLogin => self.hotdesk_login(args),
             HostFn::HotDeskLogout => self.hotdesk_logout(args),
             HostFn::HotDeskLines => self.hotdesk_lines(),

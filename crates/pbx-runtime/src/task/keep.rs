@@ -206,15 +206,31 @@ impl TaskHost {
         }
     }
 
+    /// `SetAccountPIN(pin)`: the account's PIN from now on (4 to 16
+    /// digits), kept in the store; null, or why not. Never logged.
+    pub(super) fn set_pin(&self, args: &[Value]) -> HostOutcome<Op> {
+        let Some(pin) = text_arg(args, 0) else {
+            return error_string("the PIN must be a string of digits");
+        };
+        if !(4..=16).contains(&pin.len()) || !pin.chars().all(|c| c.is_ascii_digit()) {
+            return error_string("a PIN is 4 to 16 digits");
+        }
+        if let Err(error) = self.runtime.storage.keep_pin(&self.account.address(), &pin) {
+            return error_string(error.to_string());
+        }
+        self.account.set_pin(&pin);
+        tracing::info!(account = %self.account.address(), "the PIN was changed");
+        null()
+    }
+
     /// `CheckAccountPIN(pin)`: whether `pin` is the account's PIN. The PIN
     /// itself never reaches the script (nor the log).
     pub(super) fn check_pin(&self, args: &[Value]) -> HostOutcome<Op> {
         let given = text_arg(args, 0).unwrap_or_default();
         let matches = self
             .account
-            .pin
-            .as_deref()
-            .is_some_and(|pin| !pin.is_empty() && crate::hotdesk::same_pin(&given, pin));
+            .pin()
+            .is_some_and(|pin| !pin.is_empty() && crate::hotdesk::same_pin(&given, &pin));
         done(Value::from_bool(matches))
     }
 }
