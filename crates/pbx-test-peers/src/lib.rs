@@ -204,6 +204,34 @@ pub fn missing<T>(why: &str) -> Option<T> {
     None
 }
 
+/// Starts `peers/SCRIPT` with `arguments`, a Python server that prints the
+/// port it listens on first: the process and the port, or `None` (after
+/// saying why) when Python is missing and peers are not required.
+fn python_server(script: &str, arguments: &[&Path], what: &str) -> Option<(Child, u16)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers").join(script);
+    let spawned = Command::new("python3")
+        .arg("-u")
+        .arg(&script)
+        .args(arguments)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(error) => return missing(&format!("python3: {error}")),
+    };
+    let mut line = String::new();
+    let stdout = child.stdout.take()?;
+    BufReader::new(stdout).read_line(&mut line).ok()?;
+    match line.trim().parse() {
+        Ok(port) => Some((child, port)),
+        Err(_) => {
+            let _ = child.kill();
+            missing(&format!("{what} did not start"))
+        }
+    }
+}
+
 /// A real HTTP server (Python's http.server, peers/http_echo.py) on
 /// a free loopback port; stopped when dropped.
 pub struct HttpServer {
@@ -215,27 +243,8 @@ impl HttpServer {
     /// Starts the echo server, or `None` (after saying why) when Python is
     /// missing and peers are not required.
     pub fn start() -> Option<HttpServer> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/http_echo.py");
-        let spawned = Command::new("python3")
-            .arg("-u")
-            .arg(&script)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(error) => return missing(&format!("python3: {error}")),
-        };
-        let mut line = String::new();
-        let stdout = child.stdout.take()?;
-        BufReader::new(stdout).read_line(&mut line).ok()?;
-        match line.trim().parse() {
-            Ok(port) => Some(HttpServer { child, port }),
-            Err(_) => {
-                let _ = child.kill();
-                missing("the HTTP echo server did not start")
-            }
-        }
+        let (child, port) = python_server("http_echo.py", &[], "the HTTP echo server")?;
+        Some(HttpServer { child, port })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -322,31 +331,17 @@ impl WebRouter {
     /// PEM files), or `None` (after saying why) when Python is missing and
     /// peers are not required.
     pub fn start(tls: Option<&TestCertificates>) -> Option<WebRouter> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/web_router.py");
-        let mut command = Command::new("python3");
-        command.arg("-u").arg(&script);
-        if let Some(certificates) = tls {
-            command.arg(&certificates.cert).arg(&certificates.key);
-        }
-        let spawned = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(error) => return missing(&format!("python3: {error}")),
-        };
-        let mut line = String::new();
-        let stdout = child.stdout.take()?;
-        BufReader::new(stdout).read_line(&mut line).ok()?;
-        match line.trim().parse() {
-            Ok(port) => Some(WebRouter {
-                child,
-                port,
-                scheme: if tls.is_some() { "https" } else { "http" },
-            }),
-            Err(_) => {
-                let _ = child.kill();
-                missing("the web router did not start")
-            }
-        }
+        let files = tls.map(|certificates| [certificates.cert.as_path(), certificates.key.as_path()]);
+        let (child, port) = python_server(
+            "web_router.py",
+            files.as_ref().map_or(&[][..], |files| &files[..]),
+            "the web router",
+        )?;
+        Some(WebRouter {
+            child,
+            port,
+            scheme: if tls.is_some() { "https" } else { "http" },
+        })
     }
 
     /// A URL of it (`/route?dtype=phone&dnumber=202`).
