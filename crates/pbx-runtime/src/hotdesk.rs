@@ -490,6 +490,14 @@ mod tests {
         Directory::from_config(&config).unwrap()
     }
 
+    /// A fresh folder for a test's store, and the store's path in it.
+    fn scratch_store(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("hotdesk.redb");
+        (dir, path)
+    }
+
     #[test]
     fn the_last_login_is_in_force_until_it_logs_out() {
         let directory = directory();
@@ -571,9 +579,7 @@ mod tests {
 
     #[test]
     fn logins_and_lockouts_survive_reopening_and_idle_phones_log_out() {
-        let dir = std::env::temp_dir().join(format!("pbx-hotdesk-{}", std::process::id()));
-        let path = dir.join("hotdesk.redb");
-        let _ = std::fs::remove_dir_all(&dir);
+        let (dir, path) = scratch_store("pbx-hotdesk");
         let directory = directory();
         let find = |name: &str| directory.find(name, "example.com").unwrap();
         {
@@ -616,9 +622,7 @@ mod tests {
 
     #[test]
     fn a_phones_calls_keep_its_lines_across_a_restart() {
-        let dir = std::env::temp_dir().join(format!("pbx-hotdesk-touch-{}", std::process::id()));
-        let path = dir.join("hotdesk.redb");
-        let _ = std::fs::remove_dir_all(&dir);
+        let (dir, path) = scratch_store("pbx-hotdesk-touch");
         let directory = directory();
         let find = |name: &str| directory.find(name, "example.com").unwrap();
         {

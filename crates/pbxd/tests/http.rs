@@ -271,29 +271,10 @@ fn https_serves_the_same_pages_and_takes_basic_credentials() {
         return;
     };
     let folder = std::env::temp_dir().join(format!("pbxd-https-{}", std::process::id()));
-    std::fs::create_dir_all(&folder).unwrap();
-    let (cert, key) = (folder.join("cert.pem"), folder.join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output();
-    if !made.is_ok_and(|output| output.status.success()) {
-        pbx_test_peers::missing::<()>("openssl could not make a certificate");
+    let Some(certificates) = pbx_test_peers::TestCertificates::make(&folder) else {
         return;
-    }
+    };
+    let (cert, key) = (certificates.cert, certificates.key);
     let pbxd = Pbxd::start(
         "https",
         &[
