@@ -267,8 +267,6 @@ const UNSUPPORTED: &[&str] = &[
     "addhttpresponsefield",
     "processwssp",
     "sessiondata",
-    "cryencrypt",
-    "crydecrypt",
     "bannerread",
 ];
 
