@@ -443,6 +443,12 @@ fn administration(sources: &Sources, admin: &Account, csrf: &str) -> Markup {
             (name, layer, compiled)
         })
         .collect();
+    let queues: Vec<_> = sources
+        .runtime
+        .all_queue_figures()
+        .into_iter()
+        .filter(|queue| queue.domain == admin.domain)
+        .collect();
     let errors: Vec<String> = sources
         .events
         .recent_errors
@@ -483,6 +489,20 @@ fn administration(sources: &Sources, admin: &Account, csrf: &str) -> Markup {
                         tr.task {
                             td { (task.id.0) } td { (task.program) } td { (task.account) } td { (task.state) }
                             td { (end_button("task", task.id.0 as i64, csrf, "End task")) }
+                        }
+                    }
+                }
+            }
+        }
+        @if !queues.is_empty() {
+            section #queues {
+                h2 { "Call queues" }
+                table {
+                    tr { th { "Queue" } th { "Waiting" } th { "Longest wait" } th { "Agents logged in" } th { "Agents busy" } }
+                    @for queue in &queues {
+                        tr.queue {
+                            td { (queue.queue) } td { (queue.waiting) } td { (queue.longest_wait.as_secs()) " s" }
+                            td { (queue.agents.logged_in) } td { (queue.agents.busy) }
                         }
                     }
                 }

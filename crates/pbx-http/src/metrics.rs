@@ -55,6 +55,49 @@ fn counters<L: ToString>(
     Ok(())
 }
 
+/// The call queues' figures, a gauge each with the domain and queue as
+/// labels.
+fn queue_gauges(
+    encoder: &mut DescriptorEncoder<'_>,
+    figures: &[pbx_runtime::acd::QueueFigures],
+) -> std::fmt::Result {
+    if figures.is_empty() {
+        return Ok(());
+    }
+    type Read = fn(&pbx_runtime::acd::QueueFigures) -> f64;
+    let gauges: [(&str, &str, Read); 4] = [
+        (
+            "pbxd_queue_waiting",
+            "Callers waiting in each call queue",
+            |queue| queue.waiting as f64,
+        ),
+        (
+            "pbxd_queue_longest_wait_seconds",
+            "How long the caller who has waited longest in each call queue has waited",
+            |queue| queue.longest_wait.as_secs_f64(),
+        ),
+        (
+            "pbxd_queue_agents_logged_in",
+            "Agents logged in to each call queue",
+            |queue| f64::from(queue.agents.logged_in),
+        ),
+        (
+            "pbxd_queue_agents_busy",
+            "Agents of each call queue on a call from it, rung for one, or wrapping up",
+            |queue| f64::from(queue.agents.busy),
+        ),
+    ];
+    for (name, help, read) in gauges {
+        let kind = ConstGauge::new(0.0).metric_type();
+        let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+        for queue in figures {
+            let labels = [("domain", queue.domain.as_str()), ("queue", queue.queue.as_str())];
+            ConstGauge::new(read(queue)).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
         let sources = &self.0;
@@ -177,6 +220,7 @@ impl Collector for Snapshot {
                 ConstGauge::new(i64::from(*up)).encode(family.encode_family(&labels)?)?;
             }
         }
+        queue_gauges(encoder, &sources.runtime.all_queue_figures())?;
         let events = &sources.events;
         let read = |count: &std::sync::atomic::AtomicU64| count.load(std::sync::atomic::Ordering::Relaxed);
         counter(

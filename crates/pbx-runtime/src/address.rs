@@ -111,6 +111,10 @@ pub enum AddressError {
 /// server decides (`stdlib-scripts/weburl.sppr`).
 pub const WEBURL_APP: &str = "weburl";
 
+/// The app a call queue's callers wait in (`stdlib-scripts/queue.sppr`),
+/// run for the domain's `pbx` account with the queue's name.
+pub const QUEUE_APP: &str = "queue";
+
 /// Decides where `text` leads. `domain` is the domain bare names are in;
 /// `current` the account dialling (a phone's, or the one `#app` runs for):
 /// its speed dials apply, then its domain's feature codes (which start
@@ -230,6 +234,18 @@ fn resolve_address(
     }) {
         return number(directory, domain, &address.user, current);
     }
+    if let Some((domain, queue)) =
+        domain.and_then(|domain| Some((domain, domain.queue_called(&address.user)?)))
+    {
+        let account = domain
+            .find(PBX_ACCOUNT)
+            .ok_or_else(|| AddressError::UnknownAccount(PBX_ACCOUNT.to_string()))?;
+        return Ok(Destination::App {
+            app: QUEUE_APP.to_string(),
+            account,
+            called_as: queue.to_string(),
+        });
+    }
     match domain.and_then(|domain| domain.find(&address.user)) {
         Some(account) if account.name == PBX_ACCOUNT => Ok(Destination::App {
             app: PBX_ACCOUNT.to_string(),
@@ -259,12 +275,44 @@ mod tests {
     fn directory() -> Directory {
         let config = Config::parse(
             "[domains.\"example.com\".accounts.ivanov]\naliases = [\"101\"]\n\
-             [domains.\"example.com\".accounts.petrov]\nspeed_dials = { \"*1\" = \"101\", \"*2\" = \"84951234567\" }\n",
+             [domains.\"example.com\".accounts.petrov]\nspeed_dials = { \"*1\" = \"101\", \"*2\" = \"84951234567\" }\n\
+             [domains.\"example.com\".queues.sales]\nnumber = \"500\"\n\
+             [domains.\"example.com\".queues.ivanov]\nnumber = \"501\"\n",
             "t",
             &[],
         )
         .unwrap();
         Directory::from_config(&config).unwrap()
+    }
+
+    #[test]
+    fn a_queue_is_reached_by_its_number_and_by_a_name_no_account_has() {
+        let directory = directory();
+        for dialled in ["500", "sales", "sip:Sales@example.com"] {
+            let Ok(Destination::App {
+                app,
+                account,
+                called_as,
+            }) = resolve(&directory, dialled, Some("example.com"), None)
+            else {
+                panic!("{dialled}: the queue app")
+            };
+            assert_eq!(
+                (app.as_str(), account.name.as_str(), called_as.as_str()),
+                ("queue", "pbx", "sales"),
+                "{dialled}"
+            );
+        }
+        // A queue named like an account is reached by its number only.
+        assert!(matches!(
+            resolve(&directory, "ivanov", Some("example.com"), None),
+            Ok(Destination::Account { .. })
+        ));
+        let Ok(Destination::App { called_as, .. }) = resolve(&directory, "501", Some("example.com"), None)
+        else {
+            panic!("the queue by its number")
+        };
+        assert_eq!(called_as, "ivanov");
     }
 
     #[test]

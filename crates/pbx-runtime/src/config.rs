@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod number;
+mod queue;
 mod trunk;
 pub use number::NumberConfig;
+pub use queue::{QueueConfig, Strategy};
 pub use trunk::{number_matches, rewrite, NumberRule, TrunkConfig};
 
 /// The whole configuration.
@@ -518,6 +520,10 @@ pub struct DomainConfig {
     /// (`*NN`, for the domain's phones), and where each leads.
     #[serde(default)]
     pub numbers: BTreeMap<String, NumberConfig>,
+    /// Call queues (ACD), by name: `stdlib-scripts/queue.sppr` serves
+    /// their callers, for the domain's `pbx` account.
+    #[serde(default)]
+    pub queues: BTreeMap<String, QueueConfig>,
 }
 
 /// `[hotdesk]`: virtual lines logged in on physical phones.
@@ -815,6 +821,21 @@ impl Config {
                 checked.map_err(|problem| ConfigError {
                     location: at(number),
                     message: format!("domains.{domain_name}.numbers.\"{number}\": {problem}"),
+                })?;
+            }
+            for (name, queue) in &domain.queues {
+                let valid = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+                let checked = if valid {
+                    queue.check()
+                } else {
+                    Err("expected a name of letters, digits, - and _".into())
+                };
+                checked.map_err(|problem| ConfigError {
+                    location: at(name),
+                    message: format!("domains.{domain_name}.queues.{name}: {problem}"),
                 })?;
             }
             if let Some(zone) = domain.time_zone.as_deref().filter(|zone| !zone_ok(zone)) {

@@ -127,6 +127,8 @@ pub struct Domain {
     pub addresses: Vec<String>,
     /// Public numbers and feature codes, and where each leads.
     pub numbers: BTreeMap<String, crate::config::NumberConfig>,
+    /// Call queues by name (lower-case).
+    pub queues: BTreeMap<String, crate::config::QueueConfig>,
 }
 
 impl Domain {
@@ -146,6 +148,19 @@ impl Domain {
     /// `national; allow 8800*`).
     pub fn classes(&self) -> &Classes {
         &self.classes
+    }
+
+    /// The queue `user` calls: its number, or its name when no account
+    /// has that name.
+    pub fn queue_called(&self, user: &str) -> Option<&str> {
+        let user = user.to_ascii_lowercase();
+        if let Some((name, _)) = self.queues.get_key_value(&user) {
+            return (self.find(&user).is_none()).then_some(name.as_str());
+        }
+        self.queues
+            .iter()
+            .find(|(_, queue)| queue.number.as_deref() == Some(user.as_str()))
+            .map(|(name, _)| name.as_str())
     }
 
     /// The app a feature code starts (`*55` → `hotdesk`).
@@ -216,6 +231,11 @@ impl Directory {
                     .map(|address| address.to_ascii_lowercase())
                     .collect(),
                 numbers: domain_config.numbers.clone(),
+                queues: domain_config
+                    .queues
+                    .iter()
+                    .map(|(name, queue)| (name.to_ascii_lowercase(), queue.clone()))
+                    .collect(),
             };
             let mut configured: Vec<(String, AccountConfig)> = domain_config
                 .accounts
@@ -271,6 +291,11 @@ impl Directory {
     /// The domain called `name`, ignoring case.
     pub fn domain(&self, name: &str) -> Option<&Domain> {
         self.domains.get(&name.to_ascii_lowercase())
+    }
+
+    /// Every domain, by name.
+    pub fn domains(&self) -> impl Iterator<Item = &Domain> {
+        self.domains.values()
     }
 
     /// How many domains are configured.

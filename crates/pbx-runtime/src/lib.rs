@@ -6,6 +6,7 @@
 //! depend on a particular network: calls come through the `call::Network`
 //! trait (the simulated one here, SIP in `pbx-sip`).
 
+pub mod acd;
 pub mod address;
 pub mod admission;
 pub mod calendar;

@@ -84,6 +84,8 @@ pub struct Shared {
     pub meetings: Meetings,
     /// Task queues (`Enqueue`, `ReadQueue`), by account.
     pub queues: Queues,
+    /// What each call queue's dispatcher last said of its agents.
+    pub queue_agents: crate::acd::AgentBoard,
     /// Prompt files decoded, once per version of each.
     pub prompts: pbx_media::prompt::PromptCache,
 }
@@ -237,6 +239,7 @@ impl Runtime {
             storage,
             meetings: Meetings::default(),
             queues: Queues::default(),
+            queue_agents: crate::acd::AgentBoard::default(),
             prompts: pbx_media::prompt::PromptCache::default(),
         })))
     }

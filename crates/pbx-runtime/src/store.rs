@@ -437,6 +437,8 @@ pub struct Queued {
     /// Thousandths (`"1.5"` is 1500).
     priority: i64,
     arrival: u64,
+    /// When it first joined (kept when it enqueues again).
+    since: std::time::Instant,
 }
 
 /// A priority as CG/PL writes it, `"d.ddd"` (`"1.0"`, `"2.5"`, `"10"`), in
@@ -490,15 +492,19 @@ impl Queues {
     ) -> (usize, usize) {
         let arrival = self.arrivals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.with(account, queue, alive, |entries| {
-            let arrival = match entries.iter().position(|entry| entry.task == task) {
-                Some(index) => entries.remove(index).arrival,
-                None => arrival,
+            let (arrival, since) = match entries.iter().position(|entry| entry.task == task) {
+                Some(index) => {
+                    let old = entries.remove(index);
+                    (old.arrival, old.since)
+                }
+                None => (arrival, std::time::Instant::now()),
             };
             let entry = Queued {
                 task,
                 parameter,
                 priority,
                 arrival,
+                since,
             };
             let place = entries
                 .iter()
@@ -531,6 +537,23 @@ impl Queues {
         self.with(account, queue, alive, |entries| {
             entries.retain(|entry| entry.task != task)
         });
+    }
+
+    /// How many tasks wait in the queue, and the longest any has waited.
+    pub fn figures(
+        &self,
+        account: &str,
+        queue: &str,
+        alive: impl Fn(TaskId) -> bool,
+    ) -> (usize, std::time::Duration) {
+        self.with(account, queue, alive, |entries| {
+            let longest = entries
+                .iter()
+                .map(|entry| entry.since.elapsed())
+                .max()
+                .unwrap_or_default();
+            (entries.len(), longest)
+        })
     }
 
     /// `ReadQueue`: the head leaves the queue, to whoever asked.

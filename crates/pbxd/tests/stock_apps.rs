@@ -493,7 +493,8 @@ fn attendant_connects(name: &str, keys: &'static str, account: &str, password: &
 
 /// The department menu, all of it, at most: "welcome",
 /// "dialknownextension", "for ivanov, press 1", "for petrov, press 3",
-/// "for the operator, press 0", "tospeakoperator".
+/// "for sales, press 4" (a call queue), "for the operator, press 0",
+/// "tospeakoperator".
 fn menu_seconds() -> f64 {
     prompts_seconds(&[
         "welcome",
@@ -504,6 +505,9 @@ fn menu_seconds() -> f64 {
         "forpetrov",
         "press",
         "3",
+        "forsales",
+        "press",
+        "4",
         "foroperator",
         "press",
         "0",

@@ -105,6 +105,9 @@ host_builtins! {
     HotDeskLogin: function 1..=2 "line [, pin]";
     HotDeskLogout: function 1..=1 "line";
     HotDeskLines: function 0..=0 "";
+    // pbxd: call queues (queue.sppr, agent.sppr)
+    QueueSettings: function 0..=1 "[queue]";
+    QueueStatus: function 1..=2 "queue [, agents]";
     // pbxd: numbers routed by a web server (weburl.sppr)
     ReadNumber: function 1..=1 "number";
     RouteCall: function 1..=1 "address";

@@ -1242,6 +1242,8 @@ impl Host for TaskHost {
             HostFn::HotDeskLogin => self.hotdesk_login(args),
             HostFn::HotDeskLogout => self.hotdesk_logout(args),
             HostFn::HotDeskLines => self.hotdesk_lines(),
+            HostFn::QueueSettings => self.queue_settings(args),
+            HostFn::QueueStatus => self.queue_status(args),
             HostFn::ReadNumber => self.read_number(args),
             HostFn::RouteCall => self.route_call(args),
             HostFn::CallIDs => self.call_ids(),

@@ -9,6 +9,7 @@ mod input;
 mod keep;
 mod numbers;
 mod ops;
+mod queues;
 mod run;
 
 use std::collections::HashMap;
