@@ -267,3 +267,92 @@ fn a_caller_past_the_timeout_reaches_voicemail_and_star_leaves_a_callback() {
     // Nobody was rung: the operator never logged in.
     assert!(lines_with(&log, "offers").is_empty(), "{log}");
 }
+
+/// Two queues of the same two agents. Round-robin takes the agents in
+/// the order the queue lists them, however long each has been idle: after
+/// ivanov's call, petrov (who logged in later, so has been idle for less
+/// time) takes the next, where longest-idle would give it to ivanov.
+/// Ring-all rings both: ivanov answers, and petrov's phone, still ringing,
+/// gets CANCEL.
+#[test]
+fn round_robin_goes_in_turn_and_ring_all_rings_every_free_agent() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let mut settings = quick_queue();
+    for (queue, number, strategy) in [("turns", "520", "round-robin"), ("everyone", "530", "ring-all")] {
+        let queue = format!("domains.\"example.com\".queues.{queue}");
+        settings.push(format!("{queue}.number=\"{number}\""));
+        settings.push(format!("{queue}.agents=[\"ivanov\", \"petrov\"]"));
+        settings.push(format!("{queue}.strategy=\"{strategy}\""));
+        settings.push(format!("{queue}.wrapup_seconds=0"));
+    }
+    let pbxd = Pbxd::start("queues-strategies", &settings);
+    let call = |number: &'static str, step: &str| {
+        let caller = waiting_caller(number, Vec::new(), Ending::PbxdHangsUp);
+        assert_passed(
+            &caller.call(step, &sipp_program, &pbxd, pbx_test_peers::free_udp_port()),
+            &pbxd,
+        );
+    };
+    let talked = |pbxd: &Pbxd| -> Vec<&'static str> {
+        lines_with(&pbxd.log(), "talks to")
+            .iter()
+            .map(|line| {
+                if line.contains("ivanov@") {
+                    "ivanov"
+                } else {
+                    "petrov"
+                }
+            })
+            .collect()
+    };
+
+    // Round-robin: ivanov alone, then petrov logs in.
+    let ivanov = Peer::phone(
+        &sipp_program,
+        &pbxd,
+        "ivanov",
+        "ivanov-demo",
+        "agent_answers.xml",
+        2,
+    );
+    agent_code(&sipp_program, &pbxd, "ivanov", "*60");
+    call("520", "turns-1");
+    let petrov = Peer::phone(
+        &sipp_program,
+        &pbxd,
+        "petrov",
+        "petrov-demo",
+        "agent_answers.xml",
+        1,
+    );
+    agent_code(&sipp_program, &pbxd, "petrov", "*60");
+    call("520", "turns-2");
+    assert_eq!(talked(&pbxd), ["ivanov", "petrov"], "{}", pbxd.log());
+    assert_passed(&petrov.finish_soon().0, &pbxd);
+
+    // Ring-all: petrov's phone now rings until it is cancelled.
+    let petrov = Peer::phone(
+        &sipp_program,
+        &pbxd,
+        "petrov",
+        "petrov-demo",
+        "uas_ring_until_cancel.xml",
+        1,
+    );
+    call("530", "everyone");
+    assert_eq!(talked(&pbxd), ["ivanov", "petrov", "ivanov"], "{}", pbxd.log());
+    let offers = lines_with(&pbxd.log(), "queue everyone: offers").join("\n");
+    assert!(
+        offers.contains("ivanov@example.com") && offers.contains("petrov@example.com"),
+        "{offers}"
+    );
+    let (output, received) = petrov.finish_soon();
+    assert_passed(&output, &pbxd);
+    assert!(
+        received.iter().any(|message| message.starts_with("CANCEL ")),
+        "{received:?}"
+    );
+    assert_passed(&ivanov.finish_soon().0, &pbxd);
+}
