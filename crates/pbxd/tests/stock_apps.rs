@@ -1288,7 +1288,8 @@ fn drive(chromium: &Path, pbxd: &Pbxd, name: &str, password: &str, pages: &Path,
 /// domain administrator) sees two live calls, one to petrov's phone
 /// (rung by his rules, no task) and one to a program that waits as long
 /// as the call lasts (with its task, waiting for input), the phones
-/// registered and the domain's programs. The operator presses "End
+/// registered, the domain's programs and its call queue's figures. The
+/// operator presses "End
 /// call" on the first: pbxd hangs up both its legs, the caller and
 /// petrov's phone each get a BYE.
 #[test]
@@ -1367,6 +1368,17 @@ fn an_administrator_sees_a_live_call_and_ends_it() {
         console.contains("remotecall") && console.contains("pbx"),
         "no programs shown: {console}"
     );
+    // The demo's call queue, nobody waiting and no agent logged in.
+    let queue = console
+        .split("<tr")
+        .find(|row| row.contains("class=\"queue\""))
+        .unwrap_or_else(|| panic!("no call queue on the page: {console}"));
+    let cells: Vec<&str> = queue
+        .split("<td>")
+        .skip(1)
+        .filter_map(|cell| cell.split('<').next())
+        .collect();
+    assert_eq!(cells, ["sales", "0", "0 s", "0", "0"], "{queue}");
     let ended = std::fs::read_to_string(pages.join("admin-after.html")).unwrap();
     assert!(ended.contains("was hung up"), "{ended}");
     // Each side's scenario passes only if pbxd hung up on it.
