@@ -285,3 +285,38 @@ fn a_department_out_of_hours_or_not_answering_gets_its_rules_callback_or_voicema
         "{calls:?}"
     );
 }
+
+/// A department of the auto-attendant may be a call queue: the caller
+/// keys its digit, waits in `queue.sppr` (the welcome, then music), and
+/// the queue's agent logged in (his preference QueueLogins) takes the call.
+#[test]
+fn a_department_that_is_a_call_queue_hands_the_caller_to_its_agent() {
+    let scratch = Scratch::new("stock-queue");
+    let queue = "[domains.\"example.com\".queues.sales]\nnumber = \"500\"\nagents = [\"ivanov\"]\n";
+    let events = run(
+        demo(
+            &scratch,
+            queue,
+            &[
+                "domains.\"example.com\".accounts.pbx.preferences.DepartmentMenu=[\"ivanov\", \"sales\", \"operator\"]",
+                "domains.\"example.com\".accounts.ivanov.preferences.QueueLogins=[\"sales\"]",
+            ],
+        ),
+        Call::To("200@example.com"),
+        "!3",
+    );
+    let logs = events.logs();
+    let wanted = [
+        "pbx: department sales",
+        "queue sales: sip:caller@sim waits",
+        "queue sales: dispatcher started",
+        "queue sales: offers (\"ivanov@example.com\")",
+        "queue sales: ivanov@example.com talks to sip:caller@sim",
+    ];
+    for line in wanted {
+        assert!(logs.iter().any(|logged| logged == line), "{line}: {logs:?}");
+    }
+    let played = events.played();
+    assert!(played.contains(&"queue-welcome.wav".to_string()), "{played:?}");
+    assert!(played.contains(&"queue-agentcall.wav".to_string()), "{played:?}");
+}
