@@ -33,17 +33,26 @@ fn quick_queue() -> Vec<String> {
     ]
 }
 
-/// `who`'s phone dials `code` (`*60`, `*61`) and hears it done.
-fn agent_code(sipp_program: &std::path::Path, pbxd: &Pbxd, who: &'static str, code: &'static str) {
-    let password = match who {
+/// The demo's password of agent `who` (ivanov, petrov).
+fn password(who: &str) -> &'static str {
+    match who {
         "ivanov" => "ivanov-demo",
         _ => "petrov-demo",
-    };
+    }
+}
+
+/// `who`'s phone, registered, playing `scenario` for `calls` calls.
+fn agent_phone(sipp_program: &std::path::Path, pbxd: &Pbxd, who: &str, scenario: &str, calls: u32) -> Peer {
+    Peer::phone(sipp_program, pbxd, who, password(who), scenario, calls)
+}
+
+/// `who`'s phone dials `code` (`*60`, `*61`) and hears it done.
+fn agent_code(sipp_program: &std::path::Path, pbxd: &Pbxd, who: &'static str, code: &'static str) {
     let caller = Caller {
         called: code,
         steps: Vec::new(),
         ending: Ending::PbxdHangsUp,
-        as_phone: Some((who, password)),
+        as_phone: Some((who, password(who))),
     };
     let step = format!("{who}{code}");
     assert_passed(
@@ -90,22 +99,8 @@ fn callers_reach_free_agents_in_the_order_they_came() {
     };
     let pbxd = Pbxd::start("queues-order", &quick_queue());
     // Each agent's phone answers, talks 4 s and hangs up.
-    let ivanov = Peer::phone(
-        &sipp_program,
-        &pbxd,
-        "ivanov",
-        "ivanov-demo",
-        "agent_answers.xml",
-        2,
-    );
-    let petrov = Peer::phone(
-        &sipp_program,
-        &pbxd,
-        "petrov",
-        "petrov-demo",
-        "agent_answers.xml",
-        1,
-    );
+    let ivanov = agent_phone(&sipp_program, &pbxd, "ivanov", "agent_answers.xml", 2);
+    let petrov = agent_phone(&sipp_program, &pbxd, "petrov", "agent_answers.xml", 1);
 
     // Three callers, a second and a half apart, while no agent is logged
     // in; each stays until pbxd hangs up (after their agent did).
@@ -309,38 +304,17 @@ fn round_robin_goes_in_turn_and_ring_all_rings_every_free_agent() {
     };
 
     // Round-robin: ivanov alone, then petrov logs in.
-    let ivanov = Peer::phone(
-        &sipp_program,
-        &pbxd,
-        "ivanov",
-        "ivanov-demo",
-        "agent_answers.xml",
-        2,
-    );
+    let ivanov = agent_phone(&sipp_program, &pbxd, "ivanov", "agent_answers.xml", 2);
     agent_code(&sipp_program, &pbxd, "ivanov", "*60");
     call("520", "turns-1");
-    let petrov = Peer::phone(
-        &sipp_program,
-        &pbxd,
-        "petrov",
-        "petrov-demo",
-        "agent_answers.xml",
-        1,
-    );
+    let petrov = agent_phone(&sipp_program, &pbxd, "petrov", "agent_answers.xml", 1);
     agent_code(&sipp_program, &pbxd, "petrov", "*60");
     call("520", "turns-2");
     assert_eq!(talked(&pbxd), ["ivanov", "petrov"], "{}", pbxd.log());
     assert_passed(&petrov.finish_soon().0, &pbxd);
 
     // Ring-all: petrov's phone now rings until it is cancelled.
-    let petrov = Peer::phone(
-        &sipp_program,
-        &pbxd,
-        "petrov",
-        "petrov-demo",
-        "uas_ring_until_cancel.xml",
-        1,
-    );
+    let petrov = agent_phone(&sipp_program, &pbxd, "petrov", "uas_ring_until_cancel.xml", 1);
     call("530", "everyone");
     assert_eq!(talked(&pbxd), ["ivanov", "petrov", "ivanov"], "{}", pbxd.log());
     let offers = lines_with(&pbxd.log(), "queue everyone: offers").join("\n");
