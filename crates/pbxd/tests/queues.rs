@@ -8,7 +8,8 @@
 //!   waiting callers and the agents;
 //! - a queue with no agent: a caller past `timeout_seconds` reaches the
 //!   overflow voicemail, and one who presses `*` leaves a callback request
-//!   that arrives by mail.
+//!   that arrives by mail; a caller with a higher priority goes ahead;
+//! - round-robin and ring-all.
 
 // Helpers are test code: a panic is how a test fails.
 #![allow(clippy::unwrap_used)]
@@ -213,26 +214,30 @@ fn a_caller_past_the_timeout_reaches_voicemail_and_star_leaves_a_callback() {
             format!("smtp.relay={}", smtp.relay()),
             format!("{queue}.number=\"510\""),
             format!("{queue}.agents=[\"operator\"]"),
-            format!("{queue}.timeout_seconds=10"),
+            format!("{queue}.timeout_seconds=15"),
             format!("{queue}.overflow=\"voicemail#operator\""),
             format!("{queue}.callback_mail=\"help-desk@example.com\""),
+            format!("{queue}.priorities={{ \"petrov\" = \"2.0\", \"555*\" = \"1.5\" }}"),
         ],
     );
     let started = Instant::now();
-    // One waits and is sent to voicemail, where they speak and hang up;
-    // the other presses * after the welcome.
-    let patient = waiting_caller("510", vec![Step::Pause(20.0)], Ending::HangsUp);
+    // One waits and is sent to voicemail, where they speak and hang up.
+    // petrov, calling from his phone, goes ahead of them (his priority)
+    // until he presses * and leaves a callback request.
+    let patient = waiting_caller("510", vec![Step::Pause(28.0)], Ending::HangsUp);
     let patient = patient.start(
         "queue-patient",
         &sipp_program,
         &pbxd,
         pbx_test_peers::free_udp_port(),
     );
-    let hurried = waiting_caller(
-        "510",
-        vec![Step::Pause(2.0), Step::Keys("*")],
-        Ending::PbxdHangsUp,
-    );
+    std::thread::sleep(Duration::from_millis(300));
+    let hurried = Caller {
+        called: "510",
+        steps: vec![Step::Pause(8.0), Step::Keys("*")],
+        ending: Ending::PbxdHangsUp,
+        as_phone: Some(("petrov", "petrov-demo")),
+    };
     assert_passed(
         &hurried.call(
             "queue-star",
@@ -246,7 +251,7 @@ fn a_caller_past_the_timeout_reaches_voicemail_and_star_leaves_a_callback() {
     assert_eq!(mail.len(), 1, "{}", pbxd.log());
     assert!(mail[0].contains("help-desk@example.com"), "{}", mail[0]);
     assert!(mail[0].contains("Callback request from"), "{}", mail[0]);
-    assert!(mail[0].contains("5550000@outside.test"), "{}", mail[0]);
+    assert!(mail[0].contains("petrov@example.com"), "{}", mail[0]);
 
     assert_passed(&patient.finish(), &pbxd);
     let log = pbxd.log();
@@ -258,9 +263,20 @@ fn a_caller_past_the_timeout_reaches_voicemail_and_star_leaves_a_callback() {
         "{log}"
     );
     // Not before the timeout.
-    assert!(started.elapsed() >= Duration::from_secs(10));
+    assert!(started.elapsed() >= Duration::from_secs(15));
     // Nobody was rung: the operator never logged in.
     assert!(lines_with(&log, "offers").is_empty(), "{log}");
+    // The first caller heard petrov go ahead (2.0 over 1.5), then leave.
+    let places = |who: &str| -> Vec<&str> {
+        lines_with(&log, " at place ")
+            .iter()
+            .filter(|line| line.contains(who))
+            .filter_map(|line| line.split(" at place ").nth(1)?.split_whitespace().next())
+            .collect()
+    };
+    assert_eq!(places("5550000@outside.test").first(), Some(&"2"), "{log}");
+    assert!(places("5550000@outside.test").contains(&"1"), "{log}");
+    assert_eq!(places("petrov@example.com"), ["1"], "{log}");
 }
 
 /// Two queues of the same two agents. Round-robin takes the agents in

@@ -61,6 +61,12 @@ pub struct QueueConfig {
     /// Where a caller's callback request (`*` while waiting) is mailed;
     /// unset, `*` does nothing.
     pub callback_mail: Option<String>,
+    /// Callers who go ahead of others: the caller's number or name (a
+    /// final `*`: any that start so) → a priority (`"2.0"`; the others
+    /// have `"1.0"`). The longest pattern that matches decides; within a
+    /// priority, callers are served in the order they came.
+    #[serde(default)]
+    pub priorities: std::collections::BTreeMap<String, String>,
 }
 
 fn default_ring() -> u64 {
@@ -99,6 +105,22 @@ impl QueueConfig {
                     range.start(),
                     range.end()
                 ));
+            }
+        }
+        for (pattern, priority) in &self.priorities {
+            let stem = pattern.strip_suffix('*').unwrap_or(pattern);
+            if stem.is_empty() || stem.contains('*') {
+                return Err(format!(
+                    "priorities: `{pattern}`; expected a number or name, with a `*` at the end at most"
+                ));
+            }
+            match crate::store::parse_priority(priority) {
+                Some(value) if value < 1000 * 1000 => {}
+                _ => {
+                    return Err(format!(
+                        "priorities.\"{pattern}\": `{priority}`; expected a priority below 1000 like \"2.0\""
+                    ))
+                }
             }
         }
         if let Some(mail) = &self.callback_mail {
@@ -147,6 +169,12 @@ mod tests {
             parse("ring_seconds = 1").check(),
             Err("ring_seconds: 1; expected 5 to 120".into())
         );
+        assert_eq!(
+            parse("priorities = { \"8495*\" = \"high\" }").check(),
+            Err("priorities.\"8495*\": `high`; expected a priority below 1000 like \"2.0\"".into())
+        );
+        assert!(parse("priorities = { \"*\" = \"2\" }").check().is_err());
+        assert_eq!(parse("priorities = { \"8495*\" = \"2.5\", \"petrov\" = \"3\" }").check(), Ok(()));
         assert_eq!(
             parse("callback_mail = \"sales\"").check(),
             Err("callback_mail: `sales` is not a mail address".into())

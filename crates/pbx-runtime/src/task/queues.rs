@@ -21,7 +21,8 @@ fn seconds(value: u64) -> Value {
 impl TaskHost {
     /// A queue's settings as scripts see them: `name`, `number`, `agents`
     /// (their addresses), `strategy`, `ringSeconds`, `wrapupSeconds`,
-    /// `announceSeconds`, `timeoutSeconds`, `overflow`, `callbackMail`.
+    /// `announceSeconds`, `timeoutSeconds`, `overflow`, `callbackMail`,
+    /// `priorities` (pattern → priority).
     fn queue_dict(&self, name: &str, queue: &QueueConfig) -> Value {
         let dict = Dict::new();
         let text = |value: &Option<String>| value.as_deref().map_or(Value::Null, Value::str);
@@ -46,6 +47,11 @@ impl TaskHost {
         set(&dict, "timeoutSeconds", seconds(queue.timeout_seconds));
         set(&dict, "overflow", text(&queue.overflow));
         set(&dict, "callbackMail", text(&queue.callback_mail));
+        let priorities = Dict::new();
+        for (pattern, priority) in &queue.priorities {
+            set(&priorities, pattern, Value::str(priority));
+        }
+        set(&dict, "priorities", Value::Dict(priorities));
         Value::Dict(dict)
     }
 
