@@ -99,6 +99,19 @@ pub(crate) fn authenticate(
     user: &Account,
     secure: bool,
 ) -> Result<Arc<Account>, Refused> {
+    authenticate_request(sources, source, headers, auth, user, secure, "GET")
+}
+
+/// As `authenticate`, for a request with `method` (Digest hashes it).
+pub(crate) fn authenticate_request(
+    sources: &Sources,
+    source: SocketAddr,
+    headers: &HeaderMap,
+    auth: Option<&str>,
+    user: &Account,
+    secure: bool,
+    method: &str,
+) -> Result<Arc<Account>, Refused> {
     // Over HTTPS, Basic credentials are as good as `auth=` (over plain
     // HTTP they would cross the network readable: Digest only).
     let basic = headers
@@ -121,7 +134,7 @@ pub(crate) fn authenticate(
     let failures = sources.sip.auth_failures();
     let limit = sources.runtime.config.sip.auth_failures_per_minute;
     if failures.blocked(source.ip(), limit) {
-        tracing::info!(%source, "click-to-dial refused: too many failed logins from there");
+        tracing::info!(%source, "HTTP request refused: too many failed logins from there");
         return Err(Box::new(text(
             StatusCode::FORBIDDEN,
             "too many failed logins; try again later",
@@ -130,7 +143,7 @@ pub(crate) fn authenticate(
     let refused = |name: &str| {
         failures.failed(source.ip());
         // The name, never the password.
-        tracing::info!(%source, name, "click-to-dial refused: wrong name or password");
+        tracing::info!(%source, name, "HTTP request refused: wrong name or password");
         Box::new(text(StatusCode::FORBIDDEN, "wrong name or password"))
     };
     if let Some(auth) = auth {
@@ -162,7 +175,7 @@ pub(crate) fn authenticate(
         return Err(challenge(false));
     };
     let mut named = None;
-    let verified = digest.verify("GET", authorization, |given| {
+    let verified = digest.verify(method, authorization, |given| {
         let account = account_named(sources, given).ok()?;
         let password = account.password.clone();
         named = Some(account);

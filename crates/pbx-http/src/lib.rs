@@ -24,6 +24,7 @@ use pbx_sip::SipNetwork;
 mod click;
 mod console;
 mod metrics;
+mod parlay;
 mod records;
 mod tls;
 
@@ -161,6 +162,14 @@ fn router(sources: Arc<Sources>) -> Router {
         .route("/remote_call.htm", get(click::remote_call))
         .route("/api/cdr", get(records::page))
         .route("/api/cdr.csv", get(records::page))
+        .route(
+            "/ParlayX/ThirdPartyCall",
+            get(parlay::wsdl).post(parlay::third_party_call),
+        )
+        .route(
+            "/api/3pcc/{operation}",
+            axum::routing::post(parlay::third_party_call_json),
+        )
         .route("/", get(console::home))
         .route("/login", get(console::login_page).post(console::login))
         .route("/logout", axum::routing::post(console::logout))

@@ -56,6 +56,8 @@ pub struct Config {
     pub trunks: BTreeMap<String, TrunkConfig>,
     #[serde(default)]
     pub hotdesk: HotDeskConfig,
+    #[serde(default)]
+    pub parlay: ParlayConfig,
     /// Where the file was read from (not a key).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -526,6 +528,28 @@ pub struct DomainConfig {
     pub queues: BTreeMap<String, QueueConfig>,
 }
 
+/// `[parlay]`: the Parlay X services (third-party call control).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParlayConfig {
+    /// How long `parlayMakeCall` stays after its call ended, answering
+    /// status reads.
+    #[serde(default = "default_linger")]
+    pub linger_seconds: u64,
+}
+
+fn default_linger() -> u64 {
+    30
+}
+
+impl Default for ParlayConfig {
+    fn default() -> ParlayConfig {
+        ParlayConfig {
+            linger_seconds: default_linger(),
+        }
+    }
+}
+
 /// `[hotdesk]`: virtual lines logged in on physical phones.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -916,6 +940,7 @@ fn unreachable_defaults() -> Config {
         simulation: SimulationConfig::default(),
         trunks: BTreeMap::new(),
         hotdesk: HotDeskConfig::default(),
+        parlay: ParlayConfig::default(),
         source: None,
     }
 }

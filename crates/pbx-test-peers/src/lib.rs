@@ -469,3 +469,57 @@ pub fn free_tcp_port() -> u16 {
         .map(|address| address.port())
         .unwrap_or(9)
 }
+
+/// A real SOAP client (Python's zeep, peers/parlay_client.py) that read
+/// pbxd's WSDL and authenticates with HTTP Digest; each `call` is one
+/// operation, answered as JSON: `{"result": …}`, or `{"fault": {message,
+/// code, messageId, text, variables}}`.
+pub struct SoapClient {
+    child: Child,
+    input: std::process::ChildStdin,
+    output: BufReader<std::process::ChildStdout>,
+}
+
+impl SoapClient {
+    /// Starts the client on `wsdl` as `user`, or `None` (after saying why)
+    /// when zeep is missing and peers are not required.
+    pub fn start(wsdl: &str, user: &str, password: &str) -> Option<SoapClient> {
+        let module = Command::new("python3").args(["-c", "import zeep"]).output();
+        if !module.is_ok_and(|output| output.status.success()) {
+            return missing("python3's zeep is not installed (pip install zeep)");
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/parlay_client.py");
+        let mut child = Command::new("python3")
+            .arg("-u")
+            .arg(&script)
+            .args([wsdl, user, password])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let input = child.stdin.take().expect("a piped stdin");
+        let output = BufReader::new(child.stdout.take().expect("a piped stdout"));
+        let mut client = SoapClient { child, input, output };
+        let mut line = String::new();
+        let _ = client.output.read_line(&mut line);
+        assert_eq!(line.trim(), "ready", "zeep did not read the WSDL at {wsdl}");
+        Some(client)
+    }
+
+    /// Calls `operation` with `arguments` (a JSON object of its parts).
+    pub fn call(&mut self, operation: &str, arguments: serde_json::Value) -> serde_json::Value {
+        use std::io::Write as _;
+        let request = serde_json::json!({ "op": operation, "args": arguments });
+        writeln!(self.input, "{request}").expect("the SOAP client takes requests");
+        let mut line = String::new();
+        self.output.read_line(&mut line).expect("the SOAP client answers");
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON from the SOAP client: {line}"))
+    }
+}
+
+impl Drop for SoapClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,279 @@
+//! Parlay X third-party call control (issue 13) with a real SOAP client
+//! (Python's zeep, reading the WSDL pbxd serves, authenticating with
+//! HTTP Digest) and sipp phones:
+//!
+//! - makeCall rings ivanov's phone, then petrov's, and connects them
+//!   through `parlayMakeCall.sppr`; getCallInformation says so while they
+//!   talk; endCall hangs up both; the status stays readable while the
+//!   program lingers, then the identifier is unknown (a fault);
+//! - another user may not read or end ivanov's call (a policy fault);
+//! - cancelCall while the calling party still rings cancels it;
+//! - the same operations as JSON with curl, and bad requests (malformed
+//!   XML, a DTD, an unknown operation, a bad JSON body) get faults or
+//!   400 and change nothing.
+
+// Helpers are test code: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::peer::Peer;
+use common::{curl, lines_with, Pbxd};
+use pbx_test_peers::SoapClient;
+use serde_json::{json, Value};
+
+/// How long `parlayMakeCall` lingers in these tests.
+const LINGER_SECONDS: u64 = 6;
+
+fn start(name: &str) -> Pbxd {
+    Pbxd::start(
+        name,
+        &[
+            format!("parlay.linger_seconds={LINGER_SECONDS}"),
+            "sip.rtp_timeout_seconds=120".to_string(),
+        ],
+    )
+}
+
+fn wsdl(pbxd: &Pbxd) -> String {
+    format!("http://{}/ParlayX/ThirdPartyCall?wsdl", pbxd.http)
+}
+
+/// The status of call `id`, or the fault's message id.
+fn information(client: &mut SoapClient, id: &str) -> Value {
+    client.call("getCallInformation", json!({ "callIdentifier": id }))
+}
+
+fn message_id(answer: &Value) -> Option<&str> {
+    answer["fault"]["messageId"].as_str()
+}
+
+#[test]
+fn make_call_connects_two_phones_and_the_status_outlives_the_call() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = start("parlay-make-call");
+    let Some(mut ivanov) = SoapClient::start(&wsdl(&pbxd), "ivanov@example.com", "ivanov-demo") else {
+        return;
+    };
+    let mut petrov = SoapClient::start(&wsdl(&pbxd), "petrov@example.com", "petrov-demo").unwrap();
+    // Both phones answer and stay until pbxd hangs up.
+    let calling = Peer::phone(
+        &sipp_program,
+        &pbxd,
+        "ivanov",
+        "ivanov-demo",
+        "stock_phone_answers.xml",
+        1,
+    );
+    let called = Peer::phone(
+        &sipp_program,
+        &pbxd,
+        "petrov",
+        "petrov-demo",
+        "stock_phone_answers.xml",
+        1,
+    );
+
+    let made = ivanov.call(
+        "makeCall",
+        json!({
+            "callingParty": "sip:ivanov@example.com",
+            "calledParty": "sip:petrov@example.com",
+            "charging": { "description": "a test call", "currency": "RUB", "amount": "1.50" },
+        }),
+    );
+    let id = made["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{made}"))
+        .to_string();
+    pbxd.wait_for(20, |log| log.contains("parlay: sip:petrov@example.com joined"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let connected = information(&mut ivanov, &id);
+    let result = &connected["result"];
+    assert_eq!(
+        result["callStatus"],
+        "CallConnected",
+        "{connected}\n{}",
+        pbxd.log()
+    );
+    assert!(
+        result["duration"].as_i64().is_some_and(|seconds| seconds >= 1),
+        "{connected}"
+    );
+    assert!(result["startTime"].is_string(), "{connected}");
+    let participants = result["participants"].to_string();
+    assert!(
+        participants.contains("ivanov@example.com") && participants.contains("petrov@example.com"),
+        "{connected}"
+    );
+
+    // petrov may neither read nor end ivanov's call.
+    assert_eq!(message_id(&information(&mut petrov, &id)), Some("POL0001"));
+    let refused = petrov.call("endCall", json!({ "callIdentifier": id }));
+    assert_eq!(message_id(&refused), Some("POL0001"), "{refused}");
+    assert!(
+        refused["fault"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("may not act"),
+        "{refused}"
+    );
+
+    // ivanov ends it: both phones get a BYE (their scenarios pass only so).
+    let ended = ivanov.call("endCall", json!({ "callIdentifier": id }));
+    assert!(ended.get("result").is_some(), "{ended}");
+    let ended_at = Instant::now();
+    for phone in [calling, called] {
+        let (output, _) = phone.finish_soon();
+        common::assert_passed(&output, &pbxd);
+    }
+    let after = information(&mut ivanov, &id);
+    assert_eq!(after["result"]["callStatus"], "CallTerminated", "{after}");
+    assert_eq!(after["result"]["terminationCause"], "CallHangUp", "{after}");
+    assert!(
+        after["result"]["duration"]
+            .as_i64()
+            .is_some_and(|seconds| seconds >= 1),
+        "{after}"
+    );
+
+    // Still readable while it lingers, unknown once it has gone.
+    std::thread::sleep(Duration::from_secs(LINGER_SECONDS / 2));
+    assert_eq!(
+        information(&mut ivanov, &id)["result"]["callStatus"],
+        "CallTerminated"
+    );
+    std::thread::sleep(
+        (ended_at + Duration::from_secs(LINGER_SECONDS + 2)).saturating_duration_since(Instant::now()),
+    );
+    let gone = information(&mut ivanov, &id);
+    assert_eq!(message_id(&gone), Some("SVC0002"), "{gone}");
+    assert_eq!(gone["fault"]["variables"][0], "callIdentifier", "{gone}");
+    let log = pbxd.log();
+    assert_eq!(
+        lines_with(&log, "parlay: the call ended: CallHangUp").len(),
+        1,
+        "{log}"
+    );
+}
+
+#[test]
+fn cancel_call_stops_the_ringing_and_json_and_bad_requests_are_answered() {
+    let (Some(sipp_program), Some(curl_program)) = (pbx_test_peers::sipp(), pbx_test_peers::curl()) else {
+        return;
+    };
+    let pbxd = start("parlay-cancel");
+    // ivanov's phone rings until the call is cancelled.
+    let calling = Peer::phone(
+        &sipp_program,
+        &pbxd,
+        "ivanov",
+        "ivanov-demo",
+        "uas_ring_until_cancel.xml",
+        1,
+    );
+    let credentials = ["--digest", "-u", "ivanov@example.com:ivanov-demo"];
+    let post_json = |path: &str, body: &str| {
+        let mut arguments = credentials.to_vec();
+        arguments.extend(["-H", "Content-Type: application/json", "--data-binary", body]);
+        curl(&curl_program, &pbxd, &arguments, path)
+    };
+    let (status, made) = post_json(
+        "/api/3pcc/makeCall",
+        r#"{"callingParty": "ivanov", "calledParty": "202"}"#,
+    );
+    assert_eq!(status, 200, "{made}");
+    let made: Value = serde_json::from_str(&made).unwrap();
+    let id = made["callIdentifier"].as_str().unwrap().to_string();
+    pbxd.wait_for(10, |log| log.contains("ringing") || log.contains("180"));
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, ringing) = post_json(
+        "/api/3pcc/getCallInformation",
+        &format!(r#"{{"callIdentifier": "{id}"}}"#),
+    );
+    assert_eq!(status, 200, "{ringing}");
+    assert!(ringing.contains("\"callStatus\":\"CallInitial\""), "{ringing}");
+    let (status, _) = post_json(
+        "/api/3pcc/cancelCall",
+        &format!(r#"{{"callIdentifier": "{id}"}}"#),
+    );
+    assert_eq!(status, 200);
+    let (output, received) = calling.finish_soon();
+    common::assert_passed(&output, &pbxd);
+    assert!(
+        received.iter().any(|message| message.starts_with("CANCEL ")),
+        "{received:?}"
+    );
+    pbxd.wait_for(5, |log| log.contains("parlay: the call ended"));
+    let (status, cancelled) = post_json(
+        "/api/3pcc/getCallInformation",
+        &format!(r#"{{"callIdentifier": "{id}"}}"#),
+    );
+    assert_eq!(status, 200, "{cancelled}");
+    assert!(
+        cancelled.contains("\"terminationCause\":\"CallAborted\""),
+        "{cancelled}"
+    );
+
+    // JSON that is not, parts missing, an unknown call, an unknown operation.
+    assert_eq!(post_json("/api/3pcc/makeCall", "{not json").0, 400);
+    let (status, missing) = post_json("/api/3pcc/makeCall", r#"{"callingParty": "ivanov"}"#);
+    assert_eq!(status, 400, "{missing}");
+    assert!(
+        missing.contains("SVC0002") && missing.contains("calledParty"),
+        "{missing}"
+    );
+    assert_eq!(
+        post_json("/api/3pcc/endCall", r#"{"callIdentifier": "12345"}"#).0,
+        400
+    );
+    assert_eq!(post_json("/api/3pcc/explode", "{}").0, 404);
+    // A number the class of service refuses (ivanov's: national).
+    let (status, refused) = post_json(
+        "/api/3pcc/makeCall",
+        r#"{"callingParty": "ivanov", "calledParty": "+19005551234"}"#,
+    );
+    assert_eq!(status, 403, "{refused}");
+    // No credentials: a challenge.
+    let (status, _) = curl(
+        &curl_program,
+        &pbxd,
+        &["-H", "Content-Type: application/json", "--data-binary", "{}"],
+        "/api/3pcc/makeCall",
+    );
+    assert_eq!(status, 401);
+
+    // SOAP that is not: faults, and pbxd goes on.
+    let post_xml = |body: &str| {
+        let mut arguments = credentials.to_vec();
+        arguments.extend(["-H", "Content-Type: text/xml", "--data-binary", body]);
+        curl(&curl_program, &pbxd, &arguments, "/ParlayX/ThirdPartyCall")
+    };
+    let bad = [
+        "<Envelope><Body><makeCall>",
+        r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><Envelope><Body><getCallInformation><callIdentifier>&e;</callIdentifier></getCallInformation></Body></Envelope>"#,
+        "<Envelope><Body><launchRocket/></Body></Envelope>",
+    ];
+    for body in bad {
+        let (status, fault) = post_xml(body);
+        assert_eq!(status, 500, "{fault}");
+        assert!(
+            fault.contains("<soapenv:Fault>") && fault.contains("SVC0001"),
+            "{fault}"
+        );
+        assert!(!fault.contains("root:"), "an entity was expanded: {fault}");
+    }
+    let large = format!(
+        "<Envelope><Body><endCall><callIdentifier>{}</callIdentifier></endCall></Body></Envelope>",
+        "1".repeat(70_000)
+    );
+    let (status, fault) = post_xml(&large);
+    assert_eq!(status, 500);
+    assert!(fault.contains("larger than"), "{fault}");
+    let (status, _) = curl(&curl_program, &pbxd, &[], "/healthz");
+    assert_eq!(status, 200);
+}
