@@ -21,14 +21,27 @@
 //!
 //! What a session sends, in order of precedence, each tick:
 //! 1. a DTMF key being sent ([`MediaSession::send_dtmf`]),
-//! 2. when bridged, what the partner's peer sent (prompts are refused while bridged),
+//! 2. when bridged, what the partner's peer sent (prompts are refused while
+//!    bridged), or music on hold while the partner's peer holds the call,
 //! 3. when in a conference, the mix of the others (plus its own prompt, if playing),
 //! 4. its prompt,
-//! 5. silence, while "active" (the default once the remote is known): phones
+//! 5. music on hold, while it holds its peer ([`MediaSession::hold`]: a
+//!    peer on hold hears neither its bridge partner nor the conference) or
+//!    when asked to play music when idle ([`MediaSession::music_when_idle`]),
+//! 6. silence, while "active" (the default once the remote is known): phones
 //!    and NATs expect a continuous stream; [`MediaSession::set_active`] turns it off.
 //!
-//! Nothing is sent before [`MediaSession::set_remote`] or while on hold, but
-//! prompts keep playing (their time passes) so a task waiting for one is not stuck.
+//! Nothing is sent before [`MediaSession::set_remote`] or while the peer
+//! holds the call ([`MediaSession::peer_hold`]), but prompts keep playing
+//! (their time passes) so a task waiting for one is not stuck.
+//!
+//! Music on hold comes from the worker's clock, not from each call: a
+//! worker counts its ticks, and every session of it that plays music
+//! sends frame `tick % frames` of it, already encoded (a [`Prompt`]). So
+//! music costs no decoding and no state per call, and a prompt that
+//! interrupts it leaves it where the clock has gone on to. The music is
+//! the session's own ([`MediaSession::set_music`]) or else the engine's
+//! ([`MediaEngine::set_music`]).
 
 mod mixer;
 mod receive;
@@ -40,6 +53,9 @@ mod worker;
 /// standard hasher (built to resist chosen keys, which these internal IDs
 /// are not) costs more than the lookup.
 type IdMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// A set of session IDs, hashed as [`IdMap`] is.
+type IdSet = std::collections::HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct IdHasher(u64);
@@ -345,6 +361,14 @@ impl MediaEngine {
         })
     }
 
+    /// The music on hold of every session that has none of its own
+    /// (`None`: silence). Each worker plays it from its own clock.
+    pub fn set_music(&self, music: Option<Arc<Prompt>>) {
+        for link in self.shared.workers.iter() {
+            let _ = link.commands.send(Command::EngineMusic(music.clone()));
+        }
+    }
+
     fn least_busy_worker(&self) -> usize {
         self.shared
             .workers
@@ -588,10 +612,35 @@ impl MediaSession {
         });
     }
 
-    /// Hold: stop sending to the peer (`true`) or resume (`false`). While on
-    /// hold the peer may stay silent, so inactivity is not reported.
+    /// We hold the peer (`true`; SIP: we offered `sendonly`) or let it
+    /// go (`false`). Held, the peer hears music on hold instead of its
+    /// bridge partner or conference (a prompt still plays over it). The
+    /// peer may stay silent meanwhile, so inactivity is not reported.
     pub fn hold(&self, on: bool) {
         self.command(Command::Hold { id: self.id, on });
+    }
+
+    /// The peer holds us (`true`; SIP: its SDP said `sendonly` or
+    /// `inactive`) or no longer (`false`). Meanwhile nothing is sent to
+    /// it, no one hears what it sends (a conference gets nothing from it),
+    /// its bridge partner hears music on hold, and inactivity is not
+    /// reported.
+    pub fn peer_hold(&self, on: bool) {
+        self.command(Command::PeerHold { id: self.id, on });
+    }
+
+    /// This session's own music on hold, over the engine's; `None` goes
+    /// back to the engine's.
+    pub fn set_music(&self, music: Option<Arc<Prompt>>) {
+        self.command(Command::Music { id: self.id, music });
+    }
+
+    /// Whether to play music on hold whenever there is nothing else to
+    /// send (no prompt, no bridge); in a conference this session hosts
+    /// (its mixer), the music is mixed into what everyone hears. Off by
+    /// default.
+    pub fn music_when_idle(&self, on: bool) {
+        self.command(Command::MusicWhenIdle { id: self.id, on });
     }
 
     /// The next thing that happened; `None` once the engine has stopped

@@ -8,27 +8,17 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_continuous, power, Phone, Received};
+use common::{assert_continuous, power, send_audio, session_for, Phone, Received, LOCALHOST};
 use pbx_media::dtmf::{EventPackets, InbandDetector, TelephoneEvent};
 use pbx_media::{wav, Codec, MediaConfig, MediaEngine, MediaEvent, MediaSession, MuteMode, Played, Prompt};
 
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const QUIET: Duration = Duration::from_millis(300);
 
 fn engine() -> MediaEngine {
     MediaEngine::start(MediaConfig::default())
-}
-
-/// A session sending to `phone`, with no comfort silence so only what is played is sent.
-async fn session_for(engine: &MediaEngine, phone: &Phone, codec: Codec) -> MediaSession {
-    let session = engine.open(LOCALHOST).await.unwrap();
-    session.set_active(false);
-    session.set_remote(phone.addr(), codec, None);
-    session
 }
 
 fn tone(milliseconds: u64) -> Arc<Prompt> {
@@ -165,7 +155,7 @@ async fn a_limit_loops_a_short_prompt_and_cuts_a_long_one() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn idle_sessions_send_silence_except_on_hold() {
+async fn idle_sessions_send_silence_except_while_the_peer_holds() {
     let engine = engine();
     let phone = Phone::new().await;
     let session = engine.open(LOCALHOST).await.unwrap();
@@ -180,10 +170,10 @@ async fn idle_sessions_send_silence_except_on_hold() {
     assert!(packets[0].header.marker);
     assert!(packets.iter().all(|packet| packet.payload == [0xFF; 160]));
 
-    session.hold(true);
+    session.peer_hold(true);
     phone.recv_all(QUIET).await;
     assert!(phone.recv(QUIET).await.is_none());
-    session.hold(false);
+    session.peer_hold(false);
     let resumed = phone.recv(QUIET).await.unwrap();
     assert!(resumed.header.marker);
     assert_eq!(resumed.header.ssrc, packets[0].header.ssrc);
@@ -253,16 +243,6 @@ async fn replayed_recordings_of_presses_count_as_new_presses() {
     }
     for expected in ['5', '5', '5', '1'] {
         assert_eq!(next_event(&mut session).await, Some(MediaEvent::Dtmf(expected)));
-    }
-}
-
-/// Sends `samples` as µ-law packets paced at 20 ms.
-async fn send_audio(phone: &mut Phone, to: std::net::SocketAddr, samples: &[i16]) {
-    for frame in samples.chunks(160) {
-        let mut payload = Vec::new();
-        Codec::Pcmu.encode(frame, &mut payload);
-        phone.send_audio(to, 0, &payload).await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -604,11 +584,19 @@ async fn a_vanished_peer_is_reported_inactive() {
             .is_err()
     );
 
-    // On hold the peer may be silent.
+    // On hold, either way, the peer may be silent.
+    let mut holding = engine.open(LOCALHOST).await.unwrap();
+    holding.set_remote(phone.addr(), Codec::Pcmu, None);
+    holding.hold(true);
     let mut held = engine.open(LOCALHOST).await.unwrap();
     held.set_remote(phone.addr(), Codec::Pcmu, None);
-    held.hold(true);
-    assert!(tokio::time::timeout(Duration::from_secs(10), held.next_event())
+    held.peer_hold(true);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), holding.next_event())
+            .await
+            .is_err()
+    );
+    assert!(tokio::time::timeout(Duration::from_secs(1), held.next_event())
         .await
         .is_err());
 }

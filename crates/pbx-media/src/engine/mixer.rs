@@ -36,8 +36,11 @@ impl Participant {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Mixer {
+    /// The session whose channel the mixer is on (the first participant):
+    /// its music, if it plays music when idle, everyone hears.
+    host: u64,
     participants: Vec<Participant>,
 }
 
@@ -55,6 +58,7 @@ impl Mixers {
         self.mixers.insert(
             self.next_id,
             Mixer {
+                host: first,
                 participants: vec![Participant::new(first)],
             },
         );
@@ -115,11 +119,27 @@ impl Mixers {
         }
     }
 
-    /// What every participant hears this tick, from what each one's peer sent.
-    pub fn mix(&self, heard: &IdMap<Frame>, mixed: &mut IdMap<Frame>) {
+    /// What every participant hears this tick, from what each one's peer
+    /// sent, and the music `music` gives for the mixer's host (while the
+    /// host is in it).
+    pub fn mix<'m>(
+        &self,
+        heard: &IdMap<Frame>,
+        music: impl Fn(u64) -> Option<&'m [i16]>,
+        mixed: &mut IdMap<Frame>,
+    ) {
         for mixer in self.mixers.values() {
             let mut everyone = [0i32; FRAME_SAMPLES];
             let mut special = [0i32; FRAME_SAMPLES];
+            let hosted = mixer
+                .participants
+                .iter()
+                .any(|participant| participant.session == mixer.host);
+            if let Some(samples) = music(mixer.host).filter(|_| hosted) {
+                // Heard by everyone, the special-only listeners too; no one's own voice.
+                add_samples(&mut everyone, samples);
+                add_samples(&mut special, samples);
+            }
             for participant in mixer.participants.iter().filter(|participant| !participant.muted) {
                 let Some(frame) = heard.get(&participant.session) else {
                     continue;
@@ -154,7 +174,11 @@ impl Mixers {
 }
 
 fn add(total: &mut [i32; FRAME_SAMPLES], frame: &Frame) {
-    for (sum, &sample) in total.iter_mut().zip(frame) {
+    add_samples(total, frame);
+}
+
+fn add_samples(total: &mut [i32; FRAME_SAMPLES], samples: &[i16]) {
+    for (sum, &sample) in total.iter_mut().zip(samples) {
         *sum += i32::from(sample);
     }
 }
@@ -171,8 +195,26 @@ mod tests {
     }
 
     fn mix(mixers: &Mixers, voices: &[(u64, i16)]) -> HashMap<u64, i16> {
+        mix_with_music(mixers, voices, None)
+    }
+
+    fn mix_with_music(
+        mixers: &Mixers,
+        voices: &[(u64, i16)],
+        music: Option<(u64, i16)>,
+    ) -> HashMap<u64, i16> {
+        let frame = music.map(|(host, level)| (host, [level; FRAME_SAMPLES]));
         let mut mixed = IdMap::default();
-        mixers.mix(&heard(voices), &mut mixed);
+        mixers.mix(
+            &heard(voices),
+            |host| {
+                frame
+                    .as_ref()
+                    .filter(|(music_host, _)| *music_host == host)
+                    .map(|(_, samples)| &samples[..])
+            },
+            &mut mixed,
+        );
         mixed
             .into_iter()
             .map(|(session, frame)| (session, frame[0]))
@@ -216,6 +258,24 @@ mod tests {
         mixers.add(id, 3);
         let out = mix(&mixers, &[(1, 30000), (2, 30000), (3, -30000)]);
         assert_eq!(out[&3], i16::MAX);
+    }
+
+    #[test]
+    fn the_hosts_music_is_heard_by_everyone_while_it_hosts() {
+        let mut mixers = Mixers::default();
+        let id = mixers.create(1);
+        mixers.add(id, 2);
+        mixers.add(id, 3);
+        mixers.set_mode(id, 3, MuteMode::HearsSpecial);
+        let out = mix_with_music(&mixers, &[(1, 100), (2, 20)], Some((1, 7)));
+        assert_eq!(out, HashMap::from([(1, 27), (2, 107), (3, 7)]));
+        // Music for a session that is not the host is not mixed in.
+        let out = mix_with_music(&mixers, &[(1, 100), (2, 20)], Some((2, 7)));
+        assert_eq!(out, HashMap::from([(1, 20), (2, 100), (3, 0)]));
+        // The host gone, so is its music.
+        mixers.remove(id, 1);
+        let out = mix_with_music(&mixers, &[(2, 20), (3, 3)], Some((1, 7)));
+        assert_eq!(out, HashMap::from([(2, 3), (3, 0)]));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::receive::{Frame, ReceiveContext, ReceiveState};
-use super::{Counters, EventSender, IdMap, Played, Route};
+use super::{Counters, EventSender, IdMap, IdSet, Played, Route};
 use crate::codec::Codec;
 use crate::dtmf::{self, EventPackets};
 use crate::prompt::{Prompt, FRAME_DURATION, FRAME_SAMPLES};
@@ -49,6 +49,39 @@ pub(super) struct Remote {
     pub address: SocketAddr,
     pub codec: Codec,
     pub telephone_event: Option<u8>,
+}
+
+/// What the worker knows of this tick, shared by every session it sends for.
+pub(super) struct Tick<'a> {
+    /// What each session's peer sent this tick (none from a peer that holds us).
+    pub heard: &'a IdMap<Frame>,
+    /// What each conference participant hears.
+    pub mixed: &'a IdMap<Frame>,
+    /// The sessions whose peer holds them: their bridge partners hear music.
+    pub peer_held: &'a IdSet,
+    /// The worker's clock: ticks since it started.
+    pub clock: u64,
+    /// The engine's music on hold, for sessions without music of their own.
+    pub music: Option<&'a Arc<Prompt>>,
+}
+
+/// The frame of `music` the clock is at. Every session of a worker that
+/// plays music sends the same frame in a tick: music costs no decoding
+/// and no state per call, and a listener who comes back hears it on from
+/// where the clock is, not from the start.
+pub(super) fn music_frame_index(music: &Prompt, clock: u64) -> usize {
+    let frames = music.frames().max(1) as u64;
+    (clock % frames) as usize
+}
+
+/// A session's own music, else the engine's; none when neither has a frame.
+pub(super) fn chosen_music<'a>(
+    own: Option<&'a Arc<Prompt>>,
+    engine: Option<&'a Arc<Prompt>>,
+) -> Option<&'a Prompt> {
+    own.or(engine)
+        .map(|music| &**music)
+        .filter(|music| music.frames() > 0)
 }
 
 /// Buffers the worker lends every session in turn, so sending allocates nothing.
@@ -269,7 +302,19 @@ pub(super) struct SessionState {
     events: EventSender,
     pub remote: Option<Remote>,
     pub active: bool,
-    pub held: bool,
+    /// We hold the peer (we offered `sendonly`): it hears music instead of
+    /// its bridge partner or conference.
+    pub holding: bool,
+    /// The peer holds us (its SDP said `sendonly` or `inactive`): nothing
+    /// is sent to it, what it sends is heard by no one, and its bridge
+    /// partner hears music instead.
+    pub peer_held: bool,
+    /// This session's own music on hold; without it, the engine's.
+    pub music: Option<Arc<Prompt>>,
+    /// Play music whenever there is nothing else to send (CG/PL
+    /// `MediaOption("mixMOH")`), and mix it into the conference this
+    /// session hosts.
+    pub music_when_idle: bool,
     /// The session whose peer's audio this one sends (both point at each other).
     pub bridge: Option<u64>,
     /// The conference mixer this session is in.
@@ -313,7 +358,10 @@ impl SessionState {
             events,
             remote: None,
             active: true,
-            held: false,
+            holding: false,
+            peer_held: false,
+            music: None,
+            music_when_idle: false,
             bridge: None,
             mixer: None,
             playback: None,
@@ -363,7 +411,7 @@ impl SessionState {
     }
 
     fn destination(&self) -> Option<SocketAddr> {
-        if self.held {
+        if self.peer_held {
             return None;
         }
         let remote = self.remote.as_ref()?;
@@ -447,7 +495,8 @@ impl SessionState {
     }
 
     pub fn check_inactivity(&mut self, now: Instant, timeout: Duration) {
-        let watching = self.remote.is_some() && !self.held;
+        // On hold, either way, the peer may well send nothing.
+        let watching = self.remote.is_some() && !self.holding && !self.peer_held;
         self.receive
             .check_inactivity(now, timeout, watching, &self.events);
     }
@@ -464,22 +513,32 @@ impl SessionState {
 
     /// Makes this tick's packet and moves the stream on by 20 ms; `flush`
     /// sends it.
-    pub fn send_tick(&mut self, heard: &IdMap<Frame>, mixed: &IdMap<Frame>, scratch: &mut Scratch) {
+    pub fn send_tick(&mut self, tick: &Tick<'_>, scratch: &mut Scratch) {
         self.output.sent_this_tick = false;
         let destination = self.destination();
         let codec = self.codec();
+        // A peer we hold hears neither its bridge partner nor the
+        // conference: its own prompt if one plays, else music.
+        let bridge = self.bridge.filter(|_| !self.holding);
+        let mixer = self.mixer.filter(|_| !self.holding);
         if !self.send_dtmf(destination, codec) {
-            if let Some(partner) = self.bridge {
-                match heard.get(&partner) {
-                    Some(frame) => {
-                        scratch.encoded.clear();
-                        codec.encode(frame, &mut scratch.encoded);
-                        self.output.send_audio(destination, codec, &scratch.encoded);
+            if let Some(partner) = bridge {
+                if tick.peer_held.contains(&partner) {
+                    // The partner's phone put the call on hold.
+                    if !self.send_music(destination, codec, tick) {
+                        self.send_silence(destination, codec);
                     }
-                    None => self.send_idle(destination, codec),
+                } else if let Some(frame) = tick.heard.get(&partner) {
+                    scratch.encoded.clear();
+                    codec.encode(frame, &mut scratch.encoded);
+                    self.output.send_audio(destination, codec, &scratch.encoded);
+                } else {
+                    // Nothing from the partner this tick (a gap, silence
+                    // suppression): silence, not a burst of music.
+                    self.send_silence(destination, codec);
                 }
-            } else if self.mixer.is_some() {
-                self.send_mix(destination, codec, mixed.get(&self.id), scratch);
+            } else if mixer.is_some() {
+                self.send_mix(destination, codec, tick.mixed.get(&self.id), scratch);
             } else if let Some(playback) = &mut self.playback {
                 let frame = playback.prompt.frame(codec, playback.next_frame);
                 self.output.send_audio(destination, codec, frame);
@@ -487,7 +546,7 @@ impl SessionState {
                     self.complete_playback();
                 }
             } else {
-                self.send_idle(destination, codec);
+                self.send_idle(destination, codec, tick);
             }
         }
         if !self.output.sent_this_tick {
@@ -502,7 +561,27 @@ impl SessionState {
         }
     }
 
-    fn send_idle(&mut self, destination: Option<SocketAddr>, codec: Codec) {
+    fn send_music(&mut self, destination: Option<SocketAddr>, codec: Codec, tick: &Tick<'_>) -> bool {
+        // Borrowed, not cloned: no reference count moves per packet.
+        let Some(music) = chosen_music(self.music.as_ref(), tick.music) else {
+            return false;
+        };
+        let frame = music.frame(codec, music_frame_index(music, tick.clock));
+        self.output.send_audio(destination, codec, frame);
+        true
+    }
+
+    /// Nothing else to send: music on hold or when asked to
+    /// (`music_when_idle`), else comfort silence.
+    fn send_idle(&mut self, destination: Option<SocketAddr>, codec: Codec, tick: &Tick<'_>) {
+        let wants_music = self.holding || self.music_when_idle;
+        if !(wants_music && self.send_music(destination, codec, tick)) {
+            self.send_silence(destination, codec);
+        }
+    }
+
+    /// Comfort silence, while "active".
+    fn send_silence(&mut self, destination: Option<SocketAddr>, codec: Codec) {
         if self.active {
             self.output.send_audio(destination, codec, silence(codec));
         }

@@ -15,8 +15,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::mixer::Mixers;
 use super::receive::{Frame, Recording};
-use super::session::{Remote, Scratch, SessionState};
-use super::{EngineShared, IdMap, MediaConfig, MuteMode, Played, Route};
+use super::session::{chosen_music, music_frame_index, Remote, Scratch, SessionState, Tick};
+use super::{EngineShared, IdMap, IdSet, MediaConfig, MuteMode, Played, Route};
 use crate::codec::Codec;
 use crate::dtmf::InbandDetector;
 use crate::prompt::{Prompt, FRAME_DURATION};
@@ -77,10 +77,29 @@ pub(super) enum Command {
         other: u64,
         mode: MuteMode,
     },
+    /// We hold the peer (music), or no longer.
     Hold {
         id: u64,
         on: bool,
     },
+    /// The peer holds us (nothing sent; the partner hears music), or no longer.
+    PeerHold {
+        id: u64,
+        on: bool,
+    },
+    /// The session's own music on hold (`None`: the engine's).
+    Music {
+        id: u64,
+        music: Option<Arc<Prompt>>,
+    },
+    /// Music whenever the session has nothing else to send.
+    MusicWhenIdle {
+        id: u64,
+        on: bool,
+    },
+    /// The engine's music on hold, for every session of this worker
+    /// without music of its own.
+    EngineMusic(Option<Arc<Prompt>>),
     /// Brings `session` to worker `to` (from wherever it is), then
     /// applies `then` there. `hops` bounds the chase of a session that
     /// moves meanwhile.
@@ -291,6 +310,13 @@ struct Worker {
     heard: IdMap<Frame>,
     /// What each conference participant hears this tick.
     mixed: IdMap<Frame>,
+    /// The sessions whose peer holds them, this tick.
+    peer_held: IdSet,
+    /// Ticks since the worker started: where in the music every session
+    /// that plays it is.
+    clock: u64,
+    /// The engine's music on hold (`MediaEngine::set_music`).
+    music: Option<Arc<Prompt>>,
     scratch: Scratch,
     /// The sessions with packets to send, by slot of the tick.
     due: [Vec<u64>; SLOTS as usize],
@@ -320,6 +346,9 @@ impl Worker {
             mixers: Mixers::default(),
             heard: IdMap::default(),
             mixed: IdMap::default(),
+            peer_held: IdSet::default(),
+            clock: 0,
+            music: None,
             scratch: Scratch::new(),
             due: Default::default(),
             poller: match mio::Poll::new() {
@@ -337,18 +366,43 @@ impl Worker {
 
     fn tick(&mut self, now: Instant) {
         self.take_readiness();
+        self.clock = self.clock.wrapping_add(1);
         self.heard.clear();
         self.mixed.clear();
+        self.peer_held.clear();
         for (&id, session) in &mut self.sessions {
             session.receive(now, &mut self.scratch.datagram);
             session.check_inactivity(now, self.config.inactivity_timeout);
-            if let Some(frame) = session.receive.next_frame() {
+            // Taken even from a peer that holds us, so none is left over
+            // for when it comes back; but no one hears it meanwhile.
+            let frame = session.receive.next_frame();
+            if session.peer_held {
+                self.peer_held.insert(id);
+            } else if let Some(frame) = frame {
                 self.heard.insert(id, frame);
             }
         }
-        self.mixers.mix(&self.heard, &mut self.mixed);
+        let (sessions, clock, music) = (&self.sessions, self.clock, self.music.as_ref());
+        self.mixers.mix(
+            &self.heard,
+            |host| {
+                // A conference's host that plays music when idle has it
+                // mixed into what everyone hears.
+                let host = sessions.get(&host).filter(|host| host.music_when_idle)?;
+                let music = chosen_music(host.music.as_ref(), music)?;
+                Some(music.frame_samples(music_frame_index(music, clock)))
+            },
+            &mut self.mixed,
+        );
+        let tick = Tick {
+            heard: &self.heard,
+            mixed: &self.mixed,
+            peer_held: &self.peer_held,
+            clock: self.clock,
+            music: self.music.as_ref(),
+        };
         for (&id, session) in &mut self.sessions {
-            session.send_tick(&self.heard, &self.mixed, &mut self.scratch);
+            session.send_tick(&tick, &mut self.scratch);
             if session.has_queued() {
                 self.due[(id % u64::from(SLOTS)) as usize].push(id);
             }
@@ -530,13 +584,32 @@ impl Worker {
             }
             Command::Hold { id, on } => {
                 if let Some(session) = self.sessions.get_mut(&id) {
-                    if session.held && !on {
+                    if session.holding && !on && !session.peer_held {
                         // The peer may have been silent on hold; give it time again.
                         session.receive.restart_watch(Instant::now(), false);
                     }
-                    session.held = on;
+                    session.holding = on;
                 }
             }
+            Command::PeerHold { id, on } => {
+                if let Some(session) = self.sessions.get_mut(&id) {
+                    if session.peer_held && !on && !session.holding {
+                        session.receive.restart_watch(Instant::now(), false);
+                    }
+                    session.peer_held = on;
+                }
+            }
+            Command::Music { id, music } => {
+                if let Some(session) = self.sessions.get_mut(&id) {
+                    session.music = music;
+                }
+            }
+            Command::MusicWhenIdle { id, on } => {
+                if let Some(session) = self.sessions.get_mut(&id) {
+                    session.music_when_idle = on;
+                }
+            }
+            Command::EngineMusic(music) => self.music = music,
         }
     }
 
@@ -765,7 +838,11 @@ fn command_session(command: &Command) -> Option<u64> {
         | Command::Unbridge { id }
         | Command::MixerDetach { id, .. }
         | Command::MixerMute { id, .. }
-        | Command::Hold { id, .. } => Some(*id),
+        | Command::Hold { id, .. }
+        | Command::PeerHold { id, .. }
+        | Command::Music { id, .. }
+        | Command::MusicWhenIdle { id, .. } => Some(*id),
+        Command::EngineMusic(_) => None,
         Command::Join { first, .. } => Some(first.id),
         Command::Gather { session, .. } => Some(session.id),
     }

@@ -4,13 +4,35 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use pbx_media::rtp::{RtpHeader, RtpPacket};
+use pbx_media::{Codec, MediaEngine, MediaSession};
 use tokio::net::UdpSocket;
+
+/// Where the engine's sessions and the phones listen.
+pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// A session sending to `phone`, with no comfort silence so only what is played is sent.
+pub async fn session_for(engine: &MediaEngine, phone: &Phone, codec: Codec) -> MediaSession {
+    let session = engine.open(LOCALHOST).await.unwrap();
+    session.set_active(false);
+    session.set_remote(phone.addr(), codec, None);
+    session
+}
+
+/// Sends `samples` from `phone` to `to` as µ-law packets paced at 20 ms.
+pub async fn send_audio(phone: &mut Phone, to: SocketAddr, samples: &[i16]) {
+    for frame in samples.chunks(160) {
+        let mut payload = Vec::new();
+        Codec::Pcmu.encode(frame, &mut payload);
+        phone.send_audio(to, 0, &payload).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 static NEXT_FILE: AtomicU32 = AtomicU32::new(0);
 
