@@ -277,3 +277,137 @@ fn cancel_call_stops_the_ringing_and_json_and_bad_requests_are_answered() {
     let (status, _) = curl(&curl_program, &pbxd, &[], "/healthz");
     assert_eq!(status, 200);
 }
+
+/// Participants: a third phone added to a call and deleted from it (it
+/// gets a BYE, the others talk on); then one participant moved to another
+/// call (transfer): the call it left, down to its calling party, ends,
+/// and the one it joined has it among its participants.
+#[test]
+fn participants_are_added_deleted_and_transferred() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = Pbxd::start(
+        "parlay-participants",
+        &[
+            format!("parlay.linger_seconds={LINGER_SECONDS}"),
+            "sip.rtp_timeout_seconds=120".to_string(),
+            "domains.\"example.com\".accounts.desk.password=\"desk-pw\"".to_string(),
+        ],
+    );
+    let Some(mut client) = SoapClient::start(&wsdl(&pbxd), "ivanov@example.com", "ivanov-demo") else {
+        return;
+    };
+    let phone = |name: &str, password: &str| {
+        Peer::phone(&sipp_program, &pbxd, name, password, "stock_phone_answers.xml", 1)
+    };
+    let ivanov = phone("ivanov", "ivanov-demo");
+    let petrov = phone("petrov", "petrov-demo");
+    let operator = phone("operator", "operator-demo");
+    let participants = |client: &mut SoapClient, id: &str| -> Vec<String> {
+        let answer = information(client, id);
+        let mut names: Vec<String> = answer["result"]["participants"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item.as_str())
+                    .map(|uri| {
+                        uri.trim_start_matches("sip:")
+                            .split('@')
+                            .next()
+                            .unwrap_or_default()
+                            .to_string()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let joined = |count: usize| {
+        pbxd.wait_for(20, |log| {
+            lines_with(log, "parlay: ")
+                .iter()
+                .filter(|line| line.contains(" joined"))
+                .count()
+                >= count
+        });
+    };
+
+    let first = client.call(
+        "makeCall",
+        json!({ "callingParty": "ivanov", "calledParty": "petrov" }),
+    );
+    let first = first["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    joined(1);
+    let added = client.call(
+        "addCallParticipant",
+        json!({ "callIdentifier": first, "participant": "operator" }),
+    );
+    assert!(added.get("result").is_some(), "{added}");
+    joined(2);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        participants(&mut client, &first),
+        ["ivanov", "operator", "petrov"],
+        "{}",
+        pbxd.log()
+    );
+    let deleted = client.call(
+        "deleteCallParticipant",
+        json!({ "callIdentifier": first, "participant": "operator" }),
+    );
+    assert!(deleted.get("result").is_some(), "{deleted}");
+    let (output, _) = operator.finish_soon();
+    common::assert_passed(&output, &pbxd);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        participants(&mut client, &first),
+        ["ivanov", "petrov"],
+        "{}",
+        pbxd.log()
+    );
+
+    // A second call, desk and the operator's phone again; petrov moves
+    // there.
+    let desk = phone("desk", "desk-pw");
+    let operator = phone("operator", "operator-demo");
+    let second = client.call(
+        "makeCall",
+        json!({ "callingParty": "desk", "calledParty": "operator" }),
+    );
+    let second = second["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{second}"))
+        .to_string();
+    // (the calling party joins no mix: it is the call's own)
+    joined(3);
+    let moved = client.call(
+        "transferCallParticipant",
+        json!({ "callIdentifier": second, "participant": "petrov", "sourceCallIdentifier": first }),
+    );
+    assert!(moved.get("result").is_some(), "{moved}");
+    // The first call, left with ivanov alone, ends: his phone gets a BYE.
+    let (output, _) = ivanov.finish_soon();
+    common::assert_passed(&output, &pbxd);
+    let left = information(&mut client, &first);
+    assert_eq!(left["result"]["callStatus"], "CallTerminated", "{left}");
+    joined(4);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        participants(&mut client, &second),
+        ["desk", "operator", "petrov"],
+        "{}",
+        pbxd.log()
+    );
+    let ended = client.call("endCall", json!({ "callIdentifier": second }));
+    assert!(ended.get("result").is_some(), "{ended}");
+    for phone in [petrov, desk, operator] {
+        let (output, _) = phone.finish_soon();
+        common::assert_passed(&output, &pbxd);
+    }
+}
