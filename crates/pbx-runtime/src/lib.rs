@@ -9,6 +9,7 @@
 pub mod acd;
 pub mod address;
 pub mod admission;
+pub mod balance;
 pub mod calendar;
 pub mod call;
 pub mod cdr;

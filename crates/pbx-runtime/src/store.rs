@@ -108,8 +108,14 @@ impl Storage {
         write.open_table(MODIFIED).map_err(store_failed)?;
         write.open_table(PREFERENCES).map_err(store_failed)?;
         write.open_table(PINS).map_err(store_failed)?;
+        crate::balance::create_tables(&write).map_err(store_failed)?;
         write.commit().map_err(store_failed)?;
         Ok(Storage { database })
+    }
+
+    /// The accounts' balances, kept in the same database.
+    pub fn balances(&self) -> crate::balance::Balances<'_> {
+        crate::balance::Balances::new(&self.database)
     }
 
     /// Keeps a preference a script set for `account` (null removes it).

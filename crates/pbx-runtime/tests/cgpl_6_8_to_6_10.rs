@@ -283,3 +283,97 @@ fn submit_email_sends_text_and_a_recording_as_an_attachment() {
     // The recording itself: a WAV file, base64 ("RIFF" is "UklGR").
     assert!(message.contains("UklGR"), "{message}");
 }
+
+/// `DoBalance`: a call charged per minute until the balance runs out
+/// (the charge that would go below zero refused), the history it left,
+/// reservations, and the rights: a task on its own balances, the `pbx`
+/// account on its domain's, nobody else on another's.
+#[test]
+fn do_balance_charges_a_call_per_minute_until_the_balance_runs_out() {
+    let program = r#"
+        entry Main is
+          Void(AcceptCall());
+          SysLog("credit: " + ObjectToString(Balance("credit", "1.20", null)));
+          minutes = 0;
+          loop
+            result = Balance("charge", 500, null);
+            exitif IsString(result);
+            minutes = minutes + 1;
+            SysLog("minute " + String(minutes) + ": " + String(result.amount) + " left");
+            Void(ReadInput(60));
+          end loop;
+          SysLog("refused: " + result);
+          history = Balance("history", null, null).history;
+          SysLog(String(Length(history)) + " entries, the latest a " + history[0].op + " " +
+                 String(history[0].time - history[1].time) + " s after the one before");
+          Disconnect();
+        end;
+
+        function Balance(op, amount, reservation) is
+          parameters = NewDictionary();
+          parameters.op = op;
+          parameters.amount = amount;
+          parameters.reserve = reservation;
+          parameters.description = "call minute";
+          return DoBalance(parameters, null);
+        end;
+    "#;
+    let events = run_for("meter", "petrov@example.com", program, "", &[]);
+    assert_eq!(
+        events.logs(),
+        [
+            "credit: {balance = main; amount = #1200; reserved = #0;}",
+            "minute 1: 700 left",
+            "minute 2: 200 left",
+            "refused: insufficient funds: 0.20 available",
+            "3 entries, the latest a charge 60 s after the one before",
+        ]
+    );
+
+    let program = r#"
+        entry Main is
+          SysLog("petrov's: " + ObjectToString(Do("read", null, null, "petrov")));
+          Void(Do("credit", 5000, null, null));
+          reserved = Do("reserve", "2.5", null, null);
+          SysLog("reserved " + reserved.reserve + ": " + String(reserved.amount) + " free, " + String(reserved.reserved) + " held");
+          SysLog("too much: " + Do("charge", 3000, reserved.reserve, null));
+          more = Do("reserve", 1000, reserved.reserve, null);
+          SysLog("extended: " + String(more.reserved) + " held");
+          charged = Do("charge", 2000, reserved.reserve, null);
+          SysLog("charged: " + String(charged.amount) + " free, " + String(charged.reserved) + " held");
+          released = Do("release", null, reserved.reserve, null);
+          SysLog("released: " + String(released.amount) + " free, " + String(released.reserved) + " held");
+          SysLog("again: " + Do("release", null, reserved.reserve, null));
+          SysLog("bad: " + Do("charge", "1.0005", null, null) + "; " + Do("fly", null, null, null));
+          SysLog("balances: " + String(Length(Do("list", null, null, null).balances)));
+        end;
+
+        function Do(op, amount, reservation, account) is
+          parameters = NewDictionary();
+          parameters.op = op;
+          parameters.amount = amount;
+          parameters.reserve = reservation;
+          return DoBalance(parameters, account);
+        end;
+    "#;
+    let events = run_for("reserve", "ivanov@example.com", program, "", &[]);
+    assert_eq!(
+        events.logs(),
+        [
+            "petrov's: \"no right to another account's balances\"",
+            "reserved 2: 2500 free, 2500 held",
+            "too much: the charge is more than the 2.50 reserved",
+            "extended: 3500 held",
+            "charged: 1500 free, 1500 held",
+            "released: 3000 free, 0 held",
+            "again: no such reservation",
+            "bad: bad amount: 1.0005; unknown op fly",
+            "balances: 1",
+        ]
+    );
+    let events = run_for("reserve", "pbx@example.com", program, "", &[]);
+    assert_eq!(
+        events.logs()[0],
+        "petrov's: {balance = main; amount = #0; reserved = #0;}"
+    );
+}

@@ -1199,7 +1199,7 @@ impl Host for TaskHost {
                 });
                 null()
             }
-            HostFn::DoBalance => error_string("balances are not available yet"),
+            HostFn::DoBalance => self.do_balance(args),
             HostFn::Statistics => error_string("custom statistics are not available"),
             HostFn::HTTPCall => self.http_call(args),
             // §6.10

@@ -2,6 +2,7 @@
 //! the local executor of the thread that started it, an input queue, and
 //! the calls it owns.
 
+mod billing;
 mod bridge;
 mod desk;
 mod host;
