@@ -3,7 +3,8 @@
 //! build the server here.
 //!
 //! A [`Server`] is: an I/O executor for SMTP and HTTP, the media engine
-//! (`media.threads` workers; none in virtual time), the shards
+//! (`media.threads` workers, with the server's music on hold; none in
+//! virtual time), the shards
 //! (`runtime.threads` threads; in virtual time the calling thread), the
 //! directory, admission control, the network (built by the caller from a
 //! [`NetworkSetup`]: SIP or simulated), and the `Runtime` every task
@@ -13,12 +14,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pbx_media::{MediaConfig, MediaEngine};
+use pbx_media::{MediaConfig, MediaEngine, Prompt};
 
 use crate::admission::Admission;
 use crate::call::{IncomingCalls, Network};
 use crate::config::{Config, ConfigError};
 use crate::directory::Directory;
+use crate::env::Kind;
 use crate::hotdesk::HotDesk;
 use crate::observe::Observer;
 use crate::runtime::Runtime;
@@ -162,6 +164,9 @@ impl<N: Network + 'static> Server<N> {
                 tokio::task::spawn_local(async move { runtime.take_calls(calls).await });
             });
         }
+        if let Some(media) = &media {
+            start_music_on_hold(&runtime, media);
+        }
         shards.start_probes(runtime.registry.running());
         if !virtual_time {
             crate::hotdesk::start_expiry(&runtime);
@@ -175,6 +180,36 @@ impl<N: Network + 'static> Server<N> {
             io: Some(io),
         })
     }
+}
+
+/// The server's music on hold, for every call without music of its own:
+/// `moh` as a lookup without a domain finds it (the server's environment,
+/// then the stock one). Given to the media engine now, and again whenever
+/// the environments' watch sees a prompt change (`pbxd serve` watches
+/// them), by a task on the I/O executor that ends with it.
+fn start_music_on_hold(runtime: &Runtime, media: &MediaEngine) {
+    fn server_music(runtime: &Runtime) -> Option<Arc<Prompt>> {
+        let found = runtime
+            .environments
+            .find("", None, "moh", Kind::Audio)
+            .ok()
+            .flatten()?;
+        match runtime.prompts.get(&found.path) {
+            Ok(prompt) => Some(prompt),
+            Err(error) => {
+                tracing::warn!(file = %found.path.display(), %error, "no music on hold");
+                None
+            }
+        }
+    }
+    media.set_music(server_music(runtime));
+    let mut changes = runtime.environments.audio_changes();
+    let (runtime, media) = (runtime.clone(), media.clone());
+    runtime.io.clone().spawn(async move {
+        while changes.changed().await.is_ok() {
+            media.set_music(server_music(&runtime));
+        }
+    });
 }
 
 impl<N: Network + 'static> Server<N> {

@@ -531,7 +531,10 @@ impl Peer {
             }
             // No audio is simulated: who hears whom changes nothing a
             // script can observe here, and DTMF still reaches the task.
-            LegCommand::SendDtmf(_) | LegCommand::Hold(_) | LegCommand::Mixer(_) => {}
+            LegCommand::SendDtmf(_)
+            | LegCommand::Hold(_)
+            | LegCommand::Music { .. }
+            | LegCommand::Mixer(_) => {}
         }
         true
     }

@@ -249,3 +249,41 @@ fn a_watched_environment_reports_a_broken_save_at_once() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(recorder.errors().len(), 2, "{:?}", recorder.errors());
 }
+
+/// The server's music on hold is given to the media engine again when a
+/// prompt of the environments changes (`Server::start` listens): the
+/// watch says so.
+#[test]
+fn a_watched_environment_tells_when_a_prompt_changes() {
+    use pbx_runtime::env::Environments;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let scratch = Scratch::new("watch-audio");
+    for layer in ["stock", "server", "domains/example.com"] {
+        std::fs::create_dir_all(scratch.path(layer)).unwrap();
+    }
+    let environments = Arc::new(Environments::new(
+        scratch.path("stock"),
+        scratch.path("server"),
+        scratch.path("domains"),
+        Arc::new(common::Recorder::default()),
+    ));
+    let _watch = environments.watch().unwrap();
+    let changes = environments.audio_changes();
+    let changed = |within: Duration| {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if changes.has_changed().unwrap() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    };
+    // A program is not a prompt.
+    scratch.write("server/app.sppr", "entry Main is end;");
+    assert!(!changed(Duration::from_secs(1)));
+    scratch.write("server/MOH.WAV", "a new music on hold");
+    assert!(changed(Duration::from_secs(5)));
+}

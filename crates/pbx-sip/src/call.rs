@@ -304,6 +304,10 @@ impl SipCall {
             }
             LegCommand::SendDtmf(symbol) => self.media.send_dtmf(symbol),
             LegCommand::Hold(on) => self.hold(on).await,
+            LegCommand::Music { prompt, when_idle } => {
+                self.media.set_music(prompt);
+                self.media.music_when_idle(when_idle);
+            }
             LegCommand::Bridge(other) => {
                 let other = other.and_then(|handle| self.network.shared.media_of(handle.id));
                 self.media.bridge(other.as_deref());
@@ -540,7 +544,8 @@ impl SipCall {
         let _ = responder.send(TransactionEvent::Respond(response));
     }
 
-    /// Puts the peer on hold (re-INVITE with `sendonly`) or takes it off.
+    /// Puts the peer on hold (re-INVITE with `sendonly`; the media channel
+    /// sends it music on hold) or takes it off.
     async fn hold(&mut self, on: bool) {
         if self.holding == on {
             return;
@@ -843,7 +848,8 @@ impl SipCall {
                     codec_of(&negotiated),
                     negotiated.telephone_event,
                 );
-                self.media.hold(negotiated.on_hold());
+                // The peer holds us: its bridge partner hears music.
+                self.media.peer_hold(negotiated.on_hold());
                 self.session.local_sdp = answer.clone();
                 self.session.negotiated = Some(negotiated);
                 let _ = handle

@@ -212,8 +212,16 @@ pub enum LegCommand {
     },
     /// Send a DTMF symbol.
     SendDtmf(char),
-    /// Put the peer on hold, or take it off.
+    /// Put the peer on hold (it hears music on hold), or take it off.
     Hold(bool),
+    /// The music this leg's media channel plays: on hold, and with
+    /// `when_idle` also whenever it has nothing else to send (CG/PL
+    /// `MediaOption("mixMOH")`; in a conference on this channel, everyone
+    /// hears it). `prompt` `None` is the server's music on hold.
+    Music {
+        prompt: Option<Arc<Prompt>>,
+        when_idle: bool,
+    },
     /// Connect this leg's media with another leg's (both ways), or, with
     /// `None`, give it back its own media channel. Signalling stays with
     /// the owner.

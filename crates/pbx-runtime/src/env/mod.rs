@@ -130,6 +130,9 @@ pub struct Environments {
     /// The folders names were looked up in, kept until they change.
     listings: Listings,
     observer: Arc<dyn Observer>,
+    /// Counts the times `refresh` saw an audio file change, for whoever
+    /// keeps a prompt outside calls (the server's music on hold).
+    audio_changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Environments {
@@ -162,7 +165,14 @@ impl Environments {
             programs: Mutex::new(HashMap::new()),
             listings: Listings::default(),
             observer,
+            audio_changes: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Told each time the watch (`watch`) sees an audio file of a layer
+    /// change, appear or go.
+    pub fn audio_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.audio_changes.subscribe()
     }
 
     /// The programs `domain` can run (`.sppr` files of its layers; a name
@@ -363,6 +373,15 @@ fn is_script(path: &Path) -> bool {
     })
 }
 
+/// Whether `path` is a prompt (one of the audio extensions).
+fn is_audio(path: &Path) -> bool {
+    path.extension().is_some_and(|extension| {
+        AUDIO_EXTENSIONS
+            .iter()
+            .any(|audio| extension.eq_ignore_ascii_case(audio))
+    })
+}
+
 /// `path` made absolute with links resolved, when it exists.
 fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
@@ -370,7 +389,7 @@ fn canonical(path: &Path) -> PathBuf {
 
 impl Environments {
     /// Watches the three layers (those that exist) and compiles changed
-    /// programs as soon as their files settle.
+    /// programs as soon as their files settle (and says when prompts change).
     pub fn watch(self: &Arc<Self>) -> notify::Result<EnvironmentWatch> {
         use notify::Watcher;
         let (sender, receiver) = std::sync::mpsc::channel::<PathBuf>();
@@ -382,7 +401,11 @@ impl Environments {
                         | notify::EventKind::Modify(_)
                         | notify::EventKind::Remove(_)
                 ) {
-                    for path in event.paths.into_iter().filter(|path| is_script(path)) {
+                    for path in event
+                        .paths
+                        .into_iter()
+                        .filter(|path| is_script(path) || is_audio(path))
+                    {
                         let _ = sender.send(path);
                     }
                 }
@@ -416,8 +439,12 @@ impl Environments {
     }
 
     /// Compiles again the cached programs that read a changed file, and
-    /// checks changed programs no task has used yet, reporting mistakes.
+    /// checks changed programs no task has used yet, reporting mistakes;
+    /// tells `audio_changes` of changed prompts.
     pub fn refresh(&self, changed: &[PathBuf]) {
+        if changed.iter().any(|path| is_audio(path)) {
+            self.audio_changes.send_modify(|count| *count += 1);
+        }
         let stale: Vec<(String, String)> = match self.programs.lock() {
             Ok(programs) => programs
                 .iter()

@@ -429,7 +429,7 @@ impl TaskHost {
     /// The prompt `PlayFile(name)` plays, or why not. A name that would
     /// leave the environment is an error of the script (`Err(Ok)`); a file
     /// that cannot be played is `Err(Err(reason))`.
-    fn prompt(&self, name: &str) -> Result<Option<Media>, Result<OpError, String>> {
+    pub(super) fn prompt(&self, name: &str) -> Result<Option<Media>, Result<OpError, String>> {
         let found = self
             .runtime
             .environments
@@ -1371,9 +1371,7 @@ impl Host for TaskHost {
                 HostOutcome::Wait(Op::Record(Duration::from_secs(seconds as u64).min(LONGEST_MEDIA)))
             }
             HostFn::SetLocalHold => {
-                if let Some(leg) = self.call.as_ref().filter(|leg| leg.state == LegState::Connected) {
-                    leg.send(LegCommand::Hold(arg(args, 0).is_true()));
-                }
+                self.set_local_hold(arg(args, 0).is_true());
                 null()
             }
             HostFn::ReleaseMediaChannel => null(),
@@ -1389,6 +1387,9 @@ impl Host for TaskHost {
                             self.options.insert(key, value);
                         }
                         Err(error) => return HostOutcome::Fail(error),
+                    }
+                    if function == HostFn::MediaOption && name.eq_ignore_ascii_case("mixMOH") {
+                        self.send_music();
                     }
                 }
                 done(previous)

@@ -8,6 +8,7 @@ mod desk;
 mod host;
 mod input;
 mod keep;
+mod music;
 mod numbers;
 mod ops;
 mod queues;
