@@ -7,6 +7,7 @@
 // Helpers are test code: a panic is how a test fails.
 #![allow(clippy::unwrap_used)]
 
+pub mod audio;
 pub mod caller;
 pub mod capture;
 pub mod peer;
