@@ -170,6 +170,26 @@ fn router(sources: Arc<Sources>) -> Router {
             "/api/3pcc/{operation}",
             axum::routing::post(parlay::third_party_call_json),
         )
+        .route(
+            "/api/parlay/{operation}",
+            axum::routing::post(parlay::call_notification_json),
+        )
+        .route(
+            "/ParlayX/CallNotification",
+            get(parlay::notification_wsdl).post(parlay::call_notification),
+        )
+        .route(
+            "/ParlayX/CallNotificationManager",
+            get(parlay::notification_wsdl).post(parlay::call_notification),
+        )
+        .route(
+            "/ParlayX/CallDirectionManager",
+            get(parlay::notification_wsdl).post(parlay::call_notification),
+        )
+        .route(
+            "/ParlayX/CallHandling",
+            get(parlay::notification_wsdl).post(parlay::call_notification),
+        )
         .route("/", get(console::home))
         .route("/login", get(console::login_page).post(console::login))
         .route("/logout", axum::routing::post(console::logout))

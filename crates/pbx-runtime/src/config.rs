@@ -536,6 +536,15 @@ pub struct ParlayConfig {
     /// status reads.
     #[serde(default = "default_linger")]
     pub linger_seconds: u64,
+    /// Whether users may register call notification, direction and call
+    /// handling rules for their own accounts (domain administrators
+    /// always may, for the domain's).
+    #[serde(default = "default_true")]
+    pub rules_allowed: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_linger() -> u64 {
@@ -546,6 +555,7 @@ impl Default for ParlayConfig {
     fn default() -> ParlayConfig {
         ParlayConfig {
             linger_seconds: default_linger(),
+            rules_allowed: true,
         }
     }
 }

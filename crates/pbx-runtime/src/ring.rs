@@ -17,6 +17,7 @@ use crate::address::{self, Destination};
 use crate::call::{Leg, LegCommand, LegEvent, LegReport, LegState, Media, OutgoingCall, Status, Target};
 use crate::directory::Account;
 use crate::observe::Event;
+use crate::parlay::{Criterion, Decision};
 use crate::queue;
 use crate::rules::Action;
 use crate::runtime::Runtime;
@@ -200,6 +201,37 @@ async fn ring(routing: Routing, caller: Leg, plan: Ringing) {
     for (_, leg) in branches.iter_mut() {
         if let Some(leg) = leg.take() {
             leg.send(LegCommand::Disconnect { reason: None });
+        }
+    }
+    // A Parlay X client watching the account for this is told, or asked
+    // (its answer decides, `Continue` leaving it to the rules).
+    let criterion = match outcome {
+        Outcome::Busy => Some(Criterion::Busy),
+        Outcome::NoAnswer => Some(Criterion::NoAnswer),
+        _ => None,
+    };
+    if let (Some(criterion), Some(account)) = (criterion, plan.account.clone()) {
+        let who = account.address();
+        if !runtime.parlay.watches(&who, criterion).is_empty() {
+            match runtime
+                .parlay_event(&who, criterion, &caller.info.remote_uri)
+                .await
+            {
+                Decision::Continue => {}
+                Decision::EndCall => return refuse(caller, Status::DECLINE),
+                Decision::Route(targets) => {
+                    return act(
+                        &runtime,
+                        caller,
+                        Some(account),
+                        Action::Divert(targets),
+                        plan.depth,
+                    )
+                }
+                Decision::Fork(targets) => {
+                    return act(&runtime, caller, Some(account), Action::Fork(targets), plan.depth)
+                }
+            }
         }
     }
     match outcome {

@@ -19,6 +19,7 @@ use crate::directory::{Account, Directory};
 use crate::env::{Environments, ProgramError};
 use crate::hotdesk::HotDesk;
 use crate::observe::{Event, Observer};
+use crate::parlay::{Criterion, Decision, Mode, Verdict};
 use crate::ring::{self, Ringing};
 use crate::rules::{self, Action, CallFacts, Plan};
 use crate::store::{Meetings, Queues, Storage};
@@ -86,9 +87,14 @@ pub struct Shared {
     pub queues: Queues,
     /// What each call queue's dispatcher last said of its agents.
     pub queue_agents: crate::acd::AgentBoard,
+    /// Parlay X watches and call handling rules, kept in the store.
+    pub parlay: crate::parlay::ParlayRules,
     /// Prompt files decoded, once per version of each.
     pub prompts: pbx_media::prompt::PromptCache,
 }
+
+/// The name the Parlay X rules are kept under.
+const PARLAY_RULES: &str = "parlay_rules";
 
 /// A handle on the runtime.
 #[derive(Clone)]
@@ -220,6 +226,11 @@ impl Runtime {
                 account.set_pin(&pin);
             }
         }
+        let parlay_kept = storage.kept_setting(PARLAY_RULES).map_err(|error| ConfigError {
+            location: "data_dir".into(),
+            message: error.to_string(),
+        })?;
+        let parlay = crate::parlay::ParlayRules::from_kept(parlay_kept.as_deref());
         let registry = Registry::new(config.runtime.shard_count());
         Ok(Runtime(Arc::new(Shared {
             records,
@@ -240,6 +251,7 @@ impl Runtime {
             meetings: Meetings::default(),
             queues: Queues::default(),
             queue_agents: crate::acd::AgentBoard::default(),
+            parlay,
             prompts: pbx_media::prompt::PromptCache::default(),
         })))
     }
@@ -467,6 +479,164 @@ impl Runtime {
 
     /// Applies `account`'s rules to a call.
     fn call_account(&self, leg: Leg, account: Arc<Account>, depth: u8) -> Result<Routed, StartError> {
+        let who = account.address();
+        // Parlay X call handling first: callers blocked, or not on the
+        // accept list, are refused; a forward list takes every call.
+        if let Some(handling) = self.parlay.handling(&who) {
+            match handling.verdict(&leg.info.remote_uri) {
+                Verdict::Refuse(why) => {
+                    self.observer.event(Event::Routing {
+                        what: format!("to {who}: the caller is {why} (Parlay X call handling)"),
+                    });
+                    return Ok(reject(leg, Status::DECLINE));
+                }
+                Verdict::Forward(targets) => {
+                    let action = Action::Divert(targets);
+                    self.observer.event(Event::Routing {
+                        what: format!("to {who}: {action} (Parlay X call handling)"),
+                    });
+                    return self.act(leg, Some(account), action, depth);
+                }
+                Verdict::Pass => {}
+            }
+        }
+        // A Parlay X client watching every call to the account is told
+        // (or asked, and its answer decides) before anything else.
+        if !self.parlay.watches(&who, Criterion::CalledNumber).is_empty() {
+            self.directed(
+                leg,
+                account,
+                depth,
+                Criterion::CalledNumber,
+                |runtime, leg, account, depth| runtime.call_account_by_rules(leg, account, depth, Vec::new()),
+            );
+            return Ok(Routed::Ringing);
+        }
+        self.call_account_by_rules(leg, account, depth, Vec::new())
+    }
+
+    /// Tells the Parlay X clients watching `account` for `criterion` of
+    /// the call on `leg`, and does what a direction client answers:
+    /// `Continue` is `go_on`; `EndCall` refuses the call (603); `Route`
+    /// diverts it; `Fork` adds the addresses to those `go_on` rings (or,
+    /// where nothing rings any more, rings them). The call counts as being
+    /// routed meanwhile.
+    pub(crate) fn directed(
+        &self,
+        leg: Leg,
+        account: Arc<Account>,
+        depth: u8,
+        criterion: Criterion,
+        go_on: impl FnOnce(&Runtime, Leg, Arc<Account>, u8) -> Result<Routed, StartError> + 'static,
+    ) {
+        self.registry.start_routing();
+        let runtime = self.clone();
+        tokio::task::spawn_local(async move {
+            let who = account.address();
+            let caller = leg.info.remote_uri.clone();
+            let decision = runtime.parlay_event(&who, criterion, &caller).await;
+            let routed = match decision {
+                Decision::Continue => go_on(&runtime, leg, account, depth),
+                Decision::EndCall => Ok(reject(leg, Status::DECLINE)),
+                Decision::Route(targets) => runtime.act(leg, Some(account), Action::Divert(targets), depth),
+                Decision::Fork(targets) if criterion == Criterion::CalledNumber => {
+                    runtime.call_account_by_rules(leg, account, depth, targets)
+                }
+                Decision::Fork(targets) => runtime.act(leg, Some(account), Action::Fork(targets), depth),
+            };
+            if let Err(error) = routed {
+                runtime.observer.event(Event::Routing {
+                    what: format!("to {who}: {error}"),
+                });
+            }
+            runtime.registry.end_routing();
+        });
+    }
+
+    /// Tells the Parlay X notification clients watching `account` (an
+    /// address) for `criterion` of a call from `calling` (without waiting
+    /// for them), and asks its direction client what to do: `Continue`
+    /// when there is none, or it fails or does not answer in time.
+    pub(crate) async fn parlay_event(&self, account: &str, criterion: Criterion, calling: &str) -> Decision {
+        let called = format!("sip:{account}");
+        let mut decision = Decision::Continue;
+        let mut asked = false;
+        for watch in self.parlay.watches(account, criterion) {
+            let body = crate::parlay::message(&watch, calling, &called);
+            let request = self
+                .http
+                .post(&watch.endpoint)
+                .header("Content-Type", "text/xml; charset=utf-8")
+                .header("SOAPAction", "\"\"")
+                .timeout(crate::parlay::DIRECTION_TIMEOUT)
+                .body(body);
+            let what = format!(
+                "to {account}: Parlay X {} to {}",
+                criterion.name(),
+                watch.endpoint
+            );
+            match watch.mode {
+                Mode::Notification => {
+                    let observer = self.observer.clone();
+                    self.io.spawn(async move {
+                        let failed = match request.send().await {
+                            Ok(response) if response.status().is_success() => None,
+                            Ok(response) => Some(response.status().to_string()),
+                            Err(error) => Some(error.to_string()),
+                        };
+                        let what = match failed {
+                            None => format!("{what}: notified"),
+                            Some(why) => format!("{what}: not notified ({why})"),
+                        };
+                        observer.event(Event::Routing { what });
+                    });
+                }
+                Mode::Direction if !asked => {
+                    asked = true;
+                    let answer = self
+                        .io(async move {
+                            let response = request.send().await.map_err(|error| error.to_string())?;
+                            response.bytes().await.map_err(|error| error.to_string())
+                        })
+                        .await
+                        .unwrap_or_else(|| Err("pbxd is stopping".into()));
+                    decision = match answer.and_then(|body| crate::parlay::decision(&body)) {
+                        Ok(decision) => {
+                            self.observer.event(Event::Routing {
+                                what: format!("{what}: {decision}"),
+                            });
+                            decision
+                        }
+                        Err(why) => {
+                            self.observer.event(Event::Routing {
+                                what: format!("{what}: no answer ({why}); the call goes on"),
+                            });
+                            Decision::Continue
+                        }
+                    };
+                }
+                Mode::Direction => {}
+            }
+        }
+        decision
+    }
+
+    /// Keeps the Parlay X rules after a change (`text`: all of them).
+    pub fn keep_parlay_rules(&self, text: &str) {
+        if let Err(error) = self.storage.keep_setting(PARLAY_RULES, text) {
+            tracing::error!(%error, "the Parlay X rules were not kept");
+        }
+    }
+
+    /// A call to `account` as its own settings and rules route it, with
+    /// `extra` addresses ringing beside its phones (a Parlay X `Fork`).
+    fn call_account_by_rules(
+        &self,
+        leg: Leg,
+        account: Arc<Account>,
+        depth: u8,
+        extra: Vec<String>,
+    ) -> Result<Routed, StartError> {
         let now = jiff::Timestamp::from_second(self.clock.now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         let working = account.working_hours.as_ref().map(|hours| hours.is_working(now));
         let caller = leg.info.remote_uri.clone();
@@ -505,10 +675,17 @@ impl Runtime {
             } => {
                 let mut targets: Vec<Target> = devices.into_iter().map(Target::Device).collect();
                 targets.extend(ring::expand(self, &also, Some(&account)));
+                targets.extend(ring::expand(self, &extra, Some(&account)));
                 if targets.is_empty() {
                     self.observer.event(Event::Routing {
                         what: format!("to {who}: no device to ring"),
                     });
+                    if !self.parlay.watches(&who, Criterion::NotReachable).is_empty() {
+                        self.directed(leg, account, depth, Criterion::NotReachable, |_, leg, _, _| {
+                            Ok(reject(leg, Status::TEMPORARILY_UNAVAILABLE))
+                        });
+                        return Ok(Routed::Ringing);
+                    }
                     return Ok(reject(leg, Status::TEMPORARILY_UNAVAILABLE));
                 }
                 self.observer.event(Event::Routing {

@@ -22,6 +22,8 @@ const MODIFIED: TableDefinition<&str, i64> = TableDefinition::new("storage_modif
 const PREFERENCES: TableDefinition<&str, &str> = TableDefinition::new("account_preferences");
 /// PINs their owners set (`SetAccountPIN`), by `account@domain`.
 const PINS: TableDefinition<&str, &str> = TableDefinition::new("account_pins");
+/// What the runtime keeps whole, by name (the Parlay X rules, as JSON).
+const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("runtime_settings");
 
 /// The largest file a script may keep (a ten-minute recording at 8 kHz,
 /// 16-bit, is 9.6 MB).
@@ -135,6 +137,29 @@ impl Storage {
             }
         }
         write.commit().map_err(store_failed)
+    }
+
+    /// Keeps `text` as the setting `name` (replacing what was kept).
+    pub fn keep_setting(&self, name: &str, text: &str) -> Result<(), StorageError> {
+        let write = self.database.begin_write().map_err(store_failed)?;
+        write
+            .open_table(SETTINGS)
+            .map_err(store_failed)?
+            .insert(name, text)
+            .map_err(store_failed)?;
+        write.commit().map_err(store_failed)
+    }
+
+    /// The setting `name`, if one was kept.
+    pub fn kept_setting(&self, name: &str) -> Result<Option<String>, StorageError> {
+        let read = self.database.begin_read().map_err(store_failed)?;
+        let table = match read.open_table(SETTINGS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(error) => return Err(store_failed(error)),
+        };
+        let text = table.get(name).map_err(store_failed)?;
+        Ok(text.map(|text| text.value().to_string()))
     }
 
     /// Keeps the PIN `account`'s owner set.

@@ -11,12 +11,17 @@ What it answers depends on the path:
   /sleep?seconds=N   answers `dtype: hangup` after N seconds;
   /error             500;
   /html              200 text/html;
+  /parlay?action=Route&to=ADDRESS[&to=...]
+      a Parlay X client: a notification (notifyBusy...) gets an empty SOAP
+      response; a question (handleBusy...) is answered with the action
+      (Continue when none) and its routing addresses;
   anything else      200 text/plain, empty (the answer and hangup URLs).
 
 Arguments: [CERT KEY] to serve HTTPS. Prints the port it listens on, then
 serves until killed."""
 
 import http.server
+import re
 import ssl
 import sys
 import threading
@@ -44,7 +49,8 @@ class Router(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         if url.path != "/received":
             with LOCK:
-                RECEIVED.append(f"{int(time.time() * 1000)}\t{self.command} {self.path}\t{body}")
+                flat = body.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+                RECEIVED.append(f"{int(time.time() * 1000)}\t{self.command} {self.path}\t{flat}")
         query = urllib.parse.parse_qsl(url.query, keep_blank_values=True)
         if url.path == "/received":
             with LOCK:
@@ -58,6 +64,22 @@ class Router(http.server.BaseHTTPRequestHandler):
             return self.reply(200, "dtype: hangup\n")
         if url.path == "/error":
             return self.reply(500, "broken")
+        if url.path == "/parlay":
+            found = re.search(r"<(?:[\w.-]+:)?((?:handle|notify)\w+)[\s/>]", body)
+            operation = found.group(1) if found else "unknown"
+            inner = ""
+            if operation.startswith("handle"):
+                action = dict(query).get("action", "Continue")
+                addresses = "".join(
+                    f"<routingAddress>{value}</routingAddress>" for key, value in query if key == "to"
+                )
+                inner = f"<result><actionToPerform>{action}</actionToPerform>{addresses}</result>"
+            envelope = (
+                '<?xml version="1.0"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
+                f'<soapenv:Body><ns:{operation}Response xmlns:ns="urn:test">{inner}</ns:{operation}Response>'
+                "</soapenv:Body></soapenv:Envelope>"
+            )
+            return self.reply(200, envelope, "text/xml")
         if url.path == "/html":
             return self.reply(200, "<p>dtype: phone</p>", "text/html")
         self.reply(200, "")

@@ -277,6 +277,8 @@ pub struct Received {
     pub request: String,
     /// The form's fields, decoded, in the order sent.
     pub fields: Vec<(String, String)>,
+    /// The body as sent (line ends and tabs made spaces).
+    pub body: String,
 }
 
 impl Received {
@@ -386,11 +388,13 @@ fn parse_received(text: &str) -> Vec<Received> {
             let mut parts = line.splitn(3, '\t');
             let at_ms = parts.next()?.parse().ok()?;
             let request = parts.next()?.to_string();
-            let fields = form_decode(parts.next().unwrap_or(""));
+            let body = parts.next().unwrap_or("").to_string();
+            let fields = form_decode(&body);
             Some(Received {
                 at_ms,
                 request,
                 fields,
+                body,
             })
         })
         .collect()

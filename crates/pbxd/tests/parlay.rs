@@ -19,9 +19,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::peer::Peer;
+use common::caller::{Caller, Ending, Step};
+use common::peer::{invites, Peer};
 use common::{curl, lines_with, Pbxd};
-use pbx_test_peers::SoapClient;
+use pbx_test_peers::{SoapClient, WebRouter};
 use serde_json::{json, Value};
 
 /// How long `parlayMakeCall` lingers in these tests.
@@ -33,6 +34,9 @@ fn start(name: &str) -> Pbxd {
         &[
             format!("parlay.linger_seconds={LINGER_SECONDS}"),
             "sip.rtp_timeout_seconds=120".to_string(),
+            // Monday 10:00 in Moscow: ivanov and petrov work, their
+            // after-hours rules keep out of the way.
+            "clock.start=2026-11-23T10:00:00+03:00".to_string(),
         ],
     )
 }
@@ -410,4 +414,216 @@ fn participants_are_added_deleted_and_transferred() {
         let (output, _) = phone.finish_soon();
         common::assert_passed(&output, &pbxd);
     }
+}
+
+/// The notification service's WSDL.
+fn notification_wsdl(pbxd: &Pbxd) -> String {
+    format!("http://{}/ParlayX/CallNotification?wsdl", pbxd.http)
+}
+
+/// A call from outside to `called` that stays a second once answered.
+fn call_from_outside(
+    sipp_program: &std::path::Path,
+    pbxd: &Pbxd,
+    called: &'static str,
+    ending: Ending,
+    step: &str,
+) {
+    let steps = match ending {
+        Ending::Refused(_) => Vec::new(),
+        _ => vec![Step::Pause(1.0)],
+    };
+    let caller = Caller {
+        called,
+        steps,
+        ending,
+        as_phone: None,
+    };
+    common::assert_passed(
+        &caller.call(step, sipp_program, pbxd, pbx_test_peers::free_udp_port()),
+        pbxd,
+    );
+}
+
+/// The Parlay X messages the client endpoint got, by operation.
+fn told(router: &WebRouter, operation: &str) -> Vec<String> {
+    router
+        .received()
+        .into_iter()
+        .filter(|received| received.body.contains(&format!(":{operation} ")))
+        .map(|received| received.body)
+        .collect()
+}
+
+/// Call notification and direction (seed 004): petrov's phone is busy.
+/// A notification for Busy tells the client of each busy call; direction
+/// for every call (CalledNumber) answered Route sends calls to the
+/// operator, Fork rings the operator beside petrov, EndCall refuses them;
+/// stopped (by addresses and criteria, whatever the correlator), calls go
+/// to petrov again. Registrations survive a restart; petrov may not
+/// register for ivanov.
+#[test]
+fn notification_and_direction_decide_where_calls_go() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let Some(router) = WebRouter::start(None) else {
+        return;
+    };
+    let mut pbxd = start("parlay-direction");
+    let Some(mut petrov) = SoapClient::start(&notification_wsdl(&pbxd), "petrov@example.com", "petrov-demo")
+    else {
+        return;
+    };
+    let busy = Peer::phone(
+        &sipp_program,
+        &pbxd,
+        "petrov",
+        "petrov-demo",
+        "phone_busy.xml",
+        10,
+    );
+    let operator = Peer::phone(
+        &sipp_program,
+        &pbxd,
+        "operator",
+        "operator-demo",
+        "stock_phone_answers.xml",
+        2,
+    );
+    let reference = |query: &str, correlator: &str| {
+        json!({
+            "endpoint": router.url(&format!("/parlay{query}")),
+            "interfaceName": "CallNotification",
+            "correlator": correlator,
+        })
+    };
+    let ok = |answer: Value| assert!(answer.get("result").is_some(), "{answer}");
+
+    ok(petrov.call(
+        "startCallNotification",
+        json!({ "reference": reference("", "n1"), "addresses": ["sip:petrov@example.com"], "criteria": ["Busy"] }),
+    ));
+    // petrov is busy; his rules send the caller to voicemail.
+    call_from_outside(&sipp_program, &pbxd, "202", Ending::HangsUp, "busy");
+    let notified = told(&router, "notifyBusy");
+    assert_eq!(notified.len(), 1, "{}", pbxd.log());
+    assert!(
+        notified[0].contains("<correlator>n1</correlator>")
+            && notified[0].contains("5550000@outside.test")
+            && notified[0].contains("sip:petrov@example.com"),
+        "{}",
+        notified[0]
+    );
+
+    // Every call to petrov now goes where the client says: the operator.
+    ok(petrov.call(
+        "startCallDirectionNotification",
+        json!({
+            "reference": reference("?action=Route&to=sip:operator@example.com", "d1"),
+            "addresses": ["petrov"],
+            "criteria": ["CalledNumber"],
+        }),
+    ));
+    let rung = invites(&busy.received()).len();
+    call_from_outside(&sipp_program, &pbxd, "202", Ending::HangsUp, "routed");
+    assert_eq!(told(&router, "handleCalledNumber").len(), 1);
+    assert_eq!(invites(&busy.received()).len(), rung, "petrov's phone was rung");
+    assert_eq!(invites(&operator.received()).len(), 1, "{}", pbxd.log());
+
+    // It outlasts a restart; the answer is now EndCall.
+    pbxd = pbxd.restart();
+    let mut petrov =
+        SoapClient::start(&notification_wsdl(&pbxd), "petrov@example.com", "petrov-demo").unwrap();
+    ok(petrov.call(
+        "startCallDirectionNotification",
+        json!({ "reference": reference("?action=EndCall", "d2"), "addresses": ["petrov"], "criteria": ["CalledNumber"] }),
+    ));
+    call_from_outside(&sipp_program, &pbxd, "202", Ending::Refused(603), "ended");
+    assert_eq!(told(&router, "handleCalledNumber").len(), 2);
+
+    // Fork: petrov's phone and the operator's ring; the operator answers.
+    ok(petrov.call(
+        "startCallDirectionNotification",
+        json!({ "reference": reference("?action=Fork&to=100", "d3"), "addresses": ["petrov"], "criteria": ["CalledNumber"] }),
+    ));
+    let rung = invites(&busy.received()).len();
+    call_from_outside(&sipp_program, &pbxd, "202", Ending::HangsUp, "forked");
+    assert_eq!(invites(&busy.received()).len(), rung + 1, "{}", pbxd.log());
+    assert_eq!(invites(&operator.received()).len(), 2, "{}", pbxd.log());
+
+    // Stopped by addresses and criteria; the correlator given is ignored.
+    ok(petrov.call(
+        "stopCallDirectionNotification",
+        json!({ "correlator": "anything", "addresses": ["sip:petrov@example.com"], "criteria": ["CalledNumber"] }),
+    ));
+    call_from_outside(&sipp_program, &pbxd, "202", Ending::HangsUp, "stopped");
+    assert_eq!(
+        told(&router, "handleCalledNumber").len(),
+        3,
+        "asked after the stop"
+    );
+    assert_eq!(invites(&busy.received()).len(), rung + 2);
+    // The notification, kept through the restart, told of the busy call
+    // (the forked one was answered by the operator: not busy).
+    assert_eq!(told(&router, "notifyBusy").len(), 2, "{}", pbxd.log());
+
+    // Another's account: refused; no such account: refused.
+    let refused = petrov.call(
+        "startCallNotification",
+        json!({ "reference": reference("", "n2"), "addresses": ["ivanov"], "criteria": ["Busy"] }),
+    );
+    assert_eq!(message_id(&refused), Some("POL0001"), "{refused}");
+    let unknown = petrov.call(
+        "startCallNotification",
+        json!({ "reference": reference("", "n3"), "addresses": ["nobody"], "criteria": ["Busy"] }),
+    );
+    assert_eq!(message_id(&unknown), Some("SVC0004"), "{unknown}");
+    drop(busy);
+    drop(operator);
+}
+
+/// Call handling (setRules): ivanov blocks a caller, who gets 603, also
+/// after a restart; getRules reads the rule back; a forward list sends
+/// every call to the auto-attendant; clearRules lets calls through again.
+#[test]
+fn call_handling_rules_block_and_forward() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let mut pbxd = start("parlay-handling");
+    let Some(mut ivanov) = SoapClient::start(&notification_wsdl(&pbxd), "ivanov@example.com", "ivanov-demo")
+    else {
+        return;
+    };
+    let blocked = json!({ "address": "sip:ivanov@example.com", "rules": { "blockList": ["5550000"] } });
+    assert!(ivanov.call("setRules", blocked).get("result").is_some());
+    call_from_outside(&sipp_program, &pbxd, "201", Ending::Refused(603), "blocked");
+    pbxd = pbxd.restart();
+    let mut ivanov =
+        SoapClient::start(&notification_wsdl(&pbxd), "ivanov@example.com", "ivanov-demo").unwrap();
+    call_from_outside(&sipp_program, &pbxd, "201", Ending::Refused(603), "still-blocked");
+    let rules = ivanov.call("getRules", json!({ "address": "ivanov" }));
+    assert_eq!(rules["result"]["blockList"], json!(["5550000"]), "{rules}");
+
+    let forwarded = json!({ "address": "ivanov", "rules": { "forwardList": ["200"] } });
+    assert!(ivanov.call("setRules", forwarded).get("result").is_some());
+    call_from_outside(&sipp_program, &pbxd, "201", Ending::HangsUp, "forwarded");
+    assert!(
+        lines_with(&pbxd.log(), "start pbx.sppr").len() == 1,
+        "{}",
+        pbxd.log()
+    );
+
+    assert!(ivanov
+        .call("clearRules", json!({ "address": "ivanov" }))
+        .get("result")
+        .is_some());
+    call_from_outside(&sipp_program, &pbxd, "201", Ending::HangsUp, "cleared");
+    assert_eq!(lines_with(&pbxd.log(), "start pbx.sppr").len(), 1);
+    let refused = ivanov.call(
+        "setRules",
+        json!({ "address": "petrov", "rules": { "blockList": ["1"] } }),
+    );
+    assert_eq!(message_id(&refused), Some("POL0001"), "{refused}");
 }

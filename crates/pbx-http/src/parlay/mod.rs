@@ -1,6 +1,9 @@
 //! Parlay X over SOAP and JSON (FEATURES.md §9; seed 004): Third Party
 //! Call at `POST /ParlayX/ThirdPartyCall` (its WSDL at `?wsdl`), and the
-//! same operations as JSON at `POST /api/3pcc/OPERATION`.
+//! same operations as JSON at `POST /api/3pcc/OPERATION`; Call
+//! Notification, Call Direction and Call Handling at `POST
+//! /ParlayX/CallNotification` (also reached as CallNotificationManager,
+//! CallDirectionManager and CallHandling) and `POST /api/parlay/OPERATION`.
 //!
 //! Every request is authenticated as click-to-dial's are (HTTP Digest in
 //! the first domain's realm, with `name@domain` as the user name where
@@ -8,8 +11,10 @@
 //! it authenticated as: a user on their own calls, a domain administrator
 //! on the domain's.
 
-pub mod soap;
+pub mod notification;
 pub mod tpc;
+
+pub use pbx_runtime::soap;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +34,50 @@ const LOCAL: &str = "http://www.csapi.org/schema/parlayx/third_party_call/v2_3/l
 /// The namespace of the exceptions.
 const COMMON: &str = "http://www.csapi.org/schema/parlayx/common/v2_1";
 
+/// The namespace of the notification services' operations.
+const NOTIFICATION_LOCAL: &str = "http://www.csapi.org/schema/parlayx/call_notification/v2_3/local";
+
 const WSDL: &str = include_str!("third_party_call.wsdl");
+const NOTIFICATION_WSDL: &str = include_str!("call_notification.wsdl");
+
+/// One of the SOAP services.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Service {
+    ThirdPartyCall,
+    CallNotification,
+}
+
+impl Service {
+    fn knows(self, operation: &str) -> bool {
+        match self {
+            Service::ThirdPartyCall => operation_known(operation),
+            Service::CallNotification => notification::knows(operation),
+        }
+    }
+}
+
+/// What a service's operation gives back.
+enum Reply {
+    Call(Answer),
+    Notification(notification::Answer),
+}
+
+async fn perform(
+    sources: &Sources,
+    asker: &Arc<Account>,
+    service: Service,
+    operation: &str,
+    parts: &dyn tpc::Parts,
+) -> Result<Reply, Exception> {
+    match service {
+        Service::ThirdPartyCall => tpc::perform(sources, asker, operation, parts)
+            .await
+            .map(Reply::Call),
+        Service::CallNotification => {
+            notification::perform(sources, asker, operation, parts).map(Reply::Notification)
+        }
+    }
+}
 
 /// Who asks, checked; or the answer that refuses them (401 with a
 /// challenge, 403).
@@ -69,6 +117,26 @@ pub async fn wsdl(
     RawQuery(query): RawQuery,
     secure: Option<axum::Extension<crate::Secure>>,
 ) -> Response {
+    describe(WSDL, "ThirdPartyCall", &headers, query, secure.is_some())
+}
+
+/// `GET /ParlayX/CallNotification?wsdl` (and its other names).
+pub async fn notification_wsdl(
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    uri: axum::http::Uri,
+    secure: Option<axum::Extension<crate::Secure>>,
+) -> Response {
+    let name = uri
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or("CallNotification")
+        .to_string();
+    describe(NOTIFICATION_WSDL, &name, &headers, query, secure.is_some())
+}
+
+fn describe(wsdl: &str, name: &str, headers: &HeaderMap, query: Option<String>, secure: bool) -> Response {
     if !query.as_deref().unwrap_or_default().eq_ignore_ascii_case("wsdl") {
         return text(StatusCode::BAD_REQUEST, "ask for ?wsdl, or POST a SOAP request");
     }
@@ -80,9 +148,9 @@ pub async fn wsdl(
                 .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
         })
         .unwrap_or("127.0.0.1");
-    let scheme = if secure.is_some() { "https" } else { "http" };
-    let location = format!("{scheme}://{host}/ParlayX/ThirdPartyCall");
-    xml(StatusCode::OK, WSDL.replace("LOCATION", &location))
+    let scheme = if secure { "https" } else { "http" };
+    let location = format!("{scheme}://{host}/ParlayX/{name}");
+    xml(StatusCode::OK, wsdl.replace("LOCATION", &location))
 }
 
 /// `POST /ParlayX/ThirdPartyCall`: one SOAP 1.1 operation.
@@ -93,12 +161,50 @@ pub async fn third_party_call(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let asker = match asker(&sources, source, &headers, secure.is_some()) {
+    soap_request(
+        &sources,
+        source,
+        secure.is_some(),
+        &headers,
+        &body,
+        Service::ThirdPartyCall,
+    )
+    .await
+}
+
+/// `POST /ParlayX/CallNotification` (and its other names).
+pub async fn call_notification(
+    State(sources): State<Arc<Sources>>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    secure: Option<axum::Extension<crate::Secure>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    soap_request(
+        &sources,
+        source,
+        secure.is_some(),
+        &headers,
+        &body,
+        Service::CallNotification,
+    )
+    .await
+}
+
+async fn soap_request(
+    sources: &Sources,
+    source: SocketAddr,
+    secure: bool,
+    headers: &HeaderMap,
+    body: &[u8],
+    service: Service,
+) -> Response {
+    let asker = match asker(sources, source, headers, secure) {
         Ok(asker) => asker,
         Err(refused) => return *refused,
     };
     let fault = |exception: Exception| xml(StatusCode::INTERNAL_SERVER_ERROR, exception.fault(COMMON));
-    let operation = match soap::operation(&body) {
+    let operation = match soap::operation(body) {
         Ok(operation) => operation,
         Err(error) => {
             tracing::info!(%source, %error, "Parlay X request refused");
@@ -110,8 +216,15 @@ pub async fn third_party_call(
         }
     };
     let name = operation.name.clone();
-    match tpc::perform(&sources, &asker, &name, &operation).await {
-        Ok(answer) => xml(StatusCode::OK, soap::envelope(&response_xml(&name, &answer))),
+    if !service.knows(&name) {
+        return fault(Exception::service(
+            "SVC0001",
+            "A service error occurred. Error code is %1",
+            &[&format!("unknown operation {name}")],
+        ));
+    }
+    match perform(sources, &asker, service, &name, &operation).await {
+        Ok(reply) => xml(StatusCode::OK, soap::envelope(&response_xml(&name, &reply))),
         Err(exception) => fault(exception),
     }
 }
@@ -127,14 +240,57 @@ pub async fn third_party_call_json(
     Path(operation): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let asker = match asker(&sources, source, &headers, secure.is_some()) {
+    json_request(
+        &sources,
+        source,
+        secure.is_some(),
+        &headers,
+        &operation,
+        &body,
+        Service::ThirdPartyCall,
+    )
+    .await
+}
+
+/// `POST /api/parlay/OPERATION`: call notification, direction and
+/// handling as JSON.
+pub async fn call_notification_json(
+    State(sources): State<Arc<Sources>>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    secure: Option<axum::Extension<crate::Secure>>,
+    headers: HeaderMap,
+    Path(operation): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    json_request(
+        &sources,
+        source,
+        secure.is_some(),
+        &headers,
+        &operation,
+        &body,
+        Service::CallNotification,
+    )
+    .await
+}
+
+async fn json_request(
+    sources: &Sources,
+    source: SocketAddr,
+    secure: bool,
+    headers: &HeaderMap,
+    operation: &str,
+    body: &[u8],
+    service: Service,
+) -> Response {
+    let asker = match asker(sources, source, headers, secure) {
         Ok(asker) => asker,
         Err(refused) => return *refused,
     };
     if body.len() > soap::LARGEST_ENVELOPE {
         return text(StatusCode::PAYLOAD_TOO_LARGE, "the request is larger than 64 KB");
     }
-    let parts: serde_json::Value = match serde_json::from_slice(&body) {
+    let parts: serde_json::Value = match serde_json::from_slice(body) {
         Ok(value @ serde_json::Value::Object(_)) => value,
         Ok(_) => {
             return text(
@@ -144,17 +300,26 @@ pub async fn third_party_call_json(
         }
         Err(error) => return text(StatusCode::BAD_REQUEST, format!("not JSON: {error}")),
     };
-    match tpc::perform(&sources, &asker, &operation, &parts).await {
-        Ok(answer) => json(StatusCode::OK, response_json(&answer)),
+    if !service.knows(operation) {
+        return json(
+            StatusCode::NOT_FOUND,
+            Exception::service(
+                "SVC0001",
+                "A service error occurred. Error code is %1",
+                &[&format!("unknown operation {operation}")],
+            )
+            .json(),
+        );
+    }
+    match perform(sources, &asker, service, operation, &parts).await {
+        Ok(reply) => json(StatusCode::OK, response_json(&reply)),
         Err(exception) => {
             let status = if exception.is_policy() {
                 StatusCode::FORBIDDEN
-            } else if exception.message_id == "SVC0001" && operation_known(&operation) {
+            } else if exception.message_id == "SVC0001" {
                 StatusCode::INTERNAL_SERVER_ERROR
-            } else if operation_known(&operation) {
-                StatusCode::BAD_REQUEST
             } else {
-                StatusCode::NOT_FOUND
+                StatusCode::BAD_REQUEST
             };
             json(status, exception.json())
         }
@@ -205,16 +370,46 @@ fn information_xml(information: &CallInformation) -> String {
 }
 
 /// The body of an operation's response.
-fn response_xml(operation: &str, answer: &Answer) -> String {
-    let inner = match answer {
-        Answer::Done => String::new(),
-        Answer::Identifier(id) => format!("<result>{}</result>", soap::escape(id)),
-        Answer::Information(information) => format!("<result>{}</result>", information_xml(information)),
+fn response_xml(operation: &str, reply: &Reply) -> String {
+    let (namespace, inner) = match reply {
+        Reply::Call(Answer::Done) => (LOCAL, String::new()),
+        Reply::Call(Answer::Identifier(id)) => (LOCAL, format!("<result>{}</result>", soap::escape(id))),
+        Reply::Call(Answer::Information(information)) => (
+            LOCAL,
+            format!("<result>{}</result>", information_xml(information)),
+        ),
+        Reply::Notification(notification::Answer::Done) => (NOTIFICATION_LOCAL, String::new()),
+        Reply::Notification(notification::Answer::Rules(rules)) => {
+            let list = |name: &str, items: &[String]| -> String {
+                items
+                    .iter()
+                    .map(|item| format!("<{name}>{}</{name}>", soap::escape(item)))
+                    .collect()
+            };
+            let inner = format!(
+                "<result>{}{}{}</result>",
+                list("acceptList", &rules.accept),
+                list("blockList", &rules.block),
+                list("forwardList", &rules.forward)
+            );
+            (NOTIFICATION_LOCAL, inner)
+        }
     };
-    format!("<ns:{operation}Response xmlns:ns=\"{LOCAL}\">{inner}</ns:{operation}Response>")
+    format!("<ns:{operation}Response xmlns:ns=\"{namespace}\">{inner}</ns:{operation}Response>")
 }
 
-fn response_json(answer: &Answer) -> serde_json::Value {
+fn response_json(reply: &Reply) -> serde_json::Value {
+    let answer = match reply {
+        Reply::Call(answer) => answer,
+        Reply::Notification(notification::Answer::Done) => return serde_json::json!({}),
+        Reply::Notification(notification::Answer::Rules(rules)) => {
+            return serde_json::json!({
+                "acceptList": rules.accept,
+                "blockList": rules.block,
+                "forwardList": rules.forward,
+            })
+        }
+    };
     match answer {
         Answer::Done => serde_json::json!({}),
         Answer::Identifier(id) => serde_json::json!({ "callIdentifier": id }),
@@ -234,7 +429,7 @@ mod tests {
 
     #[test]
     fn responses_are_written_in_the_local_namespace() {
-        let body = response_xml("makeCall", &Answer::Identifier("42".into()));
+        let body = response_xml("makeCall", &Reply::Call(Answer::Identifier("42".into())));
         assert_eq!(
             body,
             format!("<ns:makeCallResponse xmlns:ns=\"{LOCAL}\"><result>42</result></ns:makeCallResponse>")
@@ -246,9 +441,29 @@ mod tests {
             termination_cause: None,
             participants: vec!["sip:a@b".into()],
         };
-        let body = response_xml("getCallInformation", &Answer::Information(information));
+        let body = response_xml(
+            "getCallInformation",
+            &Reply::Call(Answer::Information(information)),
+        );
         assert!(body.contains("<callStatus>CallConnected</callStatus><startTime>1970-01-01T00:00:00Z</startTime><duration>3</duration><participants>sip:a@b</participants>"), "{body}");
         assert!(soap::parse(soap::envelope(&body).as_bytes()).is_ok());
         assert!(soap::parse(WSDL.as_bytes()).is_ok(), "the WSDL is well-formed");
+        assert!(
+            soap::parse(NOTIFICATION_WSDL.as_bytes()).is_ok(),
+            "the WSDL is well-formed"
+        );
+        let rules = pbx_runtime::parlay::Handling {
+            accept: Vec::new(),
+            block: vec!["5550000".into()],
+            forward: vec!["200".into()],
+        };
+        let body = response_xml(
+            "getRules",
+            &Reply::Notification(notification::Answer::Rules(rules)),
+        );
+        assert!(
+            body.ends_with("<result><blockList>5550000</blockList><forwardList>200</forwardList></result></ns:getRulesResponse>"),
+            "{body}"
+        );
     }
 }

@@ -20,8 +20,8 @@ use pbx_runtime::address::{self, Destination};
 use pbx_runtime::directory::Account;
 use pbx_runtime::task::TaskInput;
 
-use super::soap::{Element, Exception};
 use crate::Sources;
+use pbx_runtime::soap::{Element, Exception};
 
 /// The program behind `makeCall`.
 pub const PROGRAM: &str = "parlayMakeCall";
@@ -30,8 +30,12 @@ pub const PROGRAM: &str = "parlayMakeCall";
 pub trait Parts: Sync {
     /// The text of part `name`, trimmed; `None` when missing or empty.
     fn text(&self, name: &str) -> Option<String>;
-    /// A part made of named texts (`charging`), in order.
+    /// A part made of named texts (`charging`), in order; a name given
+    /// several times (a list) comes once for each.
     fn group(&self, name: &str) -> Option<Vec<(String, String)>>;
+    /// A part given any number of times (`addresses`), trimmed, empty
+    /// ones left out.
+    fn list(&self, name: &str) -> Vec<String>;
 }
 
 impl Parts for Element {
@@ -51,6 +55,25 @@ impl Parts for Element {
                 .collect(),
         )
     }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        self.children
+            .iter()
+            .filter(|child| child.name == name)
+            .map(|child| child.text.trim().to_string())
+            .filter(|text| !text.is_empty())
+            .collect()
+    }
+}
+
+/// A JSON value as the text of a part.
+fn json_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) => Some(text.trim().to_string()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        serde_json::Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
 }
 
 impl Parts for serde_json::Value {
@@ -65,26 +88,36 @@ impl Parts for serde_json::Value {
 
     fn group(&self, name: &str) -> Option<Vec<(String, String)>> {
         let group = self.get(name)?.as_object()?;
-        Some(
-            group
-                .iter()
-                .map(|(key, value)| {
-                    let text = match value {
-                        serde_json::Value::String(text) => text.clone(),
-                        other => other.to_string(),
-                    };
-                    (key.clone(), text)
-                })
-                .collect(),
-        )
+        let mut pairs = Vec::new();
+        for (key, value) in group {
+            match value {
+                serde_json::Value::Array(items) => {
+                    pairs.extend(items.iter().filter_map(json_text).map(|text| (key.clone(), text)))
+                }
+                other => pairs.extend(json_text(other).map(|text| (key.clone(), text))),
+            }
+        }
+        Some(pairs)
+    }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        let items = match self.get(name) {
+            Some(serde_json::Value::Array(items)) => items.iter().filter_map(json_text).collect(),
+            Some(other) => json_text(other).into_iter().collect(),
+            None => Vec::new(),
+        };
+        items
+            .into_iter()
+            .filter(|text: &String| !text.is_empty())
+            .collect()
     }
 }
 
-fn missing(part: &str) -> Exception {
+pub(crate) fn missing(part: &str) -> Exception {
     Exception::service("SVC0002", "Invalid input value for message part %1", &[part])
 }
 
-fn required(parts: &dyn Parts, name: &str) -> Result<String, Exception> {
+pub(crate) fn required(parts: &dyn Parts, name: &str) -> Result<String, Exception> {
     parts.text(name).ok_or_else(|| missing(name))
 }
 
@@ -198,7 +231,7 @@ fn owned_call(
     }
 }
 
-fn not_allowed(why: &str) -> Exception {
+pub(crate) fn not_allowed(why: &str) -> Exception {
     Exception::service("POL0001", "A policy error occurred. Error code is %1", &[why])
 }
 
@@ -359,7 +392,7 @@ mod tests {
 
     #[test]
     fn parts_read_alike_from_xml_and_json() {
-        let xml = super::super::soap::operation(
+        let xml = pbx_runtime::soap::operation(
             b"<Envelope><Body><makeCall><callingParty> 201 </callingParty><calledParty/><charging><amount>1.5</amount></charging></makeCall></Body></Envelope>",
         )
         .unwrap();

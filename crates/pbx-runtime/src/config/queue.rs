@@ -174,7 +174,10 @@ mod tests {
             Err("priorities.\"8495*\": `high`; expected a priority below 1000 like \"2.0\"".into())
         );
         assert!(parse("priorities = { \"*\" = \"2\" }").check().is_err());
-        assert_eq!(parse("priorities = { \"8495*\" = \"2.5\", \"petrov\" = \"3\" }").check(), Ok(()));
+        assert_eq!(
+            parse("priorities = { \"8495*\" = \"2.5\", \"petrov\" = \"3\" }").check(),
+            Ok(())
+        );
         assert_eq!(
             parse("callback_mail = \"sales\"").check(),
             Err("callback_mail: `sales` is not a mail address".into())

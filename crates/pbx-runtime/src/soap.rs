@@ -1,5 +1,6 @@
-//! SOAP 1.1 as the Parlay X services speak it: a request's operation
-//! element read into a small tree, and responses and faults written.
+//! SOAP 1.1 as the Parlay X services speak it (pbx-http's services, and
+//! the notifications pbxd sends their clients): a message's operation
+//! element read into a small tree, and envelopes and faults written.
 //!
 //! Requests are bounded (size, depth, elements) and a document type
 //! declaration is refused outright, so no entity is ever declared,
