@@ -3,7 +3,8 @@
 //!
 //! - three callers and the demo queue `sales` (500): they are answered in
 //!   the order they came, each by the free agent; while they wait they
-//!   hear their place; an agent who logs out (`*61`) gets no more calls,
+//!   hear their place, and the music on hold between the prompts (tcpdump
+//!   captures what pbxd sends them); an agent who logs out (`*61`) gets no more calls,
 //!   and one who logs in (`*60`) gets the next; `/metrics` counts the
 //!   waiting callers and the agents;
 //! - a queue with no agent: a caller past `timeout_seconds` reaches the
@@ -18,7 +19,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::audio;
 use common::caller::{Caller, Ending, Step};
+use common::capture::Capture;
 use common::peer::{invites, Peer};
 use common::{assert_passed, curl, lines_with, Pbxd};
 
@@ -104,12 +107,23 @@ fn callers_reach_free_agents_in_the_order_they_came() {
     let petrov = agent_phone(&sipp_program, &pbxd, "petrov", "agent_answers.xml", 1);
 
     // Three callers, a second and a half apart, while no agent is logged
-    // in; each stays until pbxd hangs up (after their agent did).
+    // in; each stays until pbxd hangs up (after their agent did). What
+    // pbxd sends them is captured.
+    let mut ports: Vec<u16> = Vec::new();
+    while ports.len() < 3 {
+        let port = pbx_test_peers::free_udp_port();
+        if ports.iter().all(|other| other.abs_diff(port) >= 4) {
+            ports.push(port);
+        }
+    }
+    let Some(capture) = Capture::start("queues-order", &ports) else {
+        return;
+    };
     let mut callers = Vec::new();
-    for index in 0..3 {
+    for (index, port) in ports.iter().enumerate() {
         let caller = waiting_caller("500", Vec::new(), Ending::PbxdHangsUp);
         let name = format!("queue-caller-{index}");
-        callers.push(caller.start(&name, &sipp_program, &pbxd, pbx_test_peers::free_udp_port()));
+        callers.push(caller.start(&name, &sipp_program, &pbxd, *port));
         std::thread::sleep(Duration::from_millis(1500));
     }
     pbxd.wait_for_line(30, &[" at place 3"]);
@@ -146,6 +160,20 @@ fn callers_reach_free_agents_in_the_order_they_came() {
     let log = pbxd.wait_for(60, |log| lines_with(log, "talks to").len() >= 3);
     for caller in callers {
         assert_passed(&caller.finish(), &pbxd);
+    }
+    // While they waited, between the prompts, they heard the music on
+    // hold: the second and the third for seconds.
+    std::thread::sleep(Duration::from_millis(300));
+    let packets = capture.stop();
+    for port in &ports[1..] {
+        let heard = audio::Peer::of(&packets, *port);
+        let music = heard.heard.iter().filter(|frame| frame.music()).count();
+        let origin = heard.heard.first().map_or(0.0, |frame| frame.time);
+        assert!(
+            music >= 100,
+            "{music} frames of music for the caller on {port}:\n{}",
+            heard.describe(origin)
+        );
     }
     // ivanov was rung twice (not for the third caller), petrov once.
     for (phone, calls) in [(ivanov, 2), (petrov, 1)] {
