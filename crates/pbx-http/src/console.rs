@@ -449,6 +449,12 @@ fn administration(sources: &Sources, admin: &Account, csrf: &str) -> Markup {
         .into_iter()
         .filter(|queue| queue.domain == admin.domain)
         .collect();
+    let (watches, handling) = sources.runtime.parlay.all();
+    let watches: Vec<_> = watches.into_iter().filter(|watch| ours(&watch.account)).collect();
+    let handling: Vec<_> = handling
+        .into_iter()
+        .filter(|(account, _)| ours(account))
+        .collect();
     let errors: Vec<String> = sources
         .events
         .recent_errors
@@ -503,6 +509,33 @@ fn administration(sources: &Sources, admin: &Account, csrf: &str) -> Markup {
                         tr.queue {
                             td { (queue.queue) } td { (queue.waiting) } td { (queue.longest_wait.as_secs()) " s" }
                             td { (queue.agents.logged_in) } td { (queue.agents.busy) }
+                        }
+                    }
+                }
+            }
+        }
+        @if !watches.is_empty() || !handling.is_empty() {
+            section #parlay {
+                h2 { "Parlay X rules" }
+                @if !watches.is_empty() {
+                    table {
+                        tr { th { "Account" } th { "Mode" } th { "When" } th { "Client" } th { "Correlator" } th { "Set by" } }
+                        @for watch in &watches {
+                            tr.watch {
+                                td { (watch.account) } td { (format!("{:?}", watch.mode)) } td { (watch.criterion.name()) }
+                                td { (watch.endpoint) } td { (watch.correlator) } td { (watch.by) }
+                            }
+                        }
+                    }
+                }
+                @if !handling.is_empty() {
+                    table {
+                        tr { th { "Account" } th { "Accepted only" } th { "Blocked" } th { "Forwarded to" } }
+                        @for (account, rules) in &handling {
+                            tr.handling {
+                                td { (account) } td { (rules.accept.join(", ")) } td { (rules.block.join(", ")) }
+                                td { (rules.forward.join(", ")) }
+                            }
                         }
                     }
                 }

@@ -1133,13 +1133,18 @@ fn drive(chromium: &Path, pbxd: &Pbxd, name: &str, password: &str, pages: &Path,
 /// domain administrator) sees two live calls, one to petrov's phone
 /// (rung by his rules, no task) and one to a program that waits as long
 /// as the call lasts (with its task, waiting for input), the phones
-/// registered, the domain's programs and its call queue's figures. The
+/// registered, the domain's programs, its call queue's figures and a
+/// Parlay X call handling rule the administrator set. The
 /// operator presses "End
 /// call" on the first: pbxd hangs up both its legs, the caller and
 /// petrov's phone each get a BYE.
 #[test]
 fn an_administrator_sees_a_live_call_and_ends_it() {
-    let (Some(sipp_program), Some(chromium)) = (pbx_test_peers::sipp(), pbx_test_peers::chromium()) else {
+    let (Some(sipp_program), Some(chromium), Some(curl_program)) = (
+        pbx_test_peers::sipp(),
+        pbx_test_peers::chromium(),
+        pbx_test_peers::curl(),
+    ) else {
         return;
     };
     let environment = repository().join("tests/sipp/env");
@@ -1175,6 +1180,22 @@ fn an_administrator_sees_a_live_call_and_ends_it() {
     std::thread::sleep(Duration::from_millis(500));
     let to_program = call("wait%23petrov", ports[2]);
     pbxd.wait_for(10, |log| log.contains("start wait.sppr"));
+    // A Parlay X call handling rule the administrator set for ivanov.
+    let (status, body) = common::curl(
+        &curl_program,
+        &pbxd,
+        &[
+            "--digest",
+            "-u",
+            "operator@example.com:operator-demo",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            r#"{"address": "ivanov", "rules": {"blockList": ["5559999"]}}"#,
+        ],
+        "/api/parlay/setRules",
+    );
+    assert_eq!(status, 200, "{body}");
     let pages = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
     drive(
         &chromium,
@@ -1212,6 +1233,14 @@ fn an_administrator_sees_a_live_call_and_ends_it() {
     assert!(
         console.contains("remotecall") && console.contains("pbx"),
         "no programs shown: {console}"
+    );
+    let handling = console
+        .split("<tr")
+        .find(|row| row.contains("class=\"handling\""))
+        .unwrap_or_else(|| panic!("no Parlay X rule on the page: {console}"));
+    assert!(
+        handling.contains("ivanov@example.com") && handling.contains("5559999"),
+        "{handling}"
     );
     // The demo's call queue, nobody waiting and no agent logged in.
     let queue = console
