@@ -190,6 +190,18 @@ fn router(sources: Arc<Sources>) -> Router {
             "/ParlayX/CallHandling",
             get(parlay::notification_wsdl).post(parlay::call_notification),
         )
+        .route(
+            "/ParlayX/Payment",
+            get(parlay::payment::payment_wsdl).post(parlay::payment::payment),
+        )
+        .route(
+            "/ParlayX/AccountManagement",
+            get(parlay::payment::account_management_wsdl).post(parlay::payment::account_management),
+        )
+        .route(
+            "/api/payment/{operation}",
+            axum::routing::post(parlay::payment::payment_json),
+        )
         .route("/", get(console::home))
         .route("/login", get(console::login_page).post(console::login))
         .route("/logout", axum::routing::post(console::logout))

@@ -287,6 +287,18 @@ pub struct HistoryQuery {
     pub most: usize,
 }
 
+impl HistoryQuery {
+    /// The latest `most` entries, of every balance.
+    pub fn latest(most: usize) -> HistoryQuery {
+        HistoryQuery {
+            balance: None,
+            from: None,
+            until: None,
+            most,
+        }
+    }
+}
+
 /// Every account's balances, in the store's database.
 pub struct Balances<'a> {
     database: &'a Database,
@@ -751,15 +763,7 @@ mod tests {
             Err(BalanceError::Insufficient { available: Amount(0) })
         );
         assert!(balances
-            .history(
-                account,
-                &HistoryQuery {
-                    balance: None,
-                    from: None,
-                    until: None,
-                    most: 10
-                }
-            )
+            .history(account, &HistoryQuery::latest(10))
             .unwrap()
             .is_empty());
         let credited = balances
@@ -837,12 +841,7 @@ mod tests {
             Err(BalanceError::UsedReference("order-1".into()))
         );
         assert_eq!(balances.read(account, "").unwrap().available, Amount(2500));
-        let everything = HistoryQuery {
-            balance: None,
-            from: None,
-            until: None,
-            most: 100,
-        };
+        let everything = HistoryQuery::latest(100);
         let kinds: Vec<Kind> = balances
             .history(account, &everything)
             .unwrap()
@@ -860,15 +859,7 @@ mod tests {
                 Kind::Credit
             ]
         );
-        let latest = balances
-            .history(
-                account,
-                &HistoryQuery {
-                    most: 1,
-                    ..everything.clone()
-                },
-            )
-            .unwrap();
+        let latest = balances.history(account, &HistoryQuery::latest(1)).unwrap();
         assert_eq!(latest[0].reference.as_deref(), Some("order-1"));
         assert_eq!(latest[0].available, Amount(2500));
         // Balances are separate.

@@ -12,6 +12,7 @@
 //! on the domain's.
 
 pub mod notification;
+pub mod payment;
 pub mod tpc;
 
 pub use pbx_runtime::soap;
