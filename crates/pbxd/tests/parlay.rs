@@ -4,8 +4,8 @@
 //!
 //! - makeCall rings ivanov's phone, then petrov's, and connects them
 //!   through `parlayMakeCall.sppr`; getCallInformation says so while they
-//!   talk; endCall hangs up both; the status stays readable while the
-//!   program lingers, then the identifier is unknown (a fault);
+//!   talk; endCall hangs up both; the status is still readable 20 s after
+//!   the call (the demo's 30 s linger) and unknown 40 s after (a fault);
 //! - another user may not read or end ivanov's call (a policy fault);
 //! - cancelCall while the calling party still rings cancels it;
 //! - the same operations as JSON with curl, and bad requests (malformed
@@ -29,10 +29,15 @@ use serde_json::{json, Value};
 const LINGER_SECONDS: u64 = 6;
 
 fn start(name: &str) -> Pbxd {
+    start_lingering(name, LINGER_SECONDS)
+}
+
+/// As `start`, with `parlayMakeCall` lingering `linger` seconds.
+fn start_lingering(name: &str, linger: u64) -> Pbxd {
     Pbxd::start(
         name,
         &[
-            format!("parlay.linger_seconds={LINGER_SECONDS}"),
+            format!("parlay.linger_seconds={linger}"),
             "sip.rtp_timeout_seconds=120".to_string(),
             // Monday 10:00 in Moscow: ivanov and petrov work, their
             // after-hours rules keep out of the way.
@@ -59,7 +64,8 @@ fn make_call_connects_two_phones_and_the_status_outlives_the_call() {
     let Some(sipp_program) = pbx_test_peers::sipp() else {
         return;
     };
-    let pbxd = start("parlay-make-call");
+    // The demo's linger: 30 s.
+    let pbxd = start_lingering("parlay-make-call", 30);
     let Some(mut ivanov) = SoapClient::start(&wsdl(&pbxd), "ivanov@example.com", "ivanov-demo") else {
         return;
     };
@@ -145,15 +151,15 @@ fn make_call_connects_two_phones_and_the_status_outlives_the_call() {
         "{after}"
     );
 
-    // Still readable while it lingers, unknown once it has gone.
-    std::thread::sleep(Duration::from_secs(LINGER_SECONDS / 2));
+    // Still readable 20 s after the call, unknown 40 s after.
+    std::thread::sleep((ended_at + Duration::from_secs(20)).saturating_duration_since(Instant::now()));
+    let lingering = information(&mut ivanov, &id);
+    assert_eq!(lingering["result"]["callStatus"], "CallTerminated", "{lingering}");
     assert_eq!(
-        information(&mut ivanov, &id)["result"]["callStatus"],
-        "CallTerminated"
+        lingering["result"]["terminationCause"], "CallHangUp",
+        "{lingering}"
     );
-    std::thread::sleep(
-        (ended_at + Duration::from_secs(LINGER_SECONDS + 2)).saturating_duration_since(Instant::now()),
-    );
+    std::thread::sleep((ended_at + Duration::from_secs(40)).saturating_duration_since(Instant::now()));
     let gone = information(&mut ivanov, &id);
     assert_eq!(message_id(&gone), Some("SVC0002"), "{gone}");
     assert_eq!(gone["fault"]["variables"][0], "callIdentifier", "{gone}");
