@@ -630,7 +630,28 @@ impl Runtime {
 
     /// A call to `account` as its own settings and rules route it, with
     /// `extra` addresses ringing beside its phones (a Parlay X `Fork`).
+    /// An account with no phone to ring is "not reachable" for a Parlay X
+    /// client watching it, told (or asked) before its rules act.
     fn call_account_by_rules(
+        &self,
+        leg: Leg,
+        account: Arc<Account>,
+        depth: u8,
+        extra: Vec<String>,
+    ) -> Result<Routed, StartError> {
+        let who = account.address();
+        let watched = !self.parlay.watches(&who, Criterion::NotReachable).is_empty();
+        if watched && extra.is_empty() && self.devices(&account).is_empty() {
+            self.directed(leg, account, depth, Criterion::NotReachable, |runtime, leg, account, depth| {
+                runtime.call_account_planned(leg, account, depth, Vec::new())
+            });
+            return Ok(Routed::Ringing);
+        }
+        self.call_account_planned(leg, account, depth, extra)
+    }
+
+    /// As `call_account_by_rules`, the Parlay X clients told.
+    fn call_account_planned(
         &self,
         leg: Leg,
         account: Arc<Account>,
@@ -680,12 +701,6 @@ impl Runtime {
                     self.observer.event(Event::Routing {
                         what: format!("to {who}: no device to ring"),
                     });
-                    if !self.parlay.watches(&who, Criterion::NotReachable).is_empty() {
-                        self.directed(leg, account, depth, Criterion::NotReachable, |_, leg, _, _| {
-                            Ok(reject(leg, Status::TEMPORARILY_UNAVAILABLE))
-                        });
-                        return Ok(Routed::Ringing);
-                    }
                     return Ok(reject(leg, Status::TEMPORARILY_UNAVAILABLE));
                 }
                 self.observer.event(Event::Routing {

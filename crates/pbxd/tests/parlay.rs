@@ -591,7 +591,9 @@ fn notification_and_direction_decide_where_calls_go() {
 
 /// Call handling (setRules): ivanov blocks a caller, who gets 603, also
 /// after a restart; getRules reads the rule back; a forward list sends
-/// every call to the auto-attendant; clearRules lets calls through again.
+/// every call to the auto-attendant; clearRules lets calls through again
+/// (to his voicemail: he has no phone, which a client watching
+/// NotReachable is told).
 #[test]
 fn call_handling_rules_block_and_forward() {
     let Some(sipp_program) = pbx_test_peers::sipp() else {
@@ -625,8 +627,35 @@ fn call_handling_rules_block_and_forward() {
         .call("clearRules", json!({ "address": "ivanov" }))
         .get("result")
         .is_some());
+    // ivanov has no phone: a client watching NotReachable is told, and
+    // his rules (voicemail) take the call.
+    let Some(router) = WebRouter::start(None) else {
+        return;
+    };
+    let watched = ivanov.call(
+        "startCallNotification",
+        json!({
+            "reference": { "endpoint": router.url("/parlay"), "interfaceName": "CallNotification", "correlator": "u1" },
+            "addresses": ["ivanov"],
+            "criteria": ["NotReachable"],
+        }),
+    );
+    assert!(watched.get("result").is_some(), "{watched}");
     call_from_outside(&sipp_program, &pbxd, "201", Ending::HangsUp, "cleared");
     assert_eq!(lines_with(&pbxd.log(), "start pbx.sppr").len(), 1);
+    let unreachable = told(&router, "notifyNotReachable");
+    assert_eq!(unreachable.len(), 1, "{}", pbxd.log());
+    assert!(
+        unreachable[0].contains("sip:ivanov@example.com"),
+        "{}",
+        unreachable[0]
+    );
+    assert_eq!(
+        lines_with(&pbxd.log(), "start voicemail.sppr").len(),
+        1,
+        "{}",
+        pbxd.log()
+    );
     let refused = ivanov.call(
         "setRules",
         json!({ "address": "petrov", "rules": { "blockList": ["1"] } }),
