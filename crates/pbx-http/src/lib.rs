@@ -192,15 +192,15 @@ fn router(sources: Arc<Sources>) -> Router {
         )
         .route(
             "/ParlayX/Payment",
-            get(parlay::payment::payment_wsdl).post(parlay::payment::payment),
+            get(parlay::payment::payment_wsdl).post(parlay::payment),
         )
         .route(
             "/ParlayX/AccountManagement",
-            get(parlay::payment::account_management_wsdl).post(parlay::payment::account_management),
+            get(parlay::payment::account_management_wsdl).post(parlay::account_management),
         )
         .route(
             "/api/payment/{operation}",
-            axum::routing::post(parlay::payment::payment_json),
+            axum::routing::post(parlay::payment_json),
         )
         .route("/", get(console::home))
         .route("/login", get(console::login_page).post(console::login))

@@ -46,6 +46,8 @@ const NOTIFICATION_WSDL: &str = include_str!("call_notification.wsdl");
 enum Service {
     ThirdPartyCall,
     CallNotification,
+    Payment,
+    AccountManagement,
 }
 
 impl Service {
@@ -53,6 +55,39 @@ impl Service {
         match self {
             Service::ThirdPartyCall => operation_known(operation),
             Service::CallNotification => notification::knows(operation),
+            Service::Payment => payment::Service::of(operation) == Some(payment::Service::Payment),
+            Service::AccountManagement => {
+                payment::Service::of(operation) == Some(payment::Service::AccountManagement)
+            }
+        }
+    }
+}
+
+/// A request's parts, as XML or JSON carried them.
+enum Request {
+    Xml(soap::Element),
+    Json(serde_json::Value),
+}
+
+impl tpc::Parts for Request {
+    fn text(&self, name: &str) -> Option<String> {
+        match self {
+            Request::Xml(element) => element.text(name),
+            Request::Json(value) => value.text(name),
+        }
+    }
+
+    fn group(&self, name: &str) -> Option<Vec<(String, String)>> {
+        match self {
+            Request::Xml(element) => element.group(name),
+            Request::Json(value) => value.group(name),
+        }
+    }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        match self {
+            Request::Xml(element) => element.list(name),
+            Request::Json(value) => value.list(name),
         }
     }
 }
@@ -61,6 +96,7 @@ impl Service {
 enum Reply {
     Call(Answer),
     Notification(notification::Answer),
+    Payment(payment::Answer),
 }
 
 async fn perform(
@@ -68,14 +104,20 @@ async fn perform(
     asker: &Arc<Account>,
     service: Service,
     operation: &str,
-    parts: &dyn tpc::Parts,
+    parts: Request,
 ) -> Result<Reply, Exception> {
     match service {
-        Service::ThirdPartyCall => tpc::perform(sources, asker, operation, parts)
+        Service::ThirdPartyCall => tpc::perform(sources, asker, operation, &parts)
             .await
             .map(Reply::Call),
         Service::CallNotification => {
-            notification::perform(sources, asker, operation, parts).map(Reply::Notification)
+            notification::perform(sources, asker, operation, &parts).map(Reply::Notification)
+        }
+        // A write may wait for the disk: not on the executor.
+        Service::Payment | Service::AccountManagement => {
+            payment::perform_blocking(sources, asker.clone(), operation.to_string(), parts)
+                .await
+                .map(Reply::Payment)
         }
     }
 }
@@ -224,10 +266,77 @@ async fn soap_request(
             &[&format!("unknown operation {name}")],
         ));
     }
-    match perform(sources, &asker, service, &name, &operation).await {
+    match perform(sources, &asker, service, &name, Request::Xml(operation)).await {
         Ok(reply) => xml(StatusCode::OK, soap::envelope(&response_xml(&name, &reply))),
         Err(exception) => fault(exception),
     }
+}
+
+/// `POST /ParlayX/Payment`: one SOAP operation.
+pub async fn payment(
+    State(sources): State<Arc<Sources>>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    secure: Option<axum::Extension<crate::Secure>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    soap_request(
+        &sources,
+        source,
+        secure.is_some(),
+        &headers,
+        &body,
+        Service::Payment,
+    )
+    .await
+}
+
+/// `POST /ParlayX/AccountManagement`: one SOAP operation.
+pub async fn account_management(
+    State(sources): State<Arc<Sources>>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    secure: Option<axum::Extension<crate::Secure>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    soap_request(
+        &sources,
+        source,
+        secure.is_some(),
+        &headers,
+        &body,
+        Service::AccountManagement,
+    )
+    .await
+}
+
+/// `POST /api/payment/OPERATION`: the operations of both payment
+/// services as JSON: the balance after a change (`balance`, `reserved`
+/// as decimals), a reservation's identifier, or the history; an
+/// exception comes with 400 (bad input), 403 (not allowed), 404 (no such
+/// operation), 409 (not enough money).
+pub async fn payment_json(
+    State(sources): State<Arc<Sources>>,
+    ConnectInfo(source): ConnectInfo<SocketAddr>,
+    secure: Option<axum::Extension<crate::Secure>>,
+    headers: HeaderMap,
+    Path(operation): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let service = match payment::Service::of(&operation) {
+        Some(payment::Service::AccountManagement) => Service::AccountManagement,
+        _ => Service::Payment,
+    };
+    json_request(
+        &sources,
+        source,
+        secure.is_some(),
+        &headers,
+        &operation,
+        &body,
+        service,
+    )
+    .await
 }
 
 /// `POST /api/3pcc/OPERATION`: the same operations with a JSON object of
@@ -312,15 +421,15 @@ async fn json_request(
             .json(),
         );
     }
-    match perform(sources, &asker, service, operation, &parts).await {
+    match perform(sources, &asker, service, operation, Request::Json(parts)).await {
         Ok(reply) => json(StatusCode::OK, response_json(&reply)),
         Err(exception) => {
-            let status = if exception.is_policy() {
-                StatusCode::FORBIDDEN
-            } else if exception.message_id == "SVC0001" {
-                StatusCode::INTERNAL_SERVER_ERROR
-            } else {
-                StatusCode::BAD_REQUEST
+            let status = match exception.message_id {
+                _ if exception.is_policy() => StatusCode::FORBIDDEN,
+                // Not enough money.
+                "SVC0270" => StatusCode::CONFLICT,
+                "SVC0001" => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
             };
             json(status, exception.json())
         }
@@ -379,6 +488,7 @@ fn response_xml(operation: &str, reply: &Reply) -> String {
             LOCAL,
             format!("<result>{}</result>", information_xml(information)),
         ),
+        Reply::Payment(answer) => return payment::response_xml(operation, answer),
         Reply::Notification(notification::Answer::Done) => (NOTIFICATION_LOCAL, String::new()),
         Reply::Notification(notification::Answer::Rules(rules)) => {
             let list = |name: &str, items: &[String]| -> String {
@@ -402,6 +512,7 @@ fn response_xml(operation: &str, reply: &Reply) -> String {
 fn response_json(reply: &Reply) -> serde_json::Value {
     let answer = match reply {
         Reply::Call(answer) => answer,
+        Reply::Payment(answer) => return payment::response_json(answer),
         Reply::Notification(notification::Answer::Done) => return serde_json::json!({}),
         Reply::Notification(notification::Answer::Rules(rules)) => {
             return serde_json::json!({

@@ -18,11 +18,10 @@
 //! administrator's alone. `referenceCode` is taken once per account, so a
 //! request sent twice does not charge twice.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::RawQuery;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use pbx_lang::value::time::Clock;
 use pbx_runtime::balance::{self, Amount, Balance, BalanceError, Change, Entry, HistoryQuery, Reservation};
@@ -31,7 +30,6 @@ use pbx_runtime::Runtime;
 
 use super::soap::{self, Exception};
 use super::tpc::Parts;
-use crate::click::text;
 use crate::Sources;
 
 const AMOUNT_CHARGING: &str = "http://www.csapi.org/schema/parlayx/payment/amount_charging/v2_1/local";
@@ -69,7 +67,7 @@ impl Service {
     }
 
     /// The service an operation belongs to.
-    fn of(operation: &str) -> Option<Service> {
+    pub(super) fn of(operation: &str) -> Option<Service> {
         match operation {
             "chargeAmount"
             | "refundAmount"
@@ -412,7 +410,7 @@ pub fn perform(
 
 /// Performs the operation where a write may wait for the disk, not on
 /// the executor.
-async fn perform_blocking<P: Parts + Send + 'static>(
+pub(super) async fn perform_blocking<P: Parts + Send + 'static>(
     sources: &Sources,
     asker: Arc<Account>,
     operation: String,
@@ -453,7 +451,7 @@ fn entry_xml(entry: &Entry) -> String {
 }
 
 /// The body of an operation's response.
-fn response_xml(operation: &str, answer: &Answer) -> String {
+pub(super) fn response_xml(operation: &str, answer: &Answer) -> String {
     let inner = match answer {
         Answer::Changed(_) => String::new(),
         Answer::Reserved(id, _) => format!("<result>{id}</result>"),
@@ -476,7 +474,7 @@ fn balance_json(balance: &Balance) -> serde_json::Value {
     })
 }
 
-fn response_json(answer: &Answer) -> serde_json::Value {
+pub(super) fn response_json(answer: &Answer) -> serde_json::Value {
     match answer {
         Answer::Changed(balance) | Answer::Balance(balance) => balance_json(balance),
         Answer::Reserved(id, balance) => {
@@ -539,116 +537,6 @@ pub async fn account_management_wsdl(
         query,
         secure.is_some(),
     )
-}
-
-/// `POST /ParlayX/Payment`: one SOAP operation.
-pub async fn payment(
-    State(sources): State<Arc<Sources>>,
-    ConnectInfo(source): ConnectInfo<SocketAddr>,
-    secure: Option<axum::Extension<crate::Secure>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    soap_request(Service::Payment, sources, source, secure.is_some(), headers, body).await
-}
-
-/// `POST /ParlayX/AccountManagement`: one SOAP operation.
-pub async fn account_management(
-    State(sources): State<Arc<Sources>>,
-    ConnectInfo(source): ConnectInfo<SocketAddr>,
-    secure: Option<axum::Extension<crate::Secure>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    soap_request(
-        Service::AccountManagement,
-        sources,
-        source,
-        secure.is_some(),
-        headers,
-        body,
-    )
-    .await
-}
-
-async fn soap_request(
-    service: Service,
-    sources: Arc<Sources>,
-    source: SocketAddr,
-    secure: bool,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let asker = match super::asker(&sources, source, &headers, secure) {
-        Ok(asker) => asker,
-        Err(refused) => return *refused,
-    };
-    let fault =
-        |exception: Exception| super::xml(StatusCode::INTERNAL_SERVER_ERROR, exception.fault(super::COMMON));
-    let operation = match soap::operation(&body) {
-        Ok(operation) => operation,
-        Err(error) => {
-            tracing::info!(%source, %error, "Parlay X request refused");
-            return fault(service_error(&error.to_string()));
-        }
-    };
-    let name = operation.name.clone();
-    if Service::of(&name) != Some(service) {
-        return fault(service_error(&format!("unknown operation {name}")));
-    }
-    match perform_blocking(&sources, asker, name.clone(), operation).await {
-        Ok(answer) => super::xml(StatusCode::OK, soap::envelope(&response_xml(&name, &answer))),
-        Err(exception) => fault(exception),
-    }
-}
-
-/// `POST /api/payment/OPERATION`: the operations of both services with a
-/// JSON object of their parts. The answer is JSON: the balance after a
-/// change (`balance`, `reserved` as decimals), a reservation's
-/// identifier, or the history; an exception comes with 400 (bad input),
-/// 403 (not allowed), 404 (no such operation), 409 (not enough money).
-pub async fn payment_json(
-    State(sources): State<Arc<Sources>>,
-    ConnectInfo(source): ConnectInfo<SocketAddr>,
-    secure: Option<axum::Extension<crate::Secure>>,
-    headers: HeaderMap,
-    Path(operation): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    let asker = match super::asker(&sources, source, &headers, secure.is_some()) {
-        Ok(asker) => asker,
-        Err(refused) => return *refused,
-    };
-    if body.len() > soap::LARGEST_ENVELOPE {
-        return text(StatusCode::PAYLOAD_TOO_LARGE, "the request is larger than 64 KB");
-    }
-    let parts: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(value @ serde_json::Value::Object(_)) => value,
-        Ok(_) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "expected a JSON object of the operation's parts",
-            )
-        }
-        Err(error) => return text(StatusCode::BAD_REQUEST, format!("not JSON: {error}")),
-    };
-    let known = Service::of(&operation).is_some();
-    if !known {
-        let exception = service_error(&format!("unknown operation {operation}"));
-        return super::json(StatusCode::NOT_FOUND, exception.json());
-    }
-    match perform_blocking(&sources, asker, operation, parts).await {
-        Ok(answer) => super::json(StatusCode::OK, response_json(&answer)),
-        Err(exception) => {
-            let status = match exception.message_id {
-                _ if exception.is_policy() => StatusCode::FORBIDDEN,
-                "SVC0270" => StatusCode::CONFLICT,
-                "SVC0001" => StatusCode::INTERNAL_SERVER_ERROR,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            super::json(status, exception.json())
-        }
-    }
 }
 
 #[cfg(test)]
