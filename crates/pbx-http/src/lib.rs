@@ -57,7 +57,20 @@ impl Sources {
 /// Marks a request that came over HTTPS (Basic credentials are taken
 /// only there).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Secure;
+#[doc(hidden)]
+pub struct Secure;
+
+/// For the fuzz target `http` (`fuzz/`): the pages without a server, and
+/// the mark of a request that came over HTTPS. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::Secure;
+
+    /// The router `start` serves.
+    pub fn router(sources: std::sync::Arc<crate::Sources>) -> axum::Router {
+        crate::router(sources)
+    }
+}
 
 /// The HTTP server, serving until stopped (or dropped).
 pub struct HttpServer {

@@ -43,6 +43,8 @@
 //! the session's own ([`MediaSession::set_music`]) or else the engine's
 //! ([`MediaEngine::set_music`]).
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod mixer;
 mod receive;
 mod session;
