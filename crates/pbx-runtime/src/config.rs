@@ -58,6 +58,8 @@ pub struct Config {
     pub hotdesk: HotDeskConfig,
     #[serde(default)]
     pub parlay: ParlayConfig,
+    #[serde(default)]
+    pub log: LogConfig,
     /// Where the file was read from (not a key).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -528,6 +530,25 @@ pub struct DomainConfig {
     pub queues: BTreeMap<String, QueueConfig>,
 }
 
+/// `[log]`: how `pbxd serve` writes its log (to stderr; `RUST_LOG` says
+/// what).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// A line of text per event, or a JSON object per line (for a log
+/// collector).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// `[parlay]`: the Parlay X services (third-party call control).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -712,7 +733,37 @@ impl Config {
         })?;
         let mut config = Config::parse(&text, &path.display().to_string(), overrides)?;
         config.source = Some(path.to_path_buf());
+        // Relative paths mean the file's own folder, wherever pbxd was
+        // started (`pbxd serve --config /etc/pbxd/pbxd.toml` from `/`).
+        if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+            config.resolve_paths(folder);
+        }
         Ok(config)
+    }
+
+    /// Makes every relative path of the configuration relative to
+    /// `folder` instead of the working folder.
+    pub fn resolve_paths(&mut self, folder: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = folder.join(&*path);
+            }
+        };
+        resolve(&mut self.data_dir);
+        resolve(&mut self.environments.stock);
+        resolve(&mut self.environments.server);
+        resolve(&mut self.environments.domains);
+        for path in [
+            &mut self.http.tls_cert,
+            &mut self.http.tls_key,
+            &mut self.http.ca_file,
+            &mut self.smtp.ca_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            resolve(path);
+        }
     }
 
     /// Parses `text` (shown as `name` in errors) and applies `overrides`.
@@ -951,6 +1002,7 @@ fn unreachable_defaults() -> Config {
         trunks: BTreeMap::new(),
         hotdesk: HotDeskConfig::default(),
         parlay: ParlayConfig::default(),
+        log: LogConfig::default(),
         source: None,
     }
 }
@@ -1073,6 +1125,26 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_paths_are_the_files_folders() {
+        let folder = std::env::temp_dir().join(format!("pbxd-config-paths-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let file = folder.join("pbxd.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"state\"\n[environments]\nstock = \"/opt/pbxd/stock\"\n[http]\ntls_cert = \"tls/cert.pem\"\n",
+        )
+        .unwrap();
+        let config = Config::load(&file, &["smtp.ca_file=ca.pem".into()]).unwrap();
+        assert_eq!(config.data_dir, folder.join("state"));
+        assert_eq!(config.environments.stock, PathBuf::from("/opt/pbxd/stock"));
+        assert_eq!(config.environments.server, folder.join("environments/server"));
+        assert_eq!(config.http.tls_cert, Some(folder.join("tls/cert.pem")));
+        assert_eq!(config.http.tls_key, None);
+        assert_eq!(config.smtp.ca_file, Some(folder.join("ca.pem")));
+        let _ = std::fs::remove_dir_all(&folder);
+    }
 
     #[test]
     fn overrides_set_nested_keys_and_values() {

@@ -6,6 +6,7 @@ mod loader;
 mod report;
 mod run;
 mod serve;
+mod stock;
 mod timeline;
 
 use std::path::PathBuf;
@@ -35,8 +36,16 @@ enum Command {
     /// error. Folders are searched for such files.
     Check {
         /// Files or folders.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "config")]
         paths: Vec<PathBuf>,
+        /// Also check a configuration file, as `serve` would read it, and
+        /// every program of its environments, each domain's as it sees
+        /// them (before a restart).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides a configuration key, as for `serve`.
+        #[arg(long = "set", value_name = "KEY=VALUE", requires = "config")]
+        set: Vec<String>,
         /// Also print the compiled bytecode (for pbxd's developers).
         #[arg(long, hide = true)]
         bytecode: bool,
@@ -80,7 +89,26 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { paths, bytecode } => check::check(&paths, bytecode),
+        Command::Check {
+            paths,
+            config,
+            set,
+            bytecode,
+        } => {
+            let configuration = match config {
+                Some(config) => check::check_config(&config, &set),
+                None => ExitCode::SUCCESS,
+            };
+            if paths.is_empty() {
+                return configuration;
+            }
+            let files = check::check(&paths, bytecode);
+            if configuration == ExitCode::SUCCESS {
+                files
+            } else {
+                configuration
+            }
+        }
         Command::Serve { config, set } => serve::serve(serve::ServeArgs { config, set }),
         Command::Run {
             target,

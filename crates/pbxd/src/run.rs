@@ -36,15 +36,20 @@ pub struct RunArgs {
 }
 
 /// Reads the configuration: `--config`, else `./pbxd.toml` if there is one,
-/// else the built-in defaults; then the `--set` overrides.
+/// else the built-in defaults; then the `--set` overrides. Without a stock
+/// folder, the stock environment built into pbxd serves (`stock`).
 pub fn load_config(path: Option<&Path>, set: &[String]) -> Result<Config, String> {
     let default = Path::new("pbxd.toml");
-    match path {
+    let mut config = match path {
         Some(path) => Config::load(path, set),
         None if default.exists() => Config::load(default, set),
         None => Config::parse("", "built-in defaults", set),
     }
-    .map_err(|error| error.to_string())
+    .map_err(|error| error.to_string())?;
+    if let Some(note) = crate::stock::provide(&mut config)? {
+        eprintln!("note: {note}");
+    }
+    Ok(config)
 }
 
 pub fn run(args: RunArgs) -> ExitCode {

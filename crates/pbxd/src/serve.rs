@@ -60,11 +60,15 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     // keep it to warnings unless RUST_LOG asks.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rsipstack=warn"));
-    let _ = tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        pbx_runtime::config::LogFormat::Json => log.json().try_init(),
+        pbx_runtime::config::LogFormat::Text => log
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
     let observer = Counting::new(LogObserver);
     let events = observer.counts.clone();
     let server = match pbx_sip::start(config, Arc::new(observer)) {

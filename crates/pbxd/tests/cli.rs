@@ -425,3 +425,100 @@ fn missing_files_are_reported_plainly() {
     let output = pbxd(&["check", "no/such/folder"]);
     assert_eq!(output.status.code(), Some(1));
 }
+
+/// An installed pbxd started anywhere: a configuration file in its own
+/// folder, with relative paths, run from another folder where no
+/// `stdlib-scripts` is. The paths mean the file's folder, and the stock
+/// environment built into pbxd serves (written once under `data_dir`).
+#[test]
+fn an_installed_pbxd_finds_its_paths_and_the_built_in_stock_environment() {
+    let dir = scratch(
+        "installed",
+        &[
+            ("pbxd.toml", "data_dir = \"state\"\n[domains.\"example.com\".accounts.pbx]\n"),
+            (
+                "hello.sppr",
+                "entry Main is\n  if AcceptCall() != null then return; end if;\n  PlayFile(\"welcome\");\nend;\n",
+            ),
+        ],
+    );
+    let elsewhere = scratch("installed-cwd", &[]);
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_pbxd"))
+            .args(["run", "hello.sppr", "--config"])
+            .arg(dir.join("pbxd.toml"))
+            .current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("pbxd runs")
+    };
+    // Run from the scratch folder itself, its config named by full path.
+    let output = run();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the stock environment built into pbxd serves"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        events(&output)
+            .iter()
+            .any(|event| event.starts_with("#1 play welcome.wav")),
+        "{}",
+        stdout(&output)
+    );
+    let written = dir.join("state/stock");
+    assert!(written.is_dir(), "nothing written under data_dir");
+    // From another folder: the same files, the same paths.
+    let output = Command::new(env!("CARGO_BIN_EXE_pbxd"))
+        .args(["run"])
+        .arg(dir.join("hello.sppr"))
+        .arg("--config")
+        .arg(dir.join("pbxd.toml"))
+        .current_dir(&elsewhere)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("pbxd runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        events(&output)
+            .iter()
+            .any(|event| event.starts_with("#1 play welcome.wav")),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        !elsewhere.join("state").exists(),
+        "data_dir was taken from the working folder"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&elsewhere);
+}
+
+/// `pbxd check --config` before a restart: the demo's configuration and
+/// every program it serves are fine; a domain program that does not
+/// compile, or a bad key, is named and fails the check.
+#[test]
+fn check_config_checks_the_configuration_and_every_program_it_serves() {
+    let output = pbxd(&["check", "--config", "pbxd.toml"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("are fine"), "{}", stderr(&output));
+
+    let dir = scratch("check-config", &[]);
+    let domain = dir.join("example.com");
+    std::fs::create_dir_all(&domain).unwrap();
+    std::fs::write(domain.join("broken.sppr"), "entry Main is\n  x = ;\nend;\n").unwrap();
+    let domains = format!("environments.domains={}", dir.display());
+    let output = pbxd(&["check", "--config", "pbxd.toml", "--set", &domains]);
+    assert!(!output.status.success());
+    let said = stderr(&output);
+    assert!(
+        said.contains("broken") && said.contains("broken.sppr:2"),
+        "{said}"
+    );
+
+    let output = pbxd(&["check", "--config", "pbxd.toml", "--set", "sip.listen=nowhere"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("sip.listen"), "{}", stderr(&output));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -374,3 +374,38 @@ fn a_refused_call_is_recorded_as_failed_with_its_code() {
     assert!(json.contains("\"code\":500"), "{json}");
     assert!(json.contains("\"accounts\":[\"ivanov@example.com\"]"), "{json}");
 }
+
+/// `log.format = "json"`: every line pbxd logs is a JSON object, a
+/// call's events among them, for a log collector.
+#[test]
+fn the_log_can_be_json_lines() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let environment = common::repository().join("tests/sipp/env");
+    let pbxd = Pbxd::start(
+        "http-json-log",
+        &[
+            format!("environments.server={}", environment.display()),
+            "log.format=\"json\"".to_string(),
+        ],
+    );
+    call_the_tone(&sipp_program, &pbxd);
+    let log = pbxd.wait_for(10, |log| log.contains("finished"));
+    let lines: Vec<&str> = log.lines().filter(|line| !line.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "{log}");
+    for line in &lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+        assert!(
+            object["fields"].is_object() && object["level"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("\"message\":\"start tone.sppr\"")),
+        "{log}"
+    );
+}
