@@ -93,6 +93,15 @@ pub struct SipConfig {
     /// before its requests are refused for a while.
     #[serde(default = "default_auth_failures")]
     pub auth_failures_per_minute: u32,
+    /// Pieces of a `User-Agent` that mark a SIP scanner (SIPVicious and
+    /// the like), matched ignoring case: its requests are dropped (or
+    /// answered 403, `scanner_answer`) before anything else looks at
+    /// them. An empty list turns this off.
+    #[serde(default = "default_scanners")]
+    pub scanner_user_agents: Vec<String>,
+    /// `"drop"` (send nothing: the scanner learns nothing) or `"403"`.
+    #[serde(default = "default_scanner_answer")]
+    pub scanner_answer: String,
     /// Digest algorithms challenged with, most preferred first: `MD5`,
     /// `SHA-256`. MD5 alone by default: many phones know only MD5, and some
     /// (baresip 1.0's libre, sipp) give up when any challenge names an
@@ -151,6 +160,25 @@ fn default_max_expires() -> u32 {
     3600
 }
 
+fn default_scanners() -> Vec<String> {
+    [
+        "friendly-scanner",
+        "sipvicious",
+        "sipcli",
+        "sip-scan",
+        "sundayddr",
+        "vaxsipuseragent",
+        "iwar",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect()
+}
+
+fn default_scanner_answer() -> String {
+    "drop".into()
+}
+
 fn default_auth_failures() -> u32 {
     10
 }
@@ -164,6 +192,8 @@ impl Default for SipConfig {
             nonce_lifetime_seconds: default_nonce_lifetime(),
             max_expires_seconds: default_max_expires(),
             auth_failures_per_minute: default_auth_failures(),
+            scanner_user_agents: default_scanners(),
+            scanner_answer: default_scanner_answer(),
             digest_algorithms: default_digest_algorithms(),
             transaction_timeout_seconds: default_transaction_timeout(),
             tcp_idle_seconds: default_tcp_idle(),
@@ -810,6 +840,15 @@ impl Config {
             line_of_path(text, path).map_or_else(|| name.to_string(), |line| format!("{name}:{line}"))
         };
         let zone_ok = |zone: &str| jiff::tz::TimeZone::get(zone).is_ok();
+        if !matches!(self.sip.scanner_answer.as_str(), "drop" | "403") {
+            return Err(ConfigError {
+                location: at("scanner_answer"),
+                message: format!(
+                    "sip.scanner_answer: `{}`; expected \"drop\" or \"403\"",
+                    self.sip.scanner_answer
+                ),
+            });
+        }
         for algorithm in &self.sip.digest_algorithms {
             if !algorithm.eq_ignore_ascii_case("MD5") && !algorithm.eq_ignore_ascii_case("SHA-256") {
                 return Err(ConfigError {

@@ -56,8 +56,60 @@ const MANDATORY: [(&str, Option<&str>); 5] = [
     ("CSeq", None),
 ];
 
+/// What pbxd does with requests from SIP scanners (SIPVicious and the
+/// like), known by their `User-Agent`: set once at start from
+/// `sip.scanner_user_agents` and `sip.scanner_answer`.
+#[derive(Clone, Debug, Default)]
+pub struct Scanners {
+    /// Lower-case pieces of a `User-Agent` that mark a scanner.
+    pub agents: Vec<String>,
+    /// Answer them `403 Forbidden` rather than nothing at all.
+    pub forbid: bool,
+}
+
+static SCANNERS: std::sync::OnceLock<Scanners> = std::sync::OnceLock::new();
+
+/// Sets the scanner policy for this process (the first call wins).
+pub fn set_scanners(scanners: Scanners) {
+    let _ = SCANNERS.set(scanners);
+}
+
+/// A request from a scanner, refused as the policy says: dropped (an
+/// empty answer: nothing is sent) or 403.
+fn scanner(head: &str, scanners: &Scanners) -> Option<Verdict> {
+    if scanners.agents.is_empty() {
+        return None;
+    }
+    let agent = lines(head).skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("User-Agent")
+            .then(|| value.trim().to_ascii_lowercase())
+    })?;
+    let known = scanners
+        .agents
+        .iter()
+        .find(|piece| agent.contains(piece.as_str()))?;
+    let fault = format!("a SIP scanner ({known})");
+    if scanners.forbid {
+        return Some(refuse(head, 403, "Forbidden", "")).map(|verdict| match verdict {
+            Verdict::Refused { answer, .. } => Verdict::Refused { fault, answer },
+            other => other,
+        });
+    }
+    Some(Verdict::Refused {
+        fault,
+        answer: Vec::new(),
+    })
+}
+
 /// Judges one message (a datagram, or one message cut from a stream).
 pub fn judge(message: &[u8]) -> Verdict {
+    judge_with(message, SCANNERS.get())
+}
+
+/// As `judge`, with this scanner policy.
+pub fn judge_with(message: &[u8], scanners: Option<&Scanners>) -> Verdict {
     let (head, body) = split_head(message);
     if !looks_like_request(head) {
         return Verdict::Pass;
@@ -77,6 +129,9 @@ pub fn judge(message: &[u8]) -> Verdict {
         Ok(untidy) => untidy,
         Err(refusal) => return refusal,
     };
+    if let Some(refusal) = scanners.and_then(|scanners| scanner(&unfolded, scanners)) {
+        return refusal;
+    }
     let tidied = if untidy { tidy_addresses(&unfolded) } else { None };
     if folded || tidied.is_some() {
         let head = tidied.unwrap_or_else(|| unfolded.into_owned());
@@ -460,6 +515,44 @@ mod tests {
     const GOOD: &str = "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
                         From: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\ni: c1\r\nCSeq: 7 INVITE\r\n\
                         Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn scanners_are_dropped_or_forbidden_by_their_user_agent() {
+        let options = |agent: &str| {
+            format!(
+                "OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bK1\r\n\
+                 From: <sip:100@10.0.0.9>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: scan\r\nCSeq: 1 OPTIONS\r\n\
+                 User-Agent: {agent}\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        let drop = Scanners {
+            agents: vec!["friendly-scanner".into(), "sipvicious".into()],
+            forbid: false,
+        };
+        match judge_with(options("friendly-scanner").as_bytes(), Some(&drop)) {
+            Verdict::Refused { fault, answer } => {
+                assert_eq!(fault, "a SIP scanner (friendly-scanner)");
+                assert!(answer.is_empty());
+            }
+            other => panic!("not dropped: {other:?}"),
+        }
+        assert!(matches!(
+            judge_with(options("Linphone/5.2").as_bytes(), Some(&drop)),
+            Verdict::Pass
+        ));
+        assert!(matches!(
+            judge_with(options("friendly-scanner").as_bytes(), None),
+            Verdict::Pass
+        ));
+        let forbid = Scanners { forbid: true, ..drop };
+        match judge_with(options("SIPVicious 0.3").as_bytes(), Some(&forbid)) {
+            Verdict::Refused { answer, .. } => {
+                let answer = String::from_utf8(answer).unwrap();
+                assert!(answer.starts_with("SIP/2.0 403 Forbidden\r\n"), "{answer}");
+            }
+            other => panic!("not forbidden: {other:?}"),
+        }
+    }
 
     fn refused(message: &str) -> (String, String) {
         match judge(message.as_bytes()) {

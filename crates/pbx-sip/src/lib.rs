@@ -31,6 +31,16 @@ pub fn start(
     config: pbx_runtime::Config,
     observer: std::sync::Arc<dyn pbx_runtime::observe::Observer>,
 ) -> Result<SipServer, pbx_runtime::ServerError> {
+    gate::set_scanners(gate::Scanners {
+        agents: config
+            .sip
+            .scanner_user_agents
+            .iter()
+            .map(|agent| agent.trim().to_ascii_lowercase())
+            .filter(|agent| !agent.is_empty())
+            .collect(),
+        forbid: config.sip.scanner_answer == "403",
+    });
     let options = pbx_runtime::ServerOptions {
         observer,
         mode: pbx_runtime::Mode::Threads,

@@ -878,3 +878,47 @@ fn tcp_connections_reset_while_a_call_is_set_up_leave_no_socket_open() {
     );
     still_answers(&pbxd, Transport::Tcp, "reset");
 }
+
+/// SIP scanners (SIPVicious's `friendly-scanner` and the like, by their
+/// User-Agent) get nothing back by default, over UDP and TCP, while the
+/// same request from a phone is answered; with `sip.scanner_answer =
+/// "403"` they get 403.
+#[test]
+fn scanners_are_answered_with_nothing_or_403() {
+    let scan = |agent: &str, call_id: &str| {
+        let socket = datagram_socket();
+        let local = socket.local_addr().unwrap();
+        let extra = Extra {
+            headers: &format!("User-Agent: {agent}\r\n"),
+            ..Extra::default()
+        };
+        (socket, request("OPTIONS", call_id, extra, Transport::Udp, local))
+    };
+    let pbxd = Pbxd::start("conformance-scanner", &[]);
+    let (socket, message) = scan("friendly-scanner", "scan-1");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    socket.send_to(message.as_bytes(), pbxd.sip).unwrap();
+    let mut buffer = [0u8; 4096];
+    assert!(socket.recv_from(&mut buffer).is_err(), "a scanner was answered");
+    let mut tcp = Peer::new(&pbxd, Transport::Tcp);
+    let extra = Extra {
+        headers: "User-Agent: sipvicious 0.3.4\r\n",
+        ..Extra::default()
+    };
+    let message = tcp.request("OPTIONS", "scan-2", extra);
+    tcp.send(message.as_bytes());
+    assert!(tcp.next().is_err(), "a scanner was answered over TCP");
+    let (socket, message) = scan("Linphone/5.2.0", "phone-1");
+    let answer = send_datagram(&pbxd, &socket, &message, "a phone's OPTIONS");
+    assert_eq!(status(&answer), "SIP/2.0 200 OK", "{answer}");
+
+    let pbxd = Pbxd::start(
+        "conformance-scanner-403",
+        &["sip.scanner_answer=\"403\"".to_string()],
+    );
+    let (socket, message) = scan("friendly-scanner", "scan-3");
+    let answer = send_datagram(&pbxd, &socket, &message, "a scanner's OPTIONS");
+    assert_eq!(status(&answer), "SIP/2.0 403 Forbidden", "{answer}");
+}
