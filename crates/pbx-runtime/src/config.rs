@@ -262,6 +262,14 @@ pub struct SmtpConfig {
     /// system's.
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
+    /// How often mail the relay could not take is tried again, in
+    /// seconds (it is kept in `data_dir/mail-queue`).
+    #[serde(default = "default_smtp_retry")]
+    pub retry_seconds: u64,
+}
+
+fn default_smtp_retry() -> u64 {
+    60
 }
 
 /// `smtp.tls`.
@@ -288,6 +296,7 @@ impl Default for SmtpConfig {
             timeout_seconds: default_smtp_timeout(),
             tls: SmtpTls::None,
             ca_file: None,
+            retry_seconds: default_smtp_retry(),
         }
     }
 }

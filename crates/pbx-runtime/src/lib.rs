@@ -20,6 +20,7 @@ pub mod env;
 pub mod hotdesk;
 pub mod http;
 pub mod mail;
+pub mod mail_queue;
 pub mod observe;
 pub mod parlay;
 pub mod queue;

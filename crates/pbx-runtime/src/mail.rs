@@ -1,7 +1,9 @@
 //! `SubmitEMail` and `SendEMail` (CGPL.md §6.10): a message built from the
 //! script's headers and content, delivered through the configured relay.
 //! The script gets null when the relay accepted the message and an error
-//! string when it did not.
+//! string when it did not; a message the relay could not take for now
+//! (down, a 4xx) is kept on disk and sent again (`mail_queue`), and the
+//! script gets `queued: …`.
 
 use std::time::Duration;
 
@@ -234,8 +236,34 @@ impl Relay {
     }
 }
 
+/// Why a message did not reach the relay: `permanent` when the relay
+/// refused it for good (a 5xx), else it may go another time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undelivered {
+    pub reason: String,
+    pub permanent: bool,
+}
+
+impl Undelivered {
+    fn transient(reason: String) -> Undelivered {
+        Undelivered {
+            reason,
+            permanent: false,
+        }
+    }
+}
+
 /// Delivers `message` to the relay (STARTTLS first when `smtp.tls` says).
-pub async fn deliver(relay: &Relay, message: Message) -> Result<(), String> {
+pub async fn deliver(relay: &Relay, message: Message) -> Result<(), Undelivered> {
+    send(relay, message.envelope(), &message.formatted()).await
+}
+
+/// Delivers a formatted message with its envelope to the relay.
+pub async fn send(
+    relay: &Relay,
+    envelope: &lettre::address::Envelope,
+    bytes: &[u8],
+) -> Result<(), Undelivered> {
     let timeout = relay.timeout;
     let tls = match relay.tls {
         crate::config::SmtpTls::None => lettre::transport::smtp::client::Tls::None,
@@ -246,14 +274,15 @@ pub async fn deliver(relay: &Relay, message: Message) -> Result<(), String> {
                 .map_or(relay.address.as_str(), |(host, _)| host);
             let mut parameters = lettre::transport::smtp::client::TlsParameters::builder(host.to_string());
             if let Some(path) = &relay.ca_file {
-                let pem = std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?;
+                let pem = std::fs::read(path)
+                    .map_err(|error| Undelivered::transient(format!("{}: {error}", path.display())))?;
                 let certificate = lettre::transport::smtp::client::Certificate::from_pem(&pem)
-                    .map_err(|error| format!("{}: {error}", path.display()))?;
+                    .map_err(|error| Undelivered::transient(format!("{}: {error}", path.display())))?;
                 parameters = parameters.add_root_certificate(certificate);
             }
             let parameters = parameters
                 .build_rustls()
-                .map_err(|error| format!("TLS to the relay: {error}"))?;
+                .map_err(|error| Undelivered::transient(format!("TLS to the relay: {error}")))?;
             lettre::transport::smtp::client::Tls::Required(parameters)
         }
     };
@@ -262,7 +291,7 @@ pub async fn deliver(relay: &Relay, message: Message) -> Result<(), String> {
         Some((host, port)) => (
             host,
             port.parse::<u16>()
-                .map_err(|_| format!("bad relay port in `{relay}`"))?,
+                .map_err(|_| Undelivered::transient(format!("bad relay port in `{relay}`")))?,
         ),
         None => (relay, 25),
     };
@@ -271,9 +300,16 @@ pub async fn deliver(relay: &Relay, message: Message) -> Result<(), String> {
         .timeout(Some(timeout))
         .tls(tls)
         .build();
-    match transport.send(message).await {
+    match transport.send_raw(envelope, bytes).await {
         Ok(response) if response.is_positive() => Ok(()),
-        Ok(response) => Err(format!("the relay refused the message: {}", response.code())),
-        Err(error) => Err(format!("the relay {relay} did not take the message: {error}")),
+        Ok(response) => Err(Undelivered {
+            reason: format!("the relay refused the message: {}", response.code()),
+            permanent: response.code().severity
+                == lettre::transport::smtp::response::Severity::PermanentNegativeCompletion,
+        }),
+        Err(error) => Err(Undelivered {
+            reason: format!("the relay {relay} did not take the message: {error}"),
+            permanent: error.is_permanent(),
+        }),
     }
 }

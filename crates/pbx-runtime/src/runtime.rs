@@ -89,6 +89,9 @@ pub struct Shared {
     pub queue_agents: crate::acd::AgentBoard,
     /// Parlay X watches and call handling rules, kept in the store.
     pub parlay: crate::parlay::ParlayRules,
+    /// Mail the relay could not take for now, kept on disk and sent again
+    /// (`data_dir/mail-queue`; none in virtual time).
+    pub mail_queue: Option<Arc<crate::mail_queue::MailQueue>>,
     /// Prompt files decoded, once per version of each.
     pub prompts: pbx_media::prompt::PromptCache,
 }
@@ -231,6 +234,17 @@ impl Runtime {
             message: error.to_string(),
         })?;
         let parlay = crate::parlay::ParlayRules::from_kept(parlay_kept.as_deref());
+        let mail_queue = (!virtual_time).then(|| {
+            let queue = Arc::new(crate::mail_queue::MailQueue::new(
+                config.data_dir.join("mail-queue"),
+            ));
+            queue.start(
+                crate::mail::Relay::of(&config.smtp),
+                Duration::from_secs(config.smtp.retry_seconds.max(1)),
+                &io,
+            );
+            queue
+        });
         let registry = Registry::new(config.runtime.shard_count());
         Ok(Runtime(Arc::new(Shared {
             records,
@@ -252,6 +266,7 @@ impl Runtime {
             queues: Queues::default(),
             queue_agents: crate::acd::AgentBoard::default(),
             parlay,
+            mail_queue,
             prompts: pbx_media::prompt::PromptCache::default(),
         })))
     }
@@ -642,9 +657,13 @@ impl Runtime {
         let who = account.address();
         let watched = !self.parlay.watches(&who, Criterion::NotReachable).is_empty();
         if watched && extra.is_empty() && self.devices(&account).is_empty() {
-            self.directed(leg, account, depth, Criterion::NotReachable, |runtime, leg, account, depth| {
-                runtime.call_account_planned(leg, account, depth, Vec::new())
-            });
+            self.directed(
+                leg,
+                account,
+                depth,
+                Criterion::NotReachable,
+                |runtime, leg, account, depth| runtime.call_account_planned(leg, account, depth, Vec::new()),
+            );
             return Ok(Routed::Ringing);
         }
         self.call_account_planned(leg, account, depth, extra)

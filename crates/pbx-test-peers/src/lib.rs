@@ -42,8 +42,17 @@ impl SmtpServer {
         SmtpServer::start_with(&["--tlscert", &cert, "--tlskey", &key])
     }
 
+    /// As `start`, on `port` (a relay pbxd was told of before it listened).
+    pub fn start_on(port: u16) -> Option<SmtpServer> {
+        SmtpServer::start_at(port, &[])
+    }
+
     fn start_with(extra: &[&str]) -> Option<SmtpServer> {
         let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        SmtpServer::start_at(port, extra)
+    }
+
+    fn start_at(port: u16, extra: &[&str]) -> Option<SmtpServer> {
         let spawned = Command::new("python3")
             .args(["-u", "-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
             .args(extra)

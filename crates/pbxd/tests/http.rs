@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
+use common::caller::{Caller, Ending};
 use common::{curl, Pbxd};
 
 /// The value of the sample `name` (with its labels, as written) in a
@@ -408,4 +409,74 @@ fn the_log_can_be_json_lines() {
             .any(|line| line.contains("\"message\":\"start tone.sppr\"")),
         "{log}"
     );
+}
+
+/// The SMTP relay down (issue 15): a script's SendEMail is told the mail
+/// is queued; it is kept in `data_dir/mail-queue`, outlasts a restart,
+/// and reaches the relay once the relay is up.
+#[test]
+fn mail_the_relay_cannot_take_is_kept_and_sent_when_it_is_back() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let port = pbx_test_peers::free_tcp_port();
+    let environment = common::repository().join("tests/sipp/env");
+    let pbxd = Pbxd::start(
+        "http-mail-queue",
+        &[
+            format!("environments.server={}", environment.display()),
+            format!("smtp.relay=127.0.0.1:{port}"),
+            "smtp.retry_seconds=1".to_string(),
+            "smtp.timeout_seconds=2".to_string(),
+        ],
+    );
+    let caller = Caller {
+        called: "mail%23ivanov",
+        steps: Vec::new(),
+        ending: Ending::PbxdHangsUp,
+        as_phone: None,
+    };
+    common::assert_passed(
+        &caller.call(
+            "mail-queue",
+            &sipp_program,
+            &pbxd,
+            pbx_test_peers::free_udp_port(),
+        ),
+        &pbxd,
+    );
+    let log = pbxd.wait_for(10, |log| log.contains("mail: "));
+    assert!(log.contains("mail: queued: "), "{log}");
+    let kept = |pbxd: &Pbxd| {
+        std::fs::read_dir(pbxd.data.join("mail-queue"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|entry| {
+                        entry
+                            .path()
+                            .extension()
+                            .is_some_and(|extension| extension == "env")
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(kept(&pbxd), 1);
+    let pbxd = pbxd.restart();
+    let Some(smtp) = pbx_test_peers::SmtpServer::start_on(port) else {
+        return;
+    };
+    let mut mail = Vec::new();
+    for _ in 0..10 {
+        mail = smtp.messages(1);
+        if !mail.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(mail.len(), 1, "{}", pbxd.log());
+    assert!(mail[0].contains("It waited for the relay."), "{}", mail[0]);
+    assert!(mail[0].contains("ivanov@example.com"), "{}", mail[0]);
+    let emptied = pbxd.wait_for(5, |_| kept(&pbxd) == 0);
+    assert_eq!(kept(&pbxd), 0, "{emptied}");
 }

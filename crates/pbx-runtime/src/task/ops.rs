@@ -254,17 +254,37 @@ impl TaskHost {
     async fn deliver(&mut self, outgoing: mail::Outgoing) -> Value {
         let relay = mail::Relay::of(&self.runtime.config.smtp);
         let to = outgoing.recipients.join(", ");
+        let envelope = outgoing.message.envelope().clone();
+        let bytes = outgoing.message.formatted();
+        let kept = bytes.clone();
         let sent = self
             .runtime
-            .io(async move { mail::deliver(&relay, outgoing.message).await })
+            .io(async move { mail::send(&relay, &envelope, &bytes).await.map(|()| envelope) })
             .await
-            .unwrap_or_else(|| Err("the mail service stopped".into()));
+            .unwrap_or_else(|| {
+                Err(mail::Undelivered {
+                    reason: "the mail service stopped".into(),
+                    permanent: false,
+                })
+            });
+        // Not taken for now: kept on disk and sent again; the script is told.
+        let result = match (&sent, &self.runtime.mail_queue) {
+            (Ok(_), _) => Ok(()),
+            (Err(undelivered), Some(queue)) if !undelivered.permanent => {
+                let envelope = outgoing.message.envelope().clone();
+                match queue.keep(&envelope, &kept) {
+                    Ok(()) => Err(format!("queued: {}; pbxd will send it again", undelivered.reason)),
+                    Err(error) => Err(format!("{} (and not kept: {error})", undelivered.reason)),
+                }
+            }
+            (Err(undelivered), _) => Err(undelivered.reason.clone()),
+        };
         self.runtime.observer.event(Event::Email {
             task: self.id,
             to,
-            result: sent.clone(),
+            result: result.clone(),
         });
-        match sent {
+        match result {
             Ok(()) => Value::Null,
             Err(reason) => Value::from(reason),
         }
