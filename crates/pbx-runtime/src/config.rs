@@ -750,6 +750,20 @@ pub struct RuleConfig {
 }
 
 /// A configuration mistake, with where it is.
+/// A store in `data_dir` that would not open: where it is, what it holds,
+/// and how to recover (a damaged file is moved aside, and pbxd starts
+/// with that store empty; or a backup is put back).
+pub fn store_error(path: &Path, holds: &str, error: impl std::fmt::Display) -> ConfigError {
+    let shown = path.display();
+    ConfigError {
+        location: shown.to_string(),
+        message: format!(
+            "cannot open {holds} ({error}). If the file is damaged, put back a backup of it, or move it \
+             aside and start again with that store empty: mv {shown} {shown}.damaged"
+        ),
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{location}: {message}")]
 pub struct ConfigError {

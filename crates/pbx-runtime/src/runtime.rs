@@ -183,24 +183,26 @@ impl Runtime {
                 location: "http".into(),
                 message: error.to_string(),
             })?;
+        let storage_path = config.data_dir.join("storage.redb");
         let storage = if virtual_time {
             Storage::in_memory()
         } else {
-            Storage::open(&config.data_dir.join("storage.redb"))
+            Storage::open(&storage_path)
         }
-        .map_err(|error| ConfigError {
-            location: "data_dir".into(),
-            message: error.to_string(),
+        .map_err(|error| {
+            crate::config::store_error(
+                &storage_path,
+                "the scripts' files, kept preferences and PINs, balances and Parlay X rules",
+                error,
+            )
         })?;
+        let records_path = config.data_dir.join("cdr.redb");
         let records = if virtual_time {
             CallRecords::in_memory()
         } else {
-            CallRecords::open(&config.data_dir.join("cdr.redb"), config.cdr.keep_days)
+            CallRecords::open(&records_path, config.cdr.keep_days)
         }
-        .map_err(|error| ConfigError {
-            location: "data_dir".into(),
-            message: error.to_string(),
-        })?;
+        .map_err(|error| crate::config::store_error(&records_path, "the call records", error))?;
         records.start_hooks(http.clone(), &io);
         if let (Some(url), false) = (&config.cdr.webhook, virtual_time) {
             records.start_webhook(url.clone(), http.clone(), &io);

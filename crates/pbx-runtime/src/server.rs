@@ -108,15 +108,15 @@ impl<N: Network + 'static> Server<N> {
             .build()?;
         let directory = Arc::new(Directory::from_config(&config)?);
         let virtual_time = options.mode == Mode::Simulated { virtual_time: true };
+        let hotdesk_path = config.data_dir.join("hotdesk.redb");
         let hotdesk = if virtual_time {
             HotDesk::in_memory(config.hotdesk.clone())
         } else {
-            HotDesk::open(&config.data_dir.join("hotdesk.redb"), config.hotdesk.clone())
+            HotDesk::open(&hotdesk_path, config.hotdesk.clone())
         }
         .map(Arc::new)
-        .map_err(|error| ConfigError {
-            location: "data_dir".into(),
-            message: error.to_string(),
+        .map_err(|error| {
+            crate::config::store_error(&hotdesk_path, "the hot desk logins and lock-outs", error)
         })?;
         let shards = match options.mode {
             Mode::Simulated { virtual_time } => Shards::here(virtual_time)?,

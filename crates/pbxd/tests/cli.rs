@@ -522,3 +522,56 @@ fn check_config_checks_the_configuration_and_every_program_it_serves() {
     assert!(stderr(&output).contains("sip.listen"), "{}", stderr(&output));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A damaged store: pbxd refuses to start, names the file and what it
+/// holds, and gives the command that moves it aside; after that command
+/// it starts, with that store empty.
+#[test]
+fn a_damaged_store_stops_pbxd_with_the_way_out() {
+    let dir = scratch("damaged-store", &[]);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let garbage: Vec<u8> = (0..10_000u32)
+        .map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(data.join("storage.redb"), garbage).unwrap();
+    let serve = || {
+        let data_dir = format!("data_dir={}", data.display());
+        Command::new(env!("CARGO_BIN_EXE_pbxd"))
+            .args([
+                "serve",
+                "--set",
+                &data_dir,
+                "--set",
+                "sip.listen=127.0.0.1:0",
+                "--set",
+                "http.listen=127.0.0.1:0",
+            ])
+            .current_dir(repository())
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("pbxd runs")
+    };
+    let output = serve().wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let said = stderr(&output);
+    let moved = data.join("storage.redb.damaged");
+    assert!(said.contains("storage.redb: cannot open"), "{said}");
+    let command = format!("mv {} {}", data.join("storage.redb").display(), moved.display());
+    assert!(said.contains(&command), "{said}");
+    // The way out, then a start.
+    std::fs::rename(data.join("storage.redb"), &moved).unwrap();
+    let mut started = serve();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(started.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = started.kill();
+    let _ = started.wait();
+    assert!(line.starts_with("pbxd: SIP on"), "{line}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
