@@ -26,6 +26,10 @@ use crate::call::{LegEvent, LegInfo};
 const RECORDS: TableDefinition<i64, &[u8]> = TableDefinition::new("call_records");
 /// The records the webhook has not taken yet, by id.
 const UNSENT: TableDefinition<i64, ()> = TableDefinition::new("call_records_unsent");
+/// The calls in progress, as they began (written by the writer thread
+/// with the finished records): what a process that dies leaves here is
+/// written as failed records at the next start.
+const LIVE: TableDefinition<i64, &[u8]> = TableDefinition::new("call_records_live");
 
 /// A call, as the API shows it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -117,6 +121,8 @@ impl std::fmt::Debug for CallRecords {
 
 /// What the writer thread is asked.
 enum Write {
+    /// A call began: kept as live until its record is written.
+    Began(Box<CallRecord>),
     Record(Box<CallRecord>),
     /// Answered once everything sent before is written.
     Flush(std::sync::mpsc::Sender<()>),
@@ -186,7 +192,14 @@ impl CallRecords {
         let write = store.begin_write().map_err(failed)?;
         write.open_table(RECORDS).map_err(failed)?;
         write.open_table(UNSENT).map_err(failed)?;
+        let orphans = close_orphans(&write)?;
         write.commit().map_err(failed)?;
+        if orphans > 0 {
+            tracing::warn!(
+                calls = orphans,
+                "calls in progress when pbxd last stopped without ending them are recorded as failed"
+            );
+        }
         let (writer, writes) = std::sync::mpsc::channel();
         let records = Arc::new_cyclic(|this: &Weak<CallRecords>| {
             let this = this.clone();
@@ -261,6 +274,9 @@ impl CallRecords {
             called,
             ..CallRecord::default()
         };
+        if let Ok(writer) = self.writer.lock() {
+            let _ = writer.send(Write::Began(Box::new(record.clone())));
+        }
         if let Ok(mut open) = self.open.lock() {
             open.insert(
                 id,
@@ -340,23 +356,48 @@ impl CallRecords {
         }))
     }
 
-    /// Call `record` involves `account`.
+    /// Call `record` involves `account` (the live copy kept for a crash
+    /// says so too, so that a failed record left by one is its accounts').
     pub fn involve(&self, record: i64, account: &str) {
-        self.with_open(record, |open| {
-            if !open.record.accounts.iter().any(|known| known == account) {
-                open.record.accounts.push(account.to_string());
+        self.change_live(record, |call| {
+            if call.accounts.iter().any(|known| known == account) {
+                return false;
             }
+            call.accounts.push(account.to_string());
+            true
         });
     }
 
-    /// Call `record` is handled by `program`'s task `task`.
+    /// Call `record` is handled by `program`'s task `task` (the live copy
+    /// kept for a crash says so too).
     pub fn handled_by(&self, record: i64, program: &str, task: u64) {
-        self.with_open(record, |open| {
-            if open.record.program.is_none() {
-                open.record.program = Some(program.to_string());
-                open.record.task = Some(task);
+        self.change_live(record, |call| {
+            if call.program.is_some() {
+                return false;
             }
+            call.program = Some(program.to_string());
+            call.task = Some(task);
+            true
         });
+    }
+
+    /// Changes open call `record` with `change`, which says whether it
+    /// changed anything; if it did, the live copy kept for a crash is
+    /// written again. Sent while the call is held open: its record, if it
+    /// ends now, follows this on the writer's channel.
+    fn change_live(&self, record: i64, change: impl FnOnce(&mut CallRecord) -> bool) {
+        let Ok(mut open) = self.open.lock() else {
+            return;
+        };
+        let Some(call) = open.get_mut(&record) else {
+            return;
+        };
+        if !change(&mut call.record) {
+            return;
+        }
+        if let Ok(writer) = self.writer.lock() {
+            let _ = writer.send(Write::Began(Box::new(call.record.clone())));
+        }
     }
 
     /// From now on `hooks` are told of each leg of call `record` that is
@@ -467,25 +508,39 @@ impl CallRecords {
             if call.legs > 0 {
                 return;
             }
-            open.remove(&record)
-        };
-        if let Some(Open { mut record, .. }) = finished {
+            let Some(Open { mut record, .. }) = open.remove(&record) else {
+                return;
+            };
             record.end = now();
             record.legs.sort_by_key(|leg| leg.start);
-            if let (Some(first), Ok(mut ended)) = (record.legs.first(), self.ended_by.lock()) {
-                *ended.entry(first.disposition.clone()).or_default() += 1;
-            }
+            // Sent before the call leaves `open`'s lock: nothing about it
+            // can follow it on the writer's channel.
+            let disposition = record.legs.first().map(|first| first.disposition.clone());
             if let Ok(writer) = self.writer.lock() {
                 let _ = writer.send(Write::Record(Box::new(record)));
             }
+            disposition
+        };
+        if let (Some(disposition), Ok(mut ended)) = (finished, self.ended_by.lock()) {
+            *ended.entry(disposition).or_default() += 1;
         }
     }
 
     /// Writes `batch` in one transaction (and marks it for the webhook, if
     /// there is one, in the same).
-    fn write(&self, batch: &[Box<CallRecord>]) -> Result<(), RecordsError> {
+    fn write(&self, began: &[Box<CallRecord>], batch: &[Box<CallRecord>]) -> Result<(), RecordsError> {
         let hooked = self.webhook.lock().is_ok_and(|webhook| webhook.is_some());
         let write = self.store.begin_write().map_err(failed)?;
+        {
+            let mut live = write.open_table(LIVE).map_err(failed)?;
+            for record in began {
+                let json = serde_json::to_vec(record).map_err(failed)?;
+                live.insert(record.id, json.as_slice()).map_err(failed)?;
+            }
+            for record in batch {
+                live.remove(record.id).map_err(failed)?;
+            }
+        }
         {
             let mut records = write.open_table(RECORDS).map_err(failed)?;
             let mut unsent = write.open_table(UNSENT).map_err(failed)?;
@@ -695,14 +750,54 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 /// The writer thread: gathers what comes for up to [`GATHER`] (less when
 /// asked to flush), writes it in one transaction, answers flushes; ends
 /// when the records are dropped.
+/// The calls a process left live when it died: each written as a failed
+/// record (ended when it began: when it truly ended is not known), and
+/// no longer live. How many.
+fn close_orphans(write: &redb::WriteTransaction) -> Result<usize, RecordsError> {
+    let mut live = write.open_table(LIVE).map_err(failed)?;
+    let mut orphans = Vec::new();
+    for entry in live.iter().map_err(failed)? {
+        let (id, json) = entry.map_err(failed)?;
+        orphans.push((id.value(), json.value().to_vec()));
+    }
+    let mut records = write.open_table(RECORDS).map_err(failed)?;
+    for (id, json) in &orphans {
+        live.remove(*id).map_err(failed)?;
+        let Ok(mut record) = serde_json::from_slice::<CallRecord>(json) else {
+            continue;
+        };
+        record.end = record.start;
+        record
+            .notes
+            .push("pbxd stopped during the call: found unfinished at the next start".into());
+        record.legs.push(LegRecord {
+            direction: "in".into(),
+            from: record.caller.clone(),
+            to: record.called.clone(),
+            dialled: record.called.clone(),
+            start: record.start,
+            end: record.start,
+            disposition: "failed".into(),
+            code: Some(500),
+            hung_up_by: "pbxd".into(),
+            ..LegRecord::default()
+        });
+        let json = serde_json::to_vec(&record).map_err(failed)?;
+        records.insert(*id, json.as_slice()).map_err(failed)?;
+    }
+    Ok(orphans.len())
+}
+
 fn write_records(writes: &std::sync::mpsc::Receiver<Write>, records: &Weak<CallRecords>) {
     while let Ok(first) = writes.recv() {
+        let mut began = Vec::new();
         let mut batch = Vec::new();
         let mut flushes = Vec::new();
         let until = std::time::Instant::now() + GATHER;
         let mut next = Some(first);
         while let Some(write) = next.take() {
             match write {
+                Write::Began(record) => began.push(record),
                 Write::Record(record) => batch.push(record),
                 Write::Flush(done) => flushes.push(done),
             }
@@ -714,10 +809,10 @@ fn write_records(writes: &std::sync::mpsc::Receiver<Write>, records: &Weak<CallR
             let left = until.saturating_duration_since(std::time::Instant::now());
             next = writes.recv_timeout(left).ok();
         }
-        if !batch.is_empty() {
+        if !batch.is_empty() || !began.is_empty() {
             match records.upgrade() {
                 Some(records) => {
-                    if let Err(error) = records.write(&batch) {
+                    if let Err(error) = records.write(&began, &batch) {
                         tracing::error!(%error, "{} call record(s) were not kept", batch.len());
                     }
                 }
@@ -906,6 +1001,48 @@ mod tests {
             .query(Some(call.start + 10), None, 10, |_| true)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn calls_a_dead_process_left_are_recorded_as_failed_at_the_next_start() {
+        let path = std::env::temp_dir().join(format!("cdr-orphans-{}.redb", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        {
+            let records = CallRecords::open(&path, 0).unwrap();
+            // One call ends, one is still up when the process "dies".
+            let done = records.begin(&info("sip:a@x", "sip:200@example.com"), false);
+            done.reported(&LegEvent::Disconnected);
+            drop(done);
+            let up = records.begin(&info("sip:b@x", "sip:ivanov@example.com"), false);
+            records.flush();
+            // Never ended: what a process killed mid-call leaves.
+            std::mem::forget(up);
+            drop(records);
+        }
+        // The writer thread lets go of the store once its owner is gone.
+        let reopen = || {
+            for _ in 0..100 {
+                if let Ok(records) = CallRecords::open(&path, 0) {
+                    return records;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            panic!("the store does not open again");
+        };
+        let records = reopen();
+        let found = records.query(None, None, 10, |_| true).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        let orphan = found.iter().find(|call| call.caller == "sip:b@x").unwrap();
+        assert_eq!(orphan.legs.len(), 1);
+        assert_eq!(orphan.legs[0].disposition, "failed");
+        assert!(
+            orphan.notes[0].contains("pbxd stopped during the call"),
+            "{orphan:?}"
+        );
+        drop(records);
+        // Recorded once: a further start finds nothing more to add.
+        assert_eq!(reopen().query(None, None, 10, |_| true).unwrap().len(), 2);
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -480,3 +480,68 @@ fn mail_the_relay_cannot_take_is_kept_and_sent_when_it_is_back() {
     let emptied = pbxd.wait_for(5, |_| kept(&pbxd) == 0);
     assert_eq!(kept(&pbxd), 0, "{emptied}");
 }
+
+/// `kill -9` of pbxd with calls up (issue 15): at the next start each
+/// of them is written as a failed call record, which the call's account
+/// (the program ran for ivanov) reads like any other.
+#[test]
+fn calls_up_when_pbxd_is_killed_are_recorded_as_failed_after_the_restart() {
+    let (Some(sipp_program), Some(curl_program)) = (pbx_test_peers::sipp(), pbx_test_peers::curl()) else {
+        return;
+    };
+    let environment = common::repository().join("tests/sipp/env");
+    let pbxd = Pbxd::start(
+        "http-killed",
+        &[
+            format!("environments.server={}", environment.display()),
+            "sip.rtp_timeout_seconds=120".to_string(),
+        ],
+    );
+    let callers: Vec<_> = (0..3)
+        .map(|index| {
+            let caller = Caller {
+                called: "wait%23ivanov",
+                steps: vec![common::caller::Step::Pause(60.0)],
+                ending: Ending::HangsUp,
+                as_phone: None,
+            };
+            caller.start(
+                &format!("killed-{index}"),
+                &sipp_program,
+                &pbxd,
+                pbx_test_peers::free_udp_port(),
+            )
+        })
+        .collect();
+    pbxd.wait_for(15, |log| log.matches("wait: answered").count() >= 3);
+    std::thread::sleep(Duration::from_millis(500));
+    let pbxd = pbxd.crash_and_restart();
+    let (status, body) = curl(
+        &curl_program,
+        &pbxd,
+        &[],
+        "/api/cdr?auth=ivanov%40example.com%3Aivanov-demo",
+    );
+    assert_eq!(status, 200, "{body}");
+    let records: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let failed: Vec<&serde_json::Value> = records
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .filter(|record| {
+                    record["legs"][0]["disposition"] == "failed"
+                        && record["notes"]
+                            .to_string()
+                            .contains("pbxd stopped during the call")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(failed.len(), 3, "{body}");
+    assert!(
+        failed.iter().all(|record| record["program"] == "wait.sppr"),
+        "{body}"
+    );
+    drop(callers);
+}

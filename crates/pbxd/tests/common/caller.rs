@@ -274,20 +274,33 @@ impl Caller {
             .stderr(Stdio::piped())
             .spawn()
             .expect("sipp runs");
-        Running { child, scenario }
+        Running {
+            child: Some(child),
+            scenario,
+        }
     }
 }
 
-/// A caller's sipp running in the background.
+/// A caller's sipp running in the background (stopped if dropped before
+/// it finished).
 pub struct Running {
-    child: Child,
+    child: Option<Child>,
     scenario: PathBuf,
 }
 
 impl Running {
-    pub fn finish(self) -> Output {
-        let output = self.child.wait_with_output().expect("sipp ends");
+    pub fn finish(mut self) -> Output {
+        let child = self.child.take().expect("a running sipp");
+        child.wait_with_output().expect("sipp ends")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = std::fs::remove_file(&self.scenario);
-        output
     }
 }

@@ -181,6 +181,20 @@ impl Pbxd {
 
     /// Stops pbxd as Ctrl-C does (SIGINT) and starts it again on the same
     /// address with the same data directory and settings.
+    /// Kills pbxd at once (SIGKILL: nothing is flushed, nothing ended) and
+    /// starts it again on the same data and SIP port.
+    pub fn crash_and_restart(mut self) -> Pbxd {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.keep_data = true;
+        Pbxd::spawn(
+            self.data.clone(),
+            &self.sip.to_string(),
+            &self.settings,
+            &self.log_filter,
+        )
+    }
+
     pub fn restart(mut self) -> Pbxd {
         let pid = self.child.id().to_string();
         let signalled = Command::new("kill").args(["-INT", &pid]).status();
