@@ -51,6 +51,44 @@ enum Service {
 }
 
 impl Service {
+    /// The service `/ParlayX/NAME` serves.
+    fn at(name: &str) -> Option<Service> {
+        Some(match name {
+            "ThirdPartyCall" => Service::ThirdPartyCall,
+            "CallNotification" | "CallNotificationManager" | "CallDirectionManager" | "CallHandling" => {
+                Service::CallNotification
+            }
+            "Payment" => Service::Payment,
+            "AccountManagement" => Service::AccountManagement,
+            _ => return None,
+        })
+    }
+
+    /// Its WSDL.
+    fn description(self) -> &'static str {
+        match self {
+            Service::ThirdPartyCall => WSDL,
+            Service::CallNotification => NOTIFICATION_WSDL,
+            Service::Payment => payment::Service::Payment.description(),
+            Service::AccountManagement => payment::Service::AccountManagement.description(),
+        }
+    }
+
+    /// The service of a JSON operation under `/api/API/`: `3pcc`,
+    /// `parlay` (notification, direction, handling) or `payment` (both
+    /// payment services).
+    fn of_json(api: &str, operation: &str) -> Option<Service> {
+        Some(match api {
+            "3pcc" => Service::ThirdPartyCall,
+            "parlay" => Service::CallNotification,
+            "payment" => match payment::Service::of(operation) {
+                Some(payment::Service::AccountManagement) => Service::AccountManagement,
+                _ => Service::Payment,
+            },
+            _ => return None,
+        })
+    }
+
     fn knows(self, operation: &str) -> bool {
         match self {
             Service::ThirdPartyCall => operation_known(operation),
@@ -153,33 +191,20 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-/// `GET /ParlayX/ThirdPartyCall?wsdl`: the service description, its
-/// address the one it was asked at.
-pub async fn wsdl(
+/// `GET /ParlayX/NAME?wsdl`: the service's description, its address the
+/// one it was asked at.
+pub async fn description(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
+    Path(name): Path<String>,
     secure: Option<axum::Extension<crate::Secure>>,
 ) -> Response {
-    describe(WSDL, "ThirdPartyCall", &headers, query, secure.is_some())
-}
-
-/// `GET /ParlayX/CallNotification?wsdl` (and its other names).
-pub async fn notification_wsdl(
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    uri: axum::http::Uri,
-    secure: Option<axum::Extension<crate::Secure>>,
-) -> Response {
-    let name = uri
-        .path()
-        .rsplit('/')
-        .next()
-        .unwrap_or("CallNotification")
-        .to_string();
-    describe(NOTIFICATION_WSDL, &name, &headers, query, secure.is_some())
-}
-
-fn describe(wsdl: &str, name: &str, headers: &HeaderMap, query: Option<String>, secure: bool) -> Response {
+    let Some(service) = Service::at(&name) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("there is no Parlay X service {name}"),
+        );
+    };
     if !query.as_deref().unwrap_or_default().eq_ignore_ascii_case("wsdl") {
         return text(StatusCode::BAD_REQUEST, "ask for ?wsdl, or POST a SOAP request");
     }
@@ -191,47 +216,30 @@ fn describe(wsdl: &str, name: &str, headers: &HeaderMap, query: Option<String>, 
                 .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
         })
         .unwrap_or("127.0.0.1");
-    let scheme = if secure { "https" } else { "http" };
+    let scheme = if secure.is_some() { "https" } else { "http" };
     let location = format!("{scheme}://{host}/ParlayX/{name}");
-    xml(StatusCode::OK, wsdl.replace("LOCATION", &location))
+    xml(
+        StatusCode::OK,
+        service.description().replace("LOCATION", &location),
+    )
 }
 
-/// `POST /ParlayX/ThirdPartyCall`: one SOAP 1.1 operation.
-pub async fn third_party_call(
+/// `POST /ParlayX/NAME`: one SOAP 1.1 operation of that service.
+pub async fn soap(
     State(sources): State<Arc<Sources>>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
     secure: Option<axum::Extension<crate::Secure>>,
+    Path(name): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    soap_request(
-        &sources,
-        source,
-        secure.is_some(),
-        &headers,
-        &body,
-        Service::ThirdPartyCall,
-    )
-    .await
-}
-
-/// `POST /ParlayX/CallNotification` (and its other names).
-pub async fn call_notification(
-    State(sources): State<Arc<Sources>>,
-    ConnectInfo(source): ConnectInfo<SocketAddr>,
-    secure: Option<axum::Extension<crate::Secure>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    soap_request(
-        &sources,
-        source,
-        secure.is_some(),
-        &headers,
-        &body,
-        Service::CallNotification,
-    )
-    .await
+    let Some(service) = Service::at(&name) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("there is no Parlay X service {name}"),
+        );
+    };
+    soap_request(&sources, source, secure.is_some(), &headers, &body, service).await
 }
 
 async fn soap_request(
@@ -272,60 +280,22 @@ async fn soap_request(
     }
 }
 
-/// `POST /ParlayX/Payment`: one SOAP operation.
-pub async fn payment(
+/// `POST /api/API/OPERATION`: the operations as JSON, a JSON object of
+/// the same parts: `3pcc` (Third Party Call), `parlay` (call
+/// notification, direction and handling), `payment` (Payment and Account
+/// Management). The answer is JSON; an exception comes with 400 (bad
+/// input), 403 (not allowed), 404 (no such operation), 409 (not enough
+/// money).
+pub async fn json_api(
     State(sources): State<Arc<Sources>>,
     ConnectInfo(source): ConnectInfo<SocketAddr>,
     secure: Option<axum::Extension<crate::Secure>>,
     headers: HeaderMap,
+    Path((api, operation)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    soap_request(
-        &sources,
-        source,
-        secure.is_some(),
-        &headers,
-        &body,
-        Service::Payment,
-    )
-    .await
-}
-
-/// `POST /ParlayX/AccountManagement`: one SOAP operation.
-pub async fn account_management(
-    State(sources): State<Arc<Sources>>,
-    ConnectInfo(source): ConnectInfo<SocketAddr>,
-    secure: Option<axum::Extension<crate::Secure>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    soap_request(
-        &sources,
-        source,
-        secure.is_some(),
-        &headers,
-        &body,
-        Service::AccountManagement,
-    )
-    .await
-}
-
-/// `POST /api/payment/OPERATION`: the operations of both payment
-/// services as JSON: the balance after a change (`balance`, `reserved`
-/// as decimals), a reservation's identifier, or the history; an
-/// exception comes with 400 (bad input), 403 (not allowed), 404 (no such
-/// operation), 409 (not enough money).
-pub async fn payment_json(
-    State(sources): State<Arc<Sources>>,
-    ConnectInfo(source): ConnectInfo<SocketAddr>,
-    secure: Option<axum::Extension<crate::Secure>>,
-    headers: HeaderMap,
-    Path(operation): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    let service = match payment::Service::of(&operation) {
-        Some(payment::Service::AccountManagement) => Service::AccountManagement,
-        _ => Service::Payment,
+    let Some(service) = Service::of_json(&api, &operation) else {
+        return text(StatusCode::NOT_FOUND, format!("there is no API {api}"));
     };
     json_request(
         &sources,
@@ -335,51 +305,6 @@ pub async fn payment_json(
         &operation,
         &body,
         service,
-    )
-    .await
-}
-
-/// `POST /api/3pcc/OPERATION`: the same operations with a JSON object of
-/// the same parts; the answer is JSON, and an exception comes with 400
-/// (service) or 403 (policy).
-pub async fn third_party_call_json(
-    State(sources): State<Arc<Sources>>,
-    ConnectInfo(source): ConnectInfo<SocketAddr>,
-    secure: Option<axum::Extension<crate::Secure>>,
-    headers: HeaderMap,
-    Path(operation): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    json_request(
-        &sources,
-        source,
-        secure.is_some(),
-        &headers,
-        &operation,
-        &body,
-        Service::ThirdPartyCall,
-    )
-    .await
-}
-
-/// `POST /api/parlay/OPERATION`: call notification, direction and
-/// handling as JSON.
-pub async fn call_notification_json(
-    State(sources): State<Arc<Sources>>,
-    ConnectInfo(source): ConnectInfo<SocketAddr>,
-    secure: Option<axum::Extension<crate::Secure>>,
-    headers: HeaderMap,
-    Path(operation): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    json_request(
-        &sources,
-        source,
-        secure.is_some(),
-        &headers,
-        &operation,
-        &body,
-        Service::CallNotification,
     )
     .await
 }

@@ -20,9 +20,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::RawQuery;
-use axum::http::HeaderMap;
-use axum::response::Response;
 use pbx_lang::value::time::Clock;
 use pbx_runtime::balance::{self, Amount, Balance, BalanceError, Change, Entry, HistoryQuery, Reservation};
 use pbx_runtime::directory::Account;
@@ -51,15 +48,7 @@ pub enum Service {
 }
 
 impl Service {
-    /// Its name, the last part of its address (`/ParlayX/Payment`).
-    fn name(self) -> &'static str {
-        match self {
-            Service::Payment => "Payment",
-            Service::AccountManagement => "AccountManagement",
-        }
-    }
-
-    fn description(self) -> &'static str {
+    pub(super) fn description(self) -> &'static str {
         match self {
             Service::Payment => PAYMENT_WSDL,
             Service::AccountManagement => ACCOUNT_MANAGEMENT_WSDL,
@@ -505,38 +494,6 @@ pub(super) fn response_json(answer: &Answer) -> serde_json::Value {
             serde_json::json!({ "history": history })
         }
     }
-}
-
-/// `GET /ParlayX/Payment?wsdl`.
-pub async fn payment_wsdl(
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    secure: Option<axum::Extension<crate::Secure>>,
-) -> Response {
-    let service = Service::Payment;
-    super::describe(
-        service.description(),
-        service.name(),
-        &headers,
-        query,
-        secure.is_some(),
-    )
-}
-
-/// `GET /ParlayX/AccountManagement?wsdl`.
-pub async fn account_management_wsdl(
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    secure: Option<axum::Extension<crate::Secure>>,
-) -> Response {
-    let service = Service::AccountManagement;
-    super::describe(
-        service.description(),
-        service.name(),
-        &headers,
-        query,
-        secure.is_some(),
-    )
 }
 
 #[cfg(test)]
