@@ -22,7 +22,7 @@
 //! (Parlay X's `referenceCode`) may be used once per account: the same
 //! request sent again is refused instead of charging twice.
 
-use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 /// The balance meant when none is named.
@@ -301,7 +301,7 @@ impl HistoryQuery {
 
 /// Every account's balances, in the store's database.
 pub struct Balances<'a> {
-    database: &'a Database,
+    database: &'a crate::store::Db,
 }
 
 /// Makes the tables (a new store has none).
@@ -467,7 +467,7 @@ fn checked(change: &Change) -> Result<(), BalanceError> {
 }
 
 impl<'a> Balances<'a> {
-    pub(crate) fn new(database: &'a Database) -> Balances<'a> {
+    pub(crate) fn new(database: &'a crate::store::Db) -> Balances<'a> {
         Balances { database }
     }
 

@@ -93,6 +93,12 @@ pub struct SipConfig {
     /// before its requests are refused for a while.
     #[serde(default = "default_auth_failures")]
     pub auth_failures_per_minute: u32,
+    /// Failed authentications allowed at one account per minute, from
+    /// any addresses, before the account is refused to every address
+    /// that has not authenticated as it within the last day (its own
+    /// phones go on).
+    #[serde(default = "default_auth_failures_per_account")]
+    pub auth_failures_per_account_per_minute: u32,
     /// Pieces of a `User-Agent` that mark a SIP scanner (SIPVicious and
     /// the like), matched ignoring case: its requests are dropped (or
     /// answered 403, `scanner_answer`) before anything else looks at
@@ -179,6 +185,10 @@ fn default_scanner_answer() -> String {
     "drop".into()
 }
 
+fn default_auth_failures_per_account() -> u32 {
+    30
+}
+
 fn default_auth_failures() -> u32 {
     10
 }
@@ -192,6 +202,7 @@ impl Default for SipConfig {
             nonce_lifetime_seconds: default_nonce_lifetime(),
             max_expires_seconds: default_max_expires(),
             auth_failures_per_minute: default_auth_failures(),
+            auth_failures_per_account_per_minute: default_auth_failures_per_account(),
             scanner_user_agents: default_scanners(),
             scanner_answer: default_scanner_answer(),
             digest_algorithms: default_digest_algorithms(),
@@ -496,6 +507,11 @@ pub struct LimitsConfig {
     /// What `Retry-After` says in a refusal for load, in seconds.
     #[serde(default = "default_retry_after")]
     pub retry_after_seconds: u32,
+    /// Scripts' files (recordings, voicemail) are refused while fewer
+    /// than this many megabytes would stay free on the data disk: the
+    /// rest is for call records, registrations, logins and queued mail.
+    #[serde(default = "default_disk_reserve")]
+    pub disk_reserve_mb: u64,
 }
 
 fn default_media_busy() -> u8 {
@@ -514,6 +530,10 @@ fn default_retry_after() -> u32 {
     5
 }
 
+fn default_disk_reserve() -> u64 {
+    100
+}
+
 impl Default for LimitsConfig {
     fn default() -> LimitsConfig {
         LimitsConfig {
@@ -522,6 +542,7 @@ impl Default for LimitsConfig {
             media_busy_percent: default_media_busy(),
             task_delay_ms: default_task_delay(),
             retry_after_seconds: default_retry_after(),
+            disk_reserve_mb: default_disk_reserve(),
         }
     }
 }

@@ -188,6 +188,7 @@ impl Runtime {
             Storage::in_memory()
         } else {
             Storage::open(&storage_path)
+                .map(|storage| storage.with_reserve(config.limits.disk_reserve_mb.saturating_mul(1_000_000)))
         }
         .map_err(|error| {
             crate::config::store_error(

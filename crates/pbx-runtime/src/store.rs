@@ -7,8 +7,8 @@
 //! folder exist, and listing a folder shows its files and sub-folders.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use pbx_lang::value::{Portable, TaskId};
 use redb::{Database, ReadableTable, TableDefinition};
@@ -40,12 +40,41 @@ pub enum StorageError {
     Exists,
     #[error("the file would exceed {} bytes", LARGEST_FILE)]
     TooLarge,
+    /// The data disk is full, or nearly: what is left is kept for call
+    /// records, registrations and the like (`limits.disk_reserve_mb`).
+    #[error("the disk is full ({free_mb} MB free, {reserve_mb} MB kept for pbxd's records)")]
+    DiskFull { free_mb: u64, reserve_mb: u64 },
     #[error("storage failed: {0}")]
     Store(String),
+    /// The store's file could not be read or written (the database is
+    /// opened again before the next try).
+    #[error("storage failed: {0}")]
+    Io(String),
 }
 
 fn store_failed(error: impl std::fmt::Display) -> StorageError {
     StorageError::Store(error.to_string())
+}
+
+/// What a store operation's failure means: the disk full when the
+/// store says so (ENOSPC), an I/O failure (now or before) apart from the
+/// rest.
+fn failed(error: impl Into<redb::Error>) -> StorageError {
+    match error.into() {
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => StorageError::DiskFull {
+            free_mb: 0,
+            reserve_mb: 0,
+        },
+        error @ (redb::Error::Io(_) | redb::Error::PreviousIo) => StorageError::Io(error.to_string()),
+        other => store_failed(other),
+    }
+}
+
+/// Bytes free for an unprivileged writer on the file system holding
+/// `folder`, if it can be told.
+pub fn free_bytes(folder: &Path) -> Option<u64> {
+    let stats = rustix::fs::statvfs(folder).ok()?;
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
 /// One entry of a folder listing.
@@ -55,9 +84,84 @@ pub enum Listed {
     Folder { files: u64 },
 }
 
+/// The store's database. After a write meets an I/O error (the disk
+/// full) redb refuses every later write until the database is opened
+/// again; this opens it again at the next write, so a disk that has room
+/// again is used again without a restart.
+pub(crate) struct Db {
+    database: RwLock<Option<Database>>,
+    path: Option<PathBuf>,
+}
+
+impl Db {
+    fn new(database: Database, path: Option<PathBuf>) -> Db {
+        Db {
+            database: RwLock::new(Some(database)),
+            path,
+        }
+    }
+
+    fn with<T>(
+        &self,
+        run: impl Fn(&Database) -> Result<T, redb::TransactionError>,
+    ) -> Result<T, StorageError> {
+        let attempt = || match self
+            .database
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            Some(database) => run(database).map_err(failed),
+            None => Err(StorageError::Io(
+                "the store is closed after a failed write".into(),
+            )),
+        };
+        match attempt() {
+            Err(StorageError::Io(_)) if self.path.is_some() => {
+                self.reopen();
+                attempt()
+            }
+            other => other,
+        }
+    }
+
+    pub(crate) fn begin_write(&self) -> Result<redb::WriteTransaction, StorageError> {
+        self.with(Database::begin_write)
+    }
+
+    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction, StorageError> {
+        self.with(Database::begin_read)
+    }
+
+    /// Closes the database and opens it again (another thread may have
+    /// done so already). While a transaction of the old one lives, the
+    /// file stays locked and this is tried again at the next write.
+    fn reopen(&self) {
+        let Some(path) = &self.path else { return };
+        let mut database = self.database.write().unwrap_or_else(PoisonError::into_inner);
+        if database.as_ref().is_some_and(|open| open.begin_write().is_ok()) {
+            return;
+        }
+        *database = None;
+        match Database::create(path) {
+            Ok(opened) => {
+                tracing::warn!(store = %path.display(), "the store is opened again after a failed write");
+                *database = Some(opened);
+            }
+            Err(error) => {
+                tracing::warn!(store = %path.display(), %error, "the store cannot be opened again yet");
+            }
+        }
+    }
+}
+
 /// Every account's files.
 pub struct Storage {
-    database: Database,
+    database: Db,
+    /// The folder holding the store, whose disk a write must leave
+    /// `reserve` bytes free on (none in memory).
+    folder: Option<PathBuf>,
+    reserve: u64,
 }
 
 impl std::fmt::Debug for Storage {
@@ -93,26 +197,54 @@ impl Storage {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(store_failed)?;
         }
-        Storage::prepared(Database::create(path).map_err(store_failed)?)
+        let mut storage = Storage::prepared(Database::create(path).map_err(failed)?, Some(path))?;
+        storage.folder = path.parent().map(Path::to_path_buf);
+        Ok(storage)
+    }
+
+    /// Refuses files that would leave less than `bytes` free on the
+    /// store's disk: what is left is for call records, registrations,
+    /// logins and queued mail.
+    pub fn with_reserve(mut self, bytes: u64) -> Storage {
+        self.reserve = bytes;
+        self
+    }
+
+    /// Whether `size` more bytes of files leave the reserve free.
+    fn room_for(&self, size: usize) -> Result<(), StorageError> {
+        let Some(free) = self.folder.as_deref().and_then(free_bytes) else {
+            return Ok(());
+        };
+        if free < self.reserve.saturating_add(size as u64) {
+            return Err(StorageError::DiskFull {
+                free_mb: free / 1_000_000,
+                reserve_mb: self.reserve / 1_000_000,
+            });
+        }
+        Ok(())
     }
 
     /// A store that lives in memory only (simulations and tests).
     pub fn in_memory() -> Result<Storage, StorageError> {
         let database = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
-            .map_err(store_failed)?;
-        Storage::prepared(database)
+            .map_err(failed)?;
+        Storage::prepared(database, None)
     }
 
-    fn prepared(database: Database) -> Result<Storage, StorageError> {
-        let write = database.begin_write().map_err(store_failed)?;
-        write.open_table(FILES).map_err(store_failed)?;
-        write.open_table(MODIFIED).map_err(store_failed)?;
-        write.open_table(PREFERENCES).map_err(store_failed)?;
-        write.open_table(PINS).map_err(store_failed)?;
-        crate::balance::create_tables(&write).map_err(store_failed)?;
-        write.commit().map_err(store_failed)?;
-        Ok(Storage { database })
+    fn prepared(database: Database, path: Option<&Path>) -> Result<Storage, StorageError> {
+        let write = database.begin_write().map_err(failed)?;
+        write.open_table(FILES).map_err(failed)?;
+        write.open_table(MODIFIED).map_err(failed)?;
+        write.open_table(PREFERENCES).map_err(failed)?;
+        write.open_table(PINS).map_err(failed)?;
+        crate::balance::create_tables(&write).map_err(failed)?;
+        write.commit().map_err(failed)?;
+        Ok(Storage {
+            database: Db::new(database, path.map(Path::to_path_buf)),
+            folder: None,
+            reserve: 0,
+        })
     }
 
     /// The accounts' balances, kept in the same database.
@@ -123,63 +255,63 @@ impl Storage {
     /// Keeps a preference a script set for `account` (null removes it).
     pub fn keep_preference(&self, account: &str, key: &str, value: &Portable) -> Result<(), StorageError> {
         let id = format!("{account}\t{key}");
-        let write = self.database.begin_write().map_err(store_failed)?;
+        let write = self.database.begin_write()?;
         {
-            let mut table = write.open_table(PREFERENCES).map_err(store_failed)?;
+            let mut table = write.open_table(PREFERENCES).map_err(failed)?;
             match value {
                 Portable::Null => {
-                    table.remove(id.as_str()).map_err(store_failed)?;
+                    table.remove(id.as_str()).map_err(failed)?;
                 }
                 value => {
                     let text = pbx_lang::value::text::to_text(&value.to_value());
-                    table.insert(id.as_str(), text.as_str()).map_err(store_failed)?;
+                    table.insert(id.as_str(), text.as_str()).map_err(failed)?;
                 }
             }
         }
-        write.commit().map_err(store_failed)
+        write.commit().map_err(failed)
     }
 
     /// Keeps `text` as the setting `name` (replacing what was kept).
     pub fn keep_setting(&self, name: &str, text: &str) -> Result<(), StorageError> {
-        let write = self.database.begin_write().map_err(store_failed)?;
+        let write = self.database.begin_write()?;
         write
             .open_table(SETTINGS)
-            .map_err(store_failed)?
+            .map_err(failed)?
             .insert(name, text)
-            .map_err(store_failed)?;
-        write.commit().map_err(store_failed)
+            .map_err(failed)?;
+        write.commit().map_err(failed)
     }
 
     /// The setting `name`, if one was kept.
     pub fn kept_setting(&self, name: &str) -> Result<Option<String>, StorageError> {
-        let read = self.database.begin_read().map_err(store_failed)?;
+        let read = self.database.begin_read()?;
         let table = match read.open_table(SETTINGS) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(error) => return Err(store_failed(error)),
         };
-        let text = table.get(name).map_err(store_failed)?;
+        let text = table.get(name).map_err(failed)?;
         Ok(text.map(|text| text.value().to_string()))
     }
 
     /// Keeps the PIN `account`'s owner set.
     pub fn keep_pin(&self, account: &str, pin: &str) -> Result<(), StorageError> {
-        let write = self.database.begin_write().map_err(store_failed)?;
+        let write = self.database.begin_write()?;
         write
             .open_table(PINS)
-            .map_err(store_failed)?
+            .map_err(failed)?
             .insert(account, pin)
-            .map_err(store_failed)?;
-        write.commit().map_err(store_failed)
+            .map_err(failed)?;
+        write.commit().map_err(failed)
     }
 
     /// The PINs owners set, as `(account, pin)`.
     pub fn kept_pins(&self) -> Result<Vec<(String, String)>, StorageError> {
-        let read = self.database.begin_read().map_err(store_failed)?;
-        let table = read.open_table(PINS).map_err(store_failed)?;
+        let read = self.database.begin_read()?;
+        let table = read.open_table(PINS).map_err(failed)?;
         let mut kept = Vec::new();
-        for entry in table.iter().map_err(store_failed)? {
-            let (account, pin) = entry.map_err(store_failed)?;
+        for entry in table.iter().map_err(failed)? {
+            let (account, pin) = entry.map_err(failed)?;
             kept.push((account.value().to_string(), pin.value().to_string()));
         }
         Ok(kept)
@@ -187,11 +319,11 @@ impl Storage {
 
     /// The preferences scripts set, as `(account, key, value)`.
     pub fn kept_preferences(&self) -> Result<Vec<(String, String, Portable)>, StorageError> {
-        let read = self.database.begin_read().map_err(store_failed)?;
-        let table = read.open_table(PREFERENCES).map_err(store_failed)?;
+        let read = self.database.begin_read()?;
+        let table = read.open_table(PREFERENCES).map_err(failed)?;
         let mut kept = Vec::new();
-        for entry in table.iter().map_err(store_failed)? {
-            let (id, text) = entry.map_err(store_failed)?;
+        for entry in table.iter().map_err(failed)? {
+            let (id, text) = entry.map_err(failed)?;
             let Some((account, key)) = id.value().split_once('\t') else {
                 continue;
             };
@@ -205,19 +337,52 @@ impl Storage {
         Ok(kept)
     }
 
+    /// Runs `operation`; after an I/O failure the database is opened
+    /// again (redb refuses everything after one until it is) and an
+    /// operation that met an earlier failure is tried once more.
+    fn recovering<T>(&self, operation: impl Fn() -> Result<T, StorageError>) -> Result<T, StorageError> {
+        match operation() {
+            Err(StorageError::Io(_)) => {
+                self.database.reopen();
+                operation()
+            }
+            Err(full @ StorageError::DiskFull { .. }) => {
+                self.database.reopen();
+                Err(full)
+            }
+            other => other,
+        }
+    }
+
     /// The contents of `account`'s file `name`.
     pub fn read(&self, account: &str, name: &str) -> Result<Vec<u8>, StorageError> {
+        self.recovering(|| self.read_once(account, name))
+    }
+
+    fn read_once(&self, account: &str, name: &str) -> Result<Vec<u8>, StorageError> {
         let name = check_name(name)?;
-        let read = self.database.begin_read().map_err(store_failed)?;
-        let table = read.open_table(FILES).map_err(store_failed)?;
-        let found = table.get(key(account, name).as_str()).map_err(store_failed)?;
+        let read = self.database.begin_read()?;
+        let table = read.open_table(FILES).map_err(failed)?;
+        let found = table.get(key(account, name).as_str()).map_err(failed)?;
         found
             .map(|value| value.value().to_vec())
             .ok_or(StorageError::NotFound)
     }
 
     /// Writes (or, with `append`, adds to) `account`'s file `name`.
+    /// Refused when the disk is full or would be past the reserve.
     pub fn write(
+        &self,
+        account: &str,
+        name: &str,
+        data: &[u8],
+        append: bool,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        self.recovering(|| self.write_once(account, name, data, append, now))
+    }
+
+    fn write_once(
         &self,
         account: &str,
         name: &str,
@@ -227,11 +392,12 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let name = check_name(name)?;
         let key = key(account, name);
-        let write = self.database.begin_write().map_err(store_failed)?;
+        self.room_for(data.len())?;
+        let write = self.database.begin_write()?;
         {
-            let mut files = write.open_table(FILES).map_err(store_failed)?;
+            let mut files = write.open_table(FILES).map_err(failed)?;
             let mut contents = if append {
-                let existing = files.get(key.as_str()).map_err(store_failed)?;
+                let existing = files.get(key.as_str()).map_err(failed)?;
                 existing.map(|value| value.value().to_vec()).unwrap_or_default()
             } else {
                 Vec::new()
@@ -240,56 +406,52 @@ impl Storage {
                 return Err(StorageError::TooLarge);
             }
             contents.extend_from_slice(data);
-            files
-                .insert(key.as_str(), contents.as_slice())
-                .map_err(store_failed)?;
-            let mut modified = write.open_table(MODIFIED).map_err(store_failed)?;
-            modified.insert(key.as_str(), now).map_err(store_failed)?;
+            files.insert(key.as_str(), contents.as_slice()).map_err(failed)?;
+            let mut modified = write.open_table(MODIFIED).map_err(failed)?;
+            modified.insert(key.as_str(), now).map_err(failed)?;
         }
-        write.commit().map_err(store_failed)
+        write.commit().map_err(failed)
     }
 
     /// Removes `account`'s file `name`.
     pub fn delete(&self, account: &str, name: &str) -> Result<(), StorageError> {
         let name = check_name(name)?;
         let key = key(account, name);
-        let write = self.database.begin_write().map_err(store_failed)?;
+        let write = self.database.begin_write()?;
         {
-            let mut files = write.open_table(FILES).map_err(store_failed)?;
-            if files.remove(key.as_str()).map_err(store_failed)?.is_none() {
+            let mut files = write.open_table(FILES).map_err(failed)?;
+            if files.remove(key.as_str()).map_err(failed)?.is_none() {
                 return Err(StorageError::NotFound);
             }
-            let mut modified = write.open_table(MODIFIED).map_err(store_failed)?;
-            modified.remove(key.as_str()).map_err(store_failed)?;
+            let mut modified = write.open_table(MODIFIED).map_err(failed)?;
+            modified.remove(key.as_str()).map_err(failed)?;
         }
-        write.commit().map_err(store_failed)
+        write.commit().map_err(failed)
     }
 
     /// Renames `account`'s file `old` to `new` (which must not exist).
     pub fn rename(&self, account: &str, old: &str, new: &str) -> Result<(), StorageError> {
         let (old, new) = (key(account, check_name(old)?), key(account, check_name(new)?));
-        let write = self.database.begin_write().map_err(store_failed)?;
+        let write = self.database.begin_write()?;
         {
-            let mut files = write.open_table(FILES).map_err(store_failed)?;
-            if files.get(new.as_str()).map_err(store_failed)?.is_some() {
+            let mut files = write.open_table(FILES).map_err(failed)?;
+            if files.get(new.as_str()).map_err(failed)?.is_some() {
                 return Err(StorageError::Exists);
             }
             let contents = files
                 .remove(old.as_str())
-                .map_err(store_failed)?
+                .map_err(failed)?
                 .map(|value| value.value().to_vec())
                 .ok_or(StorageError::NotFound)?;
-            files
-                .insert(new.as_str(), contents.as_slice())
-                .map_err(store_failed)?;
-            let mut modified = write.open_table(MODIFIED).map_err(store_failed)?;
+            files.insert(new.as_str(), contents.as_slice()).map_err(failed)?;
+            let mut modified = write.open_table(MODIFIED).map_err(failed)?;
             let when = modified
                 .remove(old.as_str())
-                .map_err(store_failed)?
+                .map_err(failed)?
                 .map_or(0, |value| value.value());
-            modified.insert(new.as_str(), when).map_err(store_failed)?;
+            modified.insert(new.as_str(), when).map_err(failed)?;
         }
-        write.commit().map_err(store_failed)
+        write.commit().map_err(failed)
     }
 
     /// The files and sub-folders directly in `account`'s folder `folder`
@@ -299,12 +461,12 @@ impl Storage {
             Some(folder) => format!("{}/", key(account, check_name(folder)?)),
             None => format!("{account}/"),
         };
-        let read = self.database.begin_read().map_err(store_failed)?;
-        let files = read.open_table(FILES).map_err(store_failed)?;
-        let modified = read.open_table(MODIFIED).map_err(store_failed)?;
+        let read = self.database.begin_read()?;
+        let files = read.open_table(FILES).map_err(failed)?;
+        let modified = read.open_table(MODIFIED).map_err(failed)?;
         let mut listed: Vec<(String, Listed)> = Vec::new();
-        for entry in files.range(prefix.as_str()..).map_err(store_failed)? {
-            let (name, contents) = entry.map_err(store_failed)?;
+        for entry in files.range(prefix.as_str()..).map_err(failed)? {
+            let (name, contents) = entry.map_err(failed)?;
             let Some(rest) = name.value().strip_prefix(prefix.as_str()) else {
                 break;
             };
@@ -316,7 +478,7 @@ impl Storage {
                 None => {
                     let when = modified
                         .get(name.value())
-                        .map_err(store_failed)?
+                        .map_err(failed)?
                         .map_or(0, |value| value.value());
                     listed.push((
                         rest.to_string(),
@@ -744,5 +906,96 @@ mod tests {
         );
         meetings.clear(who, "conference", "1", true).unwrap();
         assert!(meetings.find(who, "conference", "1", |_| true).is_none());
+    }
+
+    /// A scratch folder of its own for a test.
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let folder = std::env::temp_dir().join(format!("pbx-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&folder);
+        std::fs::create_dir_all(&folder).unwrap();
+        folder
+    }
+
+    #[test]
+    fn files_that_would_eat_the_reserve_are_refused_and_nothing_else_changes() {
+        let folder = scratch("reserve");
+        let path = folder.join("storage.redb");
+        let free = free_bytes(&folder).expect("statvfs of a temporary folder");
+        let who = "ivanov@example.com";
+        {
+            let storage = Storage::open(&path).unwrap();
+            storage.write(who, "voicemail/1.wav", b"first", false, 1).unwrap();
+        }
+        // A reserve of all the disk has and more: nothing more fits.
+        let storage = Storage::open(&path).unwrap().with_reserve(free + 1_000_000_000);
+        let refused = storage.write(who, "voicemail/2.wav", b"second", false, 2);
+        assert!(
+            matches!(refused, Err(StorageError::DiskFull { .. })),
+            "{refused:?}"
+        );
+        let said = refused.unwrap_err().to_string();
+        assert!(said.starts_with("the disk is full ("), "{said}");
+        // What was kept is still there; reading, deleting and preferences go on.
+        assert_eq!(storage.read(who, "voicemail/1.wav").unwrap(), b"first");
+        assert_eq!(storage.read(who, "voicemail/2.wav"), Err(StorageError::NotFound));
+        storage.keep_pin(who, "4321").unwrap();
+        storage.delete(who, "voicemail/1.wav").unwrap();
+        // With the reserve the disk can give, files are taken again.
+        let storage = storage.with_reserve(0);
+        storage
+            .write(who, "voicemail/2.wav", b"second", false, 3)
+            .unwrap();
+        drop(storage);
+        let _ = std::fs::remove_dir_all(&folder);
+    }
+
+    /// A disk that really is full: a 2 MB tmpfs (where this test may
+    /// mount one: root, a kernel that lets it). The write that does not
+    /// fit is refused as the disk full; what was kept stays readable, and
+    /// once room is made files are taken again, in the same open store.
+    #[test]
+    fn a_really_full_disk_refuses_the_file_and_keeps_what_was_kept() {
+        let folder = scratch("tmpfs");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(&folder)
+            .output();
+        match mounted {
+            Ok(output) if output.status.success() => {}
+            other => {
+                eprintln!("skipped: cannot mount a tmpfs here ({other:?})");
+                return;
+            }
+        }
+        struct Unmount(std::path::PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let _unmount = Unmount(folder.clone());
+        let who = "ivanov@example.com";
+        let mut storage = Storage::open(&folder.join("storage.redb")).unwrap();
+        // As if the free space could not be told: the write itself meets
+        // the full disk (ENOSPC), not the reserve's check.
+        storage.folder = None;
+        storage.write(who, "kept.wav", &[7u8; 100_000], false, 1).unwrap();
+        // The disk is filled to its last block by something else.
+        let filler = folder.join("filler");
+        let free = free_bytes(&folder).unwrap();
+        std::fs::write(&filler, vec![0u8; free as usize]).unwrap_or_else(|error| {
+            assert_eq!(error.kind(), std::io::ErrorKind::StorageFull, "{error}");
+        });
+        let refused = storage.write(who, "big.wav", &[1u8; 600_000], false, 2);
+        assert!(
+            matches!(refused, Err(StorageError::DiskFull { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(storage.read(who, "kept.wav").unwrap(), vec![7u8; 100_000]);
+        std::fs::remove_file(&filler).unwrap();
+        storage.write(who, "big.wav", &[1u8; 600_000], false, 3).unwrap();
+        assert_eq!(storage.read(who, "big.wav").unwrap().len(), 600_000);
+        assert_eq!(storage.read(who, "kept.wav").unwrap(), vec![7u8; 100_000]);
     }
 }

@@ -277,21 +277,46 @@ pub(crate) fn authenticate(
         return Err((StatusCode::ProxyAuthenticationRequired, proxy_challenge(false)));
     };
     let mut verified = None;
+    let mut locked = false;
+    let per_account = shared.config.sip.auth_failures_per_account_per_minute;
     let result = digest.verify(method, &authorization, |given| {
         let name = given.split('@').next().unwrap_or(given).to_string();
         let account = shared.directory.find(&name, domain)?;
+        if source.is_some_and(|ip| {
+            shared
+                .auth_failures
+                .account_blocked(&account.address(), ip, per_account)
+        }) {
+            locked = true;
+            return None;
+        }
         let password = account.password.clone();
         verified = Some(account);
         password
     });
     match result {
-        Ok(_) => verified.ok_or((StatusCode::Forbidden, Vec::new())),
-        Err(DigestError::Stale) => Err((StatusCode::ProxyAuthenticationRequired, proxy_challenge(true))),
-        Err(error) => {
+        Ok(_) => {
+            let account = verified.ok_or((StatusCode::Forbidden, Vec::new()))?;
             if let Some(ip) = source {
-                shared.auth_failures.failed(ip);
+                shared.auth_failures.succeeded(ip, &account.address());
             }
-            tracing::info!(%domain, "INVITE authentication refused: {error}");
+            Ok(account)
+        }
+        Err(DigestError::Stale) => Err((StatusCode::ProxyAuthenticationRequired, proxy_challenge(true))),
+        Err(_) if locked => {
+            shared
+                .lockouts
+                .note(source_of(tx).map(|(source, _)| source), method);
+            tracing::info!(%domain, "{method} refused: too many failed logins at this account from elsewhere");
+            Err((StatusCode::Forbidden, Vec::new()))
+        }
+        Err(error) => {
+            match (source, &verified) {
+                (Some(ip), Some(account)) => shared.auth_failures.failed_as(ip, &account.address()),
+                (Some(ip), None) => shared.auth_failures.failed(ip),
+                (None, _) => {}
+            }
+            tracing::info!(%domain, "{method} authentication refused: {error}");
             Err((StatusCode::Forbidden, Vec::new()))
         }
     }

@@ -19,30 +19,75 @@ use crate::server::SipShared;
 pub const MIN_EXPIRES: u32 = 60;
 
 /// Counts failed authentications per source address over a minute; past
-/// the limit, the source is refused until its minute is over.
+/// the limit, the source is refused until its minute is over. Also per
+/// account: past its own limit (guesses from many addresses at one
+/// account), the account is refused to every address that has not
+/// authenticated as it within the last day, so its own phones go on.
 #[derive(Debug, Default)]
 pub struct AuthFailures {
     by_source: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    by_account: Mutex<HashMap<String, (Instant, u32)>>,
+    /// When each address last authenticated as each account.
+    trusted: Mutex<HashMap<(String, IpAddr), Instant>>,
     /// Failures since pbxd started (the metrics).
     total: std::sync::atomic::AtomicU64,
 }
 
+/// Counts in windows of a minute: whether `key` is at `limit`.
+fn over<K: std::hash::Hash + Eq>(counts: &Mutex<HashMap<K, (Instant, u32)>>, key: &K, limit: u32) -> bool {
+    let Ok(mut counts) = counts.lock() else {
+        return false;
+    };
+    match counts.get(key) {
+        Some((since, _)) if since.elapsed() >= AuthFailures::WINDOW => {
+            counts.remove(key);
+            false
+        }
+        Some((_, count)) => *count >= limit,
+        None => false,
+    }
+}
+
+/// Counts one more for `key` in its minute.
+fn count<K: std::hash::Hash + Eq>(counts: &Mutex<HashMap<K, (Instant, u32)>>, key: K) {
+    let Ok(mut counts) = counts.lock() else {
+        return;
+    };
+    // Forget stale entries now and then, so a scan of addresses or names
+    // cannot grow the map without end.
+    if counts.len() > 10_000 {
+        counts.retain(|_, (since, _)| since.elapsed() < AuthFailures::WINDOW);
+    }
+    let entry = counts.entry(key).or_insert((Instant::now(), 0));
+    if entry.0.elapsed() >= AuthFailures::WINDOW {
+        *entry = (Instant::now(), 0);
+    }
+    entry.1 += 1;
+}
+
 impl AuthFailures {
     const WINDOW: Duration = Duration::from_secs(60);
+    /// How long an address that authenticated as an account stays
+    /// trusted for it while the account is under attack.
+    const TRUST: Duration = Duration::from_secs(24 * 3600);
 
     /// Whether `source` has failed too often lately.
     pub fn blocked(&self, source: IpAddr, limit: u32) -> bool {
-        let Ok(mut sources) = self.by_source.lock() else {
+        over(&self.by_source, &source, limit)
+    }
+
+    /// Whether `account` (`name@domain`) has had `limit` failures this
+    /// minute and `source` is not one that authenticated as it lately.
+    pub fn account_blocked(&self, account: &str, source: IpAddr, limit: u32) -> bool {
+        if !over(&self.by_account, &account.to_string(), limit) {
             return false;
-        };
-        match sources.get(&source) {
-            Some((since, _)) if since.elapsed() >= Self::WINDOW => {
-                sources.remove(&source);
-                false
-            }
-            Some((_, count)) => *count >= limit,
-            None => false,
         }
+        let Ok(trusted) = self.trusted.lock() else {
+            return true;
+        };
+        trusted
+            .get(&(account.to_string(), source))
+            .is_none_or(|when| when.elapsed() >= Self::TRUST)
     }
 
     /// Failures counted since pbxd started, from every source.
@@ -53,19 +98,24 @@ impl AuthFailures {
     /// Counts a failure of `source`.
     pub fn failed(&self, source: IpAddr) {
         self.total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Ok(mut sources) = self.by_source.lock() else {
+        count(&self.by_source, source);
+    }
+
+    /// Counts a failure of `source` at the existing account `account`.
+    pub fn failed_as(&self, source: IpAddr, account: &str) {
+        self.failed(source);
+        count(&self.by_account, account.to_string());
+    }
+
+    /// `source` authenticated as `account`: trusted for it a day.
+    pub fn succeeded(&self, source: IpAddr, account: &str) {
+        let Ok(mut trusted) = self.trusted.lock() else {
             return;
         };
-        // Forget stale entries now and then, so a scan of addresses cannot
-        // grow the map without end.
-        if sources.len() > 10_000 {
-            sources.retain(|_, (since, _)| since.elapsed() < Self::WINDOW);
+        if trusted.len() > 100_000 {
+            trusted.retain(|_, when| when.elapsed() < Self::TRUST);
         }
-        let entry = sources.entry(source).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= Self::WINDOW {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
+        trusted.insert((account.to_string(), source), Instant::now());
     }
 }
 
@@ -132,6 +182,15 @@ fn handle(shared: &SipShared, tx: &Transaction) -> Result<Vec<Header>, Refusal> 
         tracing::info!(%domain, "REGISTER refused: no such account");
         return Err(refuse(StatusCode::Forbidden));
     };
+    let per_account = shared.config.sip.auth_failures_per_account_per_minute;
+    if shared
+        .auth_failures
+        .account_blocked(&account.address(), source.ip(), per_account)
+    {
+        shared.lockouts.note(Some(source), "REGISTER");
+        tracing::info!(account = %account.address(), %source, "REGISTER refused: too many failed logins at this account from elsewhere");
+        return Err(refuse(StatusCode::Forbidden));
+    }
     let password_of = |given: &str| {
         let name = given.split('@').next().unwrap_or(given);
         shared
@@ -141,12 +200,12 @@ fn handle(shared: &SipShared, tx: &Transaction) -> Result<Vec<Header>, Refusal> 
             .and_then(|found| found.password.clone())
     };
     match digest.verify("REGISTER", &authorization, password_of) {
-        Ok(_) => {}
+        Ok(_) => shared.auth_failures.succeeded(source.ip(), &account.address()),
         Err(DigestError::Stale) => {
             return Err((StatusCode::Unauthorized, challenge(&digest.challenges(true))));
         }
         Err(error) => {
-            shared.auth_failures.failed(source.ip());
+            shared.auth_failures.failed_as(source.ip(), &account.address());
             tracing::info!(account = %account.address(), %source, "REGISTER refused: {error}");
             return Err(refuse(StatusCode::Forbidden));
         }

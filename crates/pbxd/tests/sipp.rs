@@ -630,6 +630,83 @@ fn calls_beyond_the_server_need_an_account_allowed_to_make_them() {
     let _ = std::fs::remove_dir_all(&empty);
 }
 
+/// Issue 15 item 4, digest guessing per account: guesses at petrov's
+/// password from many addresses, each under the per-source limit, lock
+/// petrov to new addresses once the per-account limit is reached; his
+/// own phone, which logged in before, goes on registering, and another
+/// account is untouched.
+#[test]
+fn guesses_at_one_account_from_many_addresses_lock_it_to_new_addresses_only() {
+    let pbxd = Pbxd::start(
+        "account-guesses",
+        &[
+            "sip.auth_failures_per_minute=3".into(),
+            "sip.auth_failures_per_account_per_minute=5".into(),
+        ],
+    );
+    // A REGISTER from `address` as `user`, answering the challenge with
+    // `password`: the final response's first line.
+    let register = |address: &str, user: &str, password: &str| -> String {
+        let socket = UdpSocket::bind((address, 0)).unwrap();
+        let local = socket.local_addr().unwrap();
+        let message = |cseq: u32, extra: &[&str]| {
+            let from = format!("From: <sip:{user}@example.com>;tag=guess{}", local.port());
+            let to = format!("To: <sip:{user}@example.com>");
+            let call_id = format!("Call-ID: guess-{}-{user}@test", local);
+            let cseq = format!("CSeq: {cseq} REGISTER");
+            let contact = format!("Contact: <sip:{user}@{local}>");
+            let mut headers = vec![
+                from.as_str(),
+                to.as_str(),
+                call_id.as_str(),
+                cseq.as_str(),
+                "Max-Forwards: 70",
+                contact.as_str(),
+                "Expires: 300",
+            ];
+            headers.extend_from_slice(extra);
+            request("REGISTER sip:example.com SIP/2.0", local, &headers, "")
+        };
+        let challenge = final_response(&responses_to(&socket, &pbxd, &message(1, &[])));
+        if !challenge.starts_with("SIP/2.0 401 ") {
+            return challenge.lines().next().unwrap_or_default().to_string();
+        }
+        let answer = digest_answer(
+            &challenge,
+            "WWW-Authenticate",
+            "REGISTER",
+            "sip:example.com",
+            user,
+            password,
+        );
+        let authorization = format!("Authorization: {answer}");
+        let response = final_response(&responses_to(&socket, &pbxd, &message(2, &[&authorization])));
+        response.lines().next().unwrap_or_default().to_string()
+    };
+    // petrov's own phone logs in.
+    assert!(register("127.0.0.1", "petrov", "petrov-demo").starts_with("SIP/2.0 200 "));
+    // Six guesses, from six addresses: each one refused.
+    for host in 2..=7 {
+        let address = format!("127.0.0.{host}");
+        let answer = register(&address, "petrov", "guess");
+        assert!(answer.starts_with("SIP/2.0 403 "), "{address}: {answer}");
+    }
+    // The right password from yet another address is refused too...
+    let answer = register("127.0.0.8", "petrov", "petrov-demo");
+    assert!(answer.starts_with("SIP/2.0 403 "), "{answer}\n{}", pbxd.log());
+    assert!(
+        pbxd.log()
+            .contains("REGISTER refused: too many failed logins at this account from elsewhere"),
+        "{}",
+        pbxd.log()
+    );
+    // ...while petrov's phone goes on, and ivanov logs in from there.
+    let answer = register("127.0.0.1", "petrov", "petrov-demo");
+    assert!(answer.starts_with("SIP/2.0 200 "), "{answer}\n{}", pbxd.log());
+    let answer = register("127.0.0.8", "ivanov", "ivanov-demo");
+    assert!(answer.starts_with("SIP/2.0 200 "), "{answer}\n{}", pbxd.log());
+}
+
 /// A phone behind NAT registers a private Contact but asks for rport: pbxd
 /// rings it where its REGISTER came from.
 #[test]

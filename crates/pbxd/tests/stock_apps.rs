@@ -640,6 +640,77 @@ fn an_unanswered_call_leaves_a_voice_message_mailed_and_kept() {
     );
 }
 
+/// The data disk full (issue 15 item 3): with less free than
+/// `limits.disk_reserve_mb` (here more than any disk has), a voice
+/// message is not kept, says so in the log, and is still mailed to its
+/// owner; the caller hears it was recorded; the mailbox then has none,
+/// and its PIN (kept in the same store) still opens it.
+#[test]
+fn a_full_disk_keeps_no_message_but_mails_it() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let Some(smtp) = SmtpServer::start() else { return };
+    let pbxd = Pbxd::start_logging(
+        "stock-disk-full",
+        &[
+            IN_HOURS.into(),
+            PATIENT.into(),
+            "limits.disk_reserve_mb=100000000000".into(),
+            format!("smtp.relay={}", smtp.relay()),
+        ],
+        LOG_FILTER,
+    );
+    let greeting = prompt_seconds_in("russian", "vmgreeting");
+    let caller = Caller {
+        called: "voicemail%23ivanov",
+        steps: vec![
+            Step::Pause(greeting + 0.5 + 0.8),
+            Step::Play(speech_clip().to_path_buf()),
+            Step::Pause(SPEECH_CLIP_SECONDS + 0.2),
+            // `#` ends the message; the caller stays for what follows.
+            Step::Keys("#"),
+        ],
+        ending: Ending::PbxdHangsUp,
+        as_phone: None,
+    };
+    let called = caller.call("disk-full", &sipp_program, &pbxd, pbx_test_peers::free_udp_port());
+    assert_passed(&called, &pbxd);
+    let log = wait_for(&pbxd, |log| log.contains("voicemail: not kept"));
+    assert!(
+        log.contains("voicemail: not kept: the disk is full ("),
+        "no refusal for the full disk:\n{log}"
+    );
+    let messages = mail(&smtp, 1);
+    assert_eq!(messages.len(), 1, "{messages:?}\n{}", pbxd.log());
+    assert!(
+        attachment(&messages[0], "message.wav").is_some(),
+        "the mail has no message.wav: {}",
+        messages[0]
+    );
+
+    let owner = Caller {
+        called: "voicemail%23ivanov",
+        steps: vec![
+            Step::Pause(1.0),
+            Step::Keys("*"),
+            Step::Keys("1111#"),
+            Step::Pause(prompt_seconds_in("russian", "vmnomessages") + 1.0),
+        ],
+        ending: Ending::HangsUp,
+        as_phone: None,
+    };
+    let output = owner.call("mailbox", &sipp_program, &pbxd, pbx_test_peers::free_udp_port());
+    assert_passed(&output, &pbxd);
+    let log = pbxd.log();
+    let played = prompts_played(&log);
+    assert!(
+        played.contains(&"vmrecorded") && played.contains(&"vmnomessages"),
+        "the caller should hear vmrecorded and the owner vmnomessages: {played:?}\n{log}"
+    );
+    assert!(!played.contains(&"failure"), "{played:?}");
+}
+
 // ------------------------------------------------------------ the conference
 
 /// (f) Three callers dial `conference`, key room 1 and its PIN 1234 (the
