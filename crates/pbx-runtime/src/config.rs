@@ -512,6 +512,13 @@ pub struct LimitsConfig {
     /// rest is for call records, registrations, logins and queued mail.
     #[serde(default = "default_disk_reserve")]
     pub disk_reserve_mb: u64,
+    /// Wrong PINs in a row (`CheckAccountPIN`: voicemail) before the
+    /// account's PIN checks are locked for `pin_lockout_minutes`; its own
+    /// phones are never locked out.
+    #[serde(default = "default_pin_attempts_per_account")]
+    pub pin_attempts: u32,
+    #[serde(default = "default_pin_lockout")]
+    pub pin_lockout_minutes: u32,
 }
 
 fn default_media_busy() -> u8 {
@@ -534,6 +541,14 @@ fn default_disk_reserve() -> u64 {
     100
 }
 
+fn default_pin_attempts_per_account() -> u32 {
+    5
+}
+
+fn default_pin_lockout() -> u32 {
+    15
+}
+
 impl Default for LimitsConfig {
     fn default() -> LimitsConfig {
         LimitsConfig {
@@ -543,6 +558,8 @@ impl Default for LimitsConfig {
             task_delay_ms: default_task_delay(),
             retry_after_seconds: default_retry_after(),
             disk_reserve_mb: default_disk_reserve(),
+            pin_attempts: default_pin_attempts_per_account(),
+            pin_lockout_minutes: default_pin_lockout(),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod mail;
 pub mod mail_queue;
 pub mod observe;
 pub mod parlay;
+pub mod pins;
 pub mod queue;
 pub mod ring;
 pub mod rules;

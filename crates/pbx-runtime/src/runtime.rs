@@ -83,6 +83,8 @@ pub struct Shared {
     pub storage: Storage,
     /// Meetings (CGPL §6.11), in memory.
     pub meetings: Meetings,
+    /// Wrong PINs per account (`CheckAccountPIN`) and their lock-outs.
+    pub pins: crate::pins::PinGuard,
     /// Task queues (`Enqueue`, `ReadQueue`), by account.
     pub queues: Queues,
     /// What each call queue's dispatcher last said of its agents.
@@ -249,6 +251,7 @@ impl Runtime {
             queue
         });
         let registry = Registry::new(config.runtime.shard_count());
+        let pins = crate::pins::PinGuard::new(config.limits.pin_attempts, config.limits.pin_lockout_minutes);
         Ok(Runtime(Arc::new(Shared {
             records,
             config,
@@ -266,6 +269,7 @@ impl Runtime {
             limits: Limits::default(),
             storage,
             meetings: Meetings::default(),
+            pins,
             queues: Queues::default(),
             queue_agents: crate::acd::AgentBoard::default(),
             parlay,

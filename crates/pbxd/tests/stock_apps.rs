@@ -31,7 +31,9 @@ use common::audio::{alaw_to_linear, rms, tone_share, Heard, Peer, LOUD};
 use common::caller::{Caller, Ending, Running, Step, KEY_SECONDS};
 use common::capture::{Capture, Pcap, Rtp};
 use common::peer::{finish_soon, register};
-use common::{assert_passed, header, repository, rtp_received, sipp, sipp_command_with_media, Pbxd};
+use common::{
+    assert_passed, header, lines_with, repository, rtp_received, sipp, sipp_command_with_media, Pbxd,
+};
 use pbx_test_peers::SmtpServer;
 
 /// Monday 23 November 2026, 10:00 in Moscow: ivanov's and petrov's
@@ -709,6 +711,97 @@ fn a_full_disk_keeps_no_message_but_mails_it() {
         "the caller should hear vmrecorded and the owner vmnomessages: {played:?}\n{log}"
     );
     assert!(!played.contains(&"failure"), "{played:?}");
+}
+
+/// PIN guessing on voicemail (issue 15 item 4): a caller from outside
+/// keys wrong PINs for ivanov's mailbox over two calls; at the fifth
+/// (`limits.pin_attempts`) his PIN checks are locked, so even the right
+/// PIN is refused on that call. ivanov's own phone still opens it.
+#[test]
+fn wrong_pins_lock_the_mailbox_but_not_for_its_own_phone() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = Pbxd::start_logging("stock-pin-guess", &[IN_HOURS.into(), PATIENT.into()], LOG_FILTER);
+    let wrong = prompt_seconds_in("russian", "vmwrongpin") + 0.5;
+    let guesses = |pins: &[&'static str]| {
+        let mut steps = vec![Step::Pause(1.0), Step::Keys("*")];
+        for (index, pin) in pins.iter().enumerate() {
+            if index > 0 {
+                steps.push(Step::Pause(wrong));
+            }
+            steps.push(Step::Keys(pin));
+        }
+        Caller {
+            called: "voicemail%23ivanov",
+            steps,
+            ending: Ending::PbxdHangsUp,
+            as_phone: None,
+        }
+    };
+    let first = guesses(&["2222#", "3333#", "4444#"]).call(
+        "guess-1",
+        &sipp_program,
+        &pbxd,
+        pbx_test_peers::free_udp_port(),
+    );
+    assert_passed(&first, &pbxd);
+    assert!(!pbxd.log().contains("PIN checks locked"), "{}", pbxd.log());
+    // Two more wrong, then the right one: refused, the checks being locked.
+    let second = guesses(&["5555#", "6666#", "1111#"]).call(
+        "guess-2",
+        &sipp_program,
+        &pbxd,
+        pbx_test_peers::free_udp_port(),
+    );
+    assert_passed(&second, &pbxd);
+    let log = pbxd.log();
+    assert_eq!(
+        lines_with(&log, "PIN checks locked: too many wrong PINs in a row").len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        lines_with(&log, "PIN refused: too many wrong PINs lately").len(),
+        1,
+        "{log}"
+    );
+    let played = prompts_played(&log);
+    assert_eq!(
+        played.iter().filter(|prompt| **prompt == "vmwrongpin").count(),
+        6,
+        "{played:?}"
+    );
+    assert!(
+        !played.contains(&"vmmenu"),
+        "the mailbox opened to a guess: {played:?}"
+    );
+    // No PIN keyed is in the log.
+    let numbers: Vec<&str> = log
+        .lines()
+        .filter_map(|line| line.split_once(' ').map(|(_, rest)| rest))
+        .flat_map(|rest| rest.split(|c: char| !c.is_ascii_digit()))
+        .collect();
+    for pin in ["2222", "3333", "4444", "5555", "6666", "1111"] {
+        assert!(!numbers.contains(&pin), "{pin} is in the log:\n{log}");
+    }
+
+    // ivanov's own phone is not locked out.
+    let owner = Caller {
+        called: "voicemail%23ivanov",
+        steps: vec![
+            Step::Pause(1.0),
+            Step::Keys("1111#"),
+            Step::Pause(prompt_seconds_in("russian", "vmnomessages") + 1.0),
+        ],
+        ending: Ending::HangsUp,
+        as_phone: Some(("ivanov", "ivanov-demo")),
+    };
+    let output = owner.call("owner", &sipp_program, &pbxd, pbx_test_peers::free_udp_port());
+    assert_passed(&output, &pbxd);
+    let log = pbxd.log();
+    let played = prompts_played(&log);
+    assert!(played.contains(&"vmnomessages"), "{played:?}\n{log}");
 }
 
 // ------------------------------------------------------------ the conference

@@ -224,13 +224,30 @@ impl TaskHost {
     }
 
     /// `CheckAccountPIN(pin)`: whether `pin` is the account's PIN. The PIN
-    /// itself never reaches the script (nor the log).
+    /// itself never reaches the script (nor the log). Wrong ones lock the
+    /// account's checks for a while (`pins`), except on a call from the
+    /// account's own phone.
     pub(super) fn check_pin(&self, args: &[Value]) -> HostOutcome<Op> {
         let given = text_arg(args, 0).unwrap_or_default();
+        let address = self.account.address();
+        let own_phone = self
+            .call
+            .as_ref()
+            .and_then(|leg| leg.info.settings())
+            .is_some_and(|caller| caller.address() == address);
+        let now = self.runtime.clock.now();
+        let pins = &self.runtime.pins;
+        if !own_phone && pins.locked(&address, now) {
+            tracing::info!(account = %address, "PIN refused: too many wrong PINs lately");
+            return done(Value::from_bool(false));
+        }
         let matches = self
             .account
             .pin()
             .is_some_and(|pin| !pin.is_empty() && crate::hotdesk::same_pin(&given, &pin));
+        if !own_phone && pins.checked(&address, matches, now) {
+            tracing::warn!(account = %address, "PIN checks locked: too many wrong PINs in a row");
+        }
         done(Value::from_bool(matches))
     }
 }
