@@ -132,6 +132,11 @@ pub fn start(listen: SocketAddr, sources: Sources) -> std::io::Result<HttpServer
     let local = listener.local_addr()?;
     let io = sources.runtime.io.clone();
     let tls = acceptor.is_some();
+    let limits = tls::Limits {
+        per_source: http.connections_per_source.max(1),
+        total: http.max_connections.max(1),
+        header_timeout: std::time::Duration::from_secs(http.header_timeout_seconds.max(1)),
+    };
     let router = router(Arc::new(sources));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (finished, done) = std::sync::mpsc::channel();
@@ -143,20 +148,7 @@ pub fn start(listen: SocketAddr, sources: Sources) -> std::io::Result<HttpServer
                 return;
             }
         };
-        if let Some(acceptor) = acceptor {
-            tls::serve(listener, acceptor, router, stopped).await;
-            let _ = finished.send(());
-            return;
-        }
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "the HTTP server stopped");
-        }
+        tls::serve(listener, acceptor, router, stopped, limits).await;
         let _ = finished.send(());
     });
     Ok(HttpServer {

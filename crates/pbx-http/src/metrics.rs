@@ -207,6 +207,12 @@ impl Collector for Snapshot {
             "Failed authentications (SIP digest and HTTP logins)",
             sip.auth_failures,
         )?;
+        counter(
+            encoder,
+            "pbxd_http_connections_refused",
+            "HTTP connections closed as they came: too many open from their address or in all",
+            crate::tls::REFUSED.load(std::sync::atomic::Ordering::Relaxed),
+        )?;
         if !sip.trunks_up.is_empty() {
             let kind = ConstGauge::new(0i64).metric_type();
             let mut family = encoder.encode_descriptor(

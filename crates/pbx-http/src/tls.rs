@@ -1,14 +1,16 @@
-//! HTTPS (issue 10): when `http.tls_cert` and `http.tls_key` are set, the
-//! web side speaks TLS (rustls) on `http.listen`, each connection served
-//! by hyper (HTTP/1.1) with the same pages.
+//! The server's connections: HTTPS (issue 10) when `http.tls_cert` and
+//! `http.tls_key` are set (rustls), plain HTTP otherwise, each connection
+//! served by hyper (HTTP/1.1) with the same pages, within limits on
+//! connections per address and in all, and on how long headers take.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::ConnectInfo;
 use axum::Router;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -37,46 +39,120 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves `router` over TLS on `listener` until `stopped`.
+/// Limits on the server's connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections open at once from one address; more are closed at once.
+    pub per_source: usize,
+    /// Connections open at once in all.
+    pub total: usize,
+    /// A request's headers must have come whole within this (slow-loris
+    /// connections are closed), also between requests on a kept-alive
+    /// connection; a TLS handshake must be over within it too.
+    pub header_timeout: std::time::Duration,
+}
+
+/// Connections refused by [`Limits`] since pbxd started (the metrics).
+pub static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many connections are open, by address and in all.
+#[derive(Default)]
+struct Open {
+    by_source: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+/// A connection's place in [`Open`], given back when it ends.
+struct Place {
+    open: Arc<Mutex<Open>>,
+    source: IpAddr,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.total = open.total.saturating_sub(1);
+        if let Some(count) = open.by_source.get_mut(&self.source) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.by_source.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `stopped`, over TLS when given an
+/// acceptor: each connection by hyper (HTTP/1.1), within `limits`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     router: Router,
     stopped: tokio::sync::oneshot::Receiver<()>,
+    limits: Limits,
 ) {
     let mut stopped = std::pin::pin!(stopped);
+    let open = Arc::new(Mutex::new(Open::default()));
     loop {
         let (stream, peer) = tokio::select! {
             _ = &mut stopped => return,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    tracing::debug!(%error, "an HTTPS connection was not accepted");
+                    tracing::debug!(%error, "an HTTP connection was not accepted");
+                    // Out of file descriptors, say: not a busy loop.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 }
             },
         };
-        let acceptor = acceptor.clone();
-        let service = router
+        let place = {
+            let mut counts = open.lock().unwrap_or_else(PoisonError::into_inner);
+            let here = counts.by_source.get(&peer.ip()).copied().unwrap_or(0);
+            if here >= limits.per_source || counts.total >= limits.total {
+                drop(counts);
+                REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(%peer, "HTTP connection refused: too many open");
+                continue;
+            }
+            *counts.by_source.entry(peer.ip()).or_default() += 1;
+            counts.total += 1;
+            Place {
+                open: open.clone(),
+                source: peer.ip(),
+            }
+        };
+        let mut service = router
             .clone()
-            .layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)))
-            .layer(axum::Extension(crate::Secure));
+            .layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)));
+        if acceptor.is_some() {
+            service = service.layer(axum::Extension(crate::Secure));
+        }
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            // A handshake that never ends must not hold the task for ever.
-            let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
-            let tls = match handshake.await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                    return;
+            let _place = place;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout);
+            let service = TowerToHyperService::new(service);
+            let served = match acceptor {
+                Some(acceptor) => {
+                    // A handshake that never ends must not hold the task for ever.
+                    let handshake = tokio::time::timeout(limits.header_timeout, acceptor.accept(stream));
+                    let tls = match handshake.await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    builder.serve_connection(TokioIo::new(tls), service).await
                 }
-                Err(_) => return,
+                None => builder.serve_connection(TokioIo::new(stream), service).await,
             };
-            let served = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
-                .await;
             if let Err(error) = served {
-                tracing::debug!(%peer, %error, "HTTPS connection ended");
+                tracing::debug!(%peer, %error, "HTTP connection ended");
             }
         });
     }

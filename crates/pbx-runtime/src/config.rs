@@ -233,6 +233,28 @@ pub struct HttpConfig {
     /// the system's: a company's own, or a test's.
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
+    /// Connections open at once from one address (more are closed as they
+    /// come), and in all.
+    #[serde(default = "default_http_per_source")]
+    pub connections_per_source: usize,
+    #[serde(default = "default_http_connections")]
+    pub max_connections: usize,
+    /// A request's headers (and a TLS handshake) must come within this
+    /// many seconds, also between requests on a kept-alive connection.
+    #[serde(default = "default_http_header_timeout")]
+    pub header_timeout_seconds: u64,
+}
+
+fn default_http_per_source() -> usize {
+    32
+}
+
+fn default_http_connections() -> usize {
+    1024
+}
+
+fn default_http_header_timeout() -> u64 {
+    10
 }
 
 fn default_http_listen() -> SocketAddr {
@@ -248,6 +270,9 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_http_listen(),
             timeout_seconds: default_http_timeout(),
+            connections_per_source: default_http_per_source(),
+            max_connections: default_http_connections(),
+            header_timeout_seconds: default_http_header_timeout(),
             tls_cert: None,
             tls_key: None,
             ca_file: None,

@@ -212,6 +212,77 @@ fn bad_http_requests_get_4xx_and_pbxd_goes_on() {
     );
 }
 
+/// Slow-loris and too many connections (issue 15 item 4): with
+/// `http.connections_per_source=4` and `http.header_timeout_seconds=2`,
+/// four connections from one address that trickle their headers hold
+/// their places, a fifth from there is closed at once, the four are
+/// closed by pbxd once their headers are late, and then that address is
+/// served again.
+#[test]
+fn slow_and_surplus_http_connections_are_closed() {
+    let pbxd = Pbxd::start(
+        "http-slow",
+        &[
+            "http.connections_per_source=4".into(),
+            "http.header_timeout_seconds=2".into(),
+        ],
+    );
+    let slow: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut stream = TcpStream::connect(pbxd.http).unwrap();
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The fifth is closed without an answer.
+    let mut fifth = TcpStream::connect(pbxd.http).unwrap();
+    fifth.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = fifth.read_to_end(&mut answer);
+    assert!(
+        answer.is_empty(),
+        "the fifth connection was served: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    // The slow ones are closed once their headers are 2 s late.
+    for mut stream in slow {
+        stream.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+        let mut rest = Vec::new();
+        let ended = stream.read_to_end(&mut rest);
+        assert!(
+            ended.is_ok()
+                || ended
+                    .as_ref()
+                    .is_err_and(|error| error.kind() == std::io::ErrorKind::ConnectionReset),
+            "a slow connection stayed open: {ended:?}"
+        );
+    }
+    // And the address is served again.
+    let mut stream = TcpStream::connect(pbxd.http).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut stream = TcpStream::connect(pbxd.http).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    let _ = stream.read_to_string(&mut page);
+    assert_eq!(
+        sample(&page, "pbxd_http_connections_refused_total"),
+        Some(1.0),
+        "{page}"
+    );
+}
+
 /// Call records reach `cdr.webhook` (a real HTTP server, Python's
 /// http.server) as JSON when the call ends; one the server refuses
 /// (503, twice) is sent again until taken, and only once taken.
