@@ -260,7 +260,10 @@ impl Protector {
         let offset = payload_offset(&buffer[..length])?;
         let (ssrc, sequence) = ssrc_and_sequence(buffer);
         // Our own sequence numbers go up by one: a wrap means a new roll.
-        if self.last_sequence.is_some_and(|last| sequence < last && last - sequence > 0x8000) {
+        if self
+            .last_sequence
+            .is_some_and(|last| sequence < last && last - sequence > 0x8000)
+        {
             self.roc = self.roc.wrapping_add(1);
         }
         self.last_sequence = Some(sequence);
@@ -455,7 +458,10 @@ mod tests {
         derive(&master, LABEL_AUTHENTICATION, &mut authentication);
         derive(&master, LABEL_SALT, &mut salt);
         assert_eq!(encryption.to_vec(), hex("C61E7A93744F39EE10734AFE3FF7A087"));
-        assert_eq!(authentication.to_vec(), hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4"));
+        assert_eq!(
+            authentication.to_vec(),
+            hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4")
+        );
         assert_eq!(salt.to_vec(), hex("30CBBC08863D8C85D49DB34A9AE1"));
     }
 
@@ -468,7 +474,10 @@ mod tests {
         let message = b"what do ya want for nothing?";
         let (body, roc) = message.split_at(message.len() - 4);
         let roc = u32::from_be_bytes([roc[0], roc[1], roc[2], roc[3]]);
-        assert_eq!(hmac.tag(body, roc).to_vec(), hex("effcdf6ae5eb2fa2d27416d5f184df9c259a7c79")[..10].to_vec());
+        assert_eq!(
+            hmac.tag(body, roc).to_vec(),
+            hex("effcdf6ae5eb2fa2d27416d5f184df9c259a7c79")[..10].to_vec()
+        );
     }
 
     fn rtp(sequence: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
@@ -495,7 +504,10 @@ mod tests {
         let mut packet = protected(&mut protector, 7);
         assert_ne!(&packet[12..172], &[0x55; 160][..], "the payload is encrypted");
         let mut wrong = Unprotector::new(&MasterKey::random().unwrap_or_else(|_| panic!("randomness")));
-        assert_eq!(wrong.unprotect(&mut packet.clone()), Err(SrtpError::Authentication));
+        assert_eq!(
+            wrong.unprotect(&mut packet.clone()),
+            Err(SrtpError::Authentication)
+        );
         let mut receiver = Unprotector::new(&key);
         let mut altered = packet.clone();
         altered[20] ^= 1;
@@ -513,7 +525,10 @@ mod tests {
         let mut protector = Protector::new(&key);
         let mut receiver = Unprotector::new(&key);
         let sequences: Vec<u16> = (0xfff0..=0xffff).chain(0..0x10).collect();
-        let packets: Vec<Vec<u8>> = sequences.iter().map(|&sequence| protected(&mut protector, sequence)).collect();
+        let packets: Vec<Vec<u8>> = sequences
+            .iter()
+            .map(|&sequence| protected(&mut protector, sequence))
+            .collect();
         // Every other packet first, then the late ones (reordered by the network).
         for packet in packets.iter().step_by(2).chain(packets.iter().skip(1).step_by(2)) {
             assert!(receiver.unprotect(&mut packet.clone()).is_ok());
@@ -525,6 +540,9 @@ mod tests {
             assert!(receiver.unprotect(&mut packet).is_ok());
         }
         // A packet from before the window is refused.
-        assert_eq!(receiver.unprotect(&mut packets[0].clone()), Err(SrtpError::Replayed));
+        assert_eq!(
+            receiver.unprotect(&mut packets[0].clone()),
+            Err(SrtpError::Replayed)
+        );
     }
 }

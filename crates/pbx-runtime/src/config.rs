@@ -937,7 +937,11 @@ impl Config {
                 });
             }
             (None, _, _) => {
-                let key = if self.sip.tls_cert.is_some() { "tls_cert" } else { "tls_key" };
+                let key = if self.sip.tls_cert.is_some() {
+                    "tls_cert"
+                } else {
+                    "tls_key"
+                };
                 return Err(ConfigError {
                     location: at_path(&["sip", key]),
                     message: format!("sip.{key} is set but sip.tls_listen is not"),
@@ -1304,18 +1308,37 @@ mod tests {
 
     #[test]
     fn tls_and_srtp_keys_are_checked_with_their_line() {
-        let error = Config::parse("[sip]\nlisten = \"127.0.0.1:5060\"\nsrtp = \"sometimes\"\n", "t.toml", &[]).unwrap_err();
+        let error = Config::parse(
+            "[sip]\nlisten = \"127.0.0.1:5060\"\nsrtp = \"sometimes\"\n",
+            "t.toml",
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(error.location, "t.toml:3");
-        assert!(error.message.contains("\"optional\", \"mandatory\" or \"off\""), "{}", error.message);
+        assert!(
+            error.message.contains("\"optional\", \"mandatory\" or \"off\""),
+            "{}",
+            error.message
+        );
         let error = Config::parse("[sip]\ntls_listen = \"127.0.0.1:5061\"\n", "t.toml", &[]).unwrap_err();
         assert_eq!(error.location, "t.toml:2");
-        assert!(error.message.contains("needs sip.tls_cert and sip.tls_key"), "{}", error.message);
+        assert!(
+            error.message.contains("needs sip.tls_cert and sip.tls_key"),
+            "{}",
+            error.message
+        );
         let error = Config::parse("[sip]\n\ntls_key = \"k.pem\"\n", "t.toml", &[]).unwrap_err();
         assert_eq!(error.location, "t.toml:3");
         let text = "[sip]\ntls_listen = \"127.0.0.1:5061\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nsrtp = \"mandatory\"\n";
         let config = Config::parse(text, "t.toml", &[]).unwrap_or_else(|error| panic!("{error:?}"));
         assert_eq!(config.sip.srtp, "mandatory");
-        assert_eq!(Config::parse("", "t.toml", &[]).map(|config| config.sip.srtp).ok().as_deref(), Some("optional"));
+        assert_eq!(
+            Config::parse("", "t.toml", &[])
+                .map(|config| config.sip.srtp)
+                .ok()
+                .as_deref(),
+            Some("optional")
+        );
     }
 
     #[test]

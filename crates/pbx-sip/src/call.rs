@@ -24,9 +24,9 @@ use rsipstack::transaction::transaction::{TransactionEvent, TransactionEventSend
 use tokio::sync::oneshot;
 
 use crate::sdp::{self, Direction, Negotiated};
-use pbx_media::srtp::MasterKey;
 use crate::server::{SipNetwork, SipShard, StateReceiver};
 use crate::trunk::Failover;
+use pbx_media::srtp::MasterKey;
 
 /// pbxd's side of the offer/answer.
 pub(crate) struct Session {
@@ -244,6 +244,7 @@ impl SipCall {
             rtp_sent = stats.packets_sent,
             rtp_received = stats.packets_received,
             rtp_lost = stats.packets_lost,
+            srtp_refused = stats.srtp_refused,
             "call leg ended"
         );
     }

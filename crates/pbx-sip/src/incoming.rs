@@ -155,7 +155,14 @@ pub(crate) async fn incoming(
             }
         },
         None => (
-            sdp::secure_offer(shared.advertise, port, session_id, 1, Direction::SendRecv, key.as_ref()),
+            sdp::secure_offer(
+                shared.advertise,
+                port,
+                session_id,
+                1,
+                Direction::SendRecv,
+                key.as_ref(),
+            ),
             None,
         ),
     };

@@ -108,6 +108,13 @@ async fn dial(
         Direction::SendRecv,
         key.as_ref(),
     );
+    tracing::debug!(
+        leg = id,
+        destination = ?route.destination,
+        srtp = key.is_some(),
+        "INVITE to {}",
+        route.request_uri
+    );
     let (dialog, states) = invite(network, shard, id, from, route, &offer, trace.as_ref())?;
     let media = Arc::new(media);
     shared.remember(id, &media, &dialog);

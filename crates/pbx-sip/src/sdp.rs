@@ -516,7 +516,8 @@ fn describe_audio(
     let first_active_audio = sections.iter().find(is_active_audio).ok_or(SdpError::NoAudio)?;
     // The first stream pbxd can take: plain RTP, or SRTP with a key.
     let usable = |section: &MediaSection| {
-        is_plain_rtp(&section.line.protocol) || (is_sdes_srtp(&section.line.protocol) && section.crypto.is_some())
+        is_plain_rtp(&section.line.protocol)
+            || (is_sdes_srtp(&section.line.protocol) && section.crypto.is_some())
     };
     let (audio_line_index, audio) = sections
         .iter()
@@ -919,8 +920,14 @@ pub fn negotiated_from_secure_answer(
             send: ours.clone(),
             receive: theirs.key.clone(),
         }),
-        (Some(_), _) => return Err(SdpError::EncryptionPolicy("the answer has no key for pbxd's SRTP offer")),
-        (None, _) if answer.secure => return Err(SdpError::EncryptionPolicy("an SRTP answer to a plain offer")),
+        (Some(_), _) => {
+            return Err(SdpError::EncryptionPolicy(
+                "the answer has no key for pbxd's SRTP offer",
+            ))
+        }
+        (None, _) if answer.secure => {
+            return Err(SdpError::EncryptionPolicy("an SRTP answer to a plain offer"))
+        }
         (None, _) => None,
     };
     Ok(Negotiated {

@@ -86,7 +86,8 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, St
     if chain.is_empty() {
         return Err(format!("sip.tls_cert {}: no certificate in it", cert.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|error| format!("sip.tls_key {}: {error}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|error| format!("sip.tls_key {}: {error}", key.display()))?;
     // ring, as pbx-http's HTTPS: it builds with the C compiler alone;
     // its lack of post-quantum key exchange is what rustls warns of.
     #[allow(deprecated)]
@@ -137,7 +138,9 @@ pub(crate) fn take_tls(
                 return;
             }
             Err(_) => {
-                failures.tcp_refusals.note(Some(peer), "TLS handshake not done in time");
+                failures
+                    .tcp_refusals
+                    .note(Some(peer), "TLS handshake not done in time");
                 cancel.cancel();
                 return;
             }
@@ -181,7 +184,9 @@ mod tests {
         assert!(matches!(Optional.answer_key(&offer(true)), Ok(Some(_))));
         assert!(matches!(Optional.answer_key(&offer(false)), Ok(None)));
         assert!(matches!(Mandatory.answer_key(&offer(true)), Ok(Some(_))));
-        assert!(Mandatory.answer_key(&offer(false)).is_err_and(|error| error.is_not_acceptable()));
+        assert!(Mandatory
+            .answer_key(&offer(false))
+            .is_err_and(|error| error.is_not_acceptable()));
         assert!(matches!(Off.answer_key(&offer(true)), Ok(None)));
         assert!(matches!(Optional.offer_key(true), Ok(Some(_))));
         assert!(matches!(Optional.offer_key(false), Ok(None)));

@@ -194,7 +194,10 @@ impl SipShared {
     /// `transport=tls`, so the peer's requests in it come over TLS too.
     pub fn tls_contact(&self) -> Option<String> {
         let port = self.tls_listen?.port();
-        Some(format!("sip:pbx@{};transport=tls", host_port(self.advertise, port)))
+        Some(format!(
+            "sip:pbx@{};transport=tls",
+            host_port(self.advertise, port)
+        ))
     }
 
     /// The shard that has the TCP connection from `peer`, if any.
@@ -551,10 +554,14 @@ impl SipNetwork {
         }
         crate::trunk::start_pinging(&network, network.cancel.child_token());
         let acceptor = network.clone();
-        setup.io.spawn(async move { acceptor.accept_tcp(tcp, None).await });
+        setup
+            .io
+            .spawn(async move { acceptor.accept_tcp(tcp, None).await });
         if let Some((listener, tls)) = tls {
             let acceptor = network.clone();
-            setup.io.spawn(async move { acceptor.accept_tcp(listener, Some(tls)).await });
+            setup
+                .io
+                .spawn(async move { acceptor.accept_tcp(listener, Some(tls)).await });
         }
         Ok(network)
     }
@@ -577,7 +584,11 @@ impl SipNetwork {
     /// Takes TCP connections, each to the next shard in turn; with `tls`,
     /// TLS connections (`sip.tls_listen`), whose handshake is the shard's.
     /// Both count towards `sip.tcp_connections_per_source`.
-    async fn accept_tcp(self: Arc<Self>, listener: std::net::TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
+    async fn accept_tcp(
+        self: Arc<Self>,
+        listener: std::net::TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) {
         let listener = match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => listener,
             Err(error) => {

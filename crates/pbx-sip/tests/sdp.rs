@@ -457,7 +457,10 @@ fn dtls_srtp_audio_is_an_unsupported_transport() {
         "m=audio 5004 RTP/AVP 0",
     ]);
     let offer = sdp::parse(&text).unwrap();
-    assert_eq!((offer.port, offer.audio_line_index, offer.secure), (5006, 0, true));
+    assert_eq!(
+        (offer.port, offer.audio_line_index, offer.secure),
+        (5006, 0, true)
+    );
 }
 
 // RFC 4568 §9.1: `a=crypto:<tag> <suite> inline:<key||salt>[|lifetime]`.
@@ -480,7 +483,10 @@ fn sdes_offers_are_answered_with_their_tag_and_our_own_key() {
     let ours = pbx_media::srtp::MasterKey::random().unwrap();
     let (answer, negotiated) = sdp::secure_answer(&offer, LOCAL, 30000, 7, 1, Some(&ours)).unwrap();
     assert!(answer.contains("m=audio 30000 RTP/SAVP 0 101\r\n"), "{answer}");
-    assert!(answer.contains("a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:"), "{answer}");
+    assert!(
+        answer.contains("a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{answer}"
+    );
     let keys = negotiated.srtp.unwrap();
     assert_eq!((&keys.send, &keys.receive), (&ours, &theirs.key));
     // What the offerer reads back: its own key to receive with, ours to... mirror.
@@ -509,10 +515,7 @@ fn malformed_or_unusable_crypto_lines_leave_srtp_not_acceptable() {
         let text = simple_offer("m=audio 5006 RTP/SAVP 0", &[line]);
         let error = sdp::parse(&text).unwrap_err();
         assert!(error.is_not_acceptable(), "{line}: {error}");
-        assert!(
-            matches!(error, SdpError::NoUsableCrypto),
-            "{line}: {error:?}"
-        );
+        assert!(matches!(error, SdpError::NoUsableCrypto), "{line}: {error:?}");
     }
     // The same line on a plain stream is ignored: plain audio.
     let text = simple_offer("m=audio 5006 RTP/AVP 0", &["a=crypto:1 bogus"]);
@@ -525,7 +528,10 @@ fn our_srtp_offer_and_its_answer() {
     let ours = pbx_media::srtp::MasterKey::random().unwrap();
     let offer = sdp::secure_offer(LOCAL, 40000, 99, 1, Direction::SendRecv, Some(&ours));
     assert!(offer.contains("m=audio 40000 RTP/SAVP 0 8 101\r\n"), "{offer}");
-    assert!(offer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"), "{offer}");
+    assert!(
+        offer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{offer}"
+    );
     let parsed = sdp::parse(&offer).unwrap();
     let theirs = pbx_media::srtp::MasterKey::random().unwrap();
     let (answer, _) = sdp::secure_answer(&parsed, LOCAL, 50000, 5, 1, Some(&theirs)).unwrap();
