@@ -545,4 +545,18 @@ mod tests {
             Err(SrtpError::Replayed)
         );
     }
+
+    proptest::proptest! {
+        /// Whatever arrives, a receiver refuses it without panicking (and
+        /// a packet made from nothing never authenticates).
+        #[test]
+        fn anything_received_is_refused_without_panicking(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let key = MasterKey::from_bytes(&[7; MASTER_LENGTH]).unwrap_or_else(|| panic!("30 bytes"));
+            let mut receiver = Unprotector::new(&key);
+            let mut packet = bytes;
+            proptest::prop_assert!(receiver.unprotect(&mut packet).is_err());
+        }
+    }
 }

@@ -1072,6 +1072,7 @@ pub struct Counts {
     rtp_sent: AtomicU64,
     rtp_received: AtomicU64,
     rtp_lost: AtomicU64,
+    srtp_refused: AtomicU64,
 }
 
 impl Default for Counts {
@@ -1084,6 +1085,7 @@ impl Default for Counts {
             rtp_sent: AtomicU64::new(0),
             rtp_received: AtomicU64::new(0),
             rtp_lost: AtomicU64::new(0),
+            srtp_refused: AtomicU64::new(0),
         }
     }
 }
@@ -1111,6 +1113,7 @@ impl Counts {
         self.rtp_received
             .fetch_add(stats.packets_received, Ordering::Relaxed);
         self.rtp_lost.fetch_add(stats.packets_lost, Ordering::Relaxed);
+        self.srtp_refused.fetch_add(stats.srtp_refused, Ordering::Relaxed);
     }
 
     /// (method, count) for each method seen.
@@ -1156,6 +1159,8 @@ pub struct SipCounts {
     pub rtp_sent: u64,
     pub rtp_received: u64,
     pub rtp_lost: u64,
+    /// SRTP packets refused (authentication, replay) by legs that have ended.
+    pub srtp_refused: u64,
     /// Failed authentications (SIP digest, and HTTP logins).
     pub auth_failures: u64,
     /// Every trunk by name, and whether it is up.
@@ -1226,6 +1231,7 @@ impl SipNetwork {
             rtp_sent: shared.counts.rtp_sent.load(Ordering::Relaxed),
             rtp_received: shared.counts.rtp_received.load(Ordering::Relaxed),
             rtp_lost: shared.counts.rtp_lost.load(Ordering::Relaxed),
+            srtp_refused: shared.counts.srtp_refused.load(Ordering::Relaxed),
             auth_failures: shared.auth_failures.total(),
             trunks_up: shared.trunks.states(),
         }
