@@ -203,6 +203,12 @@ impl Collector for Snapshot {
         )?;
         counter(
             encoder,
+            "pbxd_srtp_packets_refused",
+            "SRTP packets refused (failed authentication, replayed), calls that have ended",
+            sip.srtp_refused,
+        )?;
+        counter(
+            encoder,
             "pbxd_auth_failures",
             "Failed authentications (SIP digest and HTTP logins)",
             sip.auth_failures,

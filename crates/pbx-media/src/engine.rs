@@ -177,6 +177,8 @@ pub struct SessionStats {
     /// Packets the peer's sequence numbers say were sent and never came
     /// (or came too late to be played).
     pub packets_lost: u64,
+    /// SRTP packets refused: failed authentication, replayed, or too short.
+    pub srtp_refused: u64,
 }
 
 /// Written by the worker, read by the session handle.
@@ -187,6 +189,7 @@ struct Counters {
     packets_received: AtomicU64,
     bytes_received: AtomicU64,
     packets_lost: AtomicU64,
+    srtp_refused: AtomicU64,
 }
 
 /// The engine's reach into one worker.
@@ -515,6 +518,16 @@ impl MediaSession {
         });
     }
 
+    /// Protects this session's RTP with SRTP (RFC 3711, SDES keys), or
+    /// stops (`None`). Takes effect before a `set_remote` called after it:
+    /// call it first, and no packet leaves in clear. Once on, a received
+    /// packet that fails authentication (or is replayed) is dropped and
+    /// counted (`SessionStats::srtp_refused`). The same keys again (a
+    /// re-INVITE) keep the streams' rollover counters and replay windows.
+    pub fn set_srtp(&self, keys: Option<crate::srtp::SrtpKeys>) {
+        self.command(Command::Srtp { id: self.id, keys });
+    }
+
     /// Whether to send silence when nothing else is sent (default true).
     pub fn set_active(&self, active: bool) {
         self.command(Command::SetActive { id: self.id, active });
@@ -671,6 +684,7 @@ impl MediaSession {
             packets_received: read(&self.counters.packets_received),
             bytes_received: read(&self.counters.bytes_received),
             packets_lost: read(&self.counters.packets_lost),
+            srtp_refused: read(&self.counters.srtp_refused),
         }
     }
 }

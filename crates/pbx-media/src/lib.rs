@@ -1,6 +1,6 @@
 //! Media for pbxd: audio formats (WAV in and out, resampling), G.711, RTP
 //! packets and their pacing, RFC 4733 and in-band DTMF, prompts shared by
-//! every call, recording and conference mixing.
+//! every call, recording and conference mixing, SRTP.
 //!
 //! The [`MediaEngine`] paces RTP for every call with one timer: its worker
 //! wakes every 20 ms, reads what arrived and sends one packet per session.
@@ -16,6 +16,7 @@ pub mod engine;
 pub mod prompt;
 mod resample;
 pub mod rtp;
+pub mod srtp;
 pub mod wav;
 
 pub use codec::Codec;

@@ -132,6 +132,27 @@ pub struct SipConfig {
     /// one for each phone).
     #[serde(default = "default_tcp_per_source")]
     pub tcp_connections_per_source: usize,
+    /// `ip:port` for SIP over TLS (RFC 3261 §26.2; 5061 by custom); none:
+    /// no TLS. Needs `tls_cert` and `tls_key`.
+    #[serde(default)]
+    pub tls_listen: Option<SocketAddr>,
+    /// The certificate chain TLS clients are shown (PEM).
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// SRTP (RFC 3711, keys by SDES, RFC 4568, `AES_CM_128_HMAC_SHA1_80`):
+    /// `"optional"` takes an encrypted offer or a plain one, and offers SRTP
+    /// to phones reached over TLS; `"mandatory"` refuses plain audio (488)
+    /// and offers SRTP to every phone; `"off"` refuses SRTP offers and never
+    /// offers it. Trunks are offered plain RTP either way.
+    #[serde(default = "default_srtp")]
+    pub srtp: String,
+}
+
+fn default_srtp() -> String {
+    "optional".into()
 }
 
 fn default_tcp_idle() -> u64 {
@@ -209,6 +230,10 @@ impl Default for SipConfig {
             transaction_timeout_seconds: default_transaction_timeout(),
             tcp_idle_seconds: default_tcp_idle(),
             tcp_connections_per_source: default_tcp_per_source(),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            srtp: default_srtp(),
         }
     }
 }
@@ -872,6 +897,8 @@ impl Config {
         for path in [
             &mut self.http.tls_cert,
             &mut self.http.tls_key,
+            &mut self.sip.tls_cert,
+            &mut self.sip.tls_key,
             &mut self.http.ca_file,
             &mut self.smtp.ca_file,
         ]
@@ -954,6 +981,35 @@ impl Config {
                 location: at("tcp_idle_seconds"),
                 message: "sip.tcp_idle_seconds: expected at least 1".into(),
             });
+        }
+        if !matches!(self.sip.srtp.as_str(), "optional" | "mandatory" | "off") {
+            return Err(ConfigError {
+                location: at_path(&["sip", "srtp"]),
+                message: format!(
+                    "sip.srtp: `{}`; expected \"optional\", \"mandatory\" or \"off\"",
+                    self.sip.srtp
+                ),
+            });
+        }
+        match (&self.sip.tls_listen, &self.sip.tls_cert, &self.sip.tls_key) {
+            (Some(_), Some(_), Some(_)) | (None, None, None) => {}
+            (Some(_), _, _) => {
+                return Err(ConfigError {
+                    location: at_path(&["sip", "tls_listen"]),
+                    message: "sip.tls_listen needs sip.tls_cert and sip.tls_key (PEM files)".into(),
+                });
+            }
+            (None, _, _) => {
+                let key = if self.sip.tls_cert.is_some() {
+                    "tls_cert"
+                } else {
+                    "tls_key"
+                };
+                return Err(ConfigError {
+                    location: at_path(&["sip", key]),
+                    message: format!("sip.{key} is set but sip.tls_listen is not"),
+                });
+            }
         }
         if self.sip.tcp_connections_per_source == 0 {
             return Err(ConfigError {
@@ -1311,6 +1367,41 @@ mod tests {
         assert_eq!(error.location, "--set clock.start=yesterday");
         let error = Config::parse("", "t.toml", &["nonsense".into()]).unwrap_err();
         assert_eq!(error.message, "expected key=value");
+    }
+
+    #[test]
+    fn tls_and_srtp_keys_are_checked_with_their_line() {
+        let error = Config::parse(
+            "[sip]\nlisten = \"127.0.0.1:5060\"\nsrtp = \"sometimes\"\n",
+            "t.toml",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(error.location, "t.toml:3");
+        assert!(
+            error.message.contains("\"optional\", \"mandatory\" or \"off\""),
+            "{}",
+            error.message
+        );
+        let error = Config::parse("[sip]\ntls_listen = \"127.0.0.1:5061\"\n", "t.toml", &[]).unwrap_err();
+        assert_eq!(error.location, "t.toml:2");
+        assert!(
+            error.message.contains("needs sip.tls_cert and sip.tls_key"),
+            "{}",
+            error.message
+        );
+        let error = Config::parse("[sip]\n\ntls_key = \"k.pem\"\n", "t.toml", &[]).unwrap_err();
+        assert_eq!(error.location, "t.toml:3");
+        let text = "[sip]\ntls_listen = \"127.0.0.1:5061\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nsrtp = \"mandatory\"\n";
+        let config = Config::parse(text, "t.toml", &[]).unwrap_or_else(|error| panic!("{error:?}"));
+        assert_eq!(config.sip.srtp, "mandatory");
+        assert_eq!(
+            Config::parse("", "t.toml", &[])
+                .map(|config| config.sip.srtp)
+                .ok()
+                .as_deref(),
+            Some("optional")
+        );
     }
 
     #[test]

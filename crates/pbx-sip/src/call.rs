@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 use crate::sdp::{self, Direction, Negotiated};
 use crate::server::{SipNetwork, SipShard, StateReceiver};
 use crate::trunk::Failover;
+use pbx_media::srtp::MasterKey;
 
 /// pbxd's side of the offer/answer.
 pub(crate) struct Session {
@@ -35,6 +36,9 @@ pub(crate) struct Session {
     session_id: u64,
     version: u64,
     negotiated: Option<Negotiated>,
+    /// pbxd's SRTP key in this session's SDP, when its media is encrypted
+    /// (kept for re-INVITEs, both ways).
+    srtp_key: Option<MasterKey>,
 }
 
 impl Session {
@@ -44,7 +48,14 @@ impl Session {
             session_id,
             version: 1,
             negotiated,
+            srtp_key: None,
         }
+    }
+
+    /// This session with pbxd's SRTP key (its SDP carries it).
+    pub fn with_srtp_key(mut self, key: Option<MasterKey>) -> Session {
+        self.srtp_key = key;
+        self
     }
 }
 
@@ -233,6 +244,7 @@ impl SipCall {
             rtp_sent = stats.packets_sent,
             rtp_received = stats.packets_received,
             rtp_lost = stats.packets_lost,
+            srtp_refused = stats.srtp_refused,
             "call leg ended"
         );
     }
@@ -355,6 +367,8 @@ impl SipCall {
     /// or has early media).
     fn start_media(&self) {
         if let Some(negotiated) = &self.session.negotiated {
+            // Keys first: no packet leaves in clear.
+            self.media.set_srtp(negotiated.srtp.clone());
             self.media.set_remote(
                 negotiated.remote,
                 codec_of(negotiated),
@@ -557,12 +571,13 @@ impl SipCall {
         } else {
             Direction::SendRecv
         };
-        let offer = sdp::offer(
+        let offer = sdp::secure_offer(
             self.network.shared.advertise,
             self.media.local_addr().port(),
             self.session.session_id,
             self.session.version,
             direction,
+            self.session.srtp_key.as_ref(),
         );
         self.media.hold(on);
         if let Err(error) = self
@@ -801,10 +816,12 @@ impl SipCall {
         if body.is_empty() {
             return;
         }
+        let key = self.session.srtp_key.as_ref();
         let parsed = sdp::parse(&String::from_utf8_lossy(body))
-            .and_then(|answer| sdp::negotiated_from_answer(&answer));
+            .and_then(|answer| sdp::negotiated_from_secure_answer(&answer, key));
         match parsed {
             Ok(negotiated) => {
+                self.media.set_srtp(negotiated.srtp.clone());
                 self.media.set_remote(
                     negotiated.remote,
                     codec_of(&negotiated),
@@ -834,15 +851,28 @@ impl SipCall {
                 return;
             }
         };
+        // The key already in use, else a fresh one if the offer brings
+        // one (and SRTP is not off); plain audio where it is mandatory: 488.
+        let key = match (&self.session.srtp_key, &offer.crypto) {
+            (Some(key), Some(_)) => Ok(Some(key.clone())),
+            _ => self.network.shared.srtp.answer_key(&offer),
+        };
+        let Ok(key) = key else {
+            let _ = handle.reply(StatusCode::NotAcceptableHere).await;
+            return;
+        };
         self.session.version += 1;
-        match sdp::answer(
+        match sdp::secure_answer(
             &offer,
             self.network.shared.advertise,
             self.media.local_addr().port(),
             self.session.session_id,
             self.session.version,
+            key.as_ref(),
         ) {
             Ok((answer, negotiated)) => {
+                self.session.srtp_key = key;
+                self.media.set_srtp(negotiated.srtp.clone());
                 self.media.set_remote(
                     negotiated.remote,
                     codec_of(&negotiated),

@@ -127,29 +127,55 @@ pub(crate) async fn incoming(
     };
     let session_id = u64::from(crate::random_u32());
     let port = media.local_addr().port();
+    let over_tls = tx
+        .connection
+        .as_ref()
+        .is_some_and(|connection| connection.transport() == rsipstack::sip::transport::Transport::Tls);
+    // SRTP (sip.srtp): pbxd's key when the offer brings one; an offer of
+    // its own is encrypted over TLS (or always, when mandatory).
+    let key = match &offer {
+        Some(offer) => shared.srtp.answer_key(offer),
+        None => shared.srtp.offer_key(over_tls),
+    };
+    let key = match key {
+        Ok(key) => key,
+        Err(error) => {
+            tracing::debug!(%error, "INVITE refused");
+            return crate::server::refuse(tx, StatusCode::NotAcceptableHere, Vec::new()).await;
+        }
+    };
     let (local_sdp, negotiated) = match &offer {
-        Some(offer) => match sdp::answer(offer, shared.advertise, port, session_id, 1) {
+        Some(offer) => match sdp::secure_answer(offer, shared.advertise, port, session_id, 1, key.as_ref()) {
             // Media starts flowing when the call is answered (or early
             // media is provisioned), not before.
             Ok((answer, negotiated)) => (answer, Some(negotiated)),
-            Err(_) => {
+            Err(error) => {
+                tracing::debug!(%error, "INVITE refused");
                 return crate::server::refuse(tx, StatusCode::NotAcceptableHere, Vec::new()).await;
             }
         },
         None => (
-            sdp::offer(shared.advertise, port, session_id, 1, Direction::SendRecv),
+            sdp::secure_offer(
+                shared.advertise,
+                port,
+                session_id,
+                1,
+                Direction::SendRecv,
+                key.as_ref(),
+            ),
             None,
         ),
     };
-    // Over TCP the Contact says so, or the peer would send ACK and BYE by UDP.
+    // Over TCP the Contact says so, or the peer would send ACK and BYE by
+    // UDP; over TLS it gives the TLS port.
     let reliable = tx
         .connection
         .as_ref()
         .is_some_and(|connection| connection.is_reliable());
-    let contact = if reliable {
-        format!("{};transport=tcp", shared.contact())
-    } else {
-        shared.contact()
+    let contact = match shared.tls_contact().filter(|_| over_tls) {
+        Some(contact) => contact,
+        None if reliable => format!("{};transport=tcp", shared.contact()),
+        None => shared.contact(),
     };
     let contact = Uri::try_from(contact.as_str()).ok();
     let made = shard.relay.dialog_for(
@@ -210,7 +236,7 @@ pub(crate) async fn incoming(
         dialog: dialog.clone(),
         media,
         outgoing: false,
-        session: Session::new(local_sdp, session_id, negotiated),
+        session: Session::new(local_sdp, session_id, negotiated).with_srtp_key(key),
         caller: from.to_string(),
     })
     .incoming(request.clone(), tx.tu_sender.clone(), permit);

@@ -16,6 +16,7 @@ mod outgoing;
 pub mod registrar;
 pub mod route;
 pub mod sdp;
+pub mod secure;
 pub mod server;
 pub mod transport;
 pub mod trunk;

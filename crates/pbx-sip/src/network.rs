@@ -30,10 +30,10 @@ impl Network for SipNetwork {
                 account: address.clone(),
                 contact: binding.contact,
                 address: Some(binding.source),
-                transport: if binding.transport.eq_ignore_ascii_case("tcp") {
-                    Transport::Tcp
-                } else {
-                    Transport::Udp
+                transport: match binding.transport.to_ascii_lowercase().as_str() {
+                    "tcp" => Transport::Tcp,
+                    "tls" => Transport::Tls,
+                    _ => Transport::Udp,
                 },
                 via: None,
             })

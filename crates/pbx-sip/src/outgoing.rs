@@ -25,7 +25,7 @@ pub(crate) fn place(network: &Arc<SipNetwork>, call: OutgoingCall) -> Result<Leg
         .ok_or_else(|| CallError::new(Status::SERVER_INTERNAL_ERROR, "calls are placed from a shard"))?;
     let Routes { first: route, next } = crate::route::outgoing(&network.shared, &call.target)?;
     let owner_shard = match &call.target {
-        Target::Device(device) if device.transport == Transport::Tcp => device
+        Target::Device(device) if matches!(device.transport, Transport::Tcp | Transport::Tls) => device
             .address
             .and_then(|address| network.shared.tcp_shard(address))
             .unwrap_or(here),
@@ -90,12 +90,30 @@ async fn dial(
         .await
         .map_err(|error| CallError::new(Status::SERVICE_UNAVAILABLE, format!("no media socket: {error}")))?;
     let session_id = u64::from(crate::random_u32());
-    let offer = sdp::offer(
+    // SRTP for a phone: to one reached over TLS, or to every one when
+    // mandatory; never to a trunk.
+    let key = if route.trunk.is_none() {
+        shared
+            .srtp
+            .offer_key(over_tls(route))
+            .map_err(|error| CallError::new(Status::SERVICE_UNAVAILABLE, error.to_string()))?
+    } else {
+        None
+    };
+    let offer = sdp::secure_offer(
         shared.advertise,
         media.local_addr().port(),
         session_id,
         1,
         Direction::SendRecv,
+        key.as_ref(),
+    );
+    tracing::debug!(
+        leg = id,
+        destination = ?route.destination,
+        srtp = key.is_some(),
+        "INVITE to {}",
+        route.request_uri
     );
     let (dialog, states) = invite(network, shard, id, from, route, &offer, trace.as_ref())?;
     let media = Arc::new(media);
@@ -106,7 +124,7 @@ async fn dial(
             shard: shard.clone(),
             dialog,
             media,
-            session: Session::new(offer, session_id, None),
+            session: Session::new(offer, session_id, None).with_srtp_key(key),
             caller: from.to_string(),
         },
         states,
@@ -142,7 +160,12 @@ pub(crate) fn invite(
             format!("`{}` is not an address", route.request_uri),
         )
     })?;
-    let contact = Uri::try_from(shared.contact().as_str())
+    // Over TLS, the Contact asks for TLS too.
+    let contact = match shared.tls_contact().filter(|_| over_tls(route)) {
+        Some(contact) => contact,
+        None => shared.contact(),
+    };
+    let contact = Uri::try_from(contact.as_str())
         .map_err(|error| CallError::new(Status::SERVER_INTERNAL_ERROR, error.to_string()))?;
     let call_id =
         crate::transport::call_id_for(shard.index, network.shards.len(), &shared.advertise.to_string());
@@ -179,6 +202,14 @@ pub(crate) fn invite(
         .map_err(|error| CallError::new(Status::SERVER_INTERNAL_ERROR, error.to_string()))?;
     let states = shard.states.route(&dialog.id());
     Ok((dialog, states))
+}
+
+/// Whether `route` reaches its peer over TLS.
+fn over_tls(route: &Route) -> bool {
+    route
+        .destination
+        .as_ref()
+        .is_some_and(|destination| destination.r#type == Some(rsipstack::sip::transport::Transport::Tls))
 }
 
 /// An outgoing call whose INVITE went out, waiting for its leg's end.

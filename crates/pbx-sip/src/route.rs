@@ -32,6 +32,7 @@ pub struct Route {
 fn sip_addr(address: SocketAddr, transport: DeviceTransport) -> SipAddr {
     let transport = match transport {
         DeviceTransport::Tcp => Transport::Tcp,
+        DeviceTransport::Tls => Transport::Tls,
         DeviceTransport::Udp => Transport::Udp,
     };
     SipAddr {

@@ -9,10 +9,20 @@
 //! with the streams pbxd does not take (video, a second audio) rejected by
 //! port zero.
 //!
+//! SRTP is negotiated here too, by SDES (RFC 4568): an audio stream over
+//! `RTP/SAVP` (or plain `RTP/AVP` carrying `a=crypto` lines, as some phones
+//! offer it "best effort") with an `AES_CM_128_HMAC_SHA1_80` key is
+//! answered with the same tag and pbxd's own key; other suites, MKIs and
+//! session parameters are refused line by line, and an `RTP/SAVP` stream
+//! with no line left is not acceptable (488).
+//!
 //! No I/O happens here: parsing and writing are pure functions of text.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use base64::Engine as _;
+use pbx_media::srtp::{MasterKey, SrtpKeys, SUITE};
 
 /// The largest session description accepted. Real audio offers are under
 /// 2 KiB; the limit only stops a hostile peer from making us walk megabytes.
@@ -88,6 +98,15 @@ pub enum SdpError {
     /// Neither PCMU nor PCMA at 8000 Hz is among the audio codecs.
     #[error("no codec in common: pbxd needs PCMU or PCMA")]
     NoCommonCodec,
+    /// Audio is offered over SRTP (`RTP/SAVP`) with no `a=crypto` line
+    /// pbxd can use: none, or another suite, an MKI, session parameters,
+    /// or a key that is not 30 bytes of base64.
+    #[error("SRTP offered with no usable a=crypto line: pbxd needs {SUITE} with an inline key")]
+    NoUsableCrypto,
+    /// SRTP offered where it is turned off (`sip.srtp = "off"`), plain RTP
+    /// where it is mandatory, or an answer without the key pbxd asked for.
+    #[error("{0}")]
+    EncryptionPolicy(&'static str),
 }
 
 impl SdpError {
@@ -97,7 +116,11 @@ impl SdpError {
     pub fn is_not_acceptable(&self) -> bool {
         matches!(
             self,
-            SdpError::NoAudio | SdpError::UnsupportedTransport { .. } | SdpError::NoCommonCodec
+            SdpError::NoAudio
+                | SdpError::UnsupportedTransport { .. }
+                | SdpError::NoCommonCodec
+                | SdpError::NoUsableCrypto
+                | SdpError::EncryptionPolicy(_)
         )
     }
 }
@@ -260,6 +283,78 @@ pub struct MediaDescription {
     pub media_lines: Vec<MediaLine>,
     /// The index in `media_lines` of the audio stream described above.
     pub audio_line_index: usize,
+    /// Whether that stream's protocol is SRTP (`RTP/SAVP`, `RTP/SAVPF`).
+    pub secure: bool,
+    /// Its first usable `a=crypto` line (SDES), if any.
+    pub crypto: Option<Crypto>,
+}
+
+/// One `a=crypto` line pbxd can use: its tag and the key it carries
+/// (RFC 4568 §9.1; the suite is always [`SUITE`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crypto {
+    /// The line's tag, which the answer repeats.
+    pub tag: u32,
+    /// The key and salt the describer sends with.
+    pub key: MasterKey,
+}
+
+impl Crypto {
+    /// The attribute's value (after `a=`).
+    pub fn attribute(&self) -> String {
+        let inline = base64::engine::general_purpose::STANDARD.encode(self.key.as_bytes());
+        format!("crypto:{} {SUITE} inline:{inline}", self.tag)
+    }
+}
+
+/// Reads `<tag> <suite> inline:<key||salt>[|lifetime] [session params]`.
+/// `Err` says why a line is refused (logged; the call goes on to the
+/// next line).
+pub fn parse_crypto(argument: &str) -> Result<Crypto, &'static str> {
+    let mut fields = argument.split_ascii_whitespace();
+    let (Some(tag), Some(suite), Some(key_params)) = (fields.next(), fields.next(), fields.next()) else {
+        return Err("fewer than three fields");
+    };
+    let tag: u32 = tag
+        .parse()
+        .ok()
+        .filter(|_| (1..=9).contains(&tag.len()))
+        .ok_or("the tag is not 1-9 digits")?;
+    if !suite.eq_ignore_ascii_case(SUITE) {
+        return Err("another suite");
+    }
+    if fields.next().is_some() {
+        // KDR, UNENCRYPTED_SRTP, FEC_ORDER...: each changes how packets
+        // are made, and pbxd knows none of them.
+        return Err("session parameters");
+    }
+    // Several keys (`;`-separated) mean MKIs, which pbxd does not do.
+    if key_params.contains(';') {
+        return Err("more than one key");
+    }
+    let inline = key_params
+        .strip_prefix("inline:")
+        .or_else(|| key_params.strip_prefix("INLINE:"))
+        .ok_or("not an inline key")?;
+    let mut parts = inline.split('|');
+    let key_text = parts.next().unwrap_or_default();
+    for part in parts {
+        if part.contains(':') {
+            return Err("an MKI");
+        }
+        let lifetime_ok = match part.strip_prefix("2^") {
+            Some(power) => power.parse::<u32>().is_ok_and(|power| power <= 48),
+            None => part.parse::<u64>().is_ok(),
+        };
+        if !lifetime_ok {
+            return Err("a lifetime that is not a number");
+        }
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(key_text)
+        .map_err(|_| "the key is not base64")?;
+    let key = MasterKey::from_bytes(&bytes).ok_or("the key and salt are not 30 bytes")?;
+    Ok(Crypto { tag, key })
 }
 
 impl Default for MediaDescription {
@@ -275,6 +370,8 @@ impl Default for MediaDescription {
             ptime: None,
             media_lines: Vec::new(),
             audio_line_index: 0,
+            secure: false,
+            crypto: None,
         }
     }
 }
@@ -291,6 +388,8 @@ pub struct Negotiated {
     /// The stream's direction as the peer sees it: `SendOnly` means the peer
     /// sends and will not receive, which is how it puts us on hold.
     pub direction: Direction,
+    /// The SRTP keys both ways, when the media is encrypted.
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl Negotiated {
@@ -341,6 +440,8 @@ struct MediaSection {
     attributes: LevelAttributes,
     /// rtpmap entries: payload type, encoding name, clock rate.
     rtpmaps: Vec<(u8, String, u32)>,
+    /// The first usable `a=crypto` line.
+    crypto: Option<Crypto>,
 }
 
 /// Reads the first active audio stream of a session description.
@@ -385,6 +486,14 @@ pub fn parse(text: &str) -> Result<MediaDescription, SdpError> {
                 }
             }
             b'a' => match sections.last_mut() {
+                Some(section) if value.len() > 7 && value[..7].eq_ignore_ascii_case("crypto:") => {
+                    if section.crypto.is_none() {
+                        match parse_crypto(&value[7..]) {
+                            Ok(crypto) => section.crypto = Some(crypto),
+                            Err(reason) => tracing::debug!(line_number, reason, "a=crypto line refused"),
+                        }
+                    }
+                }
                 Some(section) => apply_attribute(value, &mut section.attributes, Some(&mut section.rtpmaps)),
                 None => apply_attribute(value, &mut session, None),
             },
@@ -405,13 +514,28 @@ fn describe_audio(
     let is_active_audio =
         |section: &&MediaSection| section.line.media.eq_ignore_ascii_case("audio") && section.line.port != 0;
     let first_active_audio = sections.iter().find(is_active_audio).ok_or(SdpError::NoAudio)?;
+    // The first stream pbxd can take: plain RTP, or SRTP with a key.
+    let usable = |section: &MediaSection| {
+        is_plain_rtp(&section.line.protocol)
+            || (is_sdes_srtp(&section.line.protocol) && section.crypto.is_some())
+    };
     let (audio_line_index, audio) = sections
         .iter()
         .enumerate()
         .filter(|(_, section)| is_active_audio(section))
-        .find(|(_, section)| is_plain_rtp(&section.line.protocol))
-        .ok_or_else(|| SdpError::UnsupportedTransport {
-            protocol: first_active_audio.line.protocol.clone(),
+        .find(|(_, section)| usable(section))
+        .ok_or_else(|| {
+            if sections
+                .iter()
+                .filter(is_active_audio)
+                .any(|section| is_sdes_srtp(&section.line.protocol))
+            {
+                SdpError::NoUsableCrypto
+            } else {
+                SdpError::UnsupportedTransport {
+                    protocol: first_active_audio.line.protocol.clone(),
+                }
+            }
         })?;
 
     let address = audio
@@ -466,6 +590,8 @@ fn describe_audio(
         ptime: audio.attributes.ptime.or(session.ptime),
         media_lines: sections.iter().map(|section| section.line.clone()).collect(),
         audio_line_index,
+        secure: is_sdes_srtp(&audio.line.protocol),
+        crypto: audio.crypto.clone(),
     })
 }
 
@@ -485,6 +611,13 @@ fn split_line(line: &str) -> Option<(u8, &str)> {
 /// RFC 4585 lets an AVP endpoint ignore.
 fn is_plain_rtp(protocol: &str) -> bool {
     protocol.eq_ignore_ascii_case("RTP/AVP") || protocol.eq_ignore_ascii_case("RTP/AVPF")
+}
+
+/// Whether an m= line's protocol is SRTP keyed in the SDP (SDES):
+/// `RTP/SAVP`, or `RTP/SAVPF` (feedback ignored as for AVPF). DTLS-SRTP
+/// (`UDP/TLS/RTP/SAVP`) is not.
+fn is_sdes_srtp(protocol: &str) -> bool {
+    protocol.eq_ignore_ascii_case("RTP/SAVP") || protocol.eq_ignore_ascii_case("RTP/SAVPF")
 }
 
 /// Parses `<media> <port>[/<count>] <proto> <fmt> ...`.
@@ -520,6 +653,7 @@ fn parse_media_line(value: &str, line_number: usize) -> Result<MediaSection, Sdp
         },
         attributes: LevelAttributes::default(),
         rtpmaps: Vec::new(),
+        crypto: None,
     })
 }
 
@@ -603,6 +737,7 @@ fn write_audio_section(
     codecs: &[AudioCodec],
     telephone_event: Option<u8>,
     direction: Direction,
+    crypto: Option<&Crypto>,
 ) {
     let _ = write!(sdp, "m=audio {port} {protocol}");
     for codec in codecs {
@@ -631,6 +766,9 @@ fn write_audio_section(
         "a=ptime:{PACKET_TIME_MILLISECONDS}\r\na={}\r\n",
         direction.attribute()
     );
+    if let Some(crypto) = crypto {
+        let _ = write!(sdp, "a={}\r\n", crypto.attribute());
+    }
 }
 
 /// Builds pbxd's offer: PCMU (0), PCMA (8), telephone-event/8000 (101,
@@ -638,15 +776,33 @@ fn write_audio_section(
 /// session id and version (RFC 3264 §8: bump the version for each new offer
 /// in a session). Lines end in CRLF.
 pub fn offer(local: IpAddr, port: u16, session_id: u64, version: u64, direction: Direction) -> String {
-    let mut sdp = String::with_capacity(320);
+    secure_offer(local, port, session_id, version, direction, None)
+}
+
+/// [`offer`], over SRTP (`RTP/SAVP` with `a=crypto:1` and `key`, pbxd's
+/// sending key) when a key is given.
+pub fn secure_offer(
+    local: IpAddr,
+    port: u16,
+    session_id: u64,
+    version: u64,
+    direction: Direction,
+    key: Option<&MasterKey>,
+) -> String {
+    let crypto = key.map(|key| Crypto {
+        tag: 1,
+        key: key.clone(),
+    });
+    let mut sdp = String::with_capacity(400);
     write_session_header(&mut sdp, local, session_id, version);
     write_audio_section(
         &mut sdp,
         port,
-        "RTP/AVP",
+        if crypto.is_some() { "RTP/SAVP" } else { "RTP/AVP" },
         &[AudioCodec::pcmu(), AudioCodec::pcma()],
         Some(OFFERED_TELEPHONE_EVENT_PAYLOAD_TYPE),
         direction,
+        crypto.as_ref(),
     );
     sdp
 }
@@ -667,6 +823,36 @@ pub fn answer(
     session_id: u64,
     version: u64,
 ) -> Result<(String, Negotiated), SdpError> {
+    secure_answer(offer, local, port, session_id, version, None)
+}
+
+/// [`answer`], with pbxd's sending key for an offer that carries one
+/// (`a=crypto`): the answer repeats the offer's tag with `key`, and the
+/// media is encrypted both ways. Without a key, an SRTP offer is
+/// `Err(SdpError::EncryptionPolicy)` (488) and a plain offer's crypto
+/// lines are ignored.
+pub fn secure_answer(
+    offer: &MediaDescription,
+    local: IpAddr,
+    port: u16,
+    session_id: u64,
+    version: u64,
+    key: Option<&MasterKey>,
+) -> Result<(String, Negotiated), SdpError> {
+    let crypto = match (&offer.crypto, key) {
+        (Some(theirs), Some(ours)) => Some((
+            Crypto {
+                tag: theirs.tag,
+                key: ours.clone(),
+            },
+            SrtpKeys {
+                send: ours.clone(),
+                receive: theirs.key.clone(),
+            },
+        )),
+        _ if offer.secure => return Err(SdpError::EncryptionPolicy("SRTP is turned off")),
+        _ => None,
+    };
     let codec = offer
         .codecs
         .iter()
@@ -682,6 +868,7 @@ pub fn answer(
             std::slice::from_ref(&codec),
             offer.telephone_event,
             offer.direction.answered(),
+            crypto.as_ref().map(|(crypto, _)| crypto),
         );
     };
     if offer.audio_line_index < offer.media_lines.len() {
@@ -704,6 +891,7 @@ pub fn answer(
         codec,
         telephone_event: offer.telephone_event,
         direction: offer.direction,
+        srtp: crypto.map(|(_, keys)| keys),
     };
     Ok((sdp, negotiated))
 }
@@ -712,15 +900,41 @@ pub fn answer(
 /// answer, its telephone-event, address and direction.
 /// `Err(SdpError::NoCommonCodec)` when the answer has neither codec.
 pub fn negotiated_from_answer(answer: &MediaDescription) -> Result<Negotiated, SdpError> {
+    negotiated_from_secure_answer(answer, None)
+}
+
+/// [`negotiated_from_answer`] for an offer that carried pbxd's key `key`
+/// (tag 1): the answer must carry the peer's key under that tag, and the
+/// media is encrypted both ways.
+pub fn negotiated_from_secure_answer(
+    answer: &MediaDescription,
+    key: Option<&MasterKey>,
+) -> Result<Negotiated, SdpError> {
     let codec = answer
         .codecs
         .iter()
         .find_map(AudioCodec::as_g711)
         .ok_or(SdpError::NoCommonCodec)?;
+    let srtp = match (key, &answer.crypto) {
+        (Some(ours), Some(theirs)) if theirs.tag == 1 => Some(SrtpKeys {
+            send: ours.clone(),
+            receive: theirs.key.clone(),
+        }),
+        (Some(_), _) => {
+            return Err(SdpError::EncryptionPolicy(
+                "the answer has no key for pbxd's SRTP offer",
+            ))
+        }
+        (None, _) if answer.secure => {
+            return Err(SdpError::EncryptionPolicy("an SRTP answer to a plain offer"))
+        }
+        (None, _) => None,
+    };
     Ok(Negotiated {
         remote: SocketAddr::new(answer.address, answer.port),
         codec,
         telephone_event: answer.telephone_event,
         direction: answer.direction,
+        srtp,
     })
 }

@@ -59,13 +59,17 @@ pub struct SipShared {
     /// Where pbxd listens, and the address it gives peers (Contact, SDP).
     pub listen: SocketAddr,
     pub advertise: IpAddr,
+    /// Where pbxd takes SIP over TLS, if it does (`sip.tls_listen`, bound).
+    pub tls_listen: Option<SocketAddr>,
+    /// `sip.srtp`: when media is encrypted.
+    pub srtp: crate::secure::SrtpPolicy,
     pub auth_failures: AuthFailures,
     pub admission: Arc<Admission>,
     /// Written when a leg starts and ends (its shard); read to bridge,
     /// mix and transfer (any shard).
     legs: Mutex<HashMap<LegId, LiveLeg>>,
     digests: Mutex<HashMap<String, Arc<DigestServer>>>,
-    /// TCP connections by the peer's address, and the shard that has each.
+    /// TCP (and TLS) connections by the peer's address, and the shard that has each.
     /// Written by the acceptor; read to place a call on the right shard.
     tcp_flows: Mutex<HashMap<SocketAddr, usize>>,
     /// Open TCP connections by the peer's IP address (the per-source cap).
@@ -184,6 +188,16 @@ impl SipShared {
     /// The Contact pbxd gives in dialogs: `sip:pbx@advertised:port`.
     pub fn contact(&self) -> String {
         format!("sip:pbx@{}", host_port(self.advertise, self.listen.port()))
+    }
+
+    /// The Contact pbxd gives in a dialog over TLS: its TLS port, with
+    /// `transport=tls`, so the peer's requests in it come over TLS too.
+    pub fn tls_contact(&self) -> Option<String> {
+        let port = self.tls_listen?.port();
+        Some(format!(
+            "sip:pbx@{};transport=tls",
+            host_port(self.advertise, port)
+        ))
     }
 
     /// The shard that has the TCP connection from `peer`, if any.
@@ -430,6 +444,21 @@ impl SipNetwork {
             }
         };
         tcp.set_nonblocking(true).map_err(failed)?;
+        // SIP over TLS on its own port, with its certificate.
+        let tls = match (&config.sip.tls_listen, &config.sip.tls_cert, &config.sip.tls_key) {
+            (Some(address), Some(cert), Some(key)) => {
+                let acceptor = crate::secure::acceptor(cert, key)?;
+                let listener = std::net::TcpListener::bind(address)
+                    .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+                    .map_err(|error| format!("cannot listen on {address} (sip.tls_listen): {error}"))?;
+                Some((listener, acceptor))
+            }
+            _ => None,
+        };
+        let tls_listen = match &tls {
+            Some((listener, _)) => Some(listener.local_addr().map_err(failed)?),
+            None => None,
+        };
         let location =
             LocationStore::open(&config.data_dir.join("location.redb")).map_err(|error| error.to_string())?;
         let advertise = config.sip.advertise.unwrap_or_else(|| {
@@ -447,6 +476,8 @@ impl SipNetwork {
             media,
             listen: bound,
             advertise,
+            tls_listen,
+            srtp: crate::secure::SrtpPolicy::from_config(&config.sip.srtp),
             auth_failures: AuthFailures::default(),
             admission: setup.admission.clone(),
             legs: Mutex::new(HashMap::new()),
@@ -523,7 +554,15 @@ impl SipNetwork {
         }
         crate::trunk::start_pinging(&network, network.cancel.child_token());
         let acceptor = network.clone();
-        setup.io.spawn(async move { acceptor.accept_tcp(tcp).await });
+        setup
+            .io
+            .spawn(async move { acceptor.accept_tcp(tcp, None).await });
+        if let Some((listener, tls)) = tls {
+            let acceptor = network.clone();
+            setup
+                .io
+                .spawn(async move { acceptor.accept_tcp(listener, Some(tls)).await });
+        }
         Ok(network)
     }
 
@@ -542,8 +581,14 @@ impl SipNetwork {
         self.shared.live_legs()
     }
 
-    /// Takes TCP connections, each to the next shard in turn.
-    async fn accept_tcp(self: Arc<Self>, listener: std::net::TcpListener) {
+    /// Takes TCP connections, each to the next shard in turn; with `tls`,
+    /// TLS connections (`sip.tls_listen`), whose handshake is the shard's.
+    /// Both count towards `sip.tcp_connections_per_source`.
+    async fn accept_tcp(
+        self: Arc<Self>,
+        listener: std::net::TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) {
         let listener = match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => listener,
             Err(error) => {
@@ -587,7 +632,10 @@ impl SipNetwork {
                 flows.insert(peer, index);
             }
             let shard = self.shards[index].clone();
-            let local = self.shared.listen;
+            let local = match &tls {
+                Some(_) => self.shared.tls_listen.unwrap_or(self.shared.listen),
+                None => self.shared.listen,
+            };
             let closed = cancel.clone();
             let shared = self.shared.clone();
             tokio::spawn(async move {
@@ -598,8 +646,17 @@ impl SipNetwork {
                 from: peer,
                 refusals: self.shared.refusals.clone(),
             });
-            self.spawner
-                .run_on(index, move || take_tcp(&shard, stream, local, cancel, gate));
+            match tls.clone() {
+                Some(acceptor) => {
+                    let shared = self.shared.clone();
+                    self.spawner.run_on(index, move || {
+                        crate::secure::take_tls(shard, stream, local, acceptor, cancel, gate, shared)
+                    });
+                }
+                None => self
+                    .spawner
+                    .run_on(index, move || take_tcp(&shard, stream, local, cancel, gate)),
+            }
         }
     }
 
@@ -1015,6 +1072,7 @@ pub struct Counts {
     rtp_sent: AtomicU64,
     rtp_received: AtomicU64,
     rtp_lost: AtomicU64,
+    srtp_refused: AtomicU64,
 }
 
 impl Default for Counts {
@@ -1027,6 +1085,7 @@ impl Default for Counts {
             rtp_sent: AtomicU64::new(0),
             rtp_received: AtomicU64::new(0),
             rtp_lost: AtomicU64::new(0),
+            srtp_refused: AtomicU64::new(0),
         }
     }
 }
@@ -1054,6 +1113,7 @@ impl Counts {
         self.rtp_received
             .fetch_add(stats.packets_received, Ordering::Relaxed);
         self.rtp_lost.fetch_add(stats.packets_lost, Ordering::Relaxed);
+        self.srtp_refused.fetch_add(stats.srtp_refused, Ordering::Relaxed);
     }
 
     /// (method, count) for each method seen.
@@ -1099,6 +1159,8 @@ pub struct SipCounts {
     pub rtp_sent: u64,
     pub rtp_received: u64,
     pub rtp_lost: u64,
+    /// SRTP packets refused (authentication, replay) by legs that have ended.
+    pub srtp_refused: u64,
     /// Failed authentications (SIP digest, and HTTP logins).
     pub auth_failures: u64,
     /// Every trunk by name, and whether it is up.
@@ -1169,6 +1231,7 @@ impl SipNetwork {
             rtp_sent: shared.counts.rtp_sent.load(Ordering::Relaxed),
             rtp_received: shared.counts.rtp_received.load(Ordering::Relaxed),
             rtp_lost: shared.counts.rtp_lost.load(Ordering::Relaxed),
+            srtp_refused: shared.counts.srtp_refused.load(Ordering::Relaxed),
             auth_failures: shared.auth_failures.total(),
             trunks_up: shared.trunks.states(),
         }

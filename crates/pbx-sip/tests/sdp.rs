@@ -430,7 +430,7 @@ fn answer_keeps_the_offers_m_lines_and_rejects_the_others() {
 }
 
 #[test]
-fn srtp_only_audio_is_an_unsupported_transport() {
+fn dtls_srtp_audio_is_an_unsupported_transport() {
     let text = simple_offer(
         "m=audio 9 UDP/TLS/RTP/SAVPF 111 0",
         &["a=rtpmap:111 opus/48000/2"],
@@ -444,7 +444,8 @@ fn srtp_only_audio_is_an_unsupported_transport() {
     );
     assert!(error.is_not_acceptable());
 
-    // An SRTP stream offered alongside a plain one: the plain one is taken.
+    // An SRTP stream (SDES) offered alongside a plain one: the first, which
+    // pbxd can take now.
     let text = crlf(&[
         "v=0",
         "o=- 1 1 IN IP4 198.51.100.7",
@@ -456,7 +457,91 @@ fn srtp_only_audio_is_an_unsupported_transport() {
         "m=audio 5004 RTP/AVP 0",
     ]);
     let offer = sdp::parse(&text).unwrap();
-    assert_eq!((offer.port, offer.audio_line_index), (5004, 1));
+    assert_eq!(
+        (offer.port, offer.audio_line_index, offer.secure),
+        (5006, 0, true)
+    );
+}
+
+// RFC 4568 §9.1: `a=crypto:<tag> <suite> inline:<key||salt>[|lifetime]`.
+const KEY_30: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+
+#[test]
+fn sdes_offers_are_answered_with_their_tag_and_our_own_key() {
+    let text = simple_offer(
+        "m=audio 5006 RTP/SAVP 0 101",
+        &[
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+            &format!("a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{KEY_30}|2^20"),
+            "a=rtpmap:101 telephone-event/8000",
+        ],
+    );
+    let offer = sdp::parse(&text).unwrap();
+    assert!(offer.secure);
+    let theirs = offer.crypto.clone().unwrap();
+    assert_eq!(theirs.tag, 7, "the 32-bit tag suite is skipped");
+    let ours = pbx_media::srtp::MasterKey::random().unwrap();
+    let (answer, negotiated) = sdp::secure_answer(&offer, LOCAL, 30000, 7, 1, Some(&ours)).unwrap();
+    assert!(answer.contains("m=audio 30000 RTP/SAVP 0 101\r\n"), "{answer}");
+    assert!(
+        answer.contains("a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{answer}"
+    );
+    let keys = negotiated.srtp.unwrap();
+    assert_eq!((&keys.send, &keys.receive), (&ours, &theirs.key));
+    // What the offerer reads back: its own key to receive with, ours to... mirror.
+    let back = sdp::parse(&answer).unwrap();
+    assert_eq!(back.crypto.unwrap().key, ours);
+    // Without a key (sip.srtp = "off"), an SRTP offer is not acceptable.
+    let refused = sdp::answer(&offer, LOCAL, 30000, 7, 1).unwrap_err();
+    assert!(refused.is_not_acceptable(), "{refused}");
+}
+
+#[test]
+fn malformed_or_unusable_crypto_lines_leave_srtp_not_acceptable() {
+    for line in [
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:!!!not base64!!!",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz KDR=1",
+        "a=crypto:x AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80",
+        "a=crypto:1",
+        "a=crypto:",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 key:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|soon",
+    ] {
+        let text = simple_offer("m=audio 5006 RTP/SAVP 0", &[line]);
+        let error = sdp::parse(&text).unwrap_err();
+        assert!(error.is_not_acceptable(), "{line}: {error}");
+        assert!(matches!(error, SdpError::NoUsableCrypto), "{line}: {error:?}");
+    }
+    // The same line on a plain stream is ignored: plain audio.
+    let text = simple_offer("m=audio 5006 RTP/AVP 0", &["a=crypto:1 bogus"]);
+    let offer = sdp::parse(&text).unwrap();
+    assert_eq!((offer.secure, offer.crypto), (false, None));
+}
+
+#[test]
+fn our_srtp_offer_and_its_answer() {
+    let ours = pbx_media::srtp::MasterKey::random().unwrap();
+    let offer = sdp::secure_offer(LOCAL, 40000, 99, 1, Direction::SendRecv, Some(&ours));
+    assert!(offer.contains("m=audio 40000 RTP/SAVP 0 8 101\r\n"), "{offer}");
+    assert!(
+        offer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{offer}"
+    );
+    let parsed = sdp::parse(&offer).unwrap();
+    let theirs = pbx_media::srtp::MasterKey::random().unwrap();
+    let (answer, _) = sdp::secure_answer(&parsed, LOCAL, 50000, 5, 1, Some(&theirs)).unwrap();
+    let negotiated = sdp::negotiated_from_secure_answer(&sdp::parse(&answer).unwrap(), Some(&ours)).unwrap();
+    let keys = negotiated.srtp.unwrap();
+    assert_eq!((keys.send, keys.receive), (ours.clone(), theirs));
+    // A plain answer to an SRTP offer is not usable.
+    let plain = simple_offer("m=audio 5006 RTP/AVP 0", &[]);
+    let error = sdp::negotiated_from_secure_answer(&sdp::parse(&plain).unwrap(), Some(&ours)).unwrap_err();
+    assert!(error.is_not_acceptable());
 }
 
 #[test]

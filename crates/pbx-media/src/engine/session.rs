@@ -17,6 +17,7 @@ use super::{Counters, EventSender, IdMap, IdSet, Played, Route};
 use crate::codec::Codec;
 use crate::dtmf::{self, EventPackets};
 use crate::prompt::{Prompt, FRAME_DURATION, FRAME_SAMPLES};
+use crate::srtp::{Protector, SrtpKeys, Unprotector, TAG_LENGTH};
 
 /// Bytes of an RTP header without CSRCs (what `bytes_sent` leaves out).
 const RTP_HEADER: usize = 12;
@@ -169,10 +170,16 @@ struct Output {
     packet: [u8; LARGEST_PACKET],
     packet_length: usize,
     pending: Option<SocketAddr>,
+    /// SRTP's sending side, when the call has keys: each packet is
+    /// encrypted and tagged as it is made, so none leaves in clear.
+    protector: Option<Box<Protector>>,
 }
 
-/// The longest packet a session sends: a header and 20 ms of G.711.
-const LARGEST_PACKET: usize = RTP_HEADER + FRAME_SAMPLES;
+/// The longest packet a session sends: a header, 20 ms of G.711 and an
+/// SRTP tag.
+const LARGEST_PACKET: usize = RTP_HEADER + FRAME_SAMPLES + TAG_LENGTH;
+/// The longest RTP payload a session sends.
+const LARGEST_PAYLOAD: usize = FRAME_SAMPLES;
 
 impl Output {
     fn send(
@@ -187,7 +194,7 @@ impl Output {
             return;
         };
         let length = RTP_HEADER + payload.len();
-        if length > LARGEST_PACKET {
+        if payload.len() > LARGEST_PAYLOAD {
             tracing::warn!(length, "RTP payload too long to send; dropped");
             return;
         }
@@ -202,7 +209,13 @@ impl Output {
             &mut self.packet[..RTP_HEADER],
         );
         self.packet[RTP_HEADER..length].copy_from_slice(payload);
-        self.packet_length = length;
+        self.packet_length = match &mut self.protector {
+            Some(protector) => match protector.protect(&mut self.packet, length) {
+                Some(protected) => protected,
+                None => return,
+            },
+            None => length,
+        };
         self.pending = Some(destination);
         self.sequence = self.sequence.wrapping_add(1);
         self.sent_this_tick = true;
@@ -217,9 +230,10 @@ impl Output {
         match self.socket.send_to(packet, destination) {
             Ok(_) => {
                 self.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
+                let tag = if self.protector.is_some() { TAG_LENGTH } else { 0 };
                 self.counters
                     .bytes_sent
-                    .fetch_add((packet.len() - RTP_HEADER) as u64, Ordering::Relaxed);
+                    .fetch_add((packet.len() - RTP_HEADER - tag) as u64, Ordering::Relaxed);
             }
             // A full send buffer drops the packet, as the network would.
             Err(error) => tracing::trace!(%destination, %error, "RTP packet not sent"),
@@ -322,6 +336,9 @@ pub(super) struct SessionState {
     playback: Option<Playback>,
     dtmf: DtmfSender,
     pub receive: ReceiveState,
+    /// The call's SRTP keys, and the receiving side they make: a packet
+    /// is authenticated and decrypted before anything else reads it.
+    srtp: Option<(SrtpKeys, Box<Unprotector>)>,
 }
 
 fn random_u32() -> std::io::Result<u32> {
@@ -350,6 +367,7 @@ impl SessionState {
             packet: [0; LARGEST_PACKET],
             packet_length: 0,
             pending: None,
+            protector: None,
         };
         Ok(SessionState {
             id,
@@ -367,6 +385,7 @@ impl SessionState {
             playback: None,
             dtmf: DtmfSender::default(),
             receive: ReceiveState::default(),
+            srtp: None,
         })
     }
 
@@ -472,6 +491,19 @@ impl SessionState {
         }
     }
 
+    /// SRTP on with these keys, or off. The keys already in force keep
+    /// their state (rollover counters, replay window).
+    pub fn set_srtp(&mut self, keys: Option<SrtpKeys>) {
+        if self.srtp.as_ref().map(|(current, _)| current) == keys.as_ref() {
+            return;
+        }
+        self.output.protector = keys.as_ref().map(|keys| Box::new(Protector::new(&keys.send)));
+        self.srtp = keys.map(|keys| {
+            let unprotector = Box::new(Unprotector::new(&keys.receive));
+            (keys, unprotector)
+        });
+    }
+
     /// Reads what arrived on the socket.
     pub fn receive(&mut self, now: Instant, datagram: &mut [u8]) {
         let context = ReceiveContext {
@@ -483,7 +515,28 @@ impl SessionState {
         };
         for _ in 0..READS_PER_TICK {
             match self.output.socket.recv_from(datagram) {
-                Ok((length, source)) => self.receive.on_datagram(&datagram[..length], source, &context),
+                Ok((length, source)) => {
+                    let length = match &mut self.srtp {
+                        Some((_, unprotector)) => {
+                            // RTCP multiplexed on the port (RFC 5761 §4:
+                            // payload types 64-95 with the marker) is not
+                            // read, and not counted as refused.
+                            if length >= 2 && (192..=223).contains(&datagram[1]) {
+                                continue;
+                            }
+                            match unprotector.unprotect(&mut datagram[..length]) {
+                                Ok(plain) => plain,
+                                Err(error) => {
+                                    tracing::trace!(session = self.id, %source, %error, "SRTP packet refused");
+                                    self.output.counters.srtp_refused.fetch_add(1, Ordering::Relaxed);
+                                    continue;
+                                }
+                            }
+                        }
+                        None => length,
+                    };
+                    self.receive.on_datagram(&datagram[..length], source, &context);
+                }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(error) => {
                     // ICMP errors from earlier sends can surface here; they

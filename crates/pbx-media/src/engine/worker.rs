@@ -34,6 +34,11 @@ pub(super) enum Command {
         codec: Codec,
         telephone_event: Option<u8>,
     },
+    /// SRTP on (keys) or off (`None`) for a session's packets.
+    Srtp {
+        id: u64,
+        keys: Option<crate::srtp::SrtpKeys>,
+    },
     SetActive {
         id: u64,
         active: bool,
@@ -524,6 +529,11 @@ impl Worker {
                     }
                 }
             }
+            Command::Srtp { id, keys } => {
+                if let Some(session) = self.sessions.get_mut(&id) {
+                    session.set_srtp(keys);
+                }
+            }
             Command::SetActive { id, active } => {
                 if let Some(session) = self.sessions.get_mut(&id) {
                     session.active = active;
@@ -830,6 +840,7 @@ fn command_session(command: &Command) -> Option<u64> {
         Command::Open(session) | Command::Adopt(session) => Some(session.id),
         Command::Close { id }
         | Command::SetRemote { id, .. }
+        | Command::Srtp { id, .. }
         | Command::SetActive { id, .. }
         | Command::Play { id, .. }
         | Command::Stop { id }

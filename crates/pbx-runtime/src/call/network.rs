@@ -17,6 +17,9 @@ pub enum Transport {
     #[default]
     Udp,
     Tcp,
+    /// TCP with TLS (`sip.tls_listen`): the phone is called over its own
+    /// connection, and offered SRTP.
+    Tls,
 }
 
 /// One place an account can be called now: a registered phone.

@@ -181,11 +181,15 @@ impl Capture {
     /// why) when tcpdump is missing or may not capture, and peers are not
     /// required.
     pub fn start(name: &str, ports: &[u16]) -> Option<Capture> {
+        let ports: Vec<String> = ports.iter().map(|port| format!("port {port}")).collect();
+        Capture::start_filter(name, &format!("udp and ({})", ports.join(" or ")))
+    }
+
+    /// As `start`, with tcpdump's own filter (`udp and portrange 10000-10003`).
+    pub fn start_filter(name: &str, filter: &str) -> Option<Capture> {
         let program = tcpdump()?;
         let file = std::env::temp_dir().join(format!("pbxd-capture-{name}-{}.pcap", std::process::id()));
         let _ = std::fs::remove_file(&file);
-        let ports: Vec<String> = ports.iter().map(|port| format!("port {port}")).collect();
-        let filter = format!("udp and ({})", ports.join(" or "));
         let mut child = Command::new(program)
             .args(["-i", "lo", "-n", "-U", "-w"])
             .arg(&file)

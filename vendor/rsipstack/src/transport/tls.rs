@@ -849,6 +849,25 @@ impl TlsConnection {
         Ok(connection)
     }
 
+    /// A server connection from a stream the application accepted and
+    /// shook hands on itself, each message judged by `guard` before the
+    /// parser (as `StreamConnectionInner::with_guard`).
+    pub fn from_server_stream_guarded(
+        stream: TlsServerStream,
+        local_addr: SipAddr,
+        remote_addr: SipAddr,
+        cancel_token: Option<CancellationToken>,
+        guard: Arc<dyn super::stream::StreamGuard>,
+    ) -> Self {
+        let (read_half, write_half) = tokio::io::split(stream);
+        let inner = StreamConnectionInner::new(local_addr, remote_addr, read_half, write_half)
+            .with_guard(guard);
+        Self {
+            inner: TlsConnectionInner::Server(Arc::new(inner)),
+            cancel_token,
+        }
+    }
+
     pub fn cancel_token(&self) -> Option<CancellationToken> {
         self.cancel_token.clone()
     }
