@@ -486,7 +486,13 @@ pub fn parse(text: &str) -> Result<MediaDescription, SdpError> {
                 }
             }
             b'a' => match sections.last_mut() {
-                Some(section) if value.len() > 7 && value[..7].eq_ignore_ascii_case("crypto:") => {
+                // `get`: the line is any text, and byte 7 may be inside a character.
+                Some(section)
+                    if value.len() > 7
+                        && value
+                            .get(..7)
+                            .is_some_and(|name| name.eq_ignore_ascii_case("crypto:")) =>
+                {
                     if section.crypto.is_none() {
                         match parse_crypto(&value[7..]) {
                             Ok(crypto) => section.crypto = Some(crypto),
