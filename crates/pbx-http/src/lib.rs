@@ -136,6 +136,7 @@ pub fn start(listen: SocketAddr, sources: Sources) -> std::io::Result<HttpServer
         per_source: http.connections_per_source.max(1),
         total: http.max_connections.max(1),
         header_timeout: std::time::Duration::from_secs(http.header_timeout_seconds.max(1)),
+        requests_per_second: http.requests_per_source_per_second,
     };
     let router = router(Arc::new(sources));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -215,6 +215,12 @@ impl Collector for Snapshot {
         )?;
         counter(
             encoder,
+            "pbxd_sip_flood_dropped",
+            "SIP requests dropped unread: their address sent more than sip.requests_per_source_per_second",
+            pbx_sip::gate::flood_limit().map_or(0, |limit| limit.dropped.total()),
+        )?;
+        counter(
+            encoder,
             "pbxd_http_connections_refused",
             "HTTP connections closed as they came: too many open from their address or in all",
             crate::tls::REFUSED.load(std::sync::atomic::Ordering::Relaxed),

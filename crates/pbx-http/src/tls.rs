@@ -50,6 +50,56 @@ pub struct Limits {
     /// connections are closed), also between requests on a kept-alive
     /// connection; a TLS handshake must be over within it too.
     pub header_timeout: std::time::Duration,
+    /// Requests a second from one address (0: no limit); past it a
+    /// request gets 429 and its connection is closed, and new connections
+    /// from there are closed as they come until that second is over.
+    pub requests_per_second: u32,
+}
+
+/// Requests counted per address in windows of a second.
+#[derive(Default)]
+struct Requests {
+    counts: Mutex<HashMap<IpAddr, (std::time::Instant, u32)>>,
+}
+
+impl Requests {
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// Counts a request from `source`: whether it is past `limit`.
+    fn over(&self, source: IpAddr, limit: u32) -> bool {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if counts.len() > 10_000 {
+            counts.retain(|_, (since, _)| since.elapsed() < Self::WINDOW);
+        }
+        let entry = counts.entry(source).or_insert((std::time::Instant::now(), 0));
+        if entry.0.elapsed() >= Self::WINDOW {
+            *entry = (std::time::Instant::now(), 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        entry.1 > limit
+    }
+
+    /// Whether `source` went past `limit` in its current second.
+    fn blocked(&self, source: IpAddr, limit: u32) -> bool {
+        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        counts
+            .get(&source)
+            .is_some_and(|(since, count)| since.elapsed() < Self::WINDOW && *count > limit)
+    }
+}
+
+/// The answer past the request limit: 429, and the connection closed.
+fn too_many() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        [
+            (axum::http::header::RETRY_AFTER, "1"),
+            (axum::http::header::CONNECTION, "close"),
+        ],
+        "too many requests from your address; try again in a second\n",
+    )
+        .into_response()
 }
 
 /// Connections refused by [`Limits`] since pbxd started (the metrics).
@@ -92,6 +142,8 @@ pub async fn serve(
 ) {
     let mut stopped = std::pin::pin!(stopped);
     let open = Arc::new(Mutex::new(Open::default()));
+    let requests = Arc::new(Requests::default());
+    let limit = limits.requests_per_second;
     loop {
         let (stream, peer) = tokio::select! {
             _ = &mut stopped => return,
@@ -108,7 +160,8 @@ pub async fn serve(
         let place = {
             let mut counts = open.lock().unwrap_or_else(PoisonError::into_inner);
             let here = counts.by_source.get(&peer.ip()).copied().unwrap_or(0);
-            if here >= limits.per_source || counts.total >= limits.total {
+            let flooding = limit > 0 && requests.blocked(peer.ip(), limit);
+            if here >= limits.per_source || counts.total >= limits.total || flooding {
                 drop(counts);
                 REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(%peer, "HTTP connection refused: too many open");
@@ -126,6 +179,21 @@ pub async fn serve(
             .layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)));
         if acceptor.is_some() {
             service = service.layer(axum::Extension(crate::Secure));
+        }
+        if limit > 0 {
+            let (requests, source) = (requests.clone(), peer.ip());
+            service = service.layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    let over = requests.over(source, limit);
+                    async move {
+                        if over {
+                            tracing::debug!(%source, "HTTP request refused: too many a second");
+                            return too_many();
+                        }
+                        next.run(request).await
+                    }
+                },
+            ));
         }
         let acceptor = acceptor.clone();
         tokio::spawn(async move {

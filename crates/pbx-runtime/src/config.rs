@@ -99,6 +99,15 @@ pub struct SipConfig {
     /// phones go on).
     #[serde(default = "default_auth_failures_per_account")]
     pub auth_failures_per_account_per_minute: u32,
+    /// SIP requests a second from one address, past which its requests
+    /// are dropped unread until that second is over (0: no limit). Trunks'
+    /// proxies and `trusted_sources` are never limited.
+    #[serde(default = "default_requests_per_source")]
+    pub requests_per_source_per_second: u32,
+    /// Addresses whose requests are never rate limited: a SIP proxy or
+    /// SBC in front of pbxd that many phones come through.
+    #[serde(default)]
+    pub trusted_sources: Vec<std::net::IpAddr>,
     /// Pieces of a `User-Agent` that mark a SIP scanner (SIPVicious and
     /// the like), matched ignoring case: its requests are dropped (or
     /// answered 403, `scanner_answer`) before anything else looks at
@@ -206,6 +215,10 @@ fn default_scanner_answer() -> String {
     "drop".into()
 }
 
+fn default_requests_per_source() -> u32 {
+    200
+}
+
 fn default_auth_failures_per_account() -> u32 {
     30
 }
@@ -224,6 +237,8 @@ impl Default for SipConfig {
             max_expires_seconds: default_max_expires(),
             auth_failures_per_minute: default_auth_failures(),
             auth_failures_per_account_per_minute: default_auth_failures_per_account(),
+            requests_per_source_per_second: default_requests_per_source(),
+            trusted_sources: Vec::new(),
             scanner_user_agents: default_scanners(),
             scanner_answer: default_scanner_answer(),
             digest_algorithms: default_digest_algorithms(),
@@ -268,6 +283,14 @@ pub struct HttpConfig {
     /// many seconds, also between requests on a kept-alive connection.
     #[serde(default = "default_http_header_timeout")]
     pub header_timeout_seconds: u64,
+    /// Requests a second from one address (0: no limit): past it, 429
+    /// and the connection closed, new ones refused for that second.
+    #[serde(default = "default_http_requests_per_source")]
+    pub requests_per_source_per_second: u32,
+}
+
+fn default_http_requests_per_source() -> u32 {
+    100
 }
 
 fn default_http_per_source() -> usize {
@@ -298,6 +321,7 @@ impl Default for HttpConfig {
             connections_per_source: default_http_per_source(),
             max_connections: default_http_connections(),
             header_timeout_seconds: default_http_header_timeout(),
+            requests_per_source_per_second: default_http_requests_per_source(),
             tls_cert: None,
             tls_key: None,
             ca_file: None,

@@ -10,6 +10,7 @@ pub mod acd;
 pub mod address;
 pub mod admission;
 pub mod balance;
+pub mod breaker;
 pub mod calendar;
 pub mod call;
 pub mod cdr;

@@ -85,6 +85,8 @@ pub struct Shared {
     pub meetings: Meetings,
     /// Wrong PINs per account (`CheckAccountPIN`) and their lock-outs.
     pub pins: crate::pins::PinGuard,
+    /// Programs suspended for running into limits again and again.
+    pub breaker: crate::breaker::Breaker,
     /// Task queues (`Enqueue`, `ReadQueue`), by account.
     pub queues: Queues,
     /// What each call queue's dispatcher last said of its agents.
@@ -270,6 +272,7 @@ impl Runtime {
             storage,
             meetings: Meetings::default(),
             pins,
+            breaker: crate::breaker::Breaker::default(),
             queues: Queues::default(),
             queue_agents: crate::acd::AgentBoard::default(),
             parlay,

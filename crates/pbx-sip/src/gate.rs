@@ -103,6 +103,71 @@ fn scanner(head: &str, scanners: &Scanners) -> Option<Verdict> {
     })
 }
 
+/// Requests per source address and second, past which a source's
+/// requests are dropped unread until its second is over (a REGISTER or
+/// INVITE flood costs little more than the datagrams). Set once at start
+/// from `sip.requests_per_source_per_second` and `sip.trusted_sources`
+/// (with every trunk's proxy address): those are never limited.
+#[derive(Debug)]
+pub struct FloodLimit {
+    /// Requests a second allowed from one address; 0: no limit.
+    pub per_second: u32,
+    pub trusted: Vec<std::net::IpAddr>,
+    counts: Mutex<std::collections::HashMap<std::net::IpAddr, (Instant, u32)>>,
+    /// Requests dropped since pbxd started (the metrics).
+    pub dropped: Tally,
+}
+
+static FLOOD: std::sync::OnceLock<FloodLimit> = std::sync::OnceLock::new();
+
+impl FloodLimit {
+    pub fn new(per_second: u32, trusted: Vec<std::net::IpAddr>) -> FloodLimit {
+        FloodLimit {
+            per_second,
+            trusted,
+            counts: Mutex::default(),
+            dropped: Tally::new("SIP requests dropped from sources past sip.requests_per_source_per_second:"),
+        }
+    }
+
+    /// Whether a message from `from` is a request past its source's limit
+    /// (then counted as dropped). Responses are never limited.
+    pub fn over(&self, from: SocketAddr, message: &[u8]) -> bool {
+        if self.per_second == 0 || message.starts_with(b"SIP/") || self.trusted.contains(&from.ip()) {
+            return false;
+        }
+        let over = {
+            let Ok(mut counts) = self.counts.lock() else {
+                return false;
+            };
+            if counts.len() > 10_000 {
+                counts.retain(|_, (since, _)| since.elapsed() < Duration::from_secs(1));
+            }
+            let entry = counts.entry(from.ip()).or_insert((Instant::now(), 0));
+            if entry.0.elapsed() >= Duration::from_secs(1) {
+                *entry = (Instant::now(), 0);
+            }
+            entry.1 += 1;
+            entry.1 > self.per_second
+        };
+        if over {
+            self.dropped
+                .note(Some(from), "too many requests a second from there");
+        }
+        over
+    }
+}
+
+/// Sets the flood limit for this process (the first call wins).
+pub fn set_flood_limit(limit: FloodLimit) {
+    let _ = FLOOD.set(limit);
+}
+
+/// The flood limit in force (none until set).
+pub fn flood_limit() -> Option<&'static FloodLimit> {
+    FLOOD.get()
+}
+
 /// Judges one message (a datagram, or one message cut from a stream).
 pub fn judge(message: &[u8]) -> Verdict {
     judge_with(message, SCANNERS.get())
@@ -559,6 +624,22 @@ mod tests {
             Verdict::Refused { fault, answer } => (fault, String::from_utf8(answer).unwrap()),
             other => panic!("not refused: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_source_past_its_requests_a_second_is_dropped_but_not_its_responses_nor_trusted_ones() {
+        let trusted: std::net::IpAddr = "127.0.0.9".parse().unwrap();
+        let limit = FloodLimit::new(3, vec![trusted]);
+        let from: SocketAddr = "127.0.0.2:5060".parse().unwrap();
+        let other: SocketAddr = "127.0.0.3:5060".parse().unwrap();
+        let request = GOOD.as_bytes();
+        let passed = (0..10).filter(|_| !limit.over(from, request)).count();
+        assert_eq!(passed, 3);
+        assert_eq!(limit.dropped.total(), 7);
+        assert!(!limit.over(from, b"SIP/2.0 200 OK\r\n\r\n"));
+        assert!(!limit.over(other, request));
+        assert!((0..10).all(|_| !limit.over(SocketAddr::new(trusted, 5060), request)));
+        assert!((0..10).all(|_| !FloodLimit::new(0, Vec::new()).over(from, request)));
     }
 
     #[test]

@@ -42,6 +42,22 @@ pub fn start(
             .collect(),
         forbid: config.sip.scanner_answer == "403",
     });
+    let mut trusted: Vec<std::net::IpAddr> = config.sip.trusted_sources.clone();
+    for trunk in config.trunks.values() {
+        // A trunk's proxy by its address (a name is resolved when called,
+        // not here: list its addresses in sip.trusted_sources).
+        let host = trunk
+            .proxy
+            .rsplit_once(':')
+            .map_or(trunk.proxy.as_str(), |(host, _)| host);
+        if let Ok(address) = host.trim_matches(['[', ']']).parse() {
+            trusted.push(address);
+        }
+    }
+    gate::set_flood_limit(gate::FloodLimit::new(
+        config.sip.requests_per_source_per_second,
+        trusted,
+    ));
     let options = pbx_runtime::ServerOptions {
         observer,
         mode: pbx_runtime::Mode::Threads,

@@ -159,6 +159,9 @@ impl SipUdpSocket for ShardUdp {
                 }
                 received = self.socket.recv_from(buffer) => {
                     let (mut length, from) = received?;
+                    if crate::gate::flood_limit().is_some_and(|limit| limit.over(from, &buffer[..length])) {
+                        continue;
+                    }
                     match judge_safely(&buffer[..length]) {
                         Verdict::Pass => {}
                         Verdict::Rewritten(unfolded) if unfolded.len() <= buffer.len() => {

@@ -283,6 +283,39 @@ fn slow_and_surplus_http_connections_are_closed() {
     );
 }
 
+/// An HTTP flood from one address (issue 15 item 4): past
+/// `http.requests_per_source_per_second` (here 10) the address gets 429,
+/// or its connections are closed as they come, until its second is over.
+#[test]
+fn a_flood_of_http_requests_is_cut_to_the_limit() {
+    let pbxd = Pbxd::start("http-flood", &["http.requests_per_source_per_second=10".into()]);
+    let status = || {
+        let Ok(mut stream) = TcpStream::connect(pbxd.http) else {
+            return 0;
+        };
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        if stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .is_err()
+        {
+            return 0;
+        }
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0)
+    };
+    let statuses: Vec<u16> = (0..30).map(|_| status()).collect();
+    let served = statuses.iter().filter(|code| **code == 200).count();
+    assert!((10..=20).contains(&served), "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|code| [200, 429, 0].contains(code)),
+        "{statuses:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(status(), 200);
+}
+
 /// Call records reach `cdr.webhook` (a real HTTP server, Python's
 /// http.server) as JSON when the call ends; one the server refuses
 /// (503, twice) is sent again until taken, and only once taken.

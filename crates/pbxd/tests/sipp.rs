@@ -707,6 +707,108 @@ fn guesses_at_one_account_from_many_addresses_lock_it_to_new_addresses_only() {
     assert!(answer.starts_with("SIP/2.0 200 "), "{answer}\n{}", pbxd.log());
 }
 
+/// Issue 15 item 4, floods: past `sip.requests_per_source_per_second`
+/// (here 20) a source's requests are dropped unread until its second is
+/// over; another address is answered meanwhile, and the first is again
+/// once its second is over.
+#[test]
+fn a_flooding_source_is_dropped_for_the_rest_of_its_second() {
+    let pbxd = Pbxd::start("flood", &["sip.requests_per_source_per_second=20".into()]);
+    let options = |socket: &UdpSocket, number: u32| {
+        let local = socket.local_addr().unwrap();
+        let call_id = format!("Call-ID: flood-{number}-{}@test", local.port());
+        let from = format!("From: <sip:flood@outside.test>;tag=f{number}");
+        request(
+            "OPTIONS sip:example.com SIP/2.0",
+            local,
+            &[
+                &from,
+                "To: <sip:example.com>",
+                &call_id,
+                "CSeq: 1 OPTIONS",
+                "Max-Forwards: 70",
+            ],
+            "",
+        )
+    };
+    let flooder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let started = std::time::Instant::now();
+    for number in 0..100 {
+        flooder.send_to(&options(&flooder, number), pbxd.sip).unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "the test sent too slowly"
+    );
+    let mut answered = 0;
+    let mut buffer = vec![0u8; 70_000];
+    flooder
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    while let Ok(length) = flooder.recv(&mut buffer) {
+        if buffer[..length].starts_with(b"SIP/2.0 200") {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 20, "{}", pbxd.log());
+    let other = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let answer = final_response(&responses_to(&other, &pbxd, &options(&other, 1000)));
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    std::thread::sleep(Duration::from_millis(400));
+    let answer = final_response(&responses_to(&flooder, &pbxd, &options(&flooder, 1001)));
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    assert!(
+        pbxd.log()
+            .contains("SIP requests dropped from sources past sip.requests_per_source_per_second"),
+        "{}",
+        pbxd.log()
+    );
+}
+
+/// Issue 15 item 4, a runaway program: three calls to spin#ivanov
+/// (tests/sipp/env/spin.sppr: answers, then loops for ever) each end at
+/// the compute limit with a BYE; the program is then suspended, and the
+/// next call to it gets 503 without a task computing; another program
+/// still answers.
+#[test]
+fn a_program_that_keeps_running_into_limits_is_suspended() {
+    let Some(sipp_program) = pbx_test_peers::sipp() else {
+        return;
+    };
+    let pbxd = Pbxd::start("breaker", &[test_programs()]);
+    let output = sipp(
+        &sipp_program,
+        "uac_answered_then_bye.xml",
+        &pbxd,
+        &["-s", "spin%23ivanov", "-m", "3", "-r", "10"],
+    );
+    assert_passed(&output, &pbxd);
+    let log = pbxd.wait_for_log(&["suspended for 60 s"]);
+    assert!(
+        log.contains("spin.sppr suspended for 60 s: 3 of its tasks ran into limits"),
+        "{log}"
+    );
+    let output = sipp(
+        &sipp_program,
+        "uac_expect_503_plain.xml",
+        &pbxd,
+        &["-s", "spin%23ivanov"],
+    );
+    assert_passed(&output, &pbxd);
+    assert!(
+        pbxd.log().contains("refused: the program is suspended"),
+        "{}",
+        pbxd.log()
+    );
+    let output = sipp(
+        &sipp_program,
+        "uac_answered_then_bye.xml",
+        &pbxd,
+        &["-s", "tone%23ivanov"],
+    );
+    assert_passed(&output, &pbxd);
+}
+
 /// A phone behind NAT registers a private Contact but asks for rport: pbxd
 /// rings it where its REGISTER came from.
 #[test]

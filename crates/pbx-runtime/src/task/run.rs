@@ -127,6 +127,12 @@ pub(crate) fn spawn(
 }
 
 async fn drive(mut vm: Vm, mut host: TaskHost) {
+    if host.runtime.breaker.suspended(&host.program) {
+        tracing::info!(task = host.id.0, program = %host.program, "refused: the program is suspended (its tasks keep running into limits)");
+        refuse(&mut host);
+        end(host, "refused: its program is suspended".to_string());
+        return;
+    }
     let how = loop {
         if host.stop_requested {
             break "stopped by the server".to_string();
@@ -141,6 +147,18 @@ async fn drive(mut vm: Vm, mut host: TaskHost) {
             }
             Step::Finished => break "finished".to_string(),
             Step::Failed(diagnostic) => {
+                if diagnostic.kind == pbx_lang::diagnostic::ErrorKind::Limit
+                    && host.runtime.breaker.ended_at_limit(&host.program)
+                {
+                    tracing::warn!(
+                        program = %host.program,
+                        "{} suspended for {} s: {} of its tasks ran into limits within {} s",
+                        host.program,
+                        crate::breaker::SUSPENSION.as_secs(),
+                        crate::breaker::TRIPS,
+                        crate::breaker::WINDOW.as_secs()
+                    );
+                }
                 host.runtime.observer.event(Event::Error {
                     task: host.id,
                     diagnostic,
@@ -149,6 +167,27 @@ async fn drive(mut vm: Vm, mut host: TaskHost) {
             }
         }
     };
+    end(host, how);
+}
+
+/// A call to a suspended program: 503 while unanswered.
+fn refuse(host: &mut TaskHost) {
+    // Taken: the task's end must not answer it again (500).
+    if let Some(leg) = host.call.take() {
+        if matches!(
+            leg.state,
+            crate::call::LegState::Incoming | crate::call::LegState::Provisioned
+        ) && !leg.outgoing
+        {
+            leg.send(crate::call::LegCommand::Reject {
+                status: crate::call::Status::SERVICE_UNAVAILABLE,
+            });
+        }
+    }
+}
+
+/// What every task does at its end, however it ended.
+fn end(mut host: TaskHost, how: String) {
     // A task's calls end with it (CGPL.md §0.11): an unanswered incoming
     // call gets 500, an answered one BYE; bridges and mixers are broken.
     host.hang_up(None);
