@@ -10,11 +10,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pbx_media::{Codec, Prompt};
@@ -23,7 +22,7 @@ use pbx_test_peers::TestCertificates;
 mod common;
 
 use common::capture::{Capture, Rtp};
-use common::{collect, lines_with, wait_until, Pbxd};
+use common::{baresip, collect, lines_with, wait_until, Pbxd};
 
 /// Bytes an SRTP packet's payload carries besides 20 ms of G.711: the tag.
 const SRTP_TAG: usize = 10;
@@ -44,57 +43,6 @@ fn pbxd_with_tls(name: &str, extra: &[&str], log: &str) -> Option<(Pbxd, TestCer
     Some((pbxd, certificates, tls_port))
 }
 
-/// The baresip program and its modules folder (with srtp), or `None`
-/// (after saying why) when baresip is missing and peers are not required.
-fn baresip_installation() -> Option<(PathBuf, PathBuf)> {
-    let program = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .map(|dir| dir.join("baresip"))
-        .find(|candidate| candidate.is_file());
-    let Some(program) = program else {
-        return pbx_test_peers::missing("baresip is not installed (apt-get install baresip-core)");
-    };
-    let modules = ["/usr/lib/baresip/modules", "/usr/local/lib/baresip/modules"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|dir| {
-            [
-                "g711.so",
-                "ausine.so",
-                "aubridge.so",
-                "sndfile.so",
-                "ctrl_tcp.so",
-                "srtp.so",
-            ]
-            .iter()
-            .all(|module| dir.join(module).is_file())
-        });
-    let Some(modules) = modules else {
-        return pbx_test_peers::missing(
-            "baresip's modules (g711, ausine, aubridge, sndfile, ctrl_tcp, srtp) are missing",
-        );
-    };
-    Some((program, modules))
-}
-
-/// A port free right now for baresip's SIP (UDP, TCP, and TLS on the next).
-fn free_sip_port() -> u16 {
-    for _ in 0..50 {
-        let Ok(socket) = UdpSocket::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let port = socket.local_addr().unwrap().port();
-        if port < 65000
-            && TcpListener::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
-        {
-            return port;
-        }
-    }
-    panic!("no free port for baresip");
-}
-
 /// Four UDP ports free right now, from an even one: baresip's RTP range.
 fn free_rtp_range() -> u16 {
     for _ in 0..200 {
@@ -107,167 +55,32 @@ fn free_rtp_range() -> u16 {
 }
 
 /// baresip registered with pbxd over TLS as ivanov, SRTP mandatory, its
-/// RTP on `rtp_ports..rtp_ports+3`; driven through ctrl_tcp.
-struct Baresip {
-    child: Child,
-    dir: PathBuf,
-    output: Arc<Mutex<String>>,
-    control: TcpStream,
-    said: Arc<Mutex<String>>,
-}
-
-impl Baresip {
-    fn start(
-        installation: &(PathBuf, PathBuf),
-        ca: &Path,
-        tls_port: u16,
-        rtp_ports: u16,
-        answer: bool,
-    ) -> Baresip {
-        let (program, modules) = installation;
-        let dir = std::env::temp_dir().join(format!(
-            "pbxd-encryption-phone-{}-{rtp_ports}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let sip_port = free_sip_port();
-        let control_port = pbx_test_peers::free_tcp_port();
-        let config = format!(
-            "poll_method epoll\n\
-             sip_listen 127.0.0.1:{sip_port}\n\
-             sip_cafile {ca}\n\
-             net_interface 127.0.0.1\n\
-             rtp_ports {rtp_ports}-{last}\n\
-             audio_source ausine,440\n\
-             ausrc_srate 48000\n\
-             ausrc_channels 2\n\
-             audio_player aubridge,heard\n\
-             audio_alert aubridge,alert\n\
-             snd_path {dir}\n\
-             module_path {modules}\n\
-             module g711.so\n\
-             module ausine.so\n\
-             module aubridge.so\n\
-             module sndfile.so\n\
-             module srtp.so\n\
-             module_app account.so\n\
-             module_app menu.so\n\
-             module_app ctrl_tcp.so\n\
-             ctrl_tcp_listen 127.0.0.1:{control_port}\n",
-            ca = ca.display(),
-            last = rtp_ports + 3,
-            dir = dir.display(),
-            modules = modules.display(),
-        );
-        std::fs::write(dir.join("config"), config).unwrap();
-        let answermode = if answer { ";answermode=auto" } else { "" };
-        let account = format!(
-            "<sip:ivanov@example.com;transport=tls>;auth_pass=ivanov-demo;\
-             outbound=\"sip:127.0.0.1:{tls_port};transport=tls\";regint=300;\
-             mediaenc=srtp-mand{answermode}\n"
-        );
-        std::fs::write(dir.join("accounts"), account).unwrap();
-        let mut child = Command::new(program)
-            .arg("-f")
-            .arg(&dir)
-            .args(["-t", "60"])
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("baresip starts");
-        let output = collect(child.stdout.take().expect("stdout"));
-        let errors = collect(child.stderr.take().expect("stderr"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let control = loop {
-            if let Ok(stream) = TcpStream::connect(("127.0.0.1", control_port)) {
-                break stream;
-            }
-            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
-                let _ = child.kill();
-                panic!(
-                    "baresip's ctrl_tcp did not listen:\n{}{}",
-                    output.lock().unwrap(),
-                    errors.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let said = Arc::new(Mutex::new(String::new()));
-        let reader = control.try_clone().unwrap();
-        let collected = said.clone();
-        std::thread::spawn(move || {
-            // Netstrings: "LENGTH:JSON,".
-            let mut reader = BufReader::new(reader);
-            loop {
-                let mut length = Vec::new();
-                if reader.read_until(b':', &mut length).unwrap_or(0) == 0 {
-                    return;
-                }
-                let Ok(length) = String::from_utf8_lossy(&length)
-                    .trim_end_matches(':')
-                    .parse::<usize>()
-                else {
-                    return;
-                };
-                let mut message = vec![0; length + 1];
-                if reader.read_exact(&mut message).is_err() {
-                    return;
-                }
-                let mut said = collected.lock().unwrap();
-                said.push_str(&String::from_utf8_lossy(&message[..length]));
-                said.push('\n');
-            }
-        });
-        Baresip {
-            child,
-            dir,
-            output,
-            control,
-            said,
-        }
-    }
-
-    fn command(&mut self, command: &str, params: &str) {
-        let body = format!(r#"{{"command":"{command}","params":"{params}","token":"{command}"}}"#);
-        let message = format!("{}:{body},", body.len());
-        self.control.write_all(message.as_bytes()).unwrap();
-    }
-
-    fn wait_for_event(&self, seconds: u64, kind: &str) -> bool {
-        let needle = format!(r#""type":"{kind}""#);
-        wait_until(&self.said, seconds, |said| said.contains(&needle)).contains(&needle)
-    }
-
-    fn transcript(&self) -> String {
-        format!(
-            "--- baresip ---\n{}\n--- ctrl_tcp ---\n{}",
-            self.output.lock().unwrap().replace('\r', "\n"),
-            self.said.lock().unwrap()
-        )
-    }
-
-    fn quit(&mut self) {
-        self.command("quit", "");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-    }
-}
-
-impl Drop for Baresip {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// RTP on `rtp_ports..rtp_ports+3`, answering calls when `answer`.
+fn tls_phone(
+    installation: &(PathBuf, PathBuf),
+    ca: &Path,
+    tls_port: u16,
+    rtp_ports: u16,
+    answer: bool,
+) -> baresip::Phone {
+    let settings = format!(
+        "sip_cafile {}\nrtp_ports {rtp_ports}-{}\n",
+        ca.display(),
+        rtp_ports + 3
+    );
+    let answermode = if answer { ";answermode=auto" } else { "" };
+    let account = format!(
+        "<sip:ivanov@example.com;transport=tls>;auth_pass=ivanov-demo;\
+         outbound=\"sip:127.0.0.1:{tls_port};transport=tls\";regint=300;\
+         mediaenc=srtp-mand{answermode}\n"
+    );
+    baresip::Phone::start(
+        installation,
+        &format!("encryption-phone-{rtp_ports}"),
+        &settings,
+        &["srtp.so"],
+        &account,
+    )
 }
 
 /// Every 20 ms frame of a prompt of the stock environment, in PCMU and
@@ -345,7 +158,7 @@ fn assert_all_encrypted(packets: &[Rtp], rtp_ports: u16, clear: &HashSet<Vec<u8>
 /// check), and no frame of the prompt crosses the wire in clear.
 #[test]
 fn baresip_over_tls_with_srtp_calls_an_app_and_nothing_crosses_in_clear() {
-    let Some(installation) = baresip_installation() else {
+    let Some(installation) = baresip::installation(&["srtp.so"]) else {
         return;
     };
     let Some((pbxd, certificates, tls_port)) = pbxd_with_tls(
@@ -362,7 +175,7 @@ fn baresip_over_tls_with_srtp_calls_an_app_and_nothing_crosses_in_clear() {
     ) else {
         return;
     };
-    let mut phone = Baresip::start(&installation, &certificates.ca, tls_port, rtp_ports, false);
+    let mut phone = tls_phone(&installation, &certificates.ca, tls_port, rtp_ports, false);
     let log = pbxd.wait_for_line(10, &["registered account=ivanov@example.com", "bindings=1"]);
     assert!(
         log.contains("registered account=ivanov@example.com"),
@@ -407,7 +220,7 @@ fn baresip_over_tls_with_srtp_calls_an_app_and_nothing_crosses_in_clear() {
 /// leg with the encrypted one; nothing towards the phone is clear.
 #[test]
 fn a_phone_registered_over_tls_is_called_over_tls_with_srtp() {
-    let Some(installation) = baresip_installation() else {
+    let Some(installation) = baresip::installation(&["srtp.so"]) else {
         return;
     };
     let Some(sipp) = pbx_test_peers::sipp() else {
@@ -430,7 +243,7 @@ fn a_phone_registered_over_tls_is_called_over_tls_with_srtp() {
     ) else {
         return;
     };
-    let phone = Baresip::start(&installation, &certificates.ca, tls_port, rtp_ports, true);
+    let phone = tls_phone(&installation, &certificates.ca, tls_port, rtp_ports, true);
     let log = pbxd.wait_for_line(10, &["registered account=ivanov@example.com", "bindings=1"]);
     assert!(
         log.contains("registered account=ivanov@example.com"),

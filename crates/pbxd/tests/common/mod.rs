@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod audio;
+pub mod baresip;
 pub mod caller;
 pub mod capture;
 pub mod peer;
