@@ -12,30 +12,12 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-/// The TLS side of the server, from the certificate chain and key files.
+/// The TLS side of the server, from the certificate chain and key files
+/// (`http.tls_cert`, `http.tls_key`).
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|error| format!("http.tls_cert {}: {error}", cert.display()))?;
-    if chain.is_empty() {
-        return Err(format!("http.tls_cert {}: no certificate in it", cert.display()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|error| format!("http.tls_key {}: {error}", key.display()))?;
-    // ring: it builds with the C compiler alone (aws-lc needs cmake);
-    // its lack of post-quantum key exchange is what rustls warns of.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|error| format!("http.tls_cert and http.tls_key: {error}"))?;
+    let config = pbx_runtime::tls::server_config(cert, key, "http")?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

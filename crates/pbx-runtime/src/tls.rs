@@ -23,6 +23,25 @@ pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String>
     Ok(certificates)
 }
 
+/// A server's configuration (SIP over TLS, HTTPS) from its certificate
+/// chain and key files, `keys` naming their configuration keys (`sip` or
+/// `http`: `sip.tls_cert`, `sip.tls_key`) in errors. ring, as the clients:
+/// it builds with the C compiler alone; its lack of post-quantum key
+/// exchange is what rustls warns of.
+pub fn server_config(cert: &Path, key: &Path, keys: &str) -> Result<rustls::ServerConfig, String> {
+    let chain = certificates(cert).map_err(|error| format!("{keys}.tls_cert {error}"))?;
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(key)
+        .map_err(|error| format!("{keys}.tls_key {}: {error}", key.display()))?;
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|error| format!("{keys}.tls_cert and {keys}.tls_key: {error}"))
+}
+
 /// The client configuration: the system's authorities, and `ca_file`'s.
 pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();

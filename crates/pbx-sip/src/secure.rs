@@ -14,8 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pbx_media::srtp::MasterKey;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_util::sync::CancellationToken;
 
 use crate::sdp::{MediaDescription, SdpError};
@@ -80,24 +78,7 @@ fn fresh_key() -> Result<MasterKey, SdpError> {
 /// The TLS side of `sip.tls_listen`, from the certificate chain and key
 /// files (`sip.tls_cert`, `sip.tls_key`); the error names the file.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|error| format!("sip.tls_cert {}: {error}", cert.display()))?;
-    if chain.is_empty() {
-        return Err(format!("sip.tls_cert {}: no certificate in it", cert.display()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|error| format!("sip.tls_key {}: {error}", key.display()))?;
-    // ring, as pbx-http's HTTPS: it builds with the C compiler alone;
-    // its lack of post-quantum key exchange is what rustls warns of.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|error| format!("sip.tls_cert and sip.tls_key: {error}"))?;
+    let config = pbx_runtime::tls::server_config(cert, key, "sip")?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
